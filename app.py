@@ -1,0 +1,188 @@
+"""ledgerops entry point: ``python app.py [sandbox|serve|ingest|migrate|status]``.
+
+Wiring only: read settings, build the runtime, start the web server and worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from bot.config import ConfigError, ConfigFile, Environment, load_config, load_environment
+from bot.runtime import Runtime
+from handlers.ingest import parse_json
+from handlers.routes import build_web_app
+from storage.migrate import upgrade_async
+from storage.models import Integration, Posting
+from sync.config import SecretMissing
+from sync.documents import MAX_BATCH, validate_batch
+from sync.engine import IngestRejected
+
+log = logging.getLogger("ledgerops")
+
+
+def _fail(message: str) -> int:
+    print(f"ledgerops: {message}", file=sys.stderr)
+    return 2
+
+
+def _config(env: Environment) -> ConfigFile:
+    return load_config(env.ledgerops_config)
+
+
+async def _serve(env: Environment, config: ConfigFile, host: str) -> None:
+    runtime = await Runtime.create(env, config)
+    app = build_web_app(runtime)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, env.port)
+    await site.start()
+    runtime.worker.start()
+    print(f"ledgerops: listening on http://{host}:{env.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await runtime.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the HTTP routes and run the worker against the configured ledgers."""
+    env = load_environment()
+    config = _config(env)
+    asyncio.run(_serve(env, config, args.host))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Sandbox mode: no Slack token; sandbox ledger; local only."""
+    env = load_environment()
+    if not env.sandbox:
+        return _fail("SLACK_BOT_TOKEN is set: the sandbox only runs without a real Slack token "
+                     "(use `python app.py serve`)")
+    from bot.sandbox_config import sandbox_config, sandbox_environment
+
+    env = sandbox_environment(env)
+    config = load_config(env.ledgerops_config) if Path(env.ledgerops_config).exists() \
+        else sandbox_config()
+    asyncio.run(_serve(env, config, "127.0.0.1"))
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    """Bring the database schema up to date."""
+    env = load_environment()
+    asyncio.run(upgrade_async(env.database_url))
+    print("ledgerops: database is up to date")
+    return 0
+
+
+async def _ingest_file(env: Environment, config: ConfigFile, path: Path) -> int:
+    names = {i.name for i in config.integrations}
+    events = []
+    problems = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                raw = parse_json(line)
+            except ValueError as exc:
+                problems.append(f"line {lineno}: not valid JSON: {exc}")
+                continue
+            valid, errors = validate_batch(raw, names)
+            problems.extend(f"line {lineno}: {e.field}: {e.message}" for e in errors)
+            events.extend(valid)
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        print(f"ledgerops: {len(problems)} problem(s); nothing was stored", file=sys.stderr)
+        return 1
+    runtime = await Runtime.create(env, config)
+    accepted = stale = 0
+    try:
+        for i in range(0, len(events), MAX_BATCH):
+            result = await runtime.engine.ingest(events[i:i + MAX_BATCH])
+            accepted += len(result.accepted)
+            stale += len(result.stale)
+    except IngestRejected as exc:
+        for e in exc.errors:
+            print(f"event {e.index}: {e.field}: {e.message}", file=sys.stderr)
+        return 1
+    finally:
+        await runtime.close()
+    print(json.dumps({"accepted": accepted, "stale": stale}))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Store the events of a JSON-lines file (same validation as the API)."""
+    env = load_environment()
+    path = Path(args.file)
+    if not path.exists():
+        return _fail(f"{path}: no such file")
+    return asyncio.run(_ingest_file(env, _config(env), path))
+
+
+async def _status(env: Environment, config: ConfigFile) -> dict[str, dict[str, int]]:
+    runtime = await Runtime.create(env, config)
+    try:
+        async with runtime.db.sessions() as s:
+            rows = (await s.execute(
+                select(Integration.name, Posting.state, func.count())
+                .join(Posting, Posting.integration_id == Integration.id)
+                .group_by(Integration.name, Posting.state)
+            )).all()
+    finally:
+        await runtime.close()
+    out: dict[str, Counter[str]] = {i.name: Counter() for i in config.integrations}
+    for name, state, count in rows:
+        out.setdefault(name, Counter())[state] = count
+    return {k: dict(v) for k, v in out.items()}
+
+
+def cmd_status(_args: argparse.Namespace) -> int:
+    """Print postings per integration and state as JSON."""
+    env = load_environment()
+    print(json.dumps(asyncio.run(_status(env, _config(env))), indent=2, sort_keys=True))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("sandbox", help=cmd_sandbox.__doc__).set_defaults(func=cmd_sandbox)
+    serve = sub.add_parser("serve", help=cmd_serve.__doc__)
+    serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    serve.set_defaults(func=cmd_serve)
+    ingest = sub.add_parser("ingest", help=cmd_ingest.__doc__)
+    ingest.add_argument("file", help="JSON lines: one event (or {\"events\": [...]}) per line")
+    ingest.set_defaults(func=cmd_ingest)
+    sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
+    sub.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    func_ = getattr(args, "func", cmd_sandbox)
+    try:
+        return func_(args)
+    except (ConfigError, SecretMissing) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Start-up settings: the environment (CONTRACT.md) and the TOML config file.
+
+A missing or invalid setting stops start-up with one line naming the setting
+and what is wrong; secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sync.config import IntegrationConfig, RetryConfig, WorkerConfig
+
+
+class ConfigError(Exception):
+    """One line for the operator: which setting, what is wrong."""
+
+
+class Environment(BaseSettings):
+    """The environment variables of CONTRACT.md."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite+aiosqlite:///ledgerops.db"
+    ledgerops_config: str = "ledgerops.toml"
+    ledgerops_ingest_token: SecretStr | None = None
+    port: int = Field(default=3000, ge=1, le=65535)
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token",
+                     "ledgerops_ingest_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value.startswith(("postgres://", "postgresql://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def sandbox(self) -> bool:
+        """No bot token: run the local Slack stand-in and the sandbox ledger."""
+        return self.slack_bot_token is None
+
+
+def load_environment(environ: dict[str, str] | None = None) -> Environment:
+    """Read and check the environment, or raise :class:`ConfigError`."""
+    try:
+        if environ is None:
+            return Environment()
+        lowered = {k.lower(): v for k, v in environ.items()
+                   if k.lower() in Environment.model_fields}
+        return Environment(**lowered)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "environment"
+        raise ConfigError(f"{name}: {_clean(err['msg'])}") from None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlackConfig(Strict):
+    channel: str | None = None
+    command: str = Field(default="/ledger", pattern=r"^/[a-z0-9_-]{1,31}$")
+    allowed_users: list[str] = Field(default_factory=list)
+    allowed_usergroup: str | None = None
+    digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ConfigFile(Strict):
+    """The whole ``ledgerops.toml``."""
+
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    integrations: list[IntegrationConfig] = Field(default_factory=list)
+
+    @field_validator("integrations")
+    @classmethod
+    def _unique_names(cls, value: list[IntegrationConfig]) -> list[IntegrationConfig]:
+        seen: set[str] = set()
+        for integ in value:
+            if integ.name in seen:
+                raise ValueError(f"integration name '{integ.name}' is used twice")
+            seen.add(integ.name)
+        return value
+
+    def integration(self, name: str) -> IntegrationConfig | None:
+        return next((i for i in self.integrations if i.name == name), None)
+
+
+def _clean(msg: str) -> str:
+    return re.sub(r"^(Value error|Assertion failed), ", "", msg)
+
+
+def _where(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = raw
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list):
+            name = node[part].get("name") if part < len(node) and isinstance(node[part], dict) \
+                else None
+            parts[-1] = f"{parts[-1]}[{name or part}]"
+            node = node[part] if part < len(node) else None
+        else:
+            parts.append(str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def parse_config(text: str, source: str = "ledgerops.toml") -> ConfigFile:
+    """Parse and validate TOML text, or raise :class:`ConfigError` naming the key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        key = _where(loc, raw)
+        msg = "unknown key" if err["type"] == "extra_forbidden" else _clean(err["msg"])
+        raise ConfigError(f"{source}: {key}: {msg}") from None
+
+
+def load_config(path: str | Path) -> ConfigFile:
+    """Read the config file named by ``LEDGEROPS_CONFIG``."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"LEDGEROPS_CONFIG: file {p} does not exist")
+    return parse_config(p.read_text(encoding="utf-8"), source=str(p))

@@ -1,0 +1,210 @@
+"""The contract between the sync engine and an accounting system.
+
+A connector turns one :class:`PostingRequest` into a record in the ledger and
+answers questions about records it made. It raises the typed errors below so
+the engine can tell "try again later" from "a person must fix this" from
+"booked, never touch again" from "we do not know whether the write happened".
+Connectors never log or repeat credentials in messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class RecordStatus(StrEnum):
+    """What the ledger says about a record we made earlier."""
+
+    DRAFT = "draft"  # still editable: update it
+    BOOKED = "booked"  # immutable: never change it, never create it again
+    MISSING = "missing"  # gone (or never made): create it
+
+
+@dataclass(frozen=True)
+class Party:
+    """A supplier or customer as the ledger knows it."""
+
+    number: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class JournalLine:
+    """One line of a journal: debit positive, credit negative."""
+
+    account: str
+    amount: Decimal
+    text: str = ""
+    dimensions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Address:
+    line1: str = ""
+    postal_code: str = ""
+    city: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class RelationRecord:
+    """A debtor or creditor."""
+
+    type: str  # debtor | creditor
+    number: str
+    name: str
+    vat_number: str = ""
+    email: str = ""
+    address: Address = field(default_factory=Address)
+
+
+@dataclass(frozen=True)
+class PostingRequest:
+    """Everything a connector needs to write one posting, already mapped.
+
+    ``account`` is the contra account the engine resolved from the integration's
+    mappings: the expense account of a bill's category for an invoice posting,
+    the bank account (``payment_account``) for a payment posting.
+    ``idempotency_key`` must be stored in a field the ledger keeps and can be
+    searched by, so :meth:`Connector.find` can recognise the record after an
+    unknown outcome.
+    """
+
+    kind: str
+    idempotency_key: str
+    company_key: str
+    date: date
+    currency: str = "DKK"
+    amount: Decimal = Decimal("0")
+    text: str = ""
+    reference: str = ""  # the document's own number (supplier invoice number, order number)
+    supplier: Party | None = None
+    customer: Party | None = None
+    due_date: date | None = None
+    account: str | None = None
+    department: str | None = None
+    fee_account: str | None = None
+    fee: Decimal | None = None
+    period: str | None = None  # "YYYY-MM" for journals booked in a given period
+    lines: tuple[JournalLine, ...] = ()
+    relation: RelationRecord | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    """What the ledger made or found."""
+
+    external_ref: str
+    status: RecordStatus = RecordStatus.DRAFT
+    detail: str = ""
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises.
+
+    ``message`` is the ledger's own text (or ours, in a finance person's words),
+    ``code`` a short stable code used for grouping, ``field`` the offending field.
+    """
+
+    default_code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.field = field
+
+
+class TransientError(ConnectorError):
+    """The ledger could not be reached or asked us to wait: retry later."""
+
+    default_code = "unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, code=code, field=field)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(TransientError):
+    """429 or an exhausted allowance; ``retry_after`` seconds when the ledger says."""
+
+    default_code = "rate_limited"
+
+
+class NeedsPersonError(ConnectorError):
+    """The ledger refused the content (validation, unknown account, closed period)."""
+
+    default_code = "rejected"
+
+
+class AuthenticationError(NeedsPersonError):
+    """Credentials were refused; a person must renew them."""
+
+    default_code = "unauthorized"
+
+
+class RecordExistsError(NeedsPersonError):
+    """An insert was refused because the record exists (e.g. debtor number taken)."""
+
+    default_code = "exists"
+
+
+class BookedError(ConnectorError):
+    """The record is booked: it can never be changed and must not be created again."""
+
+    default_code = "booked"
+
+
+class UnknownOutcomeError(ConnectorError):
+    """The write was sent but no answer came back: it may or may not exist now."""
+
+    default_code = "timeout"
+
+
+class UnsupportedPostingError(NeedsPersonError):
+    """This ledger cannot take this kind of posting."""
+
+    default_code = "unsupported"
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One administration in one accounting system."""
+
+    kind: str
+
+    def supports(self, posting_kind: str) -> bool:
+        """Whether this connector can write postings of this kind."""
+        ...
+
+    async def create(self, request: PostingRequest) -> PostingResult:
+        """Write a new record; the ledger assigns its number where it can."""
+        ...
+
+    async def update(self, external_ref: str, request: PostingRequest) -> PostingResult:
+        """Change a draft record; raise :class:`BookedError` when it is booked."""
+        ...
+
+    async def find(self, request: PostingRequest) -> PostingResult | None:
+        """The record carrying ``request.idempotency_key``, or ``None``."""
+        ...
+
+    async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
+        """Draft, booked or missing."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,281 @@
+"""An embedded ledger that behaves like a real one.
+
+It has a chart of accounts, suppliers, a journal whose draft vouchers get their
+numbers from the ledger, booking (which makes a voucher immutable), rejections
+with error codes like a real ledger's, and switches that make it misbehave
+(latency, outage, a timeout after the write) for tests and the demo.
+Nothing is shared between ledgers; ``LEDGERS`` lets the sandbox page reach the
+ledger of an integration by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import (
+    BookedError,
+    NeedsPersonError,
+    PostingRequest,
+    PostingResult,
+    RecordExistsError,
+    RecordStatus,
+    TransientError,
+    UnknownOutcomeError,
+    UnsupportedPostingError,
+)
+
+DEFAULT_ACCOUNTS: dict[str, str] = {
+    "1010": "Sales of goods",
+    "2750": "Freight",
+    "2800": "Office supplies",
+    "2820": "Software",
+    "3600": "Rent",
+    "4000": "Salaries",
+    "4010": "Holiday pay",
+    "4020": "Pension",
+    "5820": "Bank",
+    "5830": "MobilePay receivable",
+    "5840": "Card receivable",
+    "7200": "Payment fees",
+    "6800": "Trade creditors",
+    "6900": "Payroll liabilities",
+}
+
+SUPPORTED = frozenset({"invoice", "payment", "sale", "credit_note", "payout", "journal", "relation"})
+
+
+@dataclass
+class Voucher:
+    """A voucher (or relation record) in the sandbox ledger."""
+
+    ref: str
+    kind: str
+    reference_key: str
+    date: date
+    amount: Decimal
+    text: str
+    account: str | None
+    supplier: str | None
+    status: RecordStatus = RecordStatus.DRAFT
+    revision: int = 1
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Switches:
+    """Ways to make the ledger misbehave."""
+
+    latency_ms: int = 0
+    outage: bool = False
+    #: the next N writes are applied and then time out (the answer is lost)
+    timeouts_after_write: int = 0
+    #: the next N calls fail as unreachable before doing anything
+    fail_next: int = 0
+
+
+class SandboxLedger:
+    """The books of one administration, in memory."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        accounts: Mapping[str, str] | None = None,
+        suppliers: Mapping[str, str] | None = None,
+        closed_before: date | None = None,
+        latency_ms: int = 0,
+        first_voucher: int = 50001,
+    ):
+        self.name = name
+        self.accounts = dict(accounts) if accounts else dict(DEFAULT_ACCOUNTS)
+        # An empty supplier list means "any supplier": demo setups need not list them.
+        self.suppliers = dict(suppliers or {})
+        self.closed_before = closed_before
+        self.switches = Switches(latency_ms=latency_ms)
+        self.vouchers: dict[str, Voucher] = {}
+        self.relations: dict[str, Voucher] = {}
+        self._next_number = first_voucher
+        self.writes = 0  # every create/update that changed the books
+
+    # -- what the demo panel and tests use -------------------------------------------
+    def book(self, ref: str) -> None:
+        """Book a draft voucher: from now on it is immutable."""
+        self.vouchers[ref].status = RecordStatus.BOOKED
+
+    def records_with_key(self, key: str) -> list[Voucher]:
+        """Every record carrying an idempotency key (a duplicate shows as two)."""
+        pool = list(self.vouchers.values()) + list(self.relations.values())
+        return [v for v in pool if v.reference_key == key]
+
+    # -- behaviour ---------------------------------------------------------------------
+    async def _enter(self) -> None:
+        if self.switches.latency_ms:
+            await asyncio.sleep(self.switches.latency_ms / 1000)
+        if self.switches.fail_next > 0:
+            self.switches.fail_next -= 1
+            raise TransientError("Service unavailable (503). Try again later.", code="http_503")
+        if self.switches.outage:
+            raise TransientError(
+                "Could not connect to the ledger (connection refused).", code="unreachable"
+            )
+
+    def _after_write(self) -> None:
+        self.writes += 1
+        if self.switches.timeouts_after_write > 0:
+            self.switches.timeouts_after_write -= 1
+            raise UnknownOutcomeError("The ledger did not answer within 30 s.", code="timeout")
+
+    def _validate(self, req: PostingRequest) -> None:
+        if req.kind not in SUPPORTED:
+            raise UnsupportedPostingError(f"The sandbox ledger cannot take {req.kind} postings.")
+        if self.closed_before and req.date < self.closed_before:
+            raise NeedsPersonError(
+                f"The period of {req.date.isoformat()} is closed for posting.",
+                code="period_closed",
+                field="date",
+            )
+        if req.kind == "relation":
+            return
+        for account in [req.account, *(line.account for line in req.lines)]:
+            if account is not None and account not in self.accounts:
+                raise NeedsPersonError(
+                    f"Account {account} does not exist.", code="account_not_found", field="account"
+                )
+        if req.supplier and self.suppliers and req.supplier.number not in self.suppliers:
+            raise NeedsPersonError(
+                f"Supplier {req.supplier.number} does not exist.",
+                code="supplier_not_found",
+                field="supplier",
+            )
+        if req.lines and sum((line.amount for line in req.lines), Decimal(0)) != 0:
+            raise NeedsPersonError("The journal does not balance.", code="unbalanced")
+        if not req.lines and req.amount <= 0:
+            raise NeedsPersonError("Amount must be greater than zero.", code="invalid_amount")
+
+    def _body(self, req: PostingRequest) -> dict[str, Any]:
+        return {
+            "reference": req.reference,
+            "currency": req.currency,
+            "due_date": req.due_date.isoformat() if req.due_date else None,
+            "department": req.department,
+            "lines": [(line.account, str(line.amount)) for line in req.lines],
+            "period": req.period,
+        }
+
+    async def create(self, req: PostingRequest) -> PostingResult:
+        await self._enter()
+        self._validate(req)
+        if req.kind == "relation":
+            assert req.relation is not None
+            number = req.relation.number
+            if number in self.relations:
+                raise RecordExistsError(
+                    f"{req.relation.type.capitalize()} number {number} is already in use.",
+                    field="number",
+                )
+            self.relations[number] = Voucher(
+                ref=number, kind="relation", reference_key=req.idempotency_key, date=req.date,
+                amount=Decimal(0), text=req.relation.name, account=None, supplier=None,
+            )
+            self._after_write()
+            return PostingResult(external_ref=number)
+        number = self._next_number
+        self._next_number += 1
+        ref = f"{req.date.year}-{number}"
+        self.vouchers[ref] = Voucher(
+            ref=ref,
+            kind=req.kind,
+            reference_key=req.idempotency_key,
+            date=req.date,
+            amount=req.amount,
+            text=req.text,
+            account=req.account,
+            supplier=req.supplier.number if req.supplier else None,
+            body=self._body(req),
+        )
+        self._after_write()
+        return PostingResult(external_ref=ref, detail=f"voucher {number}")
+
+    async def update(self, external_ref: str, req: PostingRequest) -> PostingResult:
+        await self._enter()
+        if req.kind == "relation":
+            record = self.relations.get(external_ref)
+            if record is None:
+                raise NeedsPersonError(f"Relation {external_ref} does not exist.", code="not_found")
+            record.text = req.relation.name if req.relation else record.text
+            record.revision += 1
+            self._after_write()
+            return PostingResult(external_ref=external_ref)
+        voucher = self.vouchers.get(external_ref)
+        if voucher is None:
+            raise NeedsPersonError(f"Voucher {external_ref} does not exist.", code="not_found")
+        if voucher.status is RecordStatus.BOOKED:
+            raise BookedError(f"Voucher {external_ref} is booked and cannot be changed.")
+        self._validate(req)
+        voucher.amount, voucher.text, voucher.account = req.amount, req.text, req.account
+        voucher.date, voucher.body = req.date, self._body(req)
+        voucher.revision += 1
+        self._after_write()
+        return PostingResult(external_ref=external_ref, detail=f"voucher {external_ref}")
+
+    async def find(self, req: PostingRequest) -> PostingResult | None:
+        await self._enter()
+        for record in self.records_with_key(req.idempotency_key):
+            return PostingResult(external_ref=record.ref, status=record.status)
+        return None
+
+    async def status(self, external_ref: str, req: PostingRequest) -> RecordStatus:
+        await self._enter()
+        pool = self.relations if req.kind == "relation" else self.vouchers
+        record = pool.get(external_ref)
+        return record.status if record else RecordStatus.MISSING
+
+
+#: Ledgers by integration name, so the sandbox page and tests can reach them.
+LEDGERS: dict[str, SandboxLedger] = {}
+
+
+class SandboxConnector:
+    """The :class:`connectors.base.Connector` over a :class:`SandboxLedger`."""
+
+    kind = "sandbox"
+
+    def __init__(self, ledger: SandboxLedger):
+        self.ledger = ledger
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Mapping[str, Any]) -> SandboxConnector:
+        """Build from an integration's config keys (``accounts``, ``suppliers``, ``latency_ms``)."""
+        ledger = LEDGERS.get(name)
+        if ledger is None:
+            ledger = SandboxLedger(
+                name,
+                accounts={str(k): str(v) for k, v in (settings.get("accounts") or {}).items()},
+                suppliers={str(k): str(v) for k, v in (settings.get("suppliers") or {}).items()},
+                latency_ms=int(settings.get("latency_ms") or 0),
+            )
+            LEDGERS[name] = ledger
+        return cls(ledger)
+
+    def supports(self, posting_kind: str) -> bool:
+        return posting_kind in SUPPORTED
+
+    async def create(self, request: PostingRequest) -> PostingResult:
+        return await self.ledger.create(request)
+
+    async def update(self, external_ref: str, request: PostingRequest) -> PostingResult:
+        return await self.ledger.update(external_ref, request)
+
+    async def find(self, request: PostingRequest) -> PostingResult | None:
+        return await self.ledger.find(request)
+
+    async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
+        return await self.ledger.status(external_ref, request)
+
+    async def aclose(self) -> None:
+        return None

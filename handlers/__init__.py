@@ -1,0 +1,1 @@
+"""Bolt listeners and HTTP routes: thin; they parse, authorize, call sync/, answer."""

@@ -1,0 +1,208 @@
+"""Tables (DESIGN.md section 3) as SQLAlchemy 2 typed models.
+
+Money is ``Numeric`` read back as ``Decimal``; times are stored as UTC and read
+back timezone-aware on every dialect (SQLite keeps no zone, so a type decorator
+adds it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite stores text; keep it naive-UTC so string order equals time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrement needs INTEGER
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
+        datetime: UTCDateTime(),
+        date: Date(),
+        Decimal: Numeric(18, 2),
+        dict[str, Any]: JSONType,
+    }
+
+
+class Integration(Base):
+    """One link from a source company to one administration in one accounting system."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    auto_transfer: Mapped[bool] = mapped_column(Boolean, default=True)
+    history_start: Mapped[date | None]
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    monthly_quota: Mapped[int] = mapped_column(Integer, default=0)
+    quota_used: Mapped[int] = mapped_column(Integer, default=0)
+    quota_month: Mapped[str | None] = mapped_column(String(7))
+    created_at: Mapped[datetime]
+
+
+class Document(Base):
+    """What a source sent, latest version wins."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("source", "kind", "external_id", name="uq_documents_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(BigInteger)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    data: Mapped[dict[str, Any]]
+    doc_date: Mapped[date | None]
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Posting(Base):
+    """One record a document needs in the accounting system."""
+
+    __tablename__ = "postings"
+    __table_args__ = (
+        UniqueConstraint("document_id", "integration_id", "slot", name="uq_postings_key"),
+        Index("ix_postings_state_due", "state", "next_attempt_at"),
+        Index("ix_postings_company_queue", "company_key", "state", "queued_at", "id"),
+        Index("ix_postings_integration_state", "integration_id", "state"),
+        Index("ix_postings_error_group", "error_group_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    # kind, plus the period for journals: a payroll run books one journal per period
+    slot: Mapped[str] = mapped_column(String(40))
+    period: Mapped[str | None] = mapped_column(String(7))
+    state: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str | None] = mapped_column(String(10))
+    desired_hash: Mapped[str] = mapped_column(String(64))
+    synced_hash: Mapped[str | None] = mapped_column(String(64))
+    # what the last write carried, kept when its outcome was unknown
+    sent_hash: Mapped[str | None] = mapped_column(String(64))
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    erp_status: Mapped[str | None] = mapped_column(String(10))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    company_key: Mapped[str] = mapped_column(String(80))
+    queued_at: Mapped[datetime | None]
+    queued_trigger: Mapped[str | None] = mapped_column(String(10))
+    queued_actor: Mapped[str | None] = mapped_column(String(40))
+    # A create may have reached the ledger without us hearing back: look first.
+    lookup_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A person asked for it: send even when nothing changed since the last sync.
+    force: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_group_id: Mapped[int | None] = mapped_column(ForeignKey("error_groups.id"))
+    updated_at: Mapped[datetime]
+
+
+class Attempt(Base):
+    """One try to bring a posting in line. Append-only: the integration log."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_posting", "posting_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    trigger: Mapped[str] = mapped_column(String(10))
+    actor: Mapped[str | None] = mapped_column(String(40))
+    operation: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(10))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+
+
+class ErrorGroup(Base):
+    """Failures that share a fingerprint: shown once in Slack, fixed together."""
+
+    __tablename__ = "error_groups"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    error_code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    repetitions: Mapped[int] = mapped_column(Integer, default=1)
+    open: Mapped[bool] = mapped_column(Boolean, default=True)
+    muted_until: Mapped[datetime | None]
+
+
+class Lease(Base):
+    """One holder per company at a time, across processes."""
+
+    __tablename__ = "leases"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(80))
+    expires_at: Mapped[datetime]
+
+
+class Activity(Base):
+    """Who pressed what, and when."""
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_subject", "subject", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    actor: Mapped[str | None] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime]
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -1,0 +1,93 @@
+"""The finance vocabulary stored in the database, as string enums.
+
+They live in storage so every layer (sync, bot, handlers) can share them
+without importing upwards.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class PostingState(StrEnum):
+    """Where a posting is in its life (DESIGN.md section 4)."""
+
+    WAITING = "waiting"
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    RETRYING = "retrying"
+    SYNCED = "synced"
+    FAILED = "failed"
+    BOOKED = "booked"
+    IGNORED = "ignored"
+
+
+#: States a worker may pick up (once due).
+CLAIMABLE_STATES = (PostingState.PENDING,)
+#: States in which nothing more will happen on its own.
+SETTLED_STATES = (PostingState.SYNCED, PostingState.BOOKED, PostingState.IGNORED)
+
+
+class PostingKind(StrEnum):
+    """The records a document needs in the accounting system."""
+
+    INVOICE = "invoice"
+    PAYMENT = "payment"
+    SALE = "sale"
+    CREDIT_NOTE = "credit_note"
+    PAYOUT = "payout"
+    JOURNAL = "journal"
+    RELATION = "relation"
+
+
+class ErpStatus(StrEnum):
+    """What the accounting system says about a record we made."""
+
+    DRAFT = "draft"
+    BOOKED = "booked"
+    MISSING = "missing"
+
+
+class Trigger(StrEnum):
+    """Why an attempt ran."""
+
+    AUTO = "auto"
+    MANUAL = "manual"
+    BULK = "bulk"
+    RETRY = "retry"
+    SWEEPER = "sweeper"
+
+
+class Operation(StrEnum):
+    """What an attempt asked of the accounting system."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    LOOKUP = "lookup"
+    NONE = "none"
+
+
+class Outcome(StrEnum):
+    """How an attempt ended."""
+
+    SYNCED = "synced"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    BOOKED = "booked"
+    UNCERTAIN = "uncertain"
+    REFUSED = "refused"
+
+
+class RelationAction(StrEnum):
+    """Insert a new debtor/creditor or update the existing one."""
+
+    INSERT = "insert"
+    UPDATE = "update"
+
+
+class MessageState(StrEnum):
+    """Outbox state of a Slack message."""
+
+    TO_POST = "to_post"
+    POSTED = "posted"
+    TO_UPDATE = "to_update"

@@ -1,0 +1,1 @@
+"""The engine: documents in, postings out. Knows nothing of Slack or HTTP servers."""

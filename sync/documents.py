@@ -1,0 +1,308 @@
+"""Document kinds and their validated shapes (CONTRACT.md "data by kind").
+
+Amounts are ``Decimal``: the HTTP layer parses JSON numbers as ``Decimal`` and
+strings are accepted too, so no amount ever passes through a float.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+
+DOCUMENT_KINDS = ("bill", "order", "refund", "payment", "payout", "payroll_run", "relation")
+MAX_BATCH = 1000
+
+Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False)]
+PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2, allow_inf_nan=False)]
+NonNegativeMoney = Annotated[
+    Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False)
+]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Text = Annotated[str, Field(max_length=250)]
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+Period = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _number_text(value: Any) -> Any:
+    # Supplier and relation numbers arrive as numbers or strings; we keep text.
+    if isinstance(value, bool):
+        return value
+    return str(value) if isinstance(value, int) else value
+
+
+class Supplier(Shape):
+    number: Annotated[str, Field(min_length=1, max_length=40)]
+    name: Name
+
+    _n = field_validator("number", mode="before")(_number_text)
+
+
+class Paid(Shape):
+    date: date
+    amount: PositiveMoney
+
+
+class BillData(Shape):
+    supplier: Supplier
+    invoice_number: Annotated[str, Field(min_length=1, max_length=64)]
+    amount: PositiveMoney
+    currency: Currency
+    date: date
+    due_date: date
+    category: Name
+    department: Name | None = None
+    text: Text | None = None
+    approved: StrictBool
+    paid: Paid | None = None
+
+
+class Customer(Shape):
+    name: Name
+    email: str | None = None
+
+
+class OrderLine(Shape):
+    text: Text
+    quantity: Decimal = Field(gt=0)
+    amount: Money
+    vat: NonNegativeMoney = Decimal(0)
+
+
+class OrderData(Shape):
+    number: Annotated[str, Field(min_length=1, max_length=64)]
+    status: Annotated[str, Field(min_length=1, max_length=40)]
+    date: date
+    currency: Currency
+    total: Money
+    vat: NonNegativeMoney
+    payment_method: Name
+    customer: Customer
+    lines: list[OrderLine] = Field(min_length=1, max_length=500)
+
+    _n = field_validator("number", mode="before")(_number_text)
+
+
+class RefundData(Shape):
+    order: Annotated[str, Field(min_length=1, max_length=64)]
+    date: date
+    amount: PositiveMoney
+    currency: Currency
+    reason: Text | None = None
+
+    _n = field_validator("order", mode="before")(_number_text)
+
+
+class PaymentData(Shape):
+    order: Annotated[str, Field(min_length=1, max_length=64)]
+    gateway: Name
+    amount: PositiveMoney
+    fee: NonNegativeMoney = Decimal(0)
+    currency: Currency
+    captured_at: datetime
+    locked: StrictBool = False
+
+    _n = field_validator("order", mode="before")(_number_text)
+
+
+class PayoutData(Shape):
+    acquirer: Name
+    date: date
+    currency: Currency
+    amount: Money
+    fees: NonNegativeMoney = Decimal(0)
+    payments: list[str] = Field(default_factory=list, max_length=10000)
+
+
+class PayrollLine(Shape):
+    account: Annotated[str, Field(min_length=1, max_length=20)]
+    amount: Money
+    period: Period
+    cost_center: str | None = None
+    cost_unit: str | None = None
+    text: Text | None = None
+
+    _n = field_validator("account", mode="before")(_number_text)
+
+
+class PayrollRunData(Shape):
+    run: Annotated[str, Field(min_length=1, max_length=64)]
+    date: date
+    company_is_test: StrictBool = False
+    lines: list[PayrollLine] = Field(min_length=1, max_length=5000)
+
+    _n = field_validator("run", mode="before")(_number_text)
+
+
+class Address(Shape):
+    line1: str = ""
+    postal_code: str = ""
+    city: str = ""
+    country: str = ""
+
+
+class RelationData(Shape):
+    type: Literal["debtor", "creditor"]
+    name: Name
+    vat_number: str | None = None
+    email: str | None = None
+    address: Address = Field(default_factory=Address)
+    number: str | None = None
+
+    _n = field_validator("number", mode="before")(_number_text)
+
+
+DATA_MODELS: dict[str, type[Shape]] = {
+    "bill": BillData,
+    "order": OrderData,
+    "refund": RefundData,
+    "payment": PaymentData,
+    "payout": PayoutData,
+    "payroll_run": PayrollRunData,
+    "relation": RelationData,
+}
+
+
+class Event(BaseModel):
+    """One event as a source sends it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    kind: str
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    version: Annotated[StrictInt, Field(ge=0)]
+    integration: Annotated[str, Field(min_length=1, max_length=40)]
+    data: dict[str, Any]
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        return _number_text(value)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in DOCUMENT_KINDS:
+            raise ValueError(f"unknown kind '{value}'; expected one of {', '.join(DOCUMENT_KINDS)}")
+        return value
+
+
+class ValidEvent(BaseModel):
+    """An event whose data matched its kind."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    event: Event
+    data: Any  # one of DATA_MODELS' instances
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.event.source, self.event.kind, self.event.id)
+
+    def stored_data(self) -> dict[str, Any]:
+        """The data as stored: JSON types, amounts as decimal strings."""
+        return self.data.model_dump(mode="json", exclude_none=False)
+
+
+class FieldError(BaseModel):
+    """One problem in a request, addressed by event index and dotted field path."""
+
+    index: int | None
+    field: str
+    message: str
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(event)"
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    msg = re.sub(r"^Value error, ", "", msg)
+    if err.get("type") == "decimal_max_places":
+        msg += " (amounts have at most 2 decimals)"
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    return msg
+
+
+def validate_event(raw: Any, index: int | None, known_integrations: set[str]) -> (
+    tuple[ValidEvent | None, list[FieldError]]
+):
+    """Validate one raw event; return it, or the errors naming each bad field."""
+    if not isinstance(raw, dict):
+        return None, [FieldError(index=index, field="(event)", message="must be a JSON object")]
+    try:
+        event = Event.model_validate(raw)
+    except ValidationError as exc:
+        return None, [
+            FieldError(index=index, field=_path(e["loc"]), message=_message(e))  # type: ignore[arg-type]
+            for e in exc.errors()
+        ]
+    errors: list[FieldError] = []
+    if event.integration not in known_integrations:
+        errors.append(FieldError(
+            index=index, field="integration",
+            message=f"unknown integration '{event.integration}'; configured: "
+            + (", ".join(sorted(known_integrations)) or "none"),
+        ))
+    try:
+        data = DATA_MODELS[event.kind].model_validate(event.data)
+    except ValidationError as exc:
+        errors.extend(
+            FieldError(index=index, field=_path(("data", *e["loc"])), message=_message(e))  # type: ignore[arg-type]
+            for e in exc.errors()
+        )
+        return None, errors
+    if errors:
+        return None, errors
+    return ValidEvent(event=event, data=data), []
+
+
+def validate_batch(body: Any, known_integrations: set[str]) -> tuple[list[ValidEvent], list[FieldError]]:
+    """Validate a whole request body (one event or ``{"events": [...]}``)."""
+    if isinstance(body, dict) and "events" in body and set(body) == {"events"}:
+        raw_events = body["events"]
+        if not isinstance(raw_events, list):
+            return [], [FieldError(index=None, field="events", message="must be a list")]
+        if not raw_events:
+            return [], [FieldError(index=None, field="events", message="must not be empty")]
+        if len(raw_events) > MAX_BATCH:
+            return [], [FieldError(
+                index=None, field="events",
+                message=f"at most {MAX_BATCH} events per request, got {len(raw_events)}",
+            )]
+        indexed: list[tuple[int | None, Any]] = list(enumerate(raw_events))
+    else:
+        indexed = [(None, body)]
+    valid: list[ValidEvent] = []
+    errors: list[FieldError] = []
+    for index, raw in indexed:
+        event, errs = validate_event(raw, index if index is not None else 0, known_integrations)
+        errors.extend(errs)
+        if event is not None:
+            valid.append(event)
+    return valid, errors
+
+
+def document_date(kind: str, data: Any) -> date | None:
+    """The date a document is dated, for history start and filters."""
+    if kind == "payment":
+        return data.captured_at.date()
+    return getattr(data, "date", None)

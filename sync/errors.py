@@ -1,0 +1,77 @@
+"""Failure taxonomy: what went wrong, in terms of what happens next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from connectors.base import (
+    BookedError,
+    ConnectorError,
+    NeedsPersonError,
+    TransientError,
+    UnknownOutcomeError,
+)
+
+
+class FailureKind(StrEnum):
+    TRANSIENT = "transient"  # try again later, on its own
+    NEEDS_PERSON = "needs_person"  # a person must fix something first
+    BOOKED = "booked"  # the record is booked: never change it, never create it again
+    UNCERTAIN = "uncertain"  # we do not know whether the write happened: look before writing
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified failure, with the ledger's own text."""
+
+    kind: FailureKind
+    code: str
+    message: str
+    retry_after: float | None = None
+
+
+class MappingMissing(Exception):
+    """The integration has no ledger number for a source value (category, department …)."""
+
+    def __init__(self, what: str, value: str, integration: str):
+        self.what, self.value, self.integration = what, value, integration
+        super().__init__(
+            f"The {what} '{value}' has no account mapping in {integration}. "
+            f"Map it (/ledger map {what} \"{value}\" <number>) and resync."
+        )
+
+
+class NotSendable(Exception):
+    """A posting that cannot be sent for a reason a person must resolve."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def classify(exc: BaseException, *, during_write: bool) -> Failure:
+    """Turn anything raised while syncing into a :class:`Failure`."""
+    if isinstance(exc, MappingMissing):
+        return Failure(FailureKind.NEEDS_PERSON, f"unmapped_{exc.what}", str(exc))
+    if isinstance(exc, NotSendable):
+        return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
+    if isinstance(exc, BookedError):
+        return Failure(FailureKind.BOOKED, exc.code, exc.message)
+    if isinstance(exc, UnknownOutcomeError):
+        return Failure(FailureKind.UNCERTAIN, exc.code, exc.message)
+    if isinstance(exc, TransientError):
+        return Failure(FailureKind.TRANSIENT, exc.code, exc.message, exc.retry_after)
+    if isinstance(exc, NeedsPersonError):
+        return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
+    if isinstance(exc, ConnectorError):
+        return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
+    if isinstance(exc, TimeoutError):
+        if during_write:
+            return Failure(FailureKind.UNCERTAIN, "timeout", "The ledger did not answer in time.")
+        return Failure(FailureKind.TRANSIENT, "timeout", "The ledger did not answer in time.")
+    # A bug or an unexpected library error: never assume the write did not happen.
+    text = f"Unexpected error: {type(exc).__name__}"
+    if during_write:
+        return Failure(FailureKind.UNCERTAIN, "internal", text)
+    return Failure(FailureKind.TRANSIENT, "internal", text)

@@ -1,0 +1,319 @@
+"""Claims due postings per company, calls the connector, records the outcome.
+
+One posting of a company is in flight at a time (a lease row in the database,
+so it holds across processes); companies run in parallel up to ``concurrency``.
+A create that may have reached the ledger without an answer marks the posting
+look-up-first, so the next try finds the record by its idempotency key instead
+of writing a second one. A crash leaves the posting ``in_flight`` with an
+expiring lease; the stuck sweeper turns it into look-up-first the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, insert, update
+
+from connectors.base import PostingResult, RecordStatus, UnsupportedPostingError
+from storage.models import Attempt, Posting
+from storage.queries import (
+    acquire_lease,
+    claim_next,
+    close_settled_groups,
+    due_companies,
+    extend_lease,
+    recover_stuck,
+    release_due_retries,
+    release_lease,
+    upsert_error_group,
+)
+from storage.states import Operation, Outcome, PostingState, Trigger
+from sync.changes import Change
+from sync.engine import Engine
+from sync.errors import Failure, FailureKind, classify
+from sync.policy import fingerprint
+from sync.vouchers import build_request
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    """The outcome of one attempt, before it is written."""
+
+    outcome: Outcome
+    operation: Operation
+    result: PostingResult | None = None
+    failure: Failure | None = None
+    lookup_done: bool = False
+    hold_company_until: datetime | None = None
+
+
+class Worker:
+    """Sends due postings; run one per process (replicas coordinate through leases)."""
+
+    def __init__(self, engine: Engine, *, holder: str | None = None):
+        self.engine = engine
+        cfg = engine.worker_config
+        self.concurrency = cfg.concurrency
+        self.lease = timedelta(seconds=cfg.lease_seconds)
+        self.poll_seconds = cfg.poll_seconds
+        self.call_timeout = cfg.call_timeout_seconds
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._main: asyncio.Task[None] | None = None
+        engine.on_work(self._wake.set)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._main = asyncio.create_task(self.run(), name="ledgerops-worker")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._main:
+            await self._main
+        if self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("worker tick failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def tick(self) -> int:
+        """One round: release due retries, recover stuck postings, start company drains."""
+        now = self.engine.clock()
+        async with self.engine.db.sessions() as s, s.begin():
+            await release_due_retries(s, now)
+            recovered = await recover_stuck(s, now)
+        if recovered:
+            log.warning("recovered stuck postings", extra={"postings": recovered})
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        async with self.engine.db.sessions() as s:
+            companies = await due_companies(s, now, free, exclude=frozenset(self._running))
+        for company in companies:
+            task = asyncio.create_task(self._drain(company), name=f"drain:{company}")
+            self._running[company] = task
+            task.add_done_callback(lambda _t, c=company: self._finished(c))
+        return len(companies)
+
+    def _finished(self, company: str) -> None:
+        self._running.pop(company, None)
+        self._wake.set()  # its queue may have more, or another company waits for a slot
+
+    async def run_until_idle(self, max_rounds: int = 100000) -> None:
+        """Work until nothing is due (tests and benchmarks)."""
+        for _ in range(max_rounds):
+            started = await self.tick()
+            if self._running:
+                await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+                continue
+            if not started:
+                return
+
+    # -- one company --------------------------------------------------------------------
+    async def _drain(self, company: str) -> None:
+        clock = self.engine.clock
+        now = clock()
+        async with self.engine.db.sessions() as s, s.begin():
+            if not await acquire_lease(s, company, self.holder, now, now + self.lease):
+                return
+            await recover_stuck(s, now, company)
+        hold: datetime | None = None
+        renewed = now
+        try:
+            while not self._stopping:
+                now = clock()
+                async with self.engine.db.sessions() as s, s.begin():
+                    if now - renewed > self.lease / 3:
+                        if not await extend_lease(s, company, self.holder, now + self.lease):
+                            log.warning("lost lease", extra={"company": company})
+                            return
+                        renewed = now
+                    claimed = await claim_next(s, company, now, now + self.lease)
+                if claimed is None:
+                    break
+                hold = await self._process(claimed)
+                if hold is not None:
+                    break
+        finally:
+            async with self.engine.db.sessions() as s, s.begin():
+                await release_lease(s, company, self.holder, hold)
+
+    async def _call(self, coro: Any) -> Any:
+        async with asyncio.timeout(self.call_timeout):
+            return await coro
+
+    async def _process(self, row: Any) -> datetime | None:
+        """Bring one claimed posting in line; returns when the company should rest, if so."""
+        engine = self.engine
+        started = engine.clock()
+        report = await self._attempt(row)
+        finished = engine.clock()
+        await self._record(row, report, started, finished)
+        return report.hold_company_until
+
+    async def _attempt(self, row: Any) -> Report:
+        engine = self.engine
+        cfg = engine.integrations.get(row.integration)
+        operation = Operation.NONE
+        lookup_done = False
+        try:
+            if cfg is None:
+                raise UnsupportedPostingError(
+                    f"Integration {row.integration} is no longer in the config.", code="no_config")
+            request = build_request(
+                cfg=cfg, lookup=engine.mappings(row.integration), doc_kind=row.doc_kind,
+                doc_data=row.data, posting_kind=row.kind, period=row.period,
+                key=row.idempotency_key,
+            )
+            connector = engine.connector(row.integration)
+            if not connector.supports(row.kind):
+                raise UnsupportedPostingError(
+                    f"{cfg.kind} cannot take {row.kind.replace('_', ' ')} postings.")
+            ref: str | None = row.external_ref
+            status: RecordStatus | None = None
+            synced_hash = row.synced_hash
+            if ref is None and row.lookup_first:
+                operation = Operation.LOOKUP
+                found = await self._call(connector.find(request))
+                lookup_done = True
+                if found is not None:
+                    ref, status = found.external_ref, found.status
+                    # It holds what the uncertain write carried.
+                    synced_hash = row.sent_hash
+            if ref is not None:
+                if status is None:
+                    status = await self._call(connector.status(ref, request))
+                if status is RecordStatus.BOOKED:
+                    return Report(Outcome.BOOKED, operation,
+                                  PostingResult(ref, RecordStatus.BOOKED), lookup_done=lookup_done)
+                if status is RecordStatus.MISSING:
+                    ref = None
+                elif not row.force and synced_hash == row.desired_hash:
+                    return Report(Outcome.SYNCED, operation, PostingResult(ref, status),
+                                  lookup_done=lookup_done)
+                else:
+                    operation = Operation.UPDATE
+                    result = await self._call(connector.update(ref, request))
+                    return Report(Outcome.SYNCED, operation, result, lookup_done=True)
+            operation = Operation.CREATE
+            result = await self._call(connector.create(request))
+            return Report(Outcome.SYNCED, operation, result, lookup_done=True)
+        except Exception as exc:  # classified below; nothing escapes the worker
+            writing = operation in (Operation.CREATE, Operation.UPDATE)
+            failure = classify(exc, during_write=writing)
+            if failure.kind is FailureKind.NEEDS_PERSON and writing:
+                lookup_done = True  # a definite refusal: nothing was written
+            log.info("attempt failed", extra={"posting": row.id, "code": failure.code,
+                                              "kind": failure.kind})
+            return Report(_outcome_of(failure), operation, failure=failure,
+                          lookup_done=lookup_done)
+
+    async def _record(self, row: Any, report: Report, started: datetime,
+                      finished: datetime) -> None:
+        engine = self.engine
+        attempts = row.attempts + 1
+        trigger = row.queued_trigger or (Trigger.RETRY if row.attempts else Trigger.AUTO)
+        if trigger == Trigger.AUTO and row.attempts:
+            trigger = Trigger.RETRY
+        values: dict[str, Any] = {
+            "attempts": attempts, "lease_expires_at": None, "updated_at": finished,
+            "queued_trigger": None, "queued_actor": None, "force": False,
+            "lookup_first": row.lookup_first and not report.lookup_done,
+        }
+        message: str | None = None
+        error_code: str | None = None
+        group_id: int | None = row.error_group_id
+        ref = report.result.external_ref if report.result else row.external_ref
+        outcome = report.outcome
+        failure = report.failure
+        async with engine.db.sessions() as s, s.begin():
+            if outcome is Outcome.SYNCED:
+                sent = row.desired_hash
+                values.update(
+                    state=_synced_or_again(sent), external_ref=ref, synced_hash=sent,
+                    sent_hash=sent, erp_status=RecordStatus.DRAFT.value, last_error=None,
+                    error_code=None, next_attempt_at=finished, queued_at=finished,
+                )
+            elif outcome is Outcome.BOOKED:
+                values.update(state=PostingState.BOOKED, external_ref=ref,
+                              erp_status=RecordStatus.BOOKED.value, error_code=None)
+                if row.synced_hash != row.desired_hash:
+                    message = (f"{ref} is booked in the ledger, so it cannot be changed; the "
+                               "latest change was not sent. Correct it in the ledger.")
+                    values["last_error"] = message
+                    error_code = "booked"
+            else:
+                assert failure is not None
+                message, error_code = failure.message, failure.code
+                values.update(last_error=message, error_code=error_code)
+                if outcome is Outcome.UNCERTAIN:
+                    values.update(lookup_first=True, sent_hash=row.desired_hash)
+                give_up = outcome in (Outcome.RETRYING, Outcome.UNCERTAIN) and \
+                    engine.policy.gives_up(attempts)
+                if outcome is Outcome.FAILED or give_up:
+                    if give_up:
+                        message = f"Gave up after {attempts} attempts. Last error: {message}"
+                        values["last_error"] = message
+                        outcome = Outcome.FAILED
+                    group_id = await upsert_error_group(
+                        s, fingerprint=fingerprint(
+                            row.integration, error_code, failure.message,
+                            (row.external_id, row.idempotency_key, ref or "")),
+                        integration_id=engine.integration_ids[row.integration],
+                        code=error_code, title=failure.message, now=finished,
+                    )
+                    values.update(state=PostingState.FAILED, error_group_id=group_id)
+                else:
+                    at = engine.policy.next_attempt(finished, attempts, failure.retry_after)
+                    values.update(state=PostingState.RETRYING, next_attempt_at=at)
+                    report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT \
+                        else None
+            await s.execute(
+                update(Posting).where(Posting.id == row.id, Posting.state == PostingState.IN_FLIGHT)
+                .values(**values).execution_options(synchronize_session=False)
+            )
+            await s.execute(insert(Attempt).values(
+                posting_id=row.id, started_at=started, finished_at=finished, trigger=trigger,
+                actor=row.queued_actor, operation=report.operation, outcome=outcome,
+                error_code=error_code, message=message, external_ref=ref,
+            ))
+            if outcome in (Outcome.SYNCED, Outcome.BOOKED) and group_id is not None:
+                await close_settled_groups(s, [group_id])
+        state = PostingState.SYNCED if outcome is Outcome.SYNCED else values["state"]
+        engine.feed.publish([Change(row.id, row.document_id, str(state), group_id)])
+
+
+def _synced_or_again(sent_hash: str) -> Any:
+    """``synced`` unless the document changed while we were sending: then ``pending`` again."""
+    return case((Posting.desired_hash == sent_hash, PostingState.SYNCED.value),
+                else_=PostingState.PENDING.value)
+
+
+def _outcome_of(failure: Failure) -> Outcome:
+    return {
+        FailureKind.TRANSIENT: Outcome.RETRYING,
+        FailureKind.UNCERTAIN: Outcome.UNCERTAIN,
+        FailureKind.NEEDS_PERSON: Outcome.FAILED,
+        FailureKind.BOOKED: Outcome.BOOKED,
+    }[failure.kind]

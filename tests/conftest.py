@@ -1,0 +1,132 @@
+"""Fixtures: a fresh database per test (SQLite and PostgreSQL), the runtime, the HTTP server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.runtime import Runtime
+from connectors import sandbox
+from handlers.routes import build_web_app
+from storage.migrate import upgrade
+from storage.models import Base
+from tests.support import INGEST_TOKEN, FakeClock, make_config, make_env
+
+REQUIRE_ALL = os.environ.get("LEDGEROPS_REQUIRE_ALL") == "1"
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def need(condition: bool, why: str) -> None:
+    """Skip when ``condition`` fails, unless CI demands everything run (then fail)."""
+    if condition:
+        return
+    if REQUIRE_ALL:
+        pytest.fail(f"LEDGEROPS_REQUIRE_ALL=1 but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test (migrating is the slow part)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+_pg_migrated = False
+
+
+async def _pg_reset(url: str) -> None:
+    global _pg_migrated
+    if not _pg_migrated:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+        import asyncio
+
+        await asyncio.to_thread(upgrade, url)
+        _pg_migrated = True
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    need(bool(PG_URL), "TEST_DATABASE_URL is not set (PostgreSQL tests); e.g. "
+         "TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    assert PG_URL
+    await _pg_reset(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "test.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sandbox_ledgers() -> Iterator[None]:
+    sandbox.LEDGERS.clear()
+    yield
+    sandbox.LEDGERS.clear()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def make_runtime(db_url: str, clock: FakeClock) -> AsyncIterator[Any]:
+    """Build runtimes on the test database; all are closed at the end."""
+    made: list[Runtime] = []
+
+    async def factory(config: Any = None, **kwargs: Any) -> Runtime:
+        rt = await Runtime.create(make_env(db_url), config or make_config(), migrate=False,
+                                  clock=kwargs.pop("clock", clock), **kwargs)
+        made.append(rt)
+        return rt
+
+    yield factory
+    for rt in made:
+        await rt.close()
+
+
+@pytest.fixture
+async def runtime(make_runtime: Any) -> Runtime:
+    return await make_runtime()
+
+
+@pytest.fixture
+async def server(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The real aiohttp application on a loopback port, with an httpx client."""
+    runner = web.AppRunner(build_web_app(runtime))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                 headers={"Authorization": f"Bearer {INGEST_TOKEN}"}) as client:
+        yield client
+    await runner.cleanup()
