@@ -208,3 +208,18 @@ class Connector(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where a connector keeps a secret that changes while it runs (a rotated refresh token).
+
+    The runtime gives each connector one backed by the database (encrypted), so a
+    restart never loses access. ``set`` must be durable when it returns.
+    """
+
+    async def get(self, name: str) -> str | None:
+        ...
+
+    async def set(self, name: str, value: str, detail: dict[str, Any] | None = None) -> None:
+        ...

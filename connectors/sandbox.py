@@ -22,6 +22,7 @@ from connectors.base import (
     NeedsPersonError,
     PostingRequest,
     PostingResult,
+    RateLimitedError,
     RecordExistsError,
     RecordStatus,
     TransientError,
@@ -76,6 +77,8 @@ class Switches:
     timeouts_after_write: int = 0
     #: the next N calls fail as unreachable before doing anything
     fail_next: int = 0
+    #: the next call is refused as rate limited, asking to wait this many seconds
+    rate_limit_next: int = 0
 
 
 class SandboxLedger:
@@ -116,6 +119,9 @@ class SandboxLedger:
     async def _enter(self) -> None:
         if self.switches.latency_ms:
             await asyncio.sleep(self.switches.latency_ms / 1000)
+        if self.switches.rate_limit_next > 0:
+            wait, self.switches.rate_limit_next = self.switches.rate_limit_next, 0
+            raise RateLimitedError("Too many requests.", retry_after=float(wait))
         if self.switches.fail_next > 0:
             self.switches.fail_next -= 1
             raise TransientError("Service unavailable (503). Try again later.", code="http_503")

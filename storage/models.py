@@ -206,3 +206,54 @@ class Activity(Base):
     at: Mapped[datetime]
     outcome: Mapped[str | None] = mapped_column(String(20))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class SlackMessage(Base):
+    """The outbox: one Slack message per subject and channel, rebuilt from the database.
+
+    ``subject_type`` is ``posting``, ``error_group``, ``outage`` or ``digest``;
+    ``state`` is a :class:`storage.states.MessageState`.
+    """
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (
+        UniqueConstraint("subject_type", "subject_id", "channel", name="uq_slack_messages_subject"),
+        Index("ix_slack_messages_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(40))
+    ts: Mapped[str | None] = mapped_column(String(40))
+    thread_ts: Mapped[str | None] = mapped_column(String(40))
+    rendered_hash: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # attempts already copied into the message's thread (the log grows; we post only what is new)
+    threaded_attempt_id: Mapped[int | None] = mapped_column(BigInteger)
+    # bumped whenever the subject changes; a send only settles the row if nothing newer came in
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # what the last sent message said about its subject (failed, queued, synced, resolved ...):
+    # a subject that needs a person again after a settled message gets a new message
+    subject_status: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Credential(Base):
+    """A secret a connector must keep between runs (Exact's rotating refresh token).
+
+    ``value`` is encrypted with the key in ``LEDGEROPS_SECRET_KEY``; nothing else
+    secret is ever stored.
+    """
+
+    __tablename__ = "credentials"
+
+    integration: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    updated_at: Mapped[datetime]

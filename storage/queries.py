@@ -1,5 +1,7 @@
 """The few hot queries: claim due work, hold company leases, group errors.
 
+Plain functions over a synchronous ``Connection`` (or ``Session``), run inside
+one transaction by :meth:`storage.db.Database.run` or ``AsyncSession.run_sync``.
 Each is one statement where it can be, so it is atomic on SQLite and
 PostgreSQL alike and safe when several processes run it at once.
 """
@@ -9,22 +11,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from storage.models import Document, ErrorGroup, Integration, Lease, Posting
+from storage.models import Attempt, Document, ErrorGroup, Integration, Lease, Posting
 from storage.states import PostingState
 
+Executor = Connection | Session
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    return (pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert)(table)
+#: the holder name of a lease that only makes a company rest after a ledger failure
+BACKOFF_HOLDER = "backoff"
 
 
-async def release_due_retries(session: AsyncSession, now: datetime) -> int:
+def _dialect(conn: Executor) -> str:
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    return bind.dialect.name
+
+
+def _insert(conn: Executor, table: Any) -> Any:
+    return (pg_insert if _dialect(conn) == "postgresql" else sqlite_insert)(table)
+
+
+def release_due_retries(conn: Executor, now: datetime) -> int:
     """``retrying`` postings whose backoff has passed go back to ``pending``."""
-    result = await session.execute(
+    result = conn.execute(
         update(Posting)
         .where(Posting.state == PostingState.RETRYING, Posting.next_attempt_at <= now)
         .values(state=PostingState.PENDING, updated_at=now)
@@ -33,14 +45,14 @@ async def release_due_retries(session: AsyncSession, now: datetime) -> int:
     return result.rowcount or 0
 
 
-async def recover_stuck(session: AsyncSession, now: datetime, company: str | None = None) -> list[int]:
+def recover_stuck(conn: Executor, now: datetime, company: str | None = None) -> list[int]:
     """``in_flight`` past its lease -> ``pending`` with look-up-first (a worker died)."""
     cond = [Posting.state == PostingState.IN_FLIGHT, Posting.lease_expires_at < now]
     if company is not None:
         cond.append(Posting.company_key == company)
-    ids = list((await session.scalars(select(Posting.id).where(*cond))).all())
+    ids = [int(i) for i in conn.execute(select(Posting.id).where(*cond)).scalars().all()]
     if ids:
-        await session.execute(
+        conn.execute(
             update(Posting)
             .where(Posting.id.in_(ids), Posting.state == PostingState.IN_FLIGHT)
             .values(state=PostingState.PENDING, lookup_first=True, queued_trigger="sweeper",
@@ -50,10 +62,9 @@ async def recover_stuck(session: AsyncSession, now: datetime, company: str | Non
     return ids
 
 
-async def due_companies(session: AsyncSession, now: datetime, limit: int,
-                        exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
+def due_companies(conn: Executor, now: datetime, limit: int,
+                  exclude: frozenset[str] = frozenset()) -> list[str]:
     """Companies with due pending postings, oldest queue first, not held by anyone."""
-    oldest = func.min(Posting.queued_at)
     stmt = (
         select(Posting.company_key)
         .join(Integration, Integration.id == Posting.integration_id)
@@ -65,16 +76,16 @@ async def due_companies(session: AsyncSession, now: datetime, limit: int,
             or_(Lease.key.is_(None), Lease.expires_at < now),
         )
         .group_by(Posting.company_key)
-        .order_by(oldest)
+        .order_by(func.min(Posting.queued_at))
         .limit(limit + len(exclude))
     )
-    return [c for c in (await session.scalars(stmt)).all() if c not in exclude][:limit]
+    return [c for c in conn.execute(stmt).scalars().all() if c not in exclude][:limit]
 
 
-async def acquire_lease(session: AsyncSession, key: str, holder: str, now: datetime,
-                        until: datetime) -> bool:
+def acquire_lease(conn: Executor, key: str, holder: str, now: datetime,
+                  until: datetime) -> bool:
     """Take the company's lease if free or expired (or already ours)."""
-    result = await session.execute(
+    result = conn.execute(
         update(Lease)
         .where(Lease.key == key, or_(Lease.expires_at < now, Lease.holder == holder))
         .values(holder=holder, expires_at=until)
@@ -82,85 +93,119 @@ async def acquire_lease(session: AsyncSession, key: str, holder: str, now: datet
     )
     if result.rowcount:
         return True
-    inserted = await session.execute(
-        _insert(session, Lease)
+    inserted = conn.execute(
+        _insert(conn, Lease)
         .values(key=key, holder=holder, expires_at=until)
         .on_conflict_do_nothing(index_elements=["key"])
     )
     return bool(inserted.rowcount)
 
 
-async def extend_lease(session: AsyncSession, key: str, holder: str, until: datetime) -> bool:
-    result = await session.execute(
+def extend_lease(conn: Executor, key: str, holder: str, until: datetime) -> bool:
+    result = conn.execute(
         update(Lease).where(Lease.key == key, Lease.holder == holder).values(expires_at=until)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
 
 
-async def release_lease(session: AsyncSession, key: str, holder: str,
-                        hold_until: datetime | None = None) -> None:
+def release_lease(conn: Executor, key: str, holder: str,
+                  hold_until: datetime | None = None) -> None:
     """Give the lease back; ``hold_until`` keeps the company resting (ledger backoff)."""
     if hold_until is None:
-        await session.execute(delete(Lease).where(Lease.key == key, Lease.holder == holder))
+        conn.execute(delete(Lease).where(Lease.key == key, Lease.holder == holder))
     else:
-        await session.execute(
+        conn.execute(
             update(Lease).where(Lease.key == key, Lease.holder == holder)
             .values(holder=BACKOFF_HOLDER, expires_at=hold_until)
             .execution_options(synchronize_session=False)
         )
 
 
-#: the holder name of a lease that only makes a company rest after a ledger failure
-BACKOFF_HOLDER = "backoff"
-
-
-async def clear_backoff(session: AsyncSession, key: str) -> None:
+def clear_backoff(conn: Executor, key: str) -> None:
     """A person asked for work now: end a company's rest (never a live worker's lease)."""
-    await session.execute(delete(Lease).where(Lease.key == key, Lease.holder == BACKOFF_HOLDER))
+    conn.execute(delete(Lease).where(Lease.key == key, Lease.holder == BACKOFF_HOLDER))
 
 
-async def claim_next(session: AsyncSession, company: str, now: datetime,
-                     lease_until: datetime) -> Any | None:
-    """Move the company's first due posting to ``in_flight``; return it with its document."""
-    head = (
-        select(Posting.id)
-        .where(Posting.company_key == company, Posting.state == PostingState.PENDING,
-               Posting.next_attempt_at <= now)
-        .order_by(Posting.queued_at, Posting.id)
+# The hot path's statements are built once with bind parameters: SQLAlchemy then
+# finds them in its compiled cache instead of rebuilding and re-keying them per posting.
+_P = Posting.__table__
+_D = Document.__table__
+_I = Integration.__table__
+
+_CLAIM = (
+    update(_P)
+    .where(
+        _P.c.id == select(_P.c.id)
+        # ``pending`` means due (a wait is ``retrying`` until the sweep releases it), so
+        # the queue index (company, state, queued_at, id) serves this without a sort.
+        .where(_P.c.company_key == bindparam("company"), _P.c.state == PostingState.PENDING)
+        .order_by(_P.c.queued_at, _P.c.id)
         .limit(1)
-        .scalar_subquery()
+        .scalar_subquery(),
+        _P.c.state == PostingState.PENDING,
     )
-    claimed = await session.execute(
-        update(Posting)
-        .where(Posting.id == head, Posting.state == PostingState.PENDING)
-        .values(state=PostingState.IN_FLIGHT, lease_expires_at=lease_until, updated_at=now)
-        .returning(Posting.id)
-        .execution_options(synchronize_session=False)
+    # sent_hash: what this attempt will write, known should the process die mid-call;
+    # after an unknown outcome it keeps what the uncertain write carried.
+    .values(state=PostingState.IN_FLIGHT, lease_expires_at=bindparam("lease_until"),
+            updated_at=bindparam("now"),
+            sent_hash=case((_P.c.lookup_first, _P.c.sent_hash), else_=_P.c.desired_hash))
+    .returning(_P.c.id)
+)
+
+_CLAIMED = (
+    select(
+        _P.c.id, _P.c.kind, _P.c.slot, _P.c.period, _P.c.external_ref, _P.c.desired_hash,
+        _P.c.synced_hash, _P.c.sent_hash, _P.c.lookup_first, _P.c.force, _P.c.attempts,
+        _P.c.queued_trigger, _P.c.queued_actor, _P.c.idempotency_key, _P.c.error_group_id,
+        _P.c.document_id, _D.c.kind.label("doc_kind"), _D.c.source, _D.c.external_id,
+        _D.c.data, _I.c.name.label("integration"),
     )
-    posting_id = claimed.scalar_one_or_none()
+    .join(_D, _D.c.id == _P.c.document_id)
+    .join(_I, _I.c.id == _P.c.integration_id)
+    .where(_P.c.id == bindparam("pid"))
+)
+
+
+def claim_next(conn: Executor, company: str, now: datetime, lease_until: datetime) -> Any | None:
+    """Move the company's first queued posting to ``in_flight``; return it with its document."""
+    posting_id = conn.execute(
+        _CLAIM, {"company": company, "now": now, "lease_until": lease_until}
+    ).scalar_one_or_none()
     if posting_id is None:
         return None
-    row = await session.execute(
-        select(
-            Posting.id, Posting.kind, Posting.slot, Posting.period, Posting.external_ref,
-            Posting.desired_hash, Posting.synced_hash, Posting.sent_hash, Posting.lookup_first,
-            Posting.force, Posting.attempts, Posting.queued_trigger, Posting.queued_actor,
-            Posting.idempotency_key, Posting.error_group_id, Posting.document_id,
-            Document.kind.label("doc_kind"), Document.source, Document.external_id,
-            Document.data, Integration.name.label("integration"),
-        )
-        .join(Document, Document.id == Posting.document_id)
-        .join(Integration, Integration.id == Posting.integration_id)
-        .where(Posting.id == posting_id)
-    )
-    return row.one()
+    return conn.execute(_CLAIMED, {"pid": posting_id}).one()
 
 
-async def upsert_error_group(session: AsyncSession, *, fingerprint: str, integration_id: int,
-                             code: str, title: str, now: datetime) -> int:
+_SETTLE = update(_P).where(_P.c.id == bindparam("pid"), _P.c.state == PostingState.IN_FLIGHT)
+_SETTLE_SYNCED = _SETTLE.values(
+    # ``synced`` unless the document changed while we were sending: then queued again.
+    state=case((_P.c.desired_hash == bindparam("sent"), PostingState.SYNCED.value),
+               else_=PostingState.PENDING.value),
+    synced_hash=bindparam("sent"), sent_hash=bindparam("sent"),
+)
+_ATTEMPT = Attempt.__table__.insert()
+
+
+def settle(conn: Executor, posting_id: int, values: dict[str, Any],
+           synced_hash: str | None = None) -> None:
+    """Write an in-flight posting's outcome; ``synced_hash`` marks a successful write."""
+    params = {"pid": posting_id, **values}
+    if synced_hash is None:
+        conn.execute(_SETTLE, params)
+    else:
+        conn.execute(_SETTLE_SYNCED, {**params, "sent": synced_hash})
+
+
+def log_attempt(conn: Executor, values: dict[str, Any]) -> None:
+    """Append one attempt to the integration log."""
+    conn.execute(_ATTEMPT, values)
+
+
+def upsert_error_group(conn: Executor, *, fingerprint: str, integration_id: int, code: str,
+                       title: str, now: datetime) -> int:
     """Create the group or count one more repetition; returns its id."""
-    stmt = _insert(session, ErrorGroup).values(
+    stmt = _insert(conn, ErrorGroup).values(
         fingerprint=fingerprint, integration_id=integration_id, error_code=code, title=title,
         first_seen=now, last_seen=now, repetitions=1, open=True,
     )
@@ -169,10 +214,10 @@ async def upsert_error_group(session: AsyncSession, *, fingerprint: str, integra
         set_={"last_seen": now, "repetitions": ErrorGroup.repetitions + 1, "open": True,
               "title": title},
     ).returning(ErrorGroup.id)
-    return int((await session.execute(stmt)).scalar_one())
+    return int(conn.execute(stmt).scalar_one())
 
 
-async def close_settled_groups(session: AsyncSession, group_ids: list[int]) -> list[int]:
+def close_settled_groups(conn: Executor, group_ids: list[int]) -> list[int]:
     """Close groups none of whose postings still needs anything; returns those closed."""
     if not group_ids:
         return []
@@ -183,7 +228,7 @@ async def close_settled_groups(session: AsyncSession, group_ids: list[int]) -> l
                                      PostingState.IGNORED]))
         .exists()
     )
-    result = await session.execute(
+    result = conn.execute(
         update(ErrorGroup)
         .where(ErrorGroup.id.in_(group_ids), ErrorGroup.open.is_(True), ~unsettled)
         .values(open=False)
@@ -191,4 +236,3 @@ async def close_settled_groups(session: AsyncSession, group_ids: list[int]) -> l
         .execution_options(synchronize_session=False)
     )
     return [int(i) for i in result.scalars().all()]
-

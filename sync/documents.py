@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,11 +25,20 @@ from pydantic import (
 DOCUMENT_KINDS = ("bill", "order", "refund", "payment", "payout", "payroll_run", "relation")
 MAX_BATCH = 1000
 
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False)]
-PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2, allow_inf_nan=False)]
-NonNegativeMoney = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False)
-]
+CENTS = Decimal("0.01")
+
+
+def _cents(value: Decimal) -> Decimal:
+    # "1250" and "1250.00" are the same amount: store and hash one spelling.
+    return value.quantize(CENTS)
+
+
+Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False),
+                  AfterValidator(_cents)]
+PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2,
+                                         allow_inf_nan=False), AfterValidator(_cents)]
+NonNegativeMoney = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2,
+                                            allow_inf_nan=False), AfterValidator(_cents)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Text = Annotated[str, Field(max_length=250)]
 Name = Annotated[str, Field(min_length=1, max_length=255)]

@@ -205,6 +205,7 @@ class Engine:
             for chunk in _chunks(doc_ids, 500):
                 for p in (await s.scalars(select(Posting).where(Posting.document_id.in_(chunk)))):
                     postings.setdefault(p.document_id, {})[p.slot] = p
+            touched: list[tuple[ValidEvent, Document]] = []
             for ev in events:
                 e = ev.event
                 doc = docs.get(ev.key)
@@ -220,18 +221,22 @@ class Engine:
                     docs[ev.key] = doc
                 doc.version, doc.data, doc.updated_at = e.version, ev.stored_data(), now
                 doc.doc_date = document_date(e.kind, ev.data)
-                await s.flush()
-                planned = plan(e.kind, ev.data, self.rules(e.integration))
+                touched.append((ev, doc))
+            await s.flush()  # one round for all documents: their ids key the postings
+            for ev, doc in touched:
+                planned = plan(ev.event.kind, ev.data, self.rules(ev.event.integration))
                 current = postings.setdefault(doc.id, {})
-                states = self._apply_plan(s, doc, e.integration, planned, current, now)
-                await s.flush()
+                self._apply_plan(s, doc, ev.event.integration, planned, current, now)
+            await s.flush()
+            for ev, doc in touched:
+                current = postings[doc.id]
                 changes.extend(Change(p.id, doc.id, p.state, p.error_group_id)
                                for p in current.values())
                 result.accepted.append({
-                    "id": e.id,
-                    "document": f"{e.source}/{e.kind}/{e.id}",
-                    "version": e.version,
-                    "postings": states,
+                    "id": ev.event.id,
+                    "document": f"{ev.event.source}/{ev.event.kind}/{ev.event.id}",
+                    "version": ev.event.version,
+                    "postings": _posting_states(current),
                 })
         self.feed.publish(changes)
         self._wake()
@@ -304,9 +309,7 @@ class Engine:
             elif changed and state in (PostingState.SYNCED, PostingState.FAILED,
                                        PostingState.RETRYING):
                 self._requeue(p, now, Trigger.AUTO, None)
-        return [{"kind": p.kind, "period": p.period, "state": p.state}
-                if p.period else {"kind": p.kind, "state": p.state}
-                for p in current.values()]
+        return _posting_states(current)
 
     @staticmethod
     def _requeue(p: Posting, now: datetime, trigger: Trigger, actor: str | None) -> None:
@@ -380,7 +383,7 @@ class Engine:
             if outcome.ok:
                 changes.append(Change(p.id, doc.id, PostingState.PENDING, p.error_group_id))
         if any(o.ok for o in outcomes):
-            await clear_backoff(s, integration)
+            await s.run_sync(clear_backoff, integration)
         return outcomes
 
     async def _requeue_guarded(self, s: AsyncSession, p: Posting, want: PlannedPosting | None,
@@ -508,6 +511,11 @@ def _why_no_posting(doc: Document, kind: str, data: Any) -> str:
     if doc.kind == "bill" and kind == PostingKind.INVOICE and not getattr(data, "approved", True):
         return "The bill is not approved, so it has no invoice posting yet."
     return f"A {doc.kind.replace('_', ' ')} has no {kind} posting."
+
+
+def _posting_states(current: dict[str, Posting]) -> list[dict[str, Any]]:
+    return [{"kind": p.kind, "period": p.period, "state": p.state} if p.period
+            else {"kind": p.kind, "state": p.state} for p in current.values()]
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:

@@ -11,6 +11,7 @@ expiring lease; the stuck sweeper turns it into look-up-first the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -19,19 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, insert, update
+from sqlalchemy import Connection
 
 from connectors.base import PostingResult, RecordStatus, UnsupportedPostingError
-from storage.models import Attempt, Posting
 from storage.queries import (
     acquire_lease,
     claim_next,
     close_settled_groups,
     due_companies,
     extend_lease,
+    log_attempt,
     recover_stuck,
     release_due_retries,
     release_lease,
+    settle,
     upsert_error_group,
 )
 from storage.states import Operation, Outcome, PostingState, Trigger
@@ -54,6 +56,7 @@ class Report:
     failure: Failure | None = None
     lookup_done: bool = False
     hold_company_until: datetime | None = None
+    change: Change | None = None
 
 
 class Worker:
@@ -92,24 +95,23 @@ class Worker:
             except Exception:
                 log.exception("worker tick failed")
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
 
     async def tick(self) -> int:
         """One round: release due retries, recover stuck postings, start company drains."""
         now = self.engine.clock()
-        async with self.engine.db.sessions() as s, s.begin():
-            await release_due_retries(s, now)
-            recovered = await recover_stuck(s, now)
+        free = self.concurrency - len(self._running)
+        busy = frozenset(self._running)
+
+        def sweep(conn: Connection) -> tuple[list[int], list[str]]:
+            release_due_retries(conn, now)
+            recovered = recover_stuck(conn, now)
+            return recovered, due_companies(conn, now, free, busy) if free > 0 else []
+
+        recovered, companies = await self.engine.db.run(sweep)
         if recovered:
             log.warning("recovered stuck postings", extra={"postings": recovered})
-        free = self.concurrency - len(self._running)
-        if free <= 0:
-            return 0
-        async with self.engine.db.sessions() as s:
-            companies = await due_companies(s, now, free, exclude=frozenset(self._running))
         for company in companies:
             task = asyncio.create_task(self._drain(company), name=f"drain:{company}")
             self._running[company] = task
@@ -132,45 +134,57 @@ class Worker:
 
     # -- one company --------------------------------------------------------------------
     async def _drain(self, company: str) -> None:
+        """Send the company's due postings one at a time, in queue order.
+
+        Recording one posting's outcome and claiming the next share a
+        transaction: one commit per posting on the hot path.
+        """
         clock = self.engine.clock
+        db = self.engine.db
         now = clock()
-        async with self.engine.db.sessions() as s, s.begin():
-            if not await acquire_lease(s, company, self.holder, now, now + self.lease):
-                return
-            await recover_stuck(s, now, company)
+
+        def start(conn: Connection) -> Any | None:
+            if not acquire_lease(conn, company, self.holder, now, now + self.lease):
+                return False
+            recover_stuck(conn, now, company)
+            return claim_next(conn, company, now, now + self.lease)
+
+        claimed = await db.run(start)
+        if claimed is False:
+            return
         hold: datetime | None = None
         renewed = now
         try:
-            while not self._stopping:
-                now = clock()
-                async with self.engine.db.sessions() as s, s.begin():
-                    if now - renewed > self.lease / 3:
-                        if not await extend_lease(s, company, self.holder, now + self.lease):
-                            log.warning("lost lease", extra={"company": company})
-                            return
-                        renewed = now
-                    claimed = await claim_next(s, company, now, now + self.lease)
-                if claimed is None:
-                    break
-                hold = await self._process(claimed)
-                if hold is not None:
-                    break
+            while claimed is not None:
+                started = clock()
+                report = await self._attempt(claimed)
+                finished = clock()
+                extend = finished - renewed > self.lease / 3
+
+                def record_and_claim(conn: Connection, row: Any = claimed,
+                                     report: Report = report, started: datetime = started,
+                                     finished: datetime = finished, extend: bool = extend
+                                     ) -> Any | None:
+                    self._record(conn, row, report, started, finished)
+                    if report.hold_company_until is not None or self._stopping:
+                        return None
+                    if extend and not extend_lease(conn, company, self.holder,
+                                                   finished + self.lease):
+                        log.warning("lost lease", extra={"company": company})
+                        return None
+                    return claim_next(conn, company, finished, finished + self.lease)
+
+                claimed = await db.run(record_and_claim)
+                if extend:
+                    renewed = finished
+                hold = report.hold_company_until
+                self._publish(report)
         finally:
-            async with self.engine.db.sessions() as s, s.begin():
-                await release_lease(s, company, self.holder, hold)
+            await db.run(lambda conn: release_lease(conn, company, self.holder, hold))
 
     async def _call(self, coro: Any) -> Any:
         async with asyncio.timeout(self.call_timeout):
             return await coro
-
-    async def _process(self, row: Any) -> datetime | None:
-        """Bring one claimed posting in line; returns when the company should rest, if so."""
-        engine = self.engine
-        started = engine.clock()
-        report = await self._attempt(row)
-        finished = engine.clock()
-        await self._record(row, report, started, finished)
-        return report.hold_company_until
 
     async def _attempt(self, row: Any) -> Report:
         engine = self.engine
@@ -229,8 +243,9 @@ class Worker:
             return Report(_outcome_of(failure), operation, failure=failure,
                           lookup_done=lookup_done)
 
-    async def _record(self, row: Any, report: Report, started: datetime,
-                      finished: datetime) -> None:
+    def _record(self, conn: Connection, row: Any, report: Report, started: datetime,
+                finished: datetime) -> None:
+        """Write the attempt and the posting's new state (inside the caller's transaction)."""
         engine = self.engine
         attempts = row.attempts + 1
         trigger = row.queued_trigger or (Trigger.RETRY if row.attempts else Trigger.AUTO)
@@ -247,67 +262,62 @@ class Worker:
         ref = report.result.external_ref if report.result else row.external_ref
         outcome = report.outcome
         failure = report.failure
-        async with engine.db.sessions() as s, s.begin():
-            if outcome is Outcome.SYNCED:
-                sent = row.desired_hash
-                values.update(
-                    state=_synced_or_again(sent), external_ref=ref, synced_hash=sent,
-                    sent_hash=sent, erp_status=RecordStatus.DRAFT.value, last_error=None,
-                    error_code=None, next_attempt_at=finished, queued_at=finished,
-                )
-            elif outcome is Outcome.BOOKED:
-                values.update(state=PostingState.BOOKED, external_ref=ref,
-                              erp_status=RecordStatus.BOOKED.value, error_code=None)
-                if row.synced_hash != row.desired_hash:
-                    message = (f"{ref} is booked in the ledger, so it cannot be changed; the "
-                               "latest change was not sent. Correct it in the ledger.")
-                    values["last_error"] = message
-                    error_code = "booked"
-            else:
-                assert failure is not None
-                message, error_code = failure.message, failure.code
-                values.update(last_error=message, error_code=error_code)
-                if outcome is Outcome.UNCERTAIN:
-                    values.update(lookup_first=True, sent_hash=row.desired_hash)
-                give_up = outcome in (Outcome.RETRYING, Outcome.UNCERTAIN) and \
-                    engine.policy.gives_up(attempts)
-                if outcome is Outcome.FAILED or give_up:
-                    if give_up:
-                        message = f"Gave up after {attempts} attempts. Last error: {message}"
-                        values["last_error"] = message
-                        outcome = Outcome.FAILED
-                    group_id = await upsert_error_group(
-                        s, fingerprint=fingerprint(
-                            row.integration, error_code, failure.message,
-                            (row.external_id, row.idempotency_key, ref or "")),
-                        integration_id=engine.integration_ids[row.integration],
-                        code=error_code, title=failure.message, now=finished,
-                    )
-                    values.update(state=PostingState.FAILED, error_group_id=group_id)
-                else:
-                    at = engine.policy.next_attempt(finished, attempts, failure.retry_after)
-                    values.update(state=PostingState.RETRYING, next_attempt_at=at)
-                    report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT \
-                        else None
-            await s.execute(
-                update(Posting).where(Posting.id == row.id, Posting.state == PostingState.IN_FLIGHT)
-                .values(**values).execution_options(synchronize_session=False)
+        synced_hash: str | None = None
+        if outcome is Outcome.SYNCED:
+            synced_hash = row.desired_hash
+            values.update(
+                external_ref=ref, erp_status=RecordStatus.DRAFT.value, last_error=None,
+                error_code=None, next_attempt_at=finished, queued_at=finished,
             )
-            await s.execute(insert(Attempt).values(
-                posting_id=row.id, started_at=started, finished_at=finished, trigger=trigger,
-                actor=row.queued_actor, operation=report.operation, outcome=outcome,
-                error_code=error_code, message=message, external_ref=ref,
-            ))
-            if outcome in (Outcome.SYNCED, Outcome.BOOKED) and group_id is not None:
-                await close_settled_groups(s, [group_id])
-        state = PostingState.SYNCED if outcome is Outcome.SYNCED else values["state"]
-        engine.feed.publish([Change(row.id, row.document_id, str(state), group_id)])
+        elif outcome is Outcome.BOOKED:
+            values.update(state=PostingState.BOOKED, external_ref=ref,
+                          erp_status=RecordStatus.BOOKED.value, error_code=None)
+            if row.synced_hash != row.desired_hash:
+                message = (f"{ref} is booked in the ledger, so it cannot be changed; the "
+                           "latest change was not sent. Correct it in the ledger.")
+                values["last_error"] = message
+                error_code = "booked"
+        else:
+            assert failure is not None
+            message, error_code = failure.message, failure.code
+            values.update(last_error=message, error_code=error_code)
+            if outcome is Outcome.UNCERTAIN:
+                values.update(lookup_first=True, sent_hash=row.desired_hash)
+            give_up = outcome in (Outcome.RETRYING, Outcome.UNCERTAIN) and \
+                engine.policy.gives_up(attempts)
+            if outcome is Outcome.FAILED or give_up:
+                if give_up:
+                    message = f"Gave up after {attempts} attempts. Last error: {message}"
+                    values["last_error"] = message
+                    outcome = Outcome.FAILED
+                group_id = upsert_error_group(
+                    conn, fingerprint=fingerprint(
+                        row.integration, error_code, failure.message,
+                        (row.external_id, row.idempotency_key, ref or "")),
+                    integration_id=engine.integration_ids[row.integration],
+                    code=error_code, title=failure.message, now=finished,
+                )
+                values.update(state=PostingState.FAILED, error_group_id=group_id)
+            else:
+                at = engine.policy.next_attempt(finished, attempts, failure.retry_after)
+                values.update(state=PostingState.RETRYING, next_attempt_at=at)
+                report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT \
+                    else None
+        settle(conn, row.id, values, synced_hash)
+        log_attempt(conn, dict(
+            posting_id=row.id, started_at=started, finished_at=finished, trigger=trigger,
+            actor=row.queued_actor, operation=report.operation, outcome=outcome,
+            error_code=error_code, message=message, external_ref=ref,
+        ))
+        if outcome in (Outcome.SYNCED, Outcome.BOOKED) and group_id is not None:
+            close_settled_groups(conn, [group_id])
+        report.change = Change(row.id, row.document_id,
+                               str(PostingState.SYNCED if outcome is Outcome.SYNCED
+                                   else values["state"]), group_id)
 
-
-def _synced_or_again(sent_hash: str) -> Any:
-    """``synced`` unless the document changed while we were sending: then ``pending`` again."""
-    return case((Posting.desired_hash == sent_hash, PostingState.SYNCED.value),
-                else_=PostingState.PENDING.value)
+    def _publish(self, report: Report) -> None:
+        if report.change is not None:
+            self.engine.feed.publish([report.change])
 
 
 def _outcome_of(failure: Failure) -> Outcome:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -42,26 +44,50 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-_pg_migrated = False
+_pg_url: str | None = None
 
 
-async def _pg_reset(url: str) -> None:
-    global _pg_migrated
-    if not _pg_migrated:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-        import asyncio
+async def _pg_database() -> str:
+    """A database of our own on the TEST_DATABASE_URL server, created and migrated once.
 
+    Each pytest process gets its own (``ledgerops_test_<pid>``), so runs side by side
+    never clobber each other, and the named database itself is left alone.
+    """
+    global _pg_url
+    if _pg_url is None:
+        assert PG_URL
+        name = f"ledgerops_test_{os.getpid()}"
+        admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            await conn.execute(text(f"CREATE DATABASE {name}"))
+        await admin.dispose()
+        url = PG_URL.rsplit("/", 1)[0] + "/" + name
         await asyncio.to_thread(upgrade, url)
-        _pg_migrated = True
+        atexit.register(_drop_pg_database, name)
+        _pg_url = url
+    return _pg_url
+
+
+def _drop_pg_database(name: str) -> None:
+    async def drop() -> None:
+        assert PG_URL
+        admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        await admin.dispose()
+
+    asyncio.run(drop())
+
+
+async def _pg_reset() -> str:
+    url = await _pg_database()
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         names = ", ".join(t.name for t in Base.metadata.sorted_tables)
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     await engine.dispose()
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -73,9 +99,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         return f"sqlite+aiosqlite:///{path}"
     need(bool(PG_URL), "TEST_DATABASE_URL is not set (PostgreSQL tests); e.g. "
          "TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    assert PG_URL
-    await _pg_reset(PG_URL)
-    return PG_URL
+    return await _pg_reset()
 
 
 @pytest.fixture

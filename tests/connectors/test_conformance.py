@@ -1,0 +1,78 @@
+"""Every connector, sandbox included, keeps the same promises to the engine."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from connectors.base import (
+    BookedError,
+    NeedsPersonError,
+    RateLimitedError,
+    RecordStatus,
+    TransientError,
+    UnknownOutcomeError,
+)
+from tests.connectors.harness import LedgerHarness
+
+
+async def test_create_then_status_is_draft(harness: LedgerHarness) -> None:
+    result = await harness.connector.create(harness.request("LO-CONF0001"))
+    assert result.external_ref
+    status = await harness.connector.status(result.external_ref, harness.request("LO-CONF0001"))
+    assert status is RecordStatus.DRAFT
+    assert harness.records_with_key("LO-CONF0001") == 1
+
+
+async def test_update_of_a_draft_changes_it_in_place(harness: LedgerHarness) -> None:
+    created = await harness.connector.create(harness.request("LO-CONF0002"))
+    changed = harness.request("LO-CONF0002", amount=Decimal("1300.50"))
+    updated = await harness.connector.update(created.external_ref, changed)
+    assert harness.amount_of(updated.external_ref) == Decimal("1300.50")
+    assert harness.records_with_key("LO-CONF0002") == 1
+
+
+async def test_booked_record_is_refused_and_nothing_is_created(harness: LedgerHarness) -> None:
+    created = await harness.connector.create(harness.request("LO-CONF0003"))
+    await harness.book(created.external_ref)
+    req = harness.request("LO-CONF0003", amount=Decimal("999.00"))
+    assert await harness.connector.status(created.external_ref, req) is RecordStatus.BOOKED
+    with pytest.raises(BookedError):
+        await harness.connector.update(created.external_ref, req)
+    assert harness.records_with_key("LO-CONF0003") == 1
+
+
+async def test_timeout_after_write_is_found_without_a_duplicate(harness: LedgerHarness) -> None:
+    req = harness.request("LO-CONF0004")
+    harness.timeout_after_next_write()
+    with pytest.raises((UnknownOutcomeError, TimeoutError)):
+        await harness.connector.create(req)
+    found = await harness.connector.find(req)
+    assert found is not None and found.external_ref
+    assert harness.records_with_key("LO-CONF0004") == 1
+
+
+async def test_find_of_an_unknown_key_is_none(harness: LedgerHarness) -> None:
+    assert await harness.connector.find(harness.request("LO-NEVERSENT")) is None
+
+
+async def test_unknown_account_needs_a_person_with_the_ledger_text(harness: LedgerHarness) -> None:
+    with pytest.raises(NeedsPersonError) as err:
+        await harness.connector.create(harness.unknown_account_request("LO-CONF0005"))
+    assert "9999" in err.value.message
+    assert harness.records_with_key("LO-CONF0005") == 0
+
+
+async def test_429_is_rate_limited_with_retry_after(harness: LedgerHarness) -> None:
+    harness.rate_limit_next(7)
+    with pytest.raises(RateLimitedError) as err:
+        await harness.connector.create(harness.request("LO-CONF0006"))
+    assert err.value.retry_after == pytest.approx(7, abs=1)
+
+
+async def test_5xx_is_transient(harness: LedgerHarness) -> None:
+    harness.fail_next_with_5xx()
+    with pytest.raises(TransientError):
+        await harness.connector.create(harness.request("LO-CONF0007"))
+    assert harness.records_with_key("LO-CONF0007") == 0
