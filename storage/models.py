@@ -257,3 +257,18 @@ class Credential(Base):
     value: Mapped[str] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime]
+
+
+class Mapping(Base):
+    """A source name -> ledger number set by a person (``/ledger map``); wins over the config."""
+
+    __tablename__ = "mappings"
+    __table_args__ = (UniqueConstraint("integration", "what", "source", name="uq_mappings_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration: Mapped[str] = mapped_column(String(40))
+    what: Mapped[str] = mapped_column(String(20))  # category | department | payment-method
+    source: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int] = mapped_column(BigInteger)
+    set_by: Mapped[str | None] = mapped_column(String(40))
+    set_at: Mapped[datetime]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import Connector
@@ -25,9 +25,10 @@ from storage.states import Operation, Outcome, PostingKind, PostingState, Trigge
 from sync.changes import Change, ChangeFeed
 from sync.config import IntegrationConfig, WorkerConfig
 from sync.documents import DATA_MODELS, FieldError, ValidEvent, document_date
+from sync.mappings import MappingBook
 from sync.planner import SUPPORTED_KINDS, Eligibility, PlannedPosting, UnsupportedDocument, plan
 from sync.policy import RetryPolicy
-from sync.vouchers import MappingLookup, config_mappings, idempotency_key
+from sync.vouchers import MappingLookup, idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,14 @@ class IngestRejected(Exception):
 
 class DocumentNotFound(LookupError):
     """No document with that key."""
+
+
+class UnknownIntegration(LookupError):
+    """No integration of that name in the config."""
+
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(f"No integration named '{name}'. Configured: {', '.join(known) or 'none'}.")
+        self.name = name
 
 
 @dataclass
@@ -125,6 +134,7 @@ class Engine:
         self.feed = feed or ChangeFeed()
         self.integration_ids: dict[str, int] = {}
         self._wakers: list[Callable[[], None]] = []
+        self.mapping_book = MappingBook(db, self.integrations)
 
     # -- wiring ---------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -156,6 +166,7 @@ class Engine:
                     .values(state=PostingState.PENDING, error_code=None, last_error=None,
                             next_attempt_at=now, queued_at=now, updated_at=now)
                 )
+        await self.mapping_book.load()
 
     def on_work(self, waker: Callable[[], None]) -> None:
         """Call ``waker`` whenever new work is queued (the in-process worker listens)."""
@@ -174,7 +185,8 @@ class Engine:
         return conn
 
     def mappings(self, integration: str) -> MappingLookup:
-        return config_mappings(self.integrations[integration])
+        """Database mappings first, then the config file's."""
+        return self.mapping_book.lookup(integration)
 
     def rules(self, integration: str) -> Eligibility:
         cfg = self.integrations[integration]
@@ -496,6 +508,81 @@ class Engine:
                             p.error_group_id)
         self.feed.publish([change])
         return ActionOutcome(posting_id, p.kind, ok, message)
+
+
+    # -- an integration's switches --------------------------------------------------------
+    def _known(self, integration: str) -> None:
+        if integration not in self.integrations:
+            raise UnknownIntegration(integration, sorted(self.integrations))
+
+    async def set_paused(self, integration: str, paused: bool, actor: str | None) -> str:
+        """Pause or resume an integration's transfers; nothing queued is lost."""
+        self._known(integration)
+        now = self.clock()
+        async with self.db.sessions() as s, s.begin():
+            done = await s.execute(
+                update(Integration).where(Integration.name == integration,
+                                          Integration.paused.is_not(paused))
+                .values(paused=paused).execution_options(synchronize_session=False)
+            )
+            s.add(Activity(actor=actor, action="pause" if paused else "resume",
+                           subject=f"integration:{integration}", at=now,
+                           outcome="ok" if done.rowcount else "unchanged"))
+        if not paused:
+            self._wake()
+        word = "paused" if paused else "resumed"
+        if not done.rowcount:
+            return f"{integration} was already {word}."
+        return f"{integration} {word}." + ("" if not paused else
+                                          " Nothing is sent until it is resumed; nothing queued is lost.")
+
+    async def set_mapping(self, integration: str, what: str, source: str, number: int,
+                          actor: str | None) -> list[int]:
+        """Store a mapping a person set; queue again what failed for lack of it."""
+        self._known(integration)
+        async with self.db.sessions() as s, s.begin():
+            requeued = await self.mapping_book.set(s, integration, what, source, number, actor,
+                                                   self.clock())
+        self._wake()
+        return requeued
+
+    def _history_filter(self, integration: str, since: date) -> Any:
+        cfg = self.integrations[integration]
+        cond = [Posting.integration_id == self.integration_ids[integration],
+                Posting.state == PostingState.WAITING, Posting.error_code == WAIT_HISTORY,
+                Document.doc_date >= since]
+        if cfg.history_start:
+            cond.append(Document.doc_date < cfg.history_start)
+        return cond
+
+    async def history_count(self, integration: str, since: date) -> int:
+        """How many postings ``history`` would send (they wait for the history start)."""
+        self._known(integration)
+        async with self.db.sessions() as s:
+            return int(await s.scalar(
+                select(func.count()).select_from(Posting)
+                .join(Document, Document.id == Posting.document_id)
+                .where(*self._history_filter(integration, since))) or 0)
+
+    async def transfer_history(self, integration: str, since: date, actor: str | None) -> int:
+        """Send documents dated from ``since`` that waited because of the history start."""
+        self._known(integration)
+        now = self.clock()
+        async with self.db.sessions() as s, s.begin():
+            ids = select(Posting.id).join(Document, Document.id == Posting.document_id) \
+                .where(*self._history_filter(integration, since))
+            done = await s.execute(
+                update(Posting).where(Posting.id.in_(ids), Posting.state == PostingState.WAITING)
+                .values(state=PostingState.PENDING, error_code=None, last_error=None,
+                        queued_at=now, next_attempt_at=now, updated_at=now,
+                        queued_trigger=Trigger.MANUAL, queued_actor=actor)
+                .execution_options(synchronize_session=False)
+            )
+            s.add(Activity(actor=actor, action="history", subject=f"integration:{integration}",
+                           at=now, outcome="ok",
+                           detail={"since": since.isoformat(), "queued": done.rowcount}))
+        self._wake()
+        return int(done.rowcount or 0)
 
 
 def _label(p: Posting) -> str:

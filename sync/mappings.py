@@ -1,0 +1,101 @@
+"""Mappings: source names (a bill's category, department, an order's payment method) -> ledger numbers.
+
+A mapping a person sets with ``/ledger map`` is stored in the database and wins
+over the config file. Setting one queues again the postings that failed because
+it was missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.models import Activity, Integration, Mapping, Posting
+from storage.states import PostingState, Trigger
+from sync.config import IntegrationConfig
+from sync.vouchers import MappingLookup
+
+CONFIG_TABLES = {"category": "categories", "department": "departments",
+                 "payment-method": "payment_methods"}
+
+
+@dataclass(frozen=True)
+class MappingSource:
+    number: int | None
+    origin: str  # "database" | "config" | "missing"
+    set_by: str | None = None
+
+
+class MappingBook:
+    """Database mappings over config mappings, cached in memory."""
+
+    def __init__(self, db: Database, configs: dict[str, IntegrationConfig]):
+        self.db = db
+        self.configs = configs
+        self._stored: dict[tuple[str, str, str], tuple[int, str | None]] = {}
+
+    async def load(self) -> None:
+        """Read every stored mapping (start-up, and periodically on replicas)."""
+        async with self.db.sessions() as s:
+            rows = (await s.scalars(select(Mapping))).all()
+        self._stored = {(m.integration, m.what, m.source): (m.number, m.set_by) for m in rows}
+
+    def where(self, integration: str, what: str, source: str) -> MappingSource:
+        """The number for ``source`` and where it comes from."""
+        stored = self._stored.get((integration, what, source))
+        if stored is not None:
+            return MappingSource(stored[0], "database", stored[1])
+        cfg = self.configs.get(integration)
+        table = getattr(cfg.mappings, CONFIG_TABLES[what]) if cfg else {}
+        number = table.get(source)
+        return MappingSource(number, "config" if number is not None else "missing")
+
+    def lookup(self, integration: str) -> MappingLookup:
+        def find(what: str, source: str) -> int | None:
+            return self.where(integration, what, source).number
+        return find
+
+    def listing(self, integration: str) -> list[tuple[str, str, MappingSource]]:
+        """Every mapping of an integration with its origin, for ``status``."""
+        cfg = self.configs[integration]
+        keys = {(what, src) for what, table in CONFIG_TABLES.items()
+                for src in getattr(cfg.mappings, table)}
+        keys |= {(w, src) for (i, w, src) in self._stored if i == integration}
+        return [(w, src, self.where(integration, w, src)) for w, src in sorted(keys)]
+
+    async def set(self, s: AsyncSession, integration: str, what: str, source: str, number: int,
+                  actor: str | None, now: datetime) -> list[int]:
+        """Store a mapping and queue again what failed for lack of it; returns those postings."""
+        existing = (await s.scalars(select(Mapping).where(
+            Mapping.integration == integration, Mapping.what == what, Mapping.source == source,
+        ))).one_or_none()
+        if existing is None:
+            s.add(Mapping(integration=integration, what=what, source=source, number=number,
+                          set_by=actor, set_at=now))
+        else:
+            existing.number, existing.set_by, existing.set_at = number, actor, now
+        integration_id = await s.scalar(select(Integration.id).where(
+            Integration.name == integration))
+        needle = f"The {what} '{source}' has no account mapping"
+        failed = list((await s.scalars(select(Posting.id).where(
+            Posting.integration_id == integration_id,
+            Posting.state == PostingState.FAILED,
+            Posting.error_code == f"unmapped_{what}",
+            Posting.last_error.startswith(needle),
+        ))).all())
+        if failed:
+            await s.execute(
+                update(Posting).where(Posting.id.in_(failed), Posting.state == PostingState.FAILED)
+                .values(state=PostingState.PENDING, queued_at=now, next_attempt_at=now,
+                        updated_at=now, queued_trigger=Trigger.MANUAL, queued_actor=actor)
+                .execution_options(synchronize_session=False)
+            )
+        s.add(Activity(actor=actor, action="map", subject=f"integration:{integration}", at=now,
+                       outcome="ok", detail={"what": what, "source": source, "number": number,
+                                             "requeued": len(failed)}))
+        self._stored[(integration, what, source)] = (number, actor)
+        return failed

@@ -1,0 +1,69 @@
+"""Pause/resume, mappings set by a person, history transfer, and the overviews."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bot.runtime import Runtime
+from connectors.sandbox import LEDGERS
+from sync.overview import company_queues, find_documents, integration_status, needs_attention
+from tests.support import FakeClock, bill, make_config, sandbox_integration
+from tests.test_engine_rules import ingest, posting, view
+
+
+async def test_pause_stops_transfers_and_resume_sends_what_was_queued(runtime: Runtime) -> None:
+    message = await runtime.engine.set_paused("books-dk", True, "U0ALICE")
+    assert "paused" in message
+    await ingest(runtime, bill("P-1"), bill("P-2"))
+    await runtime.worker.run_until_idle()
+    assert not LEDGERS.get("books-dk") or not LEDGERS["books-dk"].vouchers
+    async with runtime.db.sessions() as s:
+        [status] = await integration_status(s, runtime.engine.clock())
+    assert status.paused and status.counts == {"pending": 2}
+    assert "already paused" in await runtime.engine.set_paused("books-dk", True, "U0ALICE")
+    await runtime.engine.set_paused("books-dk", False, "U0ALICE")
+    await runtime.worker.run_until_idle()
+    assert len(LEDGERS["books-dk"].vouchers) == 2
+
+
+async def test_map_fixes_the_failures_it_caused_and_wins_over_config(runtime: Runtime) -> None:
+    await ingest(runtime, bill("M-1", category="Travel"), bill("M-2", category="Travel"),
+                 bill("M-3", category="Meals"))
+    await runtime.worker.run_until_idle()
+    requeued = await runtime.engine.set_mapping("books-dk", "category", "Travel", 2750, "U0ALICE")
+    assert len(requeued) == 2
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "M-1"))["state"] == "synced"
+    assert posting(await view(runtime, "M-3"))["state"] == "failed"
+    assert LEDGERS["books-dk"].vouchers[posting(await view(runtime, "M-2"))["external_ref"]] \
+        .account == "2750"
+    await runtime.engine.set_mapping("books-dk", "category", "Office supplies", 2820, "U0BOB")
+    source = runtime.engine.mapping_book.where("books-dk", "category", "Office supplies")
+    assert (source.number, source.origin, source.set_by) == (2820, "database", "U0BOB")
+    async with runtime.db.sessions() as s:
+        groups = await needs_attention(s)
+    assert [(g.code, g.failed) for g in groups] == [("unmapped_category", 1)]
+    assert groups[0].documents == [("ap", "bill", "M-3")]
+
+
+async def test_history_transfers_only_when_asked(make_runtime: object, clock: FakeClock) -> None:
+    rt: Runtime = await make_runtime(  # type: ignore[operator]
+        make_config(sandbox_integration(history_start=date(2026, 11, 1))))
+    await ingest(rt, bill("H-1", date="2026-09-10"), bill("H-2", date="2026-10-10"))
+    await rt.worker.run_until_idle()
+    assert await rt.engine.history_count("books-dk", date(2026, 10, 1)) == 1
+    assert await rt.engine.transfer_history("books-dk", date(2026, 10, 1), "U0ALICE") == 1
+    await rt.worker.run_until_idle()
+    assert posting(await view(rt, "H-2"))["state"] == "synced"
+    assert posting(await view(rt, "H-1"))["state"] == "waiting"
+
+
+async def test_queue_shows_what_waits_per_company_and_since_when(runtime: Runtime,
+                                                                 clock: FakeClock) -> None:
+    since = clock.now
+    await ingest(runtime, bill("Q-1"), bill("Q-2"))
+    async with runtime.db.sessions() as s:
+        [q] = await company_queues(s, clock.now)
+        docs = await find_documents(s, "bill:Q-1")
+    assert (q.company, q.queued, q.queued_since) == ("books-dk", 2, since)
+    assert [d.external_id for d in docs] == ["Q-1"]
