@@ -6,12 +6,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.base import Connector
+from connectors.economic import EconomicConnector
+from connectors.exact import ExactConnector
+from connectors.procountor import ProcountorConnector
 from connectors.sandbox import SandboxConnector
 
 Builder = Callable[[str, Mapping[str, Any]], Connector]
 
 BUILDERS: dict[str, Builder] = {
     "sandbox": SandboxConnector.from_settings,
+    "economic": EconomicConnector.from_settings,
+    "procountor": ProcountorConnector.from_settings,
+    "exact": ExactConnector.from_settings,
 }
 
 

@@ -91,3 +91,7 @@ class MessageState(StrEnum):
     TO_POST = "to_post"
     POSTED = "posted"
     TO_UPDATE = "to_update"
+    #: a chat.postMessage is on its way; should the process die now, its outcome is unknown
+    SENDING = "sending"
+    #: a post whose outcome is unknown (timeout, dropped connection): never repeated blindly
+    UNCONFIRMED = "unconfirmed"

@@ -43,3 +43,16 @@ class ChangeFeed:
                 listener(changes)
             except Exception:  # a renderer's bug must not break syncing
                 log.exception("change listener failed")
+
+
+@dataclass(frozen=True)
+class AttemptObserved:
+    """One attempt finished: for metrics."""
+
+    integration: str
+    operation: str
+    outcome: str
+    seconds: float
+
+
+AttemptListener = Callable[[AttemptObserved], None]

@@ -18,9 +18,9 @@ KIND_KEYS: dict[str, set[str]] = {
     "economic": {"base_url", "app_secret_token", "agreement_grant_token", "journal"},
     "sandbox": {"accounts", "suppliers", "latency_ms"},
     "procountor": {"base_url", "client_id", "client_secret", "api_key", "redirect_uri",
-                   "dimensions"},
+                   "dimensions", "creditor_account", "company_currency"},
     "exact": {"base_url", "division", "client_id", "client_secret", "refresh_token",
-              "export_dir"},
+              "export_dir", "purchase_journal", "general_journal", "redirect_uri"},
 }
 
 
@@ -69,6 +69,10 @@ class IntegrationConfig(Strict):
     redirect_uri: str | None = None
     dimensions: dict[str, StrictInt] | None = None
     division: StrictInt | None = None
+    creditor_account: StrictInt | None = None  # Procountor: trade creditors account
+    company_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    purchase_journal: str | None = None  # Exact journal codes
+    general_journal: str | None = None
     refresh_token: str | None = None
     export_dir: str | None = None
 

@@ -22,7 +22,7 @@ from storage.db import Database
 from storage.models import Activity, Attempt, Document, Integration, Posting
 from storage.queries import clear_backoff
 from storage.states import Operation, Outcome, PostingKind, PostingState, Trigger
-from sync.changes import Change, ChangeFeed
+from sync.changes import AttemptListener, Change, ChangeFeed
 from sync.config import IntegrationConfig, WorkerConfig
 from sync.documents import DATA_MODELS, FieldError, ValidEvent, document_date
 from sync.mappings import MappingBook
@@ -135,6 +135,8 @@ class Engine:
         self.integration_ids: dict[str, int] = {}
         self._wakers: list[Callable[[], None]] = []
         self.mapping_book = MappingBook(db, self.integrations)
+        #: called after every attempt (metrics); must not raise or block
+        self.attempt_listeners: list[AttemptListener] = []
 
     # -- wiring ---------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -175,6 +177,14 @@ class Engine:
     def _wake(self) -> None:
         for waker in self._wakers:
             waker()
+
+    def wake(self) -> None:
+        """Tell the in-process worker that work may be due (after a sweep)."""
+        self._wake()
+
+    def announce(self, posting_ids: list[int]) -> None:
+        """Tell listeners that postings changed outside a use case (a sweep gave them up)."""
+        self.feed.publish([Change(pid, 0, "", None) for pid in posting_ids])
 
     def connector(self, integration: str) -> Connector:
         """The (cached) connector of an integration."""

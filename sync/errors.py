@@ -9,6 +9,7 @@ from connectors.base import (
     BookedError,
     ConnectorError,
     NeedsPersonError,
+    RateLimitedError,
     TransientError,
     UnknownOutcomeError,
 )
@@ -29,6 +30,9 @@ class Failure:
     code: str
     message: str
     retry_after: float | None = None
+    #: the ledger's allowance ran out: not a sign the posting is broken, so it never
+    #: counts towards giving up
+    rate_limited: bool = False
 
 
 class MappingMissing(Exception):
@@ -61,7 +65,8 @@ def classify(exc: BaseException, *, during_write: bool) -> Failure:
     if isinstance(exc, UnknownOutcomeError):
         return Failure(FailureKind.UNCERTAIN, exc.code, exc.message)
     if isinstance(exc, TransientError):
-        return Failure(FailureKind.TRANSIENT, exc.code, exc.message, exc.retry_after)
+        return Failure(FailureKind.TRANSIENT, exc.code, exc.message, exc.retry_after,
+                       rate_limited=isinstance(exc, RateLimitedError))
     if isinstance(exc, NeedsPersonError):
         return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
     if isinstance(exc, ConnectorError):

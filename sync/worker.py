@@ -37,7 +37,7 @@ from storage.queries import (
     upsert_error_group,
 )
 from storage.states import Operation, Outcome, PostingState, Trigger
-from sync.changes import Change
+from sync.changes import AttemptObserved, Change
 from sync.engine import Engine
 from sync.errors import Failure, FailureKind, classify
 from sync.policy import fingerprint
@@ -174,7 +174,11 @@ class Worker:
                         return None
                     return claim_next(conn, company, finished, finished + self.lease)
 
+                observed = AttemptObserved(claimed.integration, report.operation, report.outcome,
+                                           (finished - started).total_seconds())
                 claimed = await db.run(record_and_claim)
+                for listener in self.engine.attempt_listeners:
+                    listener(observed)
                 if extend:
                     renewed = finished
                 hold = report.hold_company_until
@@ -284,7 +288,7 @@ class Worker:
             if outcome is Outcome.UNCERTAIN:
                 values.update(lookup_first=True, sent_hash=row.desired_hash)
             give_up = outcome in (Outcome.RETRYING, Outcome.UNCERTAIN) and \
-                engine.policy.gives_up(attempts)
+                not failure.rate_limited and engine.policy.gives_up(attempts)
             if outcome is Outcome.FAILED or give_up:
                 if give_up:
                     message = f"Gave up after {attempts} attempts. Last error: {message}"

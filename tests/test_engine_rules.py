@@ -362,3 +362,16 @@ async def test_one_posting_per_company_in_flight_even_with_several_workers(
         assert len(LEDGERS[co].vouchers) == 8
         numbers = sorted(v.ref for v in LEDGERS[co].vouchers.values())
         assert len(set(numbers)) == 8
+
+
+async def test_rate_limits_never_make_a_posting_give_up(runtime: Runtime, clock: FakeClock) -> None:
+    await ingest(runtime, bill("B-16"))
+    ledger = SandboxConnector.from_settings("books-dk", {}).ledger
+    for _ in range(runtime.engine.policy.max_attempts + 2):
+        ledger.switches.rate_limit_next = 60
+        await runtime.worker.run_until_idle()
+        clock.advance(runtime.engine.policy.max_seconds * 2)
+    p = posting(await view(runtime, "B-16"))
+    assert p["state"] == "retrying" and p["attempts"] == runtime.engine.policy.max_attempts + 2
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "B-16"))["state"] == "synced"

@@ -2,33 +2,108 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from tests.connectors.harness import LedgerHarness, SandboxHarness
+from connectors.base import PostingRequest
+from connectors.economic import EconomicConnector
+from tests.connectors.harness import LedgerHarness, SandboxHarness, invoice_request
+from tests.fakes.economic_server import AGREEMENT_GRANT_TOKEN, APP_SECRET_TOKEN, FakeEconomic
+from tests.fakes.exact_server import exact_harness
+from tests.fakes.procountor_server import procountor_harness
+
+#: short enough that a test waiting for a lost answer never waits long
+FAKE_TIMEOUT_SECONDS = 0.5
 
 
 async def _sandbox() -> AsyncIterator[LedgerHarness]:
     yield SandboxHarness()
 
 
+class EconomicHarness:
+    """The e-conomic connector against the fake e-conomic server on loopback."""
+
+    def __init__(self, fake: FakeEconomic, connector: EconomicConnector):
+        self.fake = fake
+        self.connector = connector
+
+    def request(self, key: str, **overrides: Any) -> PostingRequest:
+        return invoice_request(key, **overrides)
+
+    def unknown_account_request(self, key: str) -> PostingRequest:
+        return invoice_request(key, account="9999")
+
+    async def book(self, external_ref: str) -> None:
+        self.fake.book_ref(external_ref)
+
+    def timeout_after_next_write(self) -> None:
+        self.fake.switches.timeouts_after_write = 1
+
+    def rate_limit_next(self, retry_after: int) -> None:
+        self.fake.switches.rate_limit_next = retry_after
+
+    def fail_next_with_5xx(self) -> None:
+        self.fake.switches.fail_next = 1
+
+    def records_with_key(self, key: str) -> int:
+        return self.fake.records_with_key(key)
+
+    def amount_of(self, external_ref: str) -> Decimal:
+        # The ledger holds a supplier invoice as a credit to the supplier (negative);
+        # the amount of the bill is its opposite.
+        return -self.fake.amount_of(external_ref)
+
+
+async def _economic() -> AsyncIterator[LedgerHarness]:
+    fake = FakeEconomic()
+    url = await fake.start()
+    connector = EconomicConnector(
+        name="economic-test", base_url=url, app_secret_token=APP_SECRET_TOKEN,
+        agreement_grant_token=AGREEMENT_GRANT_TOKEN, journal=1, payment_account=5820,
+        timeout=FAKE_TIMEOUT_SECONDS,
+    )
+    try:
+        yield EconomicHarness(fake, connector)
+    finally:
+        await connector.aclose()
+        await fake.stop()
+
+
 #: name -> async generator yielding a ready harness (starts and stops its fake server)
 HARNESSES: dict[str, Callable[[], Any]] = {
     "sandbox": _sandbox,
+    "economic": _economic,
+    "procountor": procountor_harness,
+    "exact": exact_harness,
 }
 
 
-@pytest.fixture(params=sorted(HARNESSES))
-async def harness(request: pytest.FixtureRequest) -> AsyncIterator[LedgerHarness]:
-    gen = HARNESSES[request.param]()
+async def _run(name: str) -> AsyncIterator[Any]:
+    gen = HARNESSES[name]()
     h = await gen.__anext__()
     try:
         yield h
     finally:
         await h.connector.aclose()
-        try:
+        with contextlib.suppress(StopAsyncIteration):
             await gen.__anext__()
-        except StopAsyncIteration:
-            pass
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[LedgerHarness]:
+    async for h in _run(request.param):
+        yield h
+
+
+@pytest.fixture
+async def economic() -> AsyncIterator[EconomicHarness]:
+    """The e-conomic harness alone, for the e-conomic particulars."""
+    async for h in _run("economic"):
+        yield h
+
+
+Factory = Callable[[], Awaitable[LedgerHarness]]

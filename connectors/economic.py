@@ -1,0 +1,607 @@
+"""Visma e-conomic over its REST API (https://restapi.e-conomic.com).
+
+A bill becomes one voucher in the configured journal (kassekladde): the invoice
+posting as a ``supplierInvoices`` entry, the payment posting as a
+``supplierPayments`` entry with the bank (``payment_account``) as contra account.
+The server assigns the voucher number; ``external_ref`` is ``"{year}-{number}"``
+and the journal stays implicit (it comes from the settings).
+
+Facts from the public docs (repository e-conomic/slate, ``_journals.md`` and
+``_introduction.md``) and decisions where they are silent:
+
+* Sign of ``amount``. The REST journal has no debit/credit switch, only a signed
+  amount that, like a finance voucher's, debits the entry's own account when
+  positive and credits it when negative; the entry's own account of a supplier
+  entry is the supplier. e-copedia's supplier-invoice line is pre-set to
+  *credit* (the invoice is owed to the supplier), so an invoice is sent
+  **negative** (credit the supplier, debit the expense contra account) and a
+  payment **positive** (debit the supplier, credit the bank). The docs' examples
+  only show ``100`` for both, so this is our reading, not a quoted rule.
+* The idempotency key is kept in the entry ``text`` as ``"<text> [LO-…]"``
+  (at most 250 characters). Which properties of the journal's voucher
+  collection are filterable is not documented, and a journal only holds drafts,
+  so :meth:`EconomicConnector.find` pages through it; booked entries (a whole
+  year) are searched with ``filter=text$like:KEY`` and, if the ledger refuses
+  that filter (400), with ``date$eq:`` of the document's date.
+* There is no PUT for a legacy voucher: a draft is changed by deleting its
+  entries and posting again with the same ``voucher.voucherNumber``.
+* A voucher no longer in the journal but found under
+  ``/accounting-years/{year}/entries`` (by voucher number) is booked.
+* The accounting year is the calendar year of the posting date; an agreement
+  whose financial year is not a calendar year ("2025/2026") is not handled yet.
+
+Credentials live only in the HTTP client's default headers: never in messages,
+logs or reprs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from connectors.base import (
+    AuthenticationError,
+    BookedError,
+    ConnectorError,
+    NeedsPersonError,
+    PostingRequest,
+    PostingResult,
+    RateLimitedError,
+    RecordExistsError,
+    RecordStatus,
+    RelationRecord,
+    TransientError,
+    UnknownOutcomeError,
+    UnsupportedPostingError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://restapi.e-conomic.com"
+TEXT_MAX = 250  # entry text, per the docs
+PAGE_SIZE = 1000  # the largest page the API serves
+MAX_PAGES = 1000  # a runaway guard, far above any journal we expect
+SUPPORTED = frozenset({"invoice", "payment", "relation"})
+ENTRY_TYPES = ("supplierInvoices", "supplierPayments", "financeVouchers", "customerPayments",
+               "manualCustomerInvoices")
+# e-conomic's own substitutions for characters in a resource path (docs: "Custom resource
+# self-link encoding"); "_" goes first so the replacements are not themselves replaced.
+_PATH_CODES = (("_", "_8_"), ("/", "_6_"), (" ", "_9_"), (":", "_4_"), ("&", "_5_"))
+# 503 means the request was turned away unprocessed; after a write, any other 5xx (500, 502,
+# 504) may come from behind the point where the voucher was saved.
+_NOT_PROCESSED = frozenset({503})
+
+
+# -- JSON ----------------------------------------------------------------------------------
+def encode_json(body: Any) -> bytes:
+    """JSON with every ``Decimal`` written as a JSON number, digit for digit (never a float).
+
+    Decimals are swapped for a quoted token carrying an unguessable nonce, which is
+    unquoted after ``json.dumps``; text from documents can never forge the token.
+    """
+    nonce = secrets.token_hex(8)
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError("an amount must be a finite number")
+            return f"{nonce}:{value:f}"
+        if isinstance(value, Mapping):
+            return {key: mark(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [mark(item) for item in value]
+        return value
+
+    text = json.dumps(mark(body), ensure_ascii=False, separators=(",", ":"))
+    return re.sub(rf'"{nonce}:(-?[0-9]+(?:\.[0-9]+)?)"', r"\1", text).encode()
+
+
+def decode_json(raw: bytes) -> Any:
+    """Parse an answer with amounts as ``Decimal``."""
+    return json.loads(raw, parse_float=Decimal) if raw else None
+
+
+def key_marker(key: str) -> str:
+    """How the idempotency key appears in an entry text."""
+    return f"[{key}]"
+
+
+def entry_text(text: str, key: str) -> str:
+    """``"<text> [KEY]"`` cut to the ledger's 250 characters; the key always survives."""
+    marker = key_marker(key)
+    room = TEXT_MAX - len(marker) - 1
+    text = " ".join(text.split())
+    if len(text) > room:
+        text = text[: room - 1].rstrip() + "…"
+    return f"{text} {marker}" if text else marker
+
+
+def path_segment(value: str) -> str:
+    """A value as e-conomic spells it inside a resource path."""
+    for char, code in _PATH_CODES:
+        value = value.replace(char, code)
+    return value
+
+
+def filter_value(value: str) -> str:
+    """Escape a value for ``?filter=`` (docs: "Escaping special characters")."""
+    value = value.replace("$", "$$")
+    for char in "()*,[]":
+        value = value.replace(char, "$" + char)
+    return value
+
+
+def split_ref(external_ref: str) -> tuple[str, int]:
+    """``"2026-50001"`` -> ``("2026", 50001)``."""
+    year, _, number = external_ref.rpartition("-")
+    if not year or not number.isdigit():
+        raise NeedsPersonError(f"'{external_ref}' is not an e-conomic voucher reference "
+                               "(expected YEAR-NUMBER).", code="bad_reference")
+    return year, int(number)
+
+
+def entries_of(voucher: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every entry of a voucher, whatever its type."""
+    groups = voucher.get("entries") or {}
+    return [entry for kind in ENTRY_TYPES for entry in groups.get(kind) or []]
+
+
+def _whole_number(value: str | None, what: str, field: str) -> int:
+    if value is None or not str(value).strip().isdigit():
+        raise NeedsPersonError(f"The {what} '{value}' is not a number; e-conomic needs a whole "
+                               "number here.", code=f"bad_{field}", field=field)
+    return int(str(value).strip())
+
+
+# -- errors --------------------------------------------------------------------------------
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (it may be a number or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def annotated_errors(errors: Any, field: str = "") -> list[tuple[str, str, str, Any]]:
+    """``(field, message, errorCode, value)`` from e-conomic's annotated errors document.
+
+    The document mirrors the request: ``{"entries": {"supplierInvoices": [{"arrayIndex": 0,
+    "contraAccount": {"errors": [...]}}]}}``; the field is the property holding the list.
+    """
+    found: list[tuple[str, str, str, Any]] = []
+    if isinstance(errors, Mapping):
+        for key, value in errors.items():
+            if key == "errors" and isinstance(value, list):
+                found.extend(
+                    (field, str(item.get("message") or ""), str(item.get("errorCode") or ""),
+                     item.get("value"))
+                    for item in value if isinstance(item, Mapping)
+                )
+            elif key != "arrayIndex":
+                found.extend(annotated_errors(value, key))
+    elif isinstance(errors, list):
+        for item in errors:
+            found.extend(annotated_errors(item, field))
+    return found
+
+
+_NOT_FOUND_CODES = {
+    "contraAccount": "account_not_found", "account": "account_not_found",
+    "accountNumber": "account_not_found", "supplier": "supplier_not_found",
+    "supplierNumber": "supplier_not_found", "departmentalDistribution": "department_not_found",
+    "departmentalDistributionNumber": "department_not_found", "currency": "currency_not_found",
+}
+
+
+def _code_for(field: str, message: str, error_code: str) -> str:
+    if re.search(r"does not exist|not found", message, re.IGNORECASE) and field in _NOT_FOUND_CODES:
+        return _NOT_FOUND_CODES[field]
+    return f"validation_{error_code}" if error_code else "validation"
+
+
+def rejection(body: Any, status: int) -> NeedsPersonError:
+    """A 4xx answer as the ledger's own words: ``"contraAccount: Account 9999 does not exist."``."""
+    body = body if isinstance(body, Mapping) else {}
+    found = annotated_errors(body.get("errors"))
+    if not found:
+        message = str(body.get("message") or f"e-conomic refused the request ({status}).")
+        return NeedsPersonError(message, code=f"http_{status}")
+    parts = []
+    for field, message, _code, value in found:
+        text = f"{field}: {message}" if field else message
+        if value is not None and str(value) not in message:
+            text += f" (value: {value})"
+        parts.append(text)
+    field, message, error_code, _value = found[0]
+    return NeedsPersonError("; ".join(parts), code=_code_for(field, message, error_code),
+                            field=field or None)
+
+
+# -- the connector -------------------------------------------------------------------------
+class EconomicConnector:
+    """The :class:`connectors.base.Connector` for one e-conomic agreement and journal."""
+
+    kind = "economic"
+
+    def __init__(
+        self,
+        *,
+        name: str = "economic",
+        app_secret_token: str,
+        agreement_grant_token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        journal: int = 1,
+        payment_account: int | str | None = None,
+        fee_account: int | str | None = None,
+        timeout: float = 15.0,
+        customer_defaults: Mapping[str, int] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        if not app_secret_token or not agreement_grant_token:
+            raise ValueError(f"integrations[{name}]: e-conomic needs app_secret_token and "
+                             "agreement_grant_token")
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.journal = int(journal)
+        self.payment_account = str(payment_account) if payment_account is not None else None
+        self.fee_account = str(fee_account) if fee_account is not None else None
+        self.timeout = timeout
+        # POST /customers requires a group, payment terms and a VAT zone; the config has no
+        # keys for them yet, so a request's ``extra`` may carry them, else these defaults.
+        self.customer_defaults = {"customer_group": 1, "payment_terms": 1, "vat_zone": 1,
+                                  **(customer_defaults or {})}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"X-AppSecretToken": app_secret_token,
+                     "X-AgreementGrantToken": agreement_grant_token,
+                     "Content-Type": "application/json", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Mapping[str, Any]) -> EconomicConnector:
+        """Build from an integration's resolved settings (tokens already read from env)."""
+        return cls(
+            name=name,
+            base_url=settings.get("base_url") or DEFAULT_BASE_URL,
+            app_secret_token=settings.get("app_secret_token") or "",
+            agreement_grant_token=settings.get("agreement_grant_token") or "",
+            journal=int(settings.get("journal") or 1),
+            payment_account=settings.get("payment_account"),
+            fee_account=settings.get("fee_account"),
+        )
+
+    def __repr__(self) -> str:
+        return (f"EconomicConnector(name={self.name!r}, base_url={self.base_url!r}, "
+                f"journal={self.journal})")
+
+    def supports(self, posting_kind: str) -> bool:
+        """Supplier invoices, supplier payments and debtors."""
+        return posting_kind in SUPPORTED
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    # -- the protocol ------------------------------------------------------------------------
+    async def create(self, request: PostingRequest) -> PostingResult:
+        """Post a new voucher (the ledger numbers it), or a new debtor."""
+        self._check_kind(request)
+        if request.kind == "relation":
+            return await self._create_customer(request)
+        answer = await self._call("POST", f"/journals/{self.journal}/vouchers",
+                                  body=self._voucher_body(request), write=True)
+        return self._created(answer, request)
+
+    async def update(self, external_ref: str, request: PostingRequest) -> PostingResult:
+        """Replace a draft voucher's entries, keeping its number; refuse a booked one."""
+        self._check_kind(request)
+        if request.kind == "relation":
+            return await self._update_customer(external_ref, request)
+        year, number = split_ref(external_ref)
+        voucher = await self._draft_voucher(year, number)
+        if voucher is None:
+            if await self._booked_voucher(year, number):
+                raise BookedError(f"Voucher {external_ref} is booked in e-conomic and cannot be "
+                                  "changed.")
+            raise NeedsPersonError(f"Voucher {external_ref} is no longer in journal "
+                                   f"{self.journal} and was not booked; it may have been deleted "
+                                   "in e-conomic.", code="not_found")
+        for entry in entries_of(voucher):
+            entry_number = entry.get("journalEntryNumber")
+            if entry_number is not None:
+                await self._call("DELETE", f"/journals/{self.journal}/entries/{entry_number}",
+                                 write=True, allow=(404,))
+        answer = await self._call("POST", f"/journals/{self.journal}/vouchers",
+                                  body=self._voucher_body(request, voucher_number=number),
+                                  write=True)
+        return self._created(answer, request)
+
+    async def find(self, request: PostingRequest) -> PostingResult | None:
+        """The voucher (draft or booked) whose entry text carries the idempotency key."""
+        if request.kind == "relation":
+            return await self._find_customer(request)
+        marker = key_marker(request.idempotency_key)
+        async with aclosing(self._pages(f"/journals/{self.journal}/vouchers")) as vouchers:
+            async for voucher in vouchers:
+                if any(marker in str(e.get("text") or "") for e in entries_of(voucher)):
+                    year = (voucher.get("accountingYear") or {}).get("year") or request.date.year
+                    return PostingResult(f"{year}-{voucher['voucherNumber']}",
+                                         RecordStatus.DRAFT)
+        year = str(request.date.year)
+        for entry in await self._booked_with_key(year, request):
+            return PostingResult(f"{year}-{entry['voucherNumber']}", RecordStatus.BOOKED)
+        return None
+
+    async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
+        """Draft while in the journal, booked once in the year's entries, else missing."""
+        if request.kind == "relation":
+            number = _whole_number(external_ref, "debtor number", "number")
+            answer = await self._call("GET", f"/customers/{number}", allow=(404,))
+            return RecordStatus.MISSING if answer is None else RecordStatus.DRAFT
+        year, number = split_ref(external_ref)
+        if await self._draft_voucher(year, number) is not None:
+            return RecordStatus.DRAFT
+        if await self._booked_voucher(year, number):
+            return RecordStatus.BOOKED
+        return RecordStatus.MISSING
+
+    # -- vouchers ----------------------------------------------------------------------------
+    def _check_kind(self, request: PostingRequest) -> None:
+        if request.kind not in SUPPORTED:
+            raise UnsupportedPostingError(
+                f"The e-conomic connector cannot take {request.kind.replace('_', ' ')} postings.")
+
+    def _voucher_body(self, request: PostingRequest, *,
+                      voucher_number: int | None = None) -> dict[str, Any]:
+        if request.supplier is None:
+            raise NeedsPersonError("The posting has no supplier; e-conomic needs a supplier "
+                                   "number.", code="no_supplier", field="supplier")
+        account = request.account or (self.payment_account if request.kind == "payment" else None)
+        entry: dict[str, Any] = {
+            "supplier": {"supplierNumber": _whole_number(request.supplier.number,
+                                                         "supplier number", "supplier")},
+            # See the module docstring: an invoice credits the supplier, a payment debits it.
+            "amount": -request.amount if request.kind == "invoice" else request.amount,
+            "currency": {"code": request.currency},
+            "date": request.date.isoformat(),
+            "text": entry_text(request.text, request.idempotency_key),
+            "contraAccount": {"accountNumber": _whole_number(account, "account", "account")},
+        }
+        if request.reference:
+            # Not cut to 30: a shortened invoice number would match the wrong invoice; the
+            # ledger's refusal names the field so a person can decide.
+            entry["supplierInvoiceNumber"] = request.reference
+        if request.kind == "invoice" and request.due_date is not None:
+            entry["dueDate"] = request.due_date.isoformat()
+        if request.department:
+            entry["departmentalDistribution"] = {"departmentalDistributionNumber": _whole_number(
+                request.department, "department", "department")}
+        if voucher_number is not None:
+            entry["voucher"] = {"voucherNumber": voucher_number}
+        kind = "supplierInvoices" if request.kind == "invoice" else "supplierPayments"
+        return {"accountingYear": {"year": str(request.date.year)},
+                "journal": {"journalNumber": self.journal},
+                "entries": {kind: [entry]}}
+
+    def _created(self, answer: Any, request: PostingRequest) -> PostingResult:
+        voucher = answer[0] if isinstance(answer, list) and answer else answer
+        if not isinstance(voucher, Mapping) or "voucherNumber" not in voucher:
+            # Saved, but we cannot tell which voucher it is: look it up by key next time.
+            raise UnknownOutcomeError("e-conomic accepted the voucher but its answer did not say "
+                                      "the voucher number.", code="unreadable_answer")
+        year = str((voucher.get("accountingYear") or {}).get("year") or request.date.year)
+        number = voucher["voucherNumber"]
+        return PostingResult(f"{year}-{number}", RecordStatus.DRAFT, detail=f"voucher {number}")
+
+    async def _draft_voucher(self, year: str, number: int) -> dict[str, Any] | None:
+        path = f"/journals/{self.journal}/vouchers/{path_segment(year)}-{number}"
+        voucher = await self._call("GET", path, allow=(404,))
+        # A voucher without entries is nothing a person could book: treat it as gone.
+        return voucher if isinstance(voucher, dict) and entries_of(voucher) else None
+
+    async def _booked_voucher(self, year: str, number: int) -> bool:
+        # By number only, as the API offers: a same-numbered voucher of another journal would
+        # read as booked too, which errs towards never creating a duplicate.
+        entries = self._pages(f"/accounting-years/{path_segment(year)}/entries",
+                              filter=f"voucherNumber$eq:{number}", missing_ok=True)
+        async with aclosing(entries):
+            async for _entry in entries:
+                return True
+        return False
+
+    async def _booked_with_key(self, year: str, request: PostingRequest) -> list[dict[str, Any]]:
+        marker = key_marker(request.idempotency_key)
+        path = f"/accounting-years/{path_segment(year)}/entries"
+        try:
+            return [entry async for entry in self._pages(
+                path, filter=f"text$like:{filter_value(request.idempotency_key)}",
+                missing_ok=True) if marker in str(entry.get("text") or "")]
+        except NeedsPersonError as exc:
+            if not exc.code.startswith(("validation", "http_400")):
+                raise
+        # The ledger would not filter on text: the document's own day is a small page.
+        log.info("e-conomic refused a text filter; searching by date", extra={"year": year})
+        return [entry async for entry in self._pages(
+            path, filter=f"date$eq:{request.date.isoformat()}", missing_ok=True)
+            if marker in str(entry.get("text") or "")]
+
+    async def _pages(self, path: str, *, filter: str | None = None,
+                     missing_ok: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a collection, page by page (``skippages`` / ``pagesize``)."""
+        for page in range(MAX_PAGES):
+            params: dict[str, Any] = {"skippages": page, "pagesize": PAGE_SIZE}
+            if filter:
+                params["filter"] = filter
+            answer = await self._call("GET", path, params=params,
+                                      allow=(404,) if missing_ok else ())
+            if answer is None:
+                return
+            items = answer.get("collection") or []
+            for item in items:
+                yield item
+            if not items or not (answer.get("pagination") or {}).get("nextPage"):
+                return
+        raise TransientError(f"e-conomic kept returning pages of {path}; stopped after "
+                             f"{MAX_PAGES}.", code="too_many_pages")
+
+    # -- debtors -----------------------------------------------------------------------------
+    def _relation(self, request: PostingRequest) -> RelationRecord:
+        relation = request.relation
+        if relation is None:
+            raise NeedsPersonError("The relation posting carries no relation.", code="no_relation")
+        if relation.type != "debtor":
+            raise UnsupportedPostingError(f"The e-conomic connector writes debtors only, not "
+                                          f"{relation.type}s.")
+        return relation
+
+    def _customer_body(self, request: PostingRequest, relation: RelationRecord,
+                       current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        # PUT replaces the whole customer, so an update starts from what the ledger holds.
+        body: dict[str, Any] = dict(current or {})
+        pick = {**self.customer_defaults, **request.extra}
+        body["customerNumber"] = _whole_number(relation.number, "debtor number", "number")
+        body["name"] = relation.name
+        body.setdefault("currency", request.currency)
+        body.setdefault("customerGroup", {"customerGroupNumber": int(pick["customer_group"])})
+        body.setdefault("paymentTerms", {"paymentTermsNumber": int(pick["payment_terms"])})
+        body.setdefault("vatZone", {"vatZoneNumber": int(pick["vat_zone"])})
+        # The API refuses null: an empty value is left out rather than sent.
+        for key, value in (("email", relation.email),
+                           ("corporateIdentificationNumber", relation.vat_number),
+                           ("address", relation.address.line1),
+                           ("zip", relation.address.postal_code),
+                           ("city", relation.address.city),
+                           ("country", relation.address.country)):
+            if value:
+                body[key] = value
+        return body
+
+    async def _create_customer(self, request: PostingRequest) -> PostingResult:
+        relation = self._relation(request)
+        try:
+            answer = await self._call("POST", "/customers",
+                                      body=self._customer_body(request, relation), write=True)
+        except NeedsPersonError as exc:
+            if exc.code == "http_409" or exc.field == "customerNumber":
+                raise RecordExistsError(
+                    f"Debtor number {relation.number} is already in use in e-conomic "
+                    f"({exc.message}).", field="number") from None
+            raise
+        number = answer.get("customerNumber", relation.number) if isinstance(answer, dict) \
+            else relation.number
+        return PostingResult(str(number), RecordStatus.DRAFT, detail=f"debtor {number}")
+
+    async def _update_customer(self, external_ref: str, request: PostingRequest) -> PostingResult:
+        relation = self._relation(request)
+        number = _whole_number(external_ref, "debtor number", "number")
+        current = await self._call("GET", f"/customers/{number}", allow=(404,))
+        if current is None:
+            raise NeedsPersonError(f"Debtor {number} does not exist in e-conomic.",
+                                   code="not_found", field="number")
+        await self._call("PUT", f"/customers/{number}", write=True,
+                         body=self._customer_body(request, relation, current))
+        return PostingResult(str(number), RecordStatus.DRAFT, detail=f"debtor {number}")
+
+    async def _find_customer(self, request: PostingRequest) -> PostingResult | None:
+        relation = self._relation(request)
+        if not relation.number:
+            return None
+        number = _whole_number(relation.number, "debtor number", "number")
+        found = await self._call("GET", f"/customers/{number}", allow=(404,))
+        return None if found is None else PostingResult(str(number), RecordStatus.DRAFT)
+
+    # -- HTTP --------------------------------------------------------------------------------
+    async def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                    body: Any = None, write: bool = False, allow: tuple[int, ...] = ()) -> Any:
+        """One request; the answer's JSON, ``None`` for an allowed status, or a typed error."""
+        content = encode_json(body) if body is not None else None
+        try:
+            response = await self._http.request(method, path, params=params, content=content)
+        except httpx.TransportError as exc:
+            raise self._transport_failure(exc, method, path, write) from None
+        log.debug("e-conomic answered", extra={"method": method, "path": path,
+                                               "status": response.status_code})
+        if response.status_code in allow:
+            return None
+        if response.status_code >= 400:
+            raise self._http_failure(response, write)
+        try:
+            return decode_json(response.content)
+        except ValueError:
+            if write:
+                raise UnknownOutcomeError("e-conomic answered the write with something that is "
+                                          "not JSON.", code="unreadable_answer") from None
+            raise TransientError("e-conomic answered with something that is not JSON.",
+                                 code="unreadable_answer") from None
+
+    def _transport_failure(self, exc: httpx.TransportError, method: str, path: str,
+                           write: bool) -> ConnectorError:
+        # Never chain or repeat the httpx error: it carries the request, headers and all.
+        log.warning("e-conomic call failed", extra={"method": method, "path": path,
+                                                    "error": type(exc).__name__})
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout |
+                                httpx.PoolTimeout | httpx.ProxyError | httpx.UnsupportedProtocol)
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        if write and not never_sent:
+            if timed_out:
+                return UnknownOutcomeError(
+                    f"e-conomic did not answer within {self.timeout:g} s after the change was "
+                    "sent; it may or may not have been saved.", code="timeout")
+            return UnknownOutcomeError("The connection to e-conomic dropped after the change "
+                                       "was sent; it may or may not have been saved.",
+                                       code="connection_lost")
+        if timed_out:
+            return TransientError(f"e-conomic did not answer within {self.timeout:g} s.",
+                                  code="timeout")
+        return TransientError("Could not reach e-conomic (connection failed).",
+                              code="unreachable")
+
+    def _http_failure(self, response: httpx.Response, write: bool) -> ConnectorError:
+        status = response.status_code
+        try:
+            body = decode_json(response.content)
+        except ValueError:
+            body = None
+        ledger_text = str(body.get("message") or "") if isinstance(body, Mapping) else ""
+        if status == 429:
+            return RateLimitedError(
+                "e-conomic asks us to slow down (429 Too Many Requests).",
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+        # Our own words name the fix; tokens are never part of them.
+        if status == 401:
+            return AuthenticationError(
+                f"e-conomic refused the credentials of {self.name} (401). Renew the app secret "
+                "token / agreement grant token in the environment.", code="http_401")
+        if status == 403:
+            return AuthenticationError(
+                f"e-conomic denied {self.name} access (403): the agreement grant does not allow "
+                "this. Check the app's roles in e-conomic or renew the grant.", code="http_403")
+        if status >= 500:
+            detail = f": {ledger_text}" if ledger_text else ""
+            if write and status not in _NOT_PROCESSED:
+                return UnknownOutcomeError(f"e-conomic failed ({status}) after the change was "
+                                           f"sent{detail}; it may or may not have been saved.",
+                                           code=f"http_{status}")
+            return TransientError(f"e-conomic is unavailable ({status}){detail}. Try again "
+                                  "later.", code=f"http_{status}")
+        return rejection(body, status)

@@ -1,0 +1,485 @@
+"""Procountor REST (https://api.procountor.com/latest/api) over httpx.
+
+Everything is written as a ledger receipt of type ``JOURNAL`` (``POST
+/ledgerreceipts``, status ``UNFINISHED``): payroll journals line by line, a bill's
+invoice posting as expense debit / creditor credit, its payment posting as
+creditor debit / bank credit. Receipt types other than JOURNAL cannot be created
+through ``/ledgerreceipts`` (Procountor's help centre: "Receipt types cannot be
+changed nor set ... nor through Procountor API"), and a real ``PURCHASE_INVOICE``
+needs ``POST /invoices`` with counter-party, payment and VAT data ledgerops does
+not have, so bills stay journals here.
+
+Facts the public docs leave open, and what this module does about them:
+
+- ``GET /ledgerreceipts`` filters only by date range, type, status and paging
+  (``previousId``); there is no filter on the receipt name. :meth:`find` pages
+  through the JOURNAL receipts of the request's date and reads each receipt's
+  ``name`` (and ``accountantsNotes``), which carry the idempotency key.
+- ``UNFINISHED`` is a draft; ``APPROVED``, ``INVALIDATED`` and anything else are
+  treated as booked (hands off: never changed, never created again).
+- A 403 whose error names a test company or a blocked group is a
+  :class:`NeedsPersonError` with code ``test_company`` / ``blocked_group``; nothing
+  retries it.
+
+Credentials (client secret, API key, access token) never appear in logs,
+messages or reprs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from connectors.base import (
+    AuthenticationError,
+    BookedError,
+    JournalLine,
+    NeedsPersonError,
+    PostingRequest,
+    PostingResult,
+    RateLimitedError,
+    RecordStatus,
+    TransientError,
+    UnknownOutcomeError,
+    UnsupportedPostingError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.procountor.com/latest/api"
+SUPPORTED = frozenset({"invoice", "payment", "journal"})
+#: Finnish standard chart: 2871 "Ostovelat" (trade creditors); override with ``creditor_account``.
+DEFAULT_CREDITOR_ACCOUNT = "2871"
+# Not published; the fake server enforces the same limits so truncation is tested.
+NAME_MAX = 100
+DESCRIPTION_MAX = 255
+PAGE_SIZE = 50
+#: renew the access token this many seconds before Procountor says it expires
+TOKEN_MARGIN = 60.0
+# VAT fields as in Procountor's own help-centre journal sample for lines without VAT.
+RECEIPT_VAT_TYPE = "PURCHASE"
+RECEIPT_VAT_STATUS = 1
+LINE_VAT_STATUS = 12
+
+
+def _dumps(obj: Any) -> bytes:
+    """JSON with every ``Decimal`` written as an exact JSON number (never via float)."""
+    nonce = uuid.uuid4().hex
+    numbers: list[str] = []
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError("amounts must be finite")
+            numbers.append(format(value, "f"))
+            return f"@@{nonce}:{len(numbers) - 1}@@"
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        return value
+
+    text = json.dumps(convert(obj), ensure_ascii=False)
+    text = re.sub(rf'"@@{nonce}:(\d+)@@"', lambda m: numbers[int(m.group(1))], text)
+    return text.encode()
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal) if text else None
+
+
+class ProcountorConnector:
+    """One Procountor company (the API key selects it)."""
+
+    kind = "procountor"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        redirect_uri: str = "",
+        dimensions: Mapping[str, int] | None = None,
+        creditor_account: str = DEFAULT_CREDITOR_ACCOUNT,
+        company_currency: str = "EUR",
+        timeout: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.name = name
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._api_key = api_key
+        self._redirect_uri = redirect_uri
+        self.dimensions = {str(k): int(v) for k, v in (dimensions or {}).items()}
+        self.creditor_account = str(creditor_account)
+        self.company_currency = company_currency
+        self._clock = clock
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/", timeout=timeout, transport=transport
+        )
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = asyncio.Lock()
+        self._dimension_items: dict[int, dict[str, int]] | None = None
+
+    def __repr__(self) -> str:
+        return f"ProcountorConnector(name={self.name!r}, base_url={str(self._http.base_url)!r})"
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Mapping[str, Any]) -> ProcountorConnector:
+        """Build from an integration's resolved settings (CONTRACT.md, Procountor keys).
+
+        Reads ``client_id``, ``client_secret``, ``api_key`` (required), ``base_url``,
+        ``redirect_uri``, ``dimensions`` ({"cost_center": dimensionId, ...}) and the
+        optional ``creditor_account`` / ``company_currency``.
+        """
+        missing = [k for k in ("client_id", "client_secret", "api_key") if not settings.get(k)]
+        if missing:
+            raise ValueError(f"integrations[{name}]: Procountor needs {', '.join(missing)}")
+        return cls(
+            name,
+            client_id=str(settings["client_id"]),
+            client_secret=str(settings["client_secret"]),
+            api_key=str(settings["api_key"]),
+            base_url=str(settings.get("base_url") or DEFAULT_BASE_URL),
+            redirect_uri=str(settings.get("redirect_uri") or ""),
+            dimensions=settings.get("dimensions") or {},
+            creditor_account=str(settings.get("creditor_account") or DEFAULT_CREDITOR_ACCOUNT),
+            company_currency=str(settings.get("company_currency") or "EUR"),
+        )
+
+    # -- Connector protocol ------------------------------------------------------------
+    def supports(self, posting_kind: str) -> bool:
+        """Invoice, payment and journal postings (all as JOURNAL receipts)."""
+        return posting_kind in SUPPORTED
+
+    async def create(self, request: PostingRequest) -> PostingResult:
+        """POST a new UNFINISHED journal receipt; Procountor assigns its id."""
+        body = await self._receipt_body(request)
+        resp = await self._call("POST", "ledgerreceipts", body=body, write=True)
+        data = _loads(resp.text) or {}
+        ref = str(data.get("receiptId") or data.get("id"))
+        return PostingResult(ref, RecordStatus.DRAFT, detail=f"ledger receipt {ref}")
+
+    async def update(self, external_ref: str, request: PostingRequest) -> PostingResult:
+        """PUT the receipt with its current ``version`` (read first); refuse when booked."""
+        current = await self._get_receipt(external_ref)
+        if current is None:
+            raise NeedsPersonError(
+                f"Ledger receipt {external_ref} no longer exists in Procountor.", code="not_found"
+            )
+        if _status(current) is RecordStatus.BOOKED:
+            raise BookedError(
+                f"Ledger receipt {external_ref} is {str(current.get('status')).lower()} in "
+                "Procountor and cannot be changed."
+            )
+        body = await self._receipt_body(request)
+        body["receiptId"] = current.get("receiptId", external_ref)
+        body["version"] = current.get("version")
+        await self._call("PUT", f"ledgerreceipts/{external_ref}", body=body, write=True)
+        return PostingResult(external_ref, RecordStatus.DRAFT,
+                             detail=f"ledger receipt {external_ref}")
+
+    async def find(self, request: PostingRequest) -> PostingResult | None:
+        """The receipt whose name (or notes) carries the idempotency key.
+
+        The API has no name filter: page through the JOURNAL receipts of the
+        request's date and read each one (see the module docstring).
+        """
+        day = request.date.isoformat()
+        previous: str | None = None
+        fallback: PostingResult | None = None
+        while True:
+            params: dict[str, Any] = {"startDate": day, "endDate": day, "types": "JOURNAL",
+                                      "orderById": "asc", "size": PAGE_SIZE}
+            if previous is not None:
+                params["previousId"] = previous
+            resp = await self._call("GET", "ledgerreceipts", params=params)
+            results = (_loads(resp.text) or {}).get("results") or []
+            for item in results:
+                ref = str(item.get("receiptId") or item.get("id"))
+                receipt = item if "name" in item else await self._get_receipt(ref)
+                if receipt is None or not _carries(receipt, request.idempotency_key):
+                    continue
+                result = PostingResult(ref, _status(receipt), detail=f"ledger receipt {ref}")
+                if receipt.get("status") != "INVALIDATED":
+                    return result
+                fallback = fallback or result  # only an invalidated one: hands off
+            if len(results) < PAGE_SIZE:
+                return fallback
+            previous = str(results[-1].get("receiptId") or results[-1].get("id"))
+
+    async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
+        """UNFINISHED -> draft; approved or anything else -> booked; 404 -> missing."""
+        receipt = await self._get_receipt(external_ref)
+        return RecordStatus.MISSING if receipt is None else _status(receipt)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._http.aclose()
+
+    # -- receipts ----------------------------------------------------------------------
+    async def _get_receipt(self, ref: str) -> dict[str, Any] | None:
+        resp = await self._send("GET", f"ledgerreceipts/{ref}", allow_404=True)
+        return None if resp is None else (_loads(resp.text) or {})
+
+    def _lines(self, request: PostingRequest) -> list[JournalLine]:
+        if request.extra.get("company_is_test"):
+            raise NeedsPersonError(
+                "The company is marked as a test company; its postings are not booked.",
+                code="test_company",
+            )
+        if request.kind not in SUPPORTED:
+            raise UnsupportedPostingError(f"Procountor cannot take {request.kind} postings here.")
+        if request.kind == "journal":
+            if not request.lines:
+                raise NeedsPersonError("The journal has no lines.", code="empty_journal")
+            return list(request.lines)
+        if request.amount <= 0:
+            raise NeedsPersonError("Amount must be greater than zero.", code="invalid_amount",
+                                   field="amount")
+        if request.currency != self.company_currency:
+            # A JOURNAL receipt is booked in the company currency only.
+            raise UnsupportedPostingError(
+                f"The bill is in {request.currency}; Procountor journal receipts are in "
+                f"{self.company_currency}.", code="currency", field="currency")
+        if not request.account:
+            raise NeedsPersonError("No account was given for the posting.", code="no_account",
+                                   field="account")
+        party = request.supplier.name if request.supplier else ""
+        party_text = f"{party} {request.reference}".strip() or request.text
+        dims = {"department": request.department} if request.department else {}
+        if request.kind == "invoice":
+            return [
+                JournalLine(request.account, request.amount, request.text, dims),
+                JournalLine(self.creditor_account, -request.amount, party_text),
+            ]
+        return [  # payment: the creditor is settled from the bank account
+            JournalLine(self.creditor_account, request.amount, party_text),
+            JournalLine(request.account, -request.amount, request.text, dims),
+        ]
+
+    async def _receipt_body(self, request: PostingRequest) -> dict[str, Any]:
+        lines = self._lines(request)
+        total = sum((line.amount for line in lines), Decimal(0))
+        if total != 0:
+            raise NeedsPersonError(
+                f"The receipt does not balance: its lines sum to {total}.", code="unbalanced")
+        transactions = []
+        for line in lines:
+            transactions.append({
+                "transactionType": "ENTRY",
+                "account": str(line.account),
+                "accountingValue": line.amount,
+                "vatPercent": Decimal(0),
+                "vatStatus": LINE_VAT_STATUS,
+                "description": (line.text or request.text)[:DESCRIPTION_MAX],
+                "dimensionItemValues": await self._dimension_values(line),
+            })
+        key = request.idempotency_key
+        return {
+            "type": "JOURNAL",
+            "status": "UNFINISHED",
+            # The key leads the name so truncation never cuts it; find() reads it back.
+            "name": f"{key} {request.text}".strip()[:NAME_MAX],
+            "receiptDate": request.date.isoformat(),
+            "vatType": RECEIPT_VAT_TYPE,
+            "vatStatus": RECEIPT_VAT_STATUS,
+            "accountantsNotes": f"ledgerops {key}",
+            "transactions": transactions,
+        }
+
+    async def _dimension_values(self, line: JournalLine) -> list[dict[str, Any]]:
+        """The line's dimensions (cost_center ...) as Procountor dimension item values.
+
+        Only dimensions named in the integration's ``dimensions`` setting are sent;
+        a company that does not use a dimension simply leaves it out of the setting.
+        """
+        values: list[dict[str, Any]] = []
+        for what, item_name in line.dimensions.items():
+            dimension_id = self.dimensions.get(what)
+            if dimension_id is None or not item_name:
+                continue
+            items = (await self._dimensions()).get(dimension_id)
+            if items is None:
+                raise NeedsPersonError(
+                    f"Procountor has no dimension {dimension_id} (configured for {what}); "
+                    "check the integration's dimensions setting.",
+                    code="dimension_not_found", field=what)
+            item_id = items.get(str(item_name))
+            if item_id is None:
+                raise NeedsPersonError(
+                    f"{what.replace('_', ' ').capitalize()} '{item_name}' is not an item of "
+                    f"Procountor dimension {dimension_id}.",
+                    code="dimension_item_not_found", field=what)
+            values.append({"dimensionId": dimension_id, "itemId": item_id, "value": line.amount})
+        return values
+
+    async def _dimensions(self) -> dict[int, dict[str, int]]:
+        """dimensionId -> {item codeName or id: itemId}, read once per connector."""
+        if self._dimension_items is None:
+            resp = await self._call("GET", "dimensions")
+            table: dict[int, dict[str, int]] = {}
+            for dim in _loads(resp.text) or []:
+                items: dict[str, int] = {}
+                for item in dim.get("items") or []:
+                    items[str(item.get("codeName"))] = int(item["id"])
+                    items.setdefault(str(item["id"]), int(item["id"]))
+                table[int(dim["id"])] = items
+            self._dimension_items = table
+        return self._dimension_items
+
+    # -- HTTP --------------------------------------------------------------------------
+    async def _access_token(self) -> str:
+        """The cached token, or a new one when it is missing or about to expire."""
+        if self._token and self._clock() < self._token_expires - TOKEN_MARGIN:
+            return self._token
+        async with self._token_lock:
+            if self._token and self._clock() < self._token_expires - TOKEN_MARGIN:
+                return self._token
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "redirect_uri": self._redirect_uri,
+                "api_key": self._api_key,
+            }
+            try:
+                resp = await self._http.post("oauth/token", data=form)
+            except httpx.TransportError as exc:
+                raise TransientError(
+                    f"Could not reach Procountor to sign in ({type(exc).__name__}).",
+                    code="unreachable") from None
+            if resp.status_code in (400, 401, 403):
+                raise AuthenticationError(
+                    f"Procountor refused the client credentials or API key of {self.name}; "
+                    "renew them in the environment.")
+            if resp.status_code >= 300:
+                raise TransientError(f"Procountor sign-in failed ({resp.status_code}).",
+                                     code=f"http_{resp.status_code}")
+            data = _loads(resp.text) or {}
+            token = data.get("access_token")
+            if not token:
+                raise TransientError("Procountor sign-in answered without an access token.",
+                                     code="bad_token_answer")
+            self._token = str(token)
+            self._token_expires = self._clock() + float(data.get("expires_in") or 3600)
+            return self._token
+
+    async def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                    body: Any = None, write: bool = False) -> httpx.Response:
+        """One API call that must succeed."""
+        resp = await self._send(method, path, params=params, body=body, write=write)
+        assert resp is not None
+        return resp
+
+    async def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                    body: Any = None, write: bool = False,
+                    allow_404: bool = False) -> httpx.Response | None:
+        """One API call; a 401 renews the token once and repeats the call once."""
+        content = _dumps(body) if body is not None else None
+        for attempt in (1, 2):
+            token = await self._access_token()
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            if content is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                resp = await self._http.request(method, path, params=params, content=content,
+                                                headers=headers)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Never sent: safe to retry.
+                raise TransientError(f"Could not connect to Procountor ({type(exc).__name__}).",
+                                     code="unreachable") from None
+            except httpx.TransportError as exc:
+                log.warning("procountor call failed", extra={"method": method, "path": path,
+                                                               "error": type(exc).__name__})
+                if write:
+                    raise UnknownOutcomeError(
+                        "Procountor did not answer after the receipt was sent "
+                        f"({type(exc).__name__}); it may or may not exist.") from None
+                raise TransientError(f"Procountor did not answer ({type(exc).__name__}).",
+                                     code="timeout") from None
+            if resp.status_code == 401 and attempt == 1:
+                # An expired or revoked token: nothing was written, renew and repeat once.
+                if self._token == token:
+                    self._token = None
+                continue
+            if resp.status_code == 404 and allow_404:
+                return None
+            self._raise_for(resp)
+            return resp
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raise_for(self, resp: httpx.Response) -> None:
+        status = resp.status_code
+        if status < 300:
+            return
+        errors = _errors(resp)
+        text = "; ".join(_error_text(e) for e in errors) or f"Procountor answered {status}."
+        field = next((str(e.get("field")) for e in errors if e.get("field")), None)
+        if status == 401:
+            raise AuthenticationError(
+                f"Procountor refused the access token of {self.name} even after renewing it.")
+        if status == 403:
+            lowered = text.lower()
+            if "test" in lowered:
+                code = "test_company"
+            elif "block" in lowered:
+                code = "blocked_group"
+            else:
+                code = "forbidden"
+            raise NeedsPersonError(text, code=code, field=field)
+        if status == 409:
+            raise TransientError(text, code="conflict", field=field)
+        if status == 429:
+            raise RateLimitedError(text, retry_after=_retry_after(resp))
+        if status >= 500:
+            raise TransientError(text, code=f"http_{status}")
+        raise NeedsPersonError(text, code="validation" if status == 400 else f"http_{status}",
+                               field=field)
+
+
+def _errors(resp: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        data = _loads(resp.text)
+    except ValueError:
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _error_text(error: Mapping[str, Any]) -> str:
+    """``field: message`` as Procountor words it."""
+    field, message = error.get("field"), str(error.get("message") or "").strip()
+    return f"{field}: {message}" if field else message
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _status(receipt: Mapping[str, Any]) -> RecordStatus:
+    return RecordStatus.DRAFT if receipt.get("status") == "UNFINISHED" else RecordStatus.BOOKED
+
+
+def _carries(receipt: Mapping[str, Any], key: str) -> bool:
+    name = str(receipt.get("name") or "")
+    notes = str(receipt.get("accountantsNotes") or "")
+    return name.startswith(key) or key in notes

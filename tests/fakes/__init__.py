@@ -1,0 +1,1 @@
+"""Fake servers of outside systems for tests, written from their public docs."""

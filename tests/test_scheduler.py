@@ -1,0 +1,75 @@
+"""Scheduled sweeps, driven directly with a fake clock (no test waits for a timer)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.runtime import Runtime
+from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
+from connectors.sandbox import LEDGERS, SandboxConnector
+from storage.models import Posting
+from tests.support import FakeClock, bill
+from tests.test_engine_rules import CrashAfterLedger, ingest, posting, view
+
+
+async def test_stuck_posting_is_recovered_once_and_synced_without_duplicate(
+        runtime: Runtime, clock: FakeClock) -> None:
+    await ingest(runtime, bill("S-1"))
+    crashing = CrashAfterLedger(runtime.engine)
+    CrashAfterLedger.crashed = False
+    try:
+        await crashing._drain("books-dk")
+    except SystemError:
+        pass
+    sweeps = Sweeps(runtime.engine)
+    assert await sweeps.recover_stuck() == "0 recovered"  # lease not expired yet
+    clock.advance(runtime.config.worker.lease_seconds + 1)
+    assert await sweeps.recover_stuck() == "1 recovered"
+    assert await sweeps.recover_stuck() == "0 recovered"
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "S-1"))["state"] == "synced"
+    assert len(LEDGERS["books-dk"].vouchers) == 1
+
+
+async def test_retry_sweep_releases_only_due_postings(runtime: Runtime, clock: FakeClock) -> None:
+    await ingest(runtime, bill("S-2"))
+    SandboxConnector.from_settings("books-dk", {}).ledger.switches.fail_next = 1
+    await runtime.worker.run_until_idle()
+    sweeps = Sweeps(runtime.engine)
+    assert await sweeps.retry_due() == "0 back in the queue"
+    clock.advance(runtime.engine.policy.bounds(1)[1] + 1)
+    assert await sweeps.retry_due() == "1 back in the queue"
+    async with runtime.db.sessions() as s:
+        assert await s.scalar(select(Posting.state)) == "pending"
+
+
+async def test_give_up_after_age_needs_a_person(runtime: Runtime, clock: FakeClock) -> None:
+    await ingest(runtime, bill("S-3"))
+    SandboxConnector.from_settings("books-dk", {}).ledger.switches.outage = True
+    await runtime.worker.run_until_idle()
+    sweeps = Sweeps(runtime.engine, SchedulerConfig(give_up_after_hours=24))
+    assert await sweeps.give_up_old() == "0 given up"
+    clock.advance(25 * 3600)
+    assert await sweeps.give_up_old() == "1 given up"
+    p = posting(await view(runtime, "S-3"))
+    assert p["state"] == "failed" and "gave up" in p["last_error"]
+
+
+async def test_scheduler_starts_each_job_with_its_interval_and_reports_status(
+        runtime: Runtime) -> None:
+    scheduler = Scheduler(Sweeps(runtime.engine, SchedulerConfig(retry_seconds=15)))
+    scheduler.start()
+    try:
+        jobs = {j.name: j for j in scheduler.overview()}
+        assert set(jobs) == {"retry_due", "recover_stuck", "give_up_old"}
+        assert all(j.next_run is not None for j in jobs.values())
+        await scheduler.run_job("retry_due", scheduler.sweeps.retry_due)
+        assert scheduler.status["retry_due"].last_result == "0 back in the queue"
+
+        async def broken() -> str:
+            raise RuntimeError("boom")
+
+        await scheduler.run_job("retry_due", broken)
+        assert scheduler.status["retry_due"].failures == 1
+    finally:
+        scheduler.shutdown()
