@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
 from storage.models import Posting
-from storage.queries import recover_stuck, release_due_retries
+from storage.queries import recover_stuck, release_due_retries, release_quota_blocked
 from storage.states import PostingState
 from sync.engine import Engine
 
@@ -59,6 +59,7 @@ class Sweeps:
 
     engine: Engine
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    quota_released: int = 0
 
     async def retry_due(self) -> str:
         """``retrying`` postings whose backoff passed go back to the queue."""
@@ -76,6 +77,15 @@ class Sweeps:
             log.warning("recovered stuck postings", extra={"postings": recovered})
             self.engine.wake()
         return f"{len(recovered)} recovered"
+
+    async def quota_reset(self) -> str:
+        """First of the month: postings held back by the booking quota resume."""
+        now = self.engine.clock()
+        released = await self.engine.db.run(lambda conn: release_quota_blocked(conn, now))
+        if released:
+            self.engine.wake()
+        self.quota_released = released
+        return f"{released} resumed after the monthly quota reset"
 
     async def give_up_old(self) -> str:
         """Postings retrying for longer than the limit need a person."""
@@ -111,6 +121,8 @@ class Scheduler:
                               "recover postings a crashed worker left in flight"),
             "give_up_old": (IntervalTrigger(seconds=cfg.give_up_seconds), sweeps.give_up_old,
                             f"give up after {cfg.give_up_after_hours:g} hours of retrying"),
+            "quota_reset": (CronTrigger(day=1, hour=0, minute=5, timezone="UTC"),
+                            sweeps.quota_reset, "resume quota-blocked postings each month"),
         }
         self.jobs.update(extra or {})
         self.status = {name: JobStatus(name, desc) for name, (_, _, desc) in self.jobs.items()}

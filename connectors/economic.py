@@ -318,6 +318,8 @@ class EconomicConnector:
         if request.kind == "relation":
             return await self._update_customer(external_ref, request)
         year, number = split_ref(external_ref)
+        # Built first: a request we would refuse ourselves must not cost the old entries.
+        body = self._voucher_body(request, voucher_number=number)
         voucher = await self._draft_voucher(year, number)
         if voucher is None:
             if await self._booked_voucher(year, number):
@@ -331,8 +333,7 @@ class EconomicConnector:
             if entry_number is not None:
                 await self._call("DELETE", f"/journals/{self.journal}/entries/{entry_number}",
                                  write=True, allow=(404,))
-        answer = await self._call("POST", f"/journals/{self.journal}/vouchers",
-                                  body=self._voucher_body(request, voucher_number=number),
+        answer = await self._call("POST", f"/journals/{self.journal}/vouchers", body=body,
                                   write=True)
         return self._created(answer, request)
 

@@ -159,7 +159,8 @@ _CLAIMED = (
         _P.c.synced_hash, _P.c.sent_hash, _P.c.lookup_first, _P.c.force, _P.c.attempts,
         _P.c.queued_trigger, _P.c.queued_actor, _P.c.idempotency_key, _P.c.error_group_id,
         _P.c.document_id, _D.c.kind.label("doc_kind"), _D.c.source, _D.c.external_id,
-        _D.c.data, _I.c.name.label("integration"),
+        _D.c.data, _I.c.name.label("integration"), _I.c.monthly_quota, _I.c.quota_used,
+        _I.c.quota_month,
     )
     .join(_D, _D.c.id == _P.c.document_id)
     .join(_I, _I.c.id == _P.c.integration_id)
@@ -236,3 +237,26 @@ def close_settled_groups(conn: Executor, group_ids: list[int]) -> list[int]:
         .execution_options(synchronize_session=False)
     )
     return [int(i) for i in result.scalars().all()]
+
+
+def count_booking(conn: Executor, integration: str, month: str) -> None:
+    """One more record created this month, for the integration's monthly quota."""
+    conn.execute(
+        update(_I).where(_I.c.name == integration, _I.c.monthly_quota > 0)
+        .values(quota_used=case((_I.c.quota_month == month, _I.c.quota_used + 1), else_=1),
+                quota_month=month)
+    )
+
+
+def release_quota_blocked(conn: Executor, now: datetime) -> int:
+    """A new month: postings held back by the monthly quota go back to the queue."""
+    result = conn.execute(
+        update(_P).where(_P.c.state == PostingState.WAITING, _P.c.error_code == QUOTA_CODE)
+        .values(state=PostingState.PENDING, error_code=None, last_error=None, queued_at=now,
+                next_attempt_at=now, updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+#: error code of a posting waiting because the monthly booking quota is used up
+QUOTA_CODE = "quota"

@@ -24,9 +24,11 @@ from sqlalchemy import Connection
 
 from connectors.base import PostingResult, RecordStatus, UnsupportedPostingError
 from storage.queries import (
+    QUOTA_CODE,
     acquire_lease,
     claim_next,
     close_settled_groups,
+    count_booking,
     due_companies,
     extend_lease,
     log_attempt,
@@ -234,6 +236,11 @@ class Worker:
                     operation = Operation.UPDATE
                     result = await self._call(connector.update(ref, request))
                     return Report(Outcome.SYNCED, operation, result, lookup_done=True)
+            if _quota_used_up(row, engine.clock()):
+                return Report(Outcome.REFUSED, Operation.NONE, failure=Failure(
+                    FailureKind.NEEDS_PERSON, QUOTA_CODE,
+                    f"The monthly quota of {row.monthly_quota} bookings is used up; "
+                    "this waits until the 1st of next month."), lookup_done=lookup_done)
             operation = Operation.CREATE
             result = await self._call(connector.create(request))
             return Report(Outcome.SYNCED, operation, result, lookup_done=True)
@@ -273,6 +280,9 @@ class Worker:
                 external_ref=ref, erp_status=RecordStatus.DRAFT.value, last_error=None,
                 error_code=None, next_attempt_at=finished, queued_at=finished,
             )
+        elif outcome is Outcome.REFUSED and failure is not None and failure.code == QUOTA_CODE:
+            message, error_code = failure.message, failure.code
+            values.update(state=PostingState.WAITING, last_error=message, error_code=error_code)
         elif outcome is Outcome.BOOKED:
             values.update(state=PostingState.BOOKED, external_ref=ref,
                           erp_status=RecordStatus.BOOKED.value, error_code=None)
@@ -308,6 +318,8 @@ class Worker:
                 report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT \
                     else None
         settle(conn, row.id, values, synced_hash)
+        if outcome is Outcome.SYNCED and report.operation is Operation.CREATE and row.monthly_quota:
+            count_booking(conn, row.integration, finished.strftime("%Y-%m"))
         log_attempt(conn, dict(
             posting_id=row.id, started_at=started, finished_at=finished, trigger=trigger,
             actor=row.queued_actor, operation=report.operation, outcome=outcome,
@@ -322,6 +334,14 @@ class Worker:
     def _publish(self, report: Report) -> None:
         if report.change is not None:
             self.engine.feed.publish([report.change])
+
+
+def _quota_used_up(row: Any, now: datetime) -> bool:
+    """Whether a create now would go over the integration's monthly booking quota."""
+    if not row.monthly_quota:
+        return False
+    used = row.quota_used if row.quota_month == now.strftime("%Y-%m") else 0
+    return bool(used >= row.monthly_quota)
 
 
 def _outcome_of(failure: Failure) -> Outcome:

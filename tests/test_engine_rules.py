@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any, ClassVar
 
 import pytest
@@ -318,11 +320,16 @@ async def test_changed_before_lookup_retry_is_still_sent(runtime: Runtime, clock
 
 
 class CountingConnector(SandboxConnector):
-    """Records how many calls are in flight at once, per company and in all."""
+    """Records how many calls are in flight at once, per company and in all.
+
+    The first create holds until a second company's create is in flight too (or
+    a deadline passes), so "companies run in parallel" is shown, not hoped for.
+    """
 
     in_flight: ClassVar[dict[str, int]] = {}
     peak: ClassVar[dict[str, int]] = {}
     total_peak = 0
+    overlap: ClassVar[asyncio.Event | None] = None
 
     async def create(self, request: Any) -> Any:
         cls = CountingConnector
@@ -331,6 +338,12 @@ class CountingConnector(SandboxConnector):
         cls.peak[company] = max(cls.peak.get(company, 0), cls.in_flight[company])
         cls.total_peak = max(cls.total_peak, sum(cls.in_flight.values()))
         try:
+            assert cls.overlap is not None
+            if cls.total_peak >= 2:
+                cls.overlap.set()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cls.overlap.wait(), timeout=5)
             return await super().create(request)
         finally:
             cls.in_flight[company] -= 1
@@ -340,6 +353,7 @@ async def test_one_posting_per_company_in_flight_even_with_several_workers(
         make_runtime: Any) -> None:
     CountingConnector.in_flight, CountingConnector.peak = {}, {}
     CountingConnector.total_peak = 0
+    CountingConnector.overlap = asyncio.Event()
     config = make_config(sandbox_integration("co-a", latency_ms=5),
                          sandbox_integration("co-b", latency_ms=5),
                          sandbox_integration("co-c", latency_ms=5))
@@ -353,8 +367,6 @@ async def test_one_posting_per_company_in_flight_even_with_several_workers(
     runtimes = [await make_runtime(config, connectors=factory) for _ in range(3)]
     await ingest(runtimes[0], *[bill(f"{co}-{i}", integration=co)
                                 for co in ("co-a", "co-b", "co-c") for i in range(8)])
-    import asyncio
-
     await asyncio.gather(*(rt.worker.run_until_idle() for rt in runtimes))
     assert CountingConnector.peak == {"co-a": 1, "co-b": 1, "co-c": 1}
     assert CountingConnector.total_peak >= 2  # companies ran in parallel

@@ -61,7 +61,7 @@ async def test_scheduler_starts_each_job_with_its_interval_and_reports_status(
     scheduler.start()
     try:
         jobs = {j.name: j for j in scheduler.overview()}
-        assert set(jobs) == {"retry_due", "recover_stuck", "give_up_old"}
+        assert set(jobs) == {"retry_due", "recover_stuck", "give_up_old", "quota_reset"}
         assert all(j.next_run is not None for j in jobs.values())
         await scheduler.run_job("retry_due", scheduler.sweeps.retry_due)
         assert scheduler.status["retry_due"].last_result == "0 back in the queue"
@@ -73,3 +73,23 @@ async def test_scheduler_starts_each_job_with_its_interval_and_reports_status(
         assert scheduler.status["retry_due"].failures == 1
     finally:
         scheduler.shutdown()
+
+
+async def test_monthly_quota_holds_back_and_the_reset_resumes_exactly_those(
+        make_runtime: object, clock: FakeClock) -> None:
+    from tests.support import make_config, sandbox_integration
+
+    rt: Runtime = await make_runtime(  # type: ignore[operator]
+        make_config(sandbox_integration(monthly_quota=2)))
+    await ingest(rt, bill("Q-1"), bill("Q-2"), bill("Q-3"), bill("Q-4", category="Travel"))
+    await rt.worker.run_until_idle()
+    states = {d: posting(await view(rt, d))["state"] for d in ("Q-1", "Q-2", "Q-3", "Q-4")}
+    assert states == {"Q-1": "synced", "Q-2": "synced", "Q-3": "waiting", "Q-4": "failed"}
+    assert "quota" in posting(await view(rt, "Q-3"))["last_error"]
+    sweeps = Sweeps(rt.engine)
+    clock.advance(10 * 24 * 3600)  # 2026-12-02: a new month
+    assert await sweeps.quota_reset() == "1 resumed after the monthly quota reset"
+    await rt.worker.run_until_idle()
+    assert posting(await view(rt, "Q-3"))["state"] == "synced"
+    assert posting(await view(rt, "Q-4"))["state"] == "failed"
+    assert len(LEDGERS["books-dk"].vouchers) == 3

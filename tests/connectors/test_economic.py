@@ -171,6 +171,16 @@ async def test_a_voucher_deleted_in_the_ledger_is_missing(economic: EconomicHarn
     assert err.value.code == "not_found"
 
 
+async def test_an_update_we_would_refuse_ourselves_keeps_the_old_entries(
+        economic: EconomicHarness) -> None:
+    created = await economic.connector.create(invoice_request("LO-ECON0023"))
+    with pytest.raises(NeedsPersonError):
+        await economic.connector.update(created.external_ref,
+                                        invoice_request("LO-ECON0023", account="28A0"))
+    assert economic.fake.posted("DELETE", "/journals") == []
+    assert len(economic.fake.draft_vouchers()[created.external_ref]) == 1
+
+
 async def test_find_pages_through_a_long_journal(economic: EconomicHarness) -> None:
     fake = economic.fake
     for n in range(1005):

@@ -56,6 +56,7 @@ def dumps(value: Any) -> str:
 
 
 def answer(status: int, body: Any = None, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer (or an empty one)."""
     if body is None:
         return web.Response(status=status, headers=headers)
     return web.Response(status=status, text=dumps(body), content_type="application/json",
@@ -74,6 +75,7 @@ def problem(status: int, message: str, *, errors: Any = None, hint: str = "",
 
 
 def error_item(code: str, message: str, value: Any = None, hint: str = "") -> dict[str, Any]:
+    """One entry of an annotated ``errors`` list."""
     item: dict[str, Any] = {"errorCode": code, "message": message}
     if value is not None:
         item["value"] = value
