@@ -46,7 +46,7 @@ async def _serve(env: Environment, config: ConfigFile, host: str) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, env.port)
     await site.start()
-    runtime.worker.start()
+    await runtime.start()  # worker, scheduler; with a bot token the Slack outbox (and Socket Mode)
     print(f"ledgerops: listening on http://{host}:{env.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.scheduler import SchedulerConfig
 from sync.config import IntegrationConfig, RetryConfig, WorkerConfig
 
 
@@ -109,6 +110,7 @@ class ConfigFile(Strict):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     integrations: list[IntegrationConfig] = Field(default_factory=list)
 
     @field_validator("integrations")

@@ -8,11 +8,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from bot.config import ConfigFile, Environment
+from bot.config import ConfigError, ConfigFile, Environment
+from bot.metrics import Metrics
+from bot.notifier import Notifier, OutboxSettings
+from bot.scheduler import Scheduler, Sweeps
+from bot.slack import SlackBot, build_slack_bot
 from connectors import registry
 from connectors.base import Connector
+from storage.credentials import DatabaseTokenStore, SecretKeyError, secret_key_from_env
 from storage.db import Database, connect
 from storage.migrate import upgrade_async
 from sync.config import KIND_KEYS, IntegrationConfig, resolve_secret
@@ -26,9 +32,22 @@ SECRET_KEYS = ("app_secret_token", "agreement_grant_token", "client_id", "client
                "api_key", "refresh_token")
 
 
-def connector_for(cfg: IntegrationConfig) -> Connector:
-    """Build an integration's connector, reading ``env:NAME`` credentials now."""
+def connector_for(cfg: IntegrationConfig, db: Database | None = None) -> Connector:
+    """Build an integration's connector, reading ``env:NAME`` credentials now.
+
+    Exact rotates its refresh token on every use: it gets a token store on the
+    database (encrypted with ``LEDGEROPS_SECRET_KEY``) so a restart keeps access.
+    """
     settings = cfg.connector_settings()
+    if cfg.kind == "exact":
+        if db is None:
+            raise ConfigError(f"integrations[{cfg.name}]: Exact needs the database for its "
+                              "refresh token")
+        try:
+            key = secret_key_from_env()
+        except SecretKeyError as exc:
+            raise ConfigError(str(exc)) from None
+        settings["token_store"] = DatabaseTokenStore(db, cfg.name, key)
     for key in SECRET_KEYS:
         if key in settings and key in KIND_KEYS[cfg.kind]:
             settings[key] = resolve_secret(settings[key], f"integrations[{cfg.name}].{key}")
@@ -47,27 +66,62 @@ class Runtime:
     engine: Engine
     worker: Worker
     extras: dict[str, Any] = field(default_factory=dict)
+    #: the Slack side; ``None`` without a bot token (sandbox mode)
+    slack: SlackBot | None = None
+    notifier: Notifier | None = None
+    scheduler: Scheduler | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     async def create(cls, env: Environment, config: ConfigFile, *, migrate: bool = True,
                      clock: Clock = utcnow,
-                     connectors: Callable[[IntegrationConfig], Connector] = connector_for,
+                     connectors: Callable[[IntegrationConfig], Connector] | None = None,
+                     outbox: OutboxSettings | None = None,
                      ) -> Runtime:
-        """Open the database (migrating it), sync integrations, build engine and worker."""
+        """Open the database (migrating it), sync integrations, build engine and worker,
+        and with a bot token the bolt app and the Slack notifier."""
         if migrate:
             await upgrade_async(env.database_url)
         db = connect(env.database_url)
         retry = config.retry
         engine = Engine(
-            db, config.integrations, connectors,
+            db, config.integrations, connectors or partial(connector_for, db=db),
             policy=RetryPolicy(retry.base_seconds, retry.max_seconds, retry.jitter,
                                retry.max_attempts),
             worker=config.worker, clock=clock,
         )
         await engine.setup()
-        return cls(env=env, config=config, db=db, engine=engine, worker=Worker(engine))
+        runtime = cls(env=env, config=config, db=db, engine=engine, worker=Worker(engine))
+        runtime.scheduler = Scheduler(Sweeps(engine, config.scheduler))
+        engine.attempt_listeners.append(runtime.metrics.observe_attempt)
+        runtime.scheduler.listeners.append(
+            lambda job, status: runtime.metrics.job_runs.labels(
+                job, "failed" if status.last_result.startswith("failed") else "ok").inc())
+        runtime.slack = build_slack_bot(env, config, clock)
+        if runtime.slack is not None:
+            runtime.notifier = Notifier(engine, runtime.slack.outbox_client,
+                                        config.slack.channel, outbox)
+        return runtime
+
+    async def start(self) -> None:
+        """Start the worker, the scheduler, the Slack notifier and (Socket Mode) Slack."""
+        self.worker.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
+        if self.notifier is not None:
+            await self.notifier.start()
+        if self.slack is not None:
+            await self.slack.start()
 
     async def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        if self.slack is not None:
+            await self.slack.stop()  # no new clicks; the ones in flight finish
+        if self.notifier is not None:
+            await self.notifier.stop()
         await self.worker.stop()
+        if self.slack is not None:
+            await self.slack.aclose()
         await self.engine.aclose()
         await self.db.dispose()

@@ -66,3 +66,11 @@ async def healthz(request: web.Request) -> web.Response:
         log.warning("health check failed: %s", type(exc).__name__)
         return web.json_response({"ok": False, "error": "database does not answer"}, status=503)
     return web.json_response({"ok": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; database-wide figures are read at scrape time."""
+    runtime = request.app[RUNTIME]
+    await runtime.metrics.refresh(runtime.db, runtime.engine.clock())
+    return web.Response(body=runtime.metrics.render(),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -25,7 +25,7 @@ USAGE = {
     "pause": "pause <integration>",
     "resume": "resume <integration>",
     "history": "history <integration> --since YYYY-MM-DD",
-    "map": 'map category|department|payment-method "<name>" <number>',
+    "map": 'map category|department|payment-method "<name>" <number> [integration]',
     "help": "help [command]",
 }
 
@@ -90,6 +90,7 @@ class Map:
     what: str
     source: str
     number: int
+    integration: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,16 +252,19 @@ def _history(args: list[str]) -> Command | Usage:
 
 
 def _map(args: list[str]) -> Command | Usage:
-    if len(args) != 3:
+    if len(args) not in (3, 4):
         return _usage("map takes what, the name in quotes, and the number", "map")
     what, source, number = args[0].lower(), args[1], args[2]
+    integration = args[3] if len(args) == 4 else None
+    if integration is not None and not _INTEGRATION.match(integration):
+        return _usage(f"'{integration[:40]}' is not an integration name", "map")
     if what not in MAP_WHATS:
         return _usage(f"'{what}' cannot be mapped; choose {', '.join(MAP_WHATS)}", "map")
     if not source.strip():
         return _usage("the name is empty", "map")
     if not number.isdigit() or len(number) > 12:
         return _usage(f"'{number[:20]}' is not an account number", "map")
-    return Map(what, source, int(number))
+    return Map(what, source, int(number), integration)
 
 
 def _help(args: list[str]) -> Command | Usage:

@@ -476,6 +476,19 @@ class Engine:
                                                  "refused": result.refused}))
         return result
 
+    async def bulk_count(self, flt: BulkFilter) -> int:
+        """How many documents a bulk resync with this filter would touch."""
+        async with self.db.sessions() as s:
+            sub = self._bulk_postings(flt).with_only_columns(Posting.document_id).subquery()
+            return int(await s.scalar(select(func.count(func.distinct(sub.c.document_id)))) or 0)
+
+    async def bulk_documents(self, flt: BulkFilter, limit: int = 100) -> list[Document]:
+        """The first documents a bulk resync would touch (to narrow the selection)."""
+        async with self.db.sessions() as s:
+            ids = self._bulk_postings(flt).with_only_columns(Posting.document_id)
+            return list((await s.scalars(select(Document).where(Document.id.in_(ids))
+                                         .order_by(Document.id).limit(limit))).all())
+
     def _bulk_postings(self, flt: BulkFilter) -> Any:
         stmt = select(Posting.id).where(Posting.state.in_(flt.states))
         if flt.integration:

@@ -1,0 +1,326 @@
+"""Pure builders: database facts -> Block Kit JSON for the channel messages.
+
+Every builder returns a :class:`SlackBody` (fallback ``text`` + ``blocks``),
+built with ``slack_sdk.models.blocks`` so Slack's own limits are checked when
+the JSON is produced. Text from documents and ledgers goes through
+:func:`escape` (``&``, ``<``, ``>``) so a supplier called ``<!channel>``
+mentions nobody, and through :func:`cut` so no field passes a limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.facts import (
+    GroupNotice,
+    PostingNotice,
+    Status,
+    document_fields,
+    document_title,
+    money,
+    plural,
+    posting_label,
+)
+from storage.states import PostingState
+
+#: Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+BUTTON_VALUE = 2000
+BUTTON_TEXT = 75
+MAX_BLOCKS = 50
+MAX_FIELDS = 10
+CONTEXT_ELEMENTS = 10
+FALLBACK_TEXT = 3000  # the notification text; Slack allows more, people read less
+
+
+class ActionId(StrEnum):
+    """Stable action ids of every button (documented in the README; never rename)."""
+
+    RESYNC_INVOICE = "ledgerops.resync_invoice"
+    RESYNC_PAYMENT = "ledgerops.resync_payment"
+    RESYNC_POSTING = "ledgerops.resync_posting"
+    SHOW_LOG = "ledgerops.show_log"
+    LOG_PAGE = "ledgerops.log_page"
+    IGNORE = "ledgerops.ignore"
+    RESYNC_GROUP = "ledgerops.resync_group"
+
+
+@dataclass(frozen=True)
+class SlackBody:
+    """What chat.postMessage / chat.update / chat.postEphemeral send."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+    @property
+    def hash(self) -> str:
+        """Stable digest: an unchanged rendering is never sent again."""
+        raw = json.dumps({"text": self.text, "blocks": self.blocks}, sort_keys=True,
+                         separators=(",", ":"))
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+# -- text safety -----------------------------------------------------------------------------
+
+def escape(text: object) -> str:
+    """Slack's control characters as entities: no mention, link or channel ping sneaks in."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, ending in ``…`` when cut, never inside an entity."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    amp = kept.rfind("&", max(0, len(kept) - 5))
+    if amp != -1 and ";" not in kept[amp:]:
+        kept = kept[:amp]  # "&am" would show as garbage; drop the half entity
+    return kept + "…"
+
+
+def quote(text: str, limit: int) -> str:
+    """Escaped text as a block quote (every line), cut to ``limit``."""
+    lines = escape(text).splitlines() or [""]
+    return cut("\n".join(f">{line}" for line in lines), limit)
+
+
+def when(ts: datetime | None) -> str:
+    """A time every reader sees in their own zone, with a UTC fallback."""
+    if ts is None:
+        return "—"
+    fallback = ts.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(ts.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def mention(user: str | None) -> str:
+    """``<@U123>`` for a Slack user id we stored (ids are ours, not free text)."""
+    if not user or not user.replace("_", "").isalnum():
+        return "someone"
+    return f"<@{user}>"
+
+
+def button_value(**ids: int | str) -> str:
+    """Small JSON naming the subject of a button."""
+    value = json.dumps(ids, separators=(",", ":"), sort_keys=True)
+    if len(value) > BUTTON_VALUE:
+        raise ValueError("button value over Block Kit's 2000 characters")
+    return value
+
+
+def read_button_value(raw: str | None, *keys: str) -> dict[str, int]:
+    """The ids a button carries; ``ValueError`` when it is not ours."""
+    try:
+        data = json.loads(raw or "")
+    except json.JSONDecodeError as exc:
+        raise ValueError("button value is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ValueError("button value is not an object")
+    out: dict[str, int] = {}
+    for key in keys:
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"button value has no whole number '{key}'")
+        out[key] = value
+    return out
+
+
+# -- block helpers -------------------------------------------------------------------------
+
+def section(md: str, fields: Sequence[str] = ()) -> SectionBlock:
+    return SectionBlock(
+        text=MarkdownTextObject(text=cut(md, SECTION_TEXT)) if md else None,
+        fields=[MarkdownTextObject(text=cut(f, FIELD_TEXT)) for f in fields[:MAX_FIELDS]] or None,
+    )
+
+
+def context(*parts: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=cut(p, SECTION_TEXT))
+                                  for p in parts[:CONTEXT_ELEMENTS] if p])
+
+
+def button(label: str, action: ActionId, value: str, style: str | None = None,
+           confirm: ConfirmObject | None = None) -> ButtonElement:
+    return ButtonElement(text=PlainTextObject(text=cut(label, BUTTON_TEXT)), action_id=action,
+                         value=value, style=style, confirm=confirm)
+
+
+def finish(text: str, blocks: Sequence[Block]) -> SlackBody:
+    """Serialise (which validates against the limits) and keep to 50 blocks."""
+    dicts = [b.to_dict() for b in blocks[:MAX_BLOCKS]]
+    return SlackBody(text=cut(text, FALLBACK_TEXT), blocks=dicts)
+
+
+# -- the message about one posting -----------------------------------------------------------
+
+_HEADLINES = {
+    Status.FAILED: ":red_circle: *The {label} of {doc} could not be posted* to *{integ}*.",
+    Status.QUEUED: ":arrows_counterclockwise: *The {label} of {doc} is queued* for *{integ}*.",
+    Status.SENDING: ":arrows_counterclockwise: *The {label} of {doc} is being sent* to *{integ}*.",
+    Status.RETRYING: ":hourglass_flowing_sand: *{integ} could not be reached* for the {label} "
+                     "of {doc}; it is tried again on its own.",
+    Status.WAITING: ":double_vertical_bar: *The {label} of {doc} is waiting* for *{integ}*.",
+    Status.SYNCED: ":white_check_mark: *The {label} of {doc} is synced* to *{integ}*.",
+    Status.IGNORED: ":no_entry_sign: *The {label} of {doc} is ignored*; it will not be sent "
+                    "to *{integ}*.",
+    Status.BOOKED: ":lock: *The {label} of {doc} is booked* in *{integ}*.",
+}
+
+
+def posting_message(n: PostingNotice) -> SlackBody:
+    """The channel message about one posting, for whatever state it is in now."""
+    p, doc, status = n.posting, n.document, n.status
+    label = posting_label(p.kind, p.period)
+    title = escape(document_title(doc))
+    integ = escape(p.integration)
+    headline = _HEADLINES[status].format(label=label, doc=title, integ=integ)
+    blocks: list[Block] = [section(headline, _fact_fields(n))]
+    if status is Status.BOOKED:
+        blocks.append(section(
+            f"It is voucher *{escape(p.external_ref or '?')}* there. A booked voucher cannot be "
+            "changed, and sending it again would book the bill twice, so there is nothing to "
+            "resync: correct it in the ledger (a credit note or a correcting entry)."))
+    if p.last_error and status is not Status.SYNCED:
+        heading = "*The ledger says:*" if status in (Status.FAILED, Status.BOOKED) \
+            else "*Last error:*"
+        blocks.append(section(f"{heading}\n{quote(p.last_error, SECTION_TEXT - 40)}"))
+    if status is Status.SYNCED:
+        who = f" Fixed by {mention(n.fixed_by)}." if n.fixed_by else ""
+        blocks.append(section(f"Voucher *{escape(p.external_ref or '?')}*.{who}"))
+    elif status in (Status.QUEUED, Status.SENDING) and p.queued_actor:
+        blocks.append(section(f":raised_hand: Resync requested by {mention(p.queued_actor)}."))
+    elif status is Status.IGNORED and p.queued_actor:
+        blocks.append(section(f"Ignored by {mention(p.queued_actor)}."))
+    elif status is Status.RETRYING and p.next_attempt_at:
+        blocks.append(section(f"Next try {when(p.next_attempt_at)}."))
+    blocks.append(context(
+        f"{escape(doc.key)} · attempts: {p.attempts} · last attempt {when(n.last_attempt_at)}"))
+    actions = _posting_buttons(n)
+    if actions:
+        blocks.append(ActionsBlock(elements=actions))
+    text = _plain_headline(status, label, document_title(doc), p.integration, p.last_error)
+    return finish(escape(text), blocks)
+
+
+def _fact_fields(n: PostingNotice) -> list[str]:
+    fields = [f"*{label}*\n{escape(value)}" for label, value in document_fields(n.document)]
+    fields.append(f"*Posting*\n{posting_label(n.posting.kind, n.posting.period).capitalize()}")
+    fields.append(f"*Integration*\n{escape(n.posting.integration)}")
+    return fields
+
+
+def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
+    p, doc, status = n.posting, n.document, n.status
+    log = button("Show log", ActionId.SHOW_LOG, button_value(document=doc.id, posting=p.id))
+    if status not in (Status.FAILED, Status.RETRYING, Status.WAITING, Status.IGNORED):
+        return [log]  # queued/sending: already on its way; synced/booked: nothing to do
+    ids = button_value(document=doc.id, posting=p.id)
+    out: list[ButtonElement] = []
+    if doc.kind == "bill":
+        if n.sibling_states.get("invoice", PostingState.FAILED) != PostingState.BOOKED:
+            out.append(button("Resync invoice posting", ActionId.RESYNC_INVOICE, ids, "primary"))
+        # Only a paid bill has a payment posting (the users' own rule).
+        if doc.is_paid_bill and n.sibling_states.get("payment") != PostingState.BOOKED:
+            out.append(button("Resync payment posting", ActionId.RESYNC_PAYMENT, ids))
+    else:
+        out.append(button(f"Resync {posting_label(p.kind, p.period)}", ActionId.RESYNC_POSTING,
+                          ids, "primary"))
+    out.append(log)
+    if status is not Status.IGNORED:
+        out.append(button("Ignore", ActionId.IGNORE, button_value(posting=p.id), "danger",
+                          ConfirmObject(title="Ignore this posting?",
+                                        text=f"The {posting_label(p.kind, p.period)} will not be "
+                                             "sent to the ledger until someone resyncs it.",
+                                        confirm="Ignore", deny="Cancel")))
+    return out
+
+
+def _plain_headline(status: Status, label: str, doc: str, integration: str,
+                    error: str | None) -> str:
+    verb = {Status.FAILED: "could not be posted to", Status.BOOKED: "is booked in",
+            Status.SYNCED: "is synced to", Status.IGNORED: "is ignored for",
+            Status.RETRYING: "is retrying for", Status.WAITING: "is waiting for",
+            Status.SENDING: "is being sent to"}.get(status, "is queued for")
+    text = f"The {label} of {doc} {verb} {integration}."
+    if error and status in (Status.FAILED, Status.BOOKED):
+        text += f" {error}"
+    return text
+
+
+# -- the message about an error group --------------------------------------------------------
+
+SAMPLE_SIZE = 10
+
+
+def group_message(g: GroupNotice) -> SlackBody:
+    """One message for many postings failing the same way, with Resync all."""
+    integ, title = escape(g.integration), escape(g.title)
+    status = g.status
+    if status is Status.FAILED:
+        headline = f":rotating_light: *{g.failing} {plural(g.document_kinds, g.failing)}: {title}*"
+    elif status is Status.QUEUED:
+        headline = (f":arrows_counterclockwise: *Resyncing {g.in_progress} "
+                    f"{plural(g.document_kinds, g.in_progress)}:* {title}")
+    else:
+        headline = (f":white_check_mark: *Resolved:* {title} "
+                    f"({g.total} {plural(g.document_kinds, g.total)})")
+    blocks: list[Block] = [section(headline), context(
+        f"*{integ}*", f"error `{escape(g.error_code)}`",
+        f"first seen {when(g.first_seen)}", f"last seen {when(g.last_seen)}")]
+    if g.failing and g.sample:
+        lines = [f"• {escape(_member_line(m.document))} · {posting_label(m.posting_kind)}"
+                 for m in g.sample[:SAMPLE_SIZE]]
+        more = g.failing - len(lines)
+        if more > 0:
+            lines.append(f"…and {more} more")
+        blocks.append(section("\n".join(lines)))
+    progress = ", ".join(f"{count} {state.replace('_', ' ')}" for state, count
+                         in sorted(g.counts.items()) if count)
+    blocks.append(context(f"Postings: {progress or 'none'}"))
+    if g.requested_by and status is Status.QUEUED:
+        who = ", ".join(mention(u) for u in g.requested_by[:10])
+        blocks.append(section(f":raised_hand: Resync requested by {who}."))
+    if g.fixed_by and status is Status.RESOLVED:
+        blocks.append(section(f"Fixed by {', '.join(mention(u) for u in g.fixed_by[:10])}."))
+    if g.failing:
+        noun = plural(g.document_kinds, g.failing)
+        blocks.append(ActionsBlock(elements=[button(
+            f"Resync all {g.failing} {noun}", ActionId.RESYNC_GROUP,
+            button_value(group=g.group_id), "primary",
+            ConfirmObject(title="Resync them all?",
+                          text=f"Every posting of these {g.failing} {noun} is sent again "
+                               "(invoice, and payment where paid).",
+                          confirm="Resync all", deny="Cancel"))]))
+    if status is Status.FAILED:
+        text = f"{g.failing} {plural(g.document_kinds, g.failing)}: {g.title} ({g.integration})"
+    elif status is Status.QUEUED:
+        text = f"Resyncing {g.in_progress}: {g.title} ({g.integration})"
+    else:
+        text = f"Resolved: {g.title} ({g.integration})"
+    return finish(escape(text), blocks)
+
+
+def _member_line(doc: Any) -> str:
+    d = doc.data
+    if doc.kind == "bill":
+        supplier = (d.get("supplier") or {}).get("name") or "?"
+        amount = money(d.get("amount"), d.get("currency")) or ""
+        return f"{supplier} · {d.get('invoice_number') or doc.external_id} · {amount}"
+    return document_title(doc)

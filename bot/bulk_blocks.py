@@ -1,0 +1,184 @@
+"""Pure pieces of the bulk resync: the selection read from a modal, the modal, the progress message."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    CheckboxesElement,
+    ContextBlock,
+    DatePickerElement,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextObject,
+    SectionBlock,
+    StaticMultiSelectElement,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.blocks import SlackBody, escape, finish, mention, section
+from bot.command_blocks import CommandAction
+from storage.states import PostingState
+from sync.engine import BulkFilter, BulkResult
+
+BULK_CALLBACK = "ledgerops.bulk_resync"
+STATE_CHOICES = (PostingState.FAILED, PostingState.RETRYING, PostingState.WAITING,
+                 PostingState.SYNCED)
+SHOWN_DOCUMENTS = 100  # a multi-select holds at most 100 options
+
+
+@dataclass(frozen=True)
+class BulkSelection:
+    """What the person chose in the modal."""
+
+    integration: str | None = None
+    states: tuple[str, ...] = (PostingState.FAILED,)
+    since: date | None = None
+    until: date | None = None
+    error_group: int | None = None
+    documents: tuple[int, ...] = ()
+    channel: str = ""
+    confirmed: bool = False
+
+    def filter(self, integration_ids: Mapping[str, int]) -> BulkFilter:
+        return BulkFilter(
+            integration=self.integration if self.integration in integration_ids else None,
+            states=self.states or (PostingState.FAILED,), since=self.since, until=self.until,
+            error_group_id=self.error_group, document_ids=self.documents or None)
+
+    def errors(self, integrations: Mapping[str, Any]) -> dict[str, str]:
+        """Problems to show beside the fields (``response_action: errors``)."""
+        out: dict[str, str] = {}
+        if self.since and self.until and self.since > self.until:
+            out["until"] = "The end date is before the start date."
+        if self.integration and self.integration not in integrations:
+            out["integration"] = "No such integration."
+        if not self.confirmed:
+            out["confirm"] = "Tick the box to confirm."
+        return out
+
+    @classmethod
+    def from_view(cls, view: Mapping[str, Any]) -> BulkSelection:
+        """Read the selection from a modal's state (anything odd is left out, not guessed)."""
+        values = (view.get("state") or {}).get("values") or {}
+
+        def element(block: str) -> dict[str, Any]:
+            found = values.get(block) or {}
+            return next(iter(found.values()), {}) if isinstance(found, dict) else {}
+
+        def selected(block: str) -> str | None:
+            opt = element(block).get("selected_option") or {}
+            return opt.get("value") if isinstance(opt, dict) else None
+
+        def many(block: str) -> list[str]:
+            opts = element(block).get("selected_options") or []
+            return [o.get("value") for o in opts if isinstance(o, dict) and o.get("value")]
+
+        def day(block: str) -> date | None:
+            raw = element(block).get("selected_date")
+            try:
+                return date.fromisoformat(raw) if raw else None
+            except ValueError:
+                return None
+
+        meta = _metadata(view.get("private_metadata"))
+        states = tuple(s for s in many("states") if s in {c.value for c in STATE_CHOICES})
+        group = selected("group")
+        return cls(
+            integration=selected("integration") or None,
+            states=states or (PostingState.FAILED,),
+            since=day("since"), until=day("until"),
+            error_group=int(group) if group and group.isdigit() else None,
+            documents=tuple(int(d) for d in many("documents") if d.isdigit()),
+            channel=str(meta.get("channel") or ""),
+            confirmed="yes" in many("confirm"),
+        )
+
+
+def _metadata(raw: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _option(text: str, value: str) -> Option:
+    return Option(text=PlainTextObject(text=text[:75]), value=value[:150])
+
+
+def bulk_modal(sel: BulkSelection, count: int, documents: Sequence[Any],
+               integrations: Sequence[str], groups: Sequence[Any]) -> dict[str, Any]:
+    """The modal: the count, the fields that narrow it, the first 100 documents, confirm."""
+    narrowing = CommandAction.BULK_FILTER.value
+    integ_options = [_option(n, n) for n in integrations[:100]]
+    state_options = [_option(s.value.replace("_", " "), s.value) for s in STATE_CHOICES]
+    group_options = [_option(f"{g.group_id}: {g.title}"[:75], str(g.group_id))
+                     for g in groups[:100]]
+    doc_options = [_option(f"{d.kind} {d.external_id}"[:75], str(d.id))
+                   for d in documents[:SHOWN_DOCUMENTS]]
+    blocks: list[Any] = [
+        SectionBlock(text=MarkdownTextObject(text=(
+            f"*{count:,} document{'s' if count != 1 else ''}* will be resynced: unpaid bills "
+            "get their invoice posting sent again, paid bills their invoice and payment "
+            "postings. Booked vouchers are never touched."))),
+        InputBlock(block_id="integration", label="Integration", optional=True,
+                   dispatch_action=True, element=StaticSelectElement(
+                       action_id=narrowing, placeholder="All integrations",
+                       options=integ_options or [_option("none", "-")],
+                       initial_option=next((o for o in integ_options
+                                            if o.value == sel.integration), None))),
+        InputBlock(block_id="states", label="Postings that are", dispatch_action=True,
+                   element=StaticMultiSelectElement(
+                       action_id=narrowing, options=state_options,
+                       initial_options=[o for o in state_options if o.value in sel.states]
+                       or None)),
+        InputBlock(block_id="since", label="Documents dated from", optional=True,
+                   dispatch_action=True, element=DatePickerElement(
+                       action_id=narrowing,
+                       initial_date=sel.since.isoformat() if sel.since else None)),
+        InputBlock(block_id="until", label="Documents dated until", optional=True,
+                   dispatch_action=True, element=DatePickerElement(
+                       action_id=narrowing,
+                       initial_date=sel.until.isoformat() if sel.until else None)),
+    ]
+    if group_options:
+        blocks.append(InputBlock(
+            block_id="group", label="Error group", optional=True, dispatch_action=True,
+            element=StaticSelectElement(
+                action_id=narrowing, placeholder="Any error", options=group_options,
+                initial_option=next((o for o in group_options
+                                     if o.value == str(sel.error_group)), None))))
+    if doc_options:
+        blocks.append(InputBlock(
+            block_id="documents", label=f"Only these (first {len(doc_options)} shown)",
+            optional=True, element=StaticMultiSelectElement(
+                action_id="documents", placeholder="All of them", options=doc_options)))
+    blocks.append(InputBlock(
+        block_id="confirm", label="Confirm", element=CheckboxesElement(
+            action_id="confirm", options=[_option(f"Resync these {count:,} documents", "yes")])))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text="Progress is shown in the channel as the postings are queued.")]))
+    view = View(type="modal", callback_id=BULK_CALLBACK,
+                title=PlainTextObject(text="Resync in bulk"),
+                submit=PlainTextObject(text="Resync"), close=PlainTextObject(text="Cancel"),
+                private_metadata=json.dumps({"channel": sel.channel}), blocks=blocks)
+    return view.to_dict()
+
+
+def progress_message(result: BulkResult, total: int, user: str, *, done: bool) -> SlackBody:
+    """"412 / 1,000 queued, 3 refused", updated in place until done."""
+    head = ":white_check_mark: *Bulk resync done*" if done else \
+        ":arrows_counterclockwise: *Bulk resync running*"
+    line = (f"{head} — asked by {mention(user)}\n{result.documents:,} / {total:,} documents, "
+            f"{result.queued:,} postings queued, {result.refused:,} refused "
+            "(already queued, in flight or booked)")
+    return finish(escape(f"Bulk resync: {result.documents} / {total} documents") if not done
+                  else f"Bulk resync done: {result.queued} postings queued", [section(line)])
+

@@ -1,0 +1,115 @@
+"""Which Slack message shows which posting: one per posting, or one per error group.
+
+The rule: a posting that needs a person (failed, or booked with a refused
+change) is shown by a message. If its error group already has a message, or
+two or more postings of the group fail, the group's message shows it
+("37 bills: Account 2800 does not exist."), not a message of its own. A new
+row waits ``group_window`` seconds before it is posted, so a burst of the same
+failure ends as one group message; the sender checks again just before posting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import outbox
+from bot.facts import SETTLED, needs_person
+from bot.notices import failing_in_group
+from storage.models import Posting, SlackMessage
+from storage.states import MessageState, PostingState
+from sync.changes import Change
+
+log = logging.getLogger(__name__)
+
+POSTING, GROUP = "posting", "error_group"
+
+
+class Coverage:
+    """Keeps ``slack_messages`` rows in step with what needs showing."""
+
+    def __init__(self, channel_of: Callable[[int], str | None], group_window: float):
+        self.channel_of = channel_of
+        self.window = timedelta(seconds=group_window)
+
+    async def record(self, s: AsyncSession, changes: list[Change], now: datetime) -> None:
+        """Subjects changed: their messages become due; new failures get covered."""
+        posting_ids = {c.posting_id for c in changes}
+        group_ids = {c.error_group_id for c in changes if c.error_group_id}
+        for kind, ids in ((POSTING, posting_ids), (GROUP, group_ids)):
+            existing = await outbox.subjects_with_rows(s, kind, ids)  # a read: usually none
+            if existing:
+                await outbox.mark_changed(s, kind, existing, now)
+        # "" is a change announced without its state (a sweep gave postings up): look
+        attention = {c.posting_id for c in changes
+                     if c.state in (PostingState.FAILED, PostingState.BOOKED, "")}
+        if attention:
+            await self.cover(s, attention, now)
+
+    async def cover(self, s: AsyncSession, posting_ids: Iterable[int], now: datetime) -> None:
+        """Make sure every posting that needs a person is shown by some message."""
+        ids = sorted(set(posting_ids))
+        due = now + self.window
+        for start in range(0, len(ids), outbox.CHUNK):
+            chunk = ids[start:start + outbox.CHUNK]
+            postings = (await s.execute(
+                select(Posting.id, Posting.state, Posting.last_error, Posting.error_group_id,
+                       Posting.integration_id).where(Posting.id.in_(chunk)).order_by(Posting.id)
+            )).all()
+            own = await outbox.rows_for(s, POSTING, chunk)
+            groups = await outbox.rows_for(
+                s, GROUP, {p.error_group_id for p in postings if p.error_group_id})
+            grouped: set[int] = set()
+            for p in postings:
+                channel = self.channel_of(p.integration_id)
+                if channel is None or not needs_person(p.state, p.last_error):
+                    continue
+                mine = next((r for r in own.get(p.id, []) if r.channel == channel), None)
+                gid = p.error_group_id if p.state == PostingState.FAILED else None
+                if gid is not None:
+                    grow = next((r for r in groups.get(gid, []) if r.channel == channel), None)
+                    if grow is not None or gid in grouped:
+                        if grow is not None and gid not in grouped:
+                            await reopen_if_settled(s, grow, due, now)
+                            grouped.add(gid)
+                        if mine is None:
+                            continue  # the group's message shows it
+                    elif (mine is None or mine.ts is None) and \
+                            await failing_in_group(s, gid) >= 2:
+                        await outbox.ensure_row(s, GROUP, gid, channel, now, due)
+                        grouped.add(gid)
+                        continue
+                if mine is None:
+                    await outbox.ensure_row(s, POSTING, p.id, channel, now, due)
+                else:
+                    await reopen_if_settled(s, mine, due, now)
+
+    async def catch_up(self, s: AsyncSession, now: datetime) -> None:
+        """Start-up: posts lost with a dead process, failures without a message, stale ones."""
+        lost = await outbox.expire_sending(s, now)
+        if lost:
+            log.warning("%d Slack posts have an unknown outcome; not repeated", lost)
+        attention = (await s.scalars(select(Posting.id).where(or_(
+            Posting.state == PostingState.FAILED,
+            (Posting.state == PostingState.BOOKED) & Posting.last_error.is_not(None))))).all()
+        await self.cover(s, attention, now)
+        stale = (await s.execute(
+            select(SlackMessage.subject_type, SlackMessage.subject_id).where(
+                SlackMessage.state == MessageState.POSTED,
+                or_(SlackMessage.subject_status.is_(None),
+                    SlackMessage.subject_status.not_in([str(x) for x in SETTLED])))
+        )).all()
+        for kind in (POSTING, GROUP):
+            await outbox.mark_changed(s, kind, [int(i) for t, i in stale if t == kind], now)
+
+
+async def reopen_if_settled(s: AsyncSession, row: SlackMessage, due: datetime,
+                            now: datetime) -> None:
+    """Its message says "synced" / "resolved" far up the channel: a new incident, a new one."""
+    if row.subject_status in SETTLED and row.state in (MessageState.POSTED,
+                                                       MessageState.TO_UPDATE):
+        await outbox.reopen(s, row.id, due, now)

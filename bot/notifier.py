@@ -1,0 +1,355 @@
+"""The outbox sender: Slack messages rebuilt from the database, posted, updated, threaded.
+
+- The engine's change feed only says *which* subjects changed; the notifier
+  records that in ``slack_messages`` (``bot/outbox.py``) and renders from the
+  database when it sends, so a message always shows the state of now.
+- A posting that needs a person gets a message after a short grouping window;
+  if by then more postings fail with the same error-group fingerprint, one
+  group message ("37 bills: Account 2800 does not exist.") replaces them.
+- ``chat.postMessage`` goes out at most once per second per channel; 429
+  pauses the channel for ``Retry-After``; a Slack outage leaves rows waiting
+  with backoff. A post whose outcome is unknown is never sent twice
+  (``bot/delivery.py`` explains why that is the safe choice).
+- Time is the engine's clock, so tests move it instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import outbox
+from bot.blocks import SlackBody, group_message, posting_message
+from bot.coverage import GROUP, POSTING, Coverage
+from bot.delivery import CallResult, Delivery, call
+from bot.facts import needs_person
+from bot.log_blocks import thread_reply
+from bot.notices import (
+    attempts_after,
+    failing_in_group,
+    last_attempt_id,
+    load_group_notice,
+    load_posting_notice,
+)
+from storage.models import SlackMessage
+from storage.states import MessageState, PostingState
+from sync.changes import Change
+from sync.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: errors after which an update can never land: post the message anew
+GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    """Pace and patience of the sender."""
+
+    group_window: float = 5.0  # a first failure waits this long for others like it
+    post_interval: float = 1.0  # Slack allows one chat.postMessage per second per channel
+    claim_seconds: float = 120.0  # a send longer than this is taken as lost (outcome unknown)
+    backoff_base: float = 2.0
+    backoff_max: float = 300.0
+    poll_seconds: float = 5.0
+    # A busy worker reports hundreds of changes a second: one pass per quarter second
+    # takes them together (a person sees the message change a moment later at most).
+    coalesce_seconds: float = 0.25
+    batch: int = 100
+
+
+@dataclass
+class FlushReport:
+    """What one pass did; ``next_due`` is when something will be due again."""
+
+    posted: int = 0
+    updated: int = 0
+    threaded: int = 0
+    dropped: int = 0
+    deferred: int = 0
+    failed: int = 0
+    next_due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: SlackBody
+    status: str
+    last_attempt: int | None = None
+
+
+class Notifier:
+    """Keeps the finance channel in step with the database."""
+
+    def __init__(self, engine: Engine, client: AsyncWebClient, default_channel: str | None,
+                 settings: OutboxSettings | None = None):
+        self.engine = engine
+        self.db = engine.db
+        self.clock = engine.clock
+        self.client = client
+        self.default_channel = default_channel
+        self.settings = settings or OutboxSettings()
+        self._pending: list[Change] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._next_post: dict[str, datetime] = {}
+        self._paused: dict[str, datetime] = {}
+        self._all_paused: datetime | None = None
+        self._expiry_check: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.coverage = Coverage(self.channel_of, self.settings.group_window)
+        engine.feed.subscribe(self._on_changes)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Catch up with what happened while no one listened, then send in the background."""
+        await self.reconcile()
+        self._task = asyncio.create_task(self._run(), name="ledgerops-notifier")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            report = None
+            try:
+                report = await self.flush()
+            except Exception:
+                log.exception("notifier pass failed")
+            wait = self.settings.poll_seconds
+            if report is not None and report.next_due is not None:
+                wait = (report.next_due - self.clock()).total_seconds()
+                wait = min(self.settings.poll_seconds, max(0.05, wait))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            if not self._stopping:
+                await asyncio.sleep(self.settings.coalesce_seconds)  # ok-sleep: batches a burst
+
+    def _on_changes(self, changes: list[Change]) -> None:
+        # Called inside the engine's code path: only remember, never do I/O here.
+        self._pending.extend(changes)
+        self._wake.set()
+
+    # -- where messages go ------------------------------------------------------------------
+    def channel_of(self, integration_id: int) -> str | None:
+        """The integration's channel, else the default one; ``None``: no Slack for it."""
+        name = next((n for n, i in self.engine.integration_ids.items() if i == integration_id),
+                    None)
+        cfg = self.engine.integrations.get(name or "")
+        return (cfg.channel if cfg and cfg.channel else None) or self.default_channel
+
+    # -- recording changes --------------------------------------------------------------------
+    async def _absorb(self) -> None:
+        changes, self._pending = self._pending, []
+        if changes:
+            async with self.db.sessions() as s, s.begin():
+                await self.coverage.record(s, changes, self.clock())
+
+    async def reconcile(self) -> None:
+        """Start-up: posts lost with a dead process, failures without a message, stale messages."""
+        async with self.db.sessions() as s, s.begin():
+            await self.coverage.catch_up(s, self.clock())
+
+    async def _expire_lost_posts(self) -> None:
+        # A sender (maybe another process) that claimed a post and never finished it:
+        # its outcome is unknown. Checked once per claim period, not on every pass.
+        now = self.clock()
+        if self._expiry_check and now < self._expiry_check:
+            return
+        self._expiry_check = now + timedelta(seconds=self.settings.claim_seconds)
+        async with self.db.sessions() as s, s.begin():
+            lost = await outbox.expire_sending(s, now)
+        if lost:
+            log.error("%d Slack posts have an unknown outcome; not repeated", lost)
+
+    # -- sending ---------------------------------------------------------------------------
+    async def flush(self) -> FlushReport:
+        """Send everything due now (tests await this instead of sleeping)."""
+        async with self._lock:
+            report = FlushReport()
+            await self._absorb()
+            await self._expire_lost_posts()
+            for _ in range(1000):
+                now = self.clock()
+                if self._all_paused and self._all_paused > now:
+                    break
+                async with self.db.sessions() as s:
+                    rows = list(await outbox.due_rows(s, now, self.settings.batch))
+                    s.expunge_all()
+                if not rows:
+                    break
+                for row in rows:
+                    if self._all_paused and self._all_paused > self.clock():
+                        break
+                    try:
+                        await self._step(row, report)
+                    except Exception:
+                        # A bug or the database: try again later. Guarded by the row's state,
+                        # so a post already claimed stays claimed (never sent twice).
+                        log.exception("sending outbox row %s failed", row.id)
+                        await self._defer(row, self.clock() + timedelta(
+                            seconds=self.settings.backoff_max / 10), report)
+            async with self.db.sessions() as s:
+                due = await outbox.next_due(s)
+            if due is not None and self._all_paused and self._all_paused > due:
+                due = self._all_paused  # nothing goes out before Slack is tried again
+            report.next_due = due
+            return report
+
+    async def _render(self, s: AsyncSession, row: SlackMessage, now: datetime) -> (
+        Rendered | None
+    ):
+        """Rebuild the message from the database; ``None``: no message is needed (any more)."""
+        subject = int(row.subject_id)
+        if row.subject_type == GROUP:
+            g = await load_group_notice(s, subject)
+            if g is None or (row.state == MessageState.TO_POST and row.subject_status is None
+                             and not g.failing):
+                return None
+            return Rendered(group_message(g), g.status)
+        n = await load_posting_notice(s, subject)
+        if n is None:
+            return None
+        p = n.posting
+        # A row that never reached the channel tells only what needs a person; one that
+        # may be there already (``subject_status`` set: unconfirmed, deleted) follows up.
+        if row.state == MessageState.TO_POST and row.subject_status is None:
+            if not needs_person(p.state, p.last_error):
+                return None  # fixed within the grouping window: nothing to tell
+            gid = p.error_group_id if p.state == PostingState.FAILED else None
+            if gid is not None and (await outbox.rows_for(s, GROUP, [gid]) or
+                                    await failing_in_group(s, gid) >= 2):
+                await outbox.ensure_row(s, GROUP, gid, row.channel, now, now)
+                return None  # superseded by the group's message
+        return Rendered(posting_message(n), n.status, await last_attempt_id(s, subject))
+
+    async def _step(self, row: SlackMessage, report: FlushReport) -> None:
+        now = self.clock()
+        paused = self._paused.get(row.channel)
+        if paused and paused > now:
+            await self._defer(row, paused, report)
+            return
+        if row.state == MessageState.TO_POST:
+            ready = self._next_post.get(row.channel)
+            if ready and ready > now:
+                await self._defer(row, ready, report)
+                return
+        async with self.db.sessions() as s, s.begin():
+            rendered = await self._render(s, row, now)
+            if rendered is None:
+                if row.ts is None:
+                    await outbox.drop(s, row.id)
+                    report.dropped += 1
+                else:
+                    await outbox.settle(s, row.id, row.revision, now,
+                                        rendered_hash=row.rendered_hash or "",
+                                        subject_status=row.subject_status or "")
+                return
+            if not await outbox.claim(s, row, now, timedelta(seconds=self.settings.claim_seconds)):
+                return  # another sender has it
+        if row.state == MessageState.TO_POST:
+            await self._post(row, rendered, report)
+        else:
+            await self._update(row, rendered, report)
+
+    async def _post(self, row: SlackMessage, r: Rendered, report: FlushReport) -> None:
+        self._next_post[row.channel] = self.clock() + timedelta(seconds=self.settings.post_interval)
+        result = await call(self.client.chat_postMessage(
+            channel=row.channel, text=r.body.text, blocks=r.body.blocks,
+            unfurl_links=False, unfurl_media=False), "chat.postMessage")
+        now = self.clock()
+        async with self.db.sessions() as s, s.begin():
+            if result.ok:
+                await outbox.settle(s, row.id, row.revision, now, rendered_hash=r.body.hash,
+                                    subject_status=r.status, ts=str(result.data.get("ts")),
+                                    threaded_attempt_id=r.last_attempt)
+                report.posted += 1
+                return
+            if result.delivery is Delivery.UNKNOWN:
+                log.error("post of outbox row %s has an unknown outcome (%s); not repeated",
+                          row.id, result.error)
+                await outbox.unconfirmed(s, row.id, result.error, now, r.status)
+                report.failed += 1
+                return
+        await self._retry(row, MessageState.TO_POST, result.error, report, result)
+
+    async def _update(self, row: SlackMessage, r: Rendered, report: FlushReport) -> None:
+        if r.body.hash != row.rendered_hash:
+            result = await call(self.client.chat_update(
+                channel=row.channel, ts=row.ts, text=r.body.text, blocks=r.body.blocks),
+                "chat.update")
+            if not result.ok:
+                if result.error in GONE:
+                    async with self.db.sessions() as s, s.begin():
+                        await outbox.repost(s, row.id, self.clock())
+                    return
+                await self._retry(row, MessageState.TO_UPDATE, result.error, report, result)
+                return
+            report.updated += 1
+        threaded, more_at = row.threaded_attempt_id, None
+        if row.subject_type == POSTING and row.ts:
+            async with self.db.sessions() as s:
+                new = await attempts_after(s, int(row.subject_id), threaded)
+            ready = self._next_post.get(row.channel)
+            if new and ready and ready > self.clock():
+                more_at = ready
+            elif new:
+                outcome = await self._thread(row, new, report)
+                if outcome is None:
+                    return
+                threaded = outcome
+        async with self.db.sessions() as s, s.begin():
+            await outbox.settle(s, row.id, row.revision, self.clock(), rendered_hash=r.body.hash,
+                                subject_status=r.status, more_at=more_at)
+
+    async def _thread(self, row: SlackMessage, new: list, report: FlushReport) -> int | None:
+        """Copy new attempts into the thread; at most once (the marker moves first)."""
+        old, upto = row.threaded_attempt_id, new[-1][0]
+        async with self.db.sessions() as s, s.begin():
+            if not await outbox.set_threaded(s, row.id, old, upto):
+                return None
+        self._next_post[row.channel] = self.clock() + timedelta(seconds=self.settings.post_interval)
+        body = thread_reply([entry for _, entry in new])
+        result = await call(self.client.chat_postMessage(
+            channel=row.channel, thread_ts=row.ts, text=body.text, blocks=body.blocks,
+            unfurl_links=False, unfurl_media=False), "chat.postMessage (thread)")
+        if result.ok or result.delivery is Delivery.UNKNOWN:
+            report.threaded += int(result.ok)
+            return upto
+        async with self.db.sessions() as s, s.begin():
+            await outbox.set_threaded(s, row.id, upto, old)
+        await self._retry(row, MessageState.TO_UPDATE, result.error, report, result)
+        return None
+
+    # -- waiting ---------------------------------------------------------------------------
+    async def _defer(self, row: SlackMessage, until: datetime, report: FlushReport) -> None:
+        async with self.db.sessions() as s, s.begin():
+            await outbox.defer(s, row, until, self.clock())
+        report.deferred += 1
+
+    async def _retry(self, row: SlackMessage, state: str, error: str, report: FlushReport,
+                     result: CallResult | None = None) -> None:
+        now = self.clock()
+        attempts = row.attempts + 1
+        delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))
+        if result is not None and result.delivery is Delivery.RATE_LIMITED:
+            delay = result.retry_after or 1.0
+            self._paused[row.channel] = now + timedelta(seconds=delay)
+        elif result is not None and result.delivery is Delivery.UNREACHABLE:
+            self._all_paused = now + timedelta(seconds=delay)  # Slack is down for every channel
+        at = now + timedelta(seconds=delay)
+        async with self.db.sessions() as s, s.begin():
+            await outbox.retry_later(s, row.id, state, at, error, now)
+        report.failed += 1
+        log.info("outbox row %s not sent (%s); next try in %.0fs", row.id, error, delay)

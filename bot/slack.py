@@ -1,0 +1,196 @@
+"""The bolt ``AsyncApp`` and the Web API clients of one process.
+
+HTTP mode: Slack posts to ``/slack/events`` on our aiohttp application, and
+bolt verifies every request with ``SLACK_SIGNING_SECRET`` (401 otherwise,
+also for a timestamp more than five minutes old). Socket Mode: with
+``SLACK_APP_TOKEN`` the same app receives over a WebSocket and the HTTP route
+is not mounted.
+
+Two clients share one connection pool:
+
+- ``client`` (listeners: ephemeral answers, user-group look-ups) retries 429
+  after ``Retry-After`` and dropped connections, with slack_sdk's handlers;
+- ``outbox_client`` (the notifier) retries only a connection that never
+  opened. The outbox itself waits out 429s on the engine's clock, and it
+  must never repeat a post that may already be in the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.auth import Clock, Gatekeeper
+from bot.config import ConfigError, ConfigFile, Environment
+
+log = logging.getLogger(__name__)
+
+CALL_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
+#: actions worked on at once; more wait their turn (each is a short database transaction)
+WORK_SLOTS = 2
+#: the longest an action's work waits for a burst of requests to be answered
+WORK_DELAY_MAX = 0.5
+
+
+@dataclass
+class SlackBot:
+    """Bolt app, clients and the action tasks in flight."""
+
+    app: AsyncApp
+    client: AsyncWebClient
+    outbox_client: AsyncWebClient
+    session: aiohttp.ClientSession
+    gatekeeper: Gatekeeper
+    app_token: str | None = None
+    socket_mode: Any = None
+    listeners_registered: bool = False
+    #: requests on /slack/events being answered right now
+    inflight: int = 0
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _backlog: deque[tuple[Coroutine[Any, Any, Any], str]] = field(default_factory=deque)
+    _dispatcher: asyncio.Task[None] | None = None
+    _quiet: asyncio.Event = field(default_factory=asyncio.Event)
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WORK_SLOTS))
+
+    @property
+    def http_mode(self) -> bool:
+        """Requests arrive on ``/slack/events`` (else over Socket Mode)."""
+        return self.app_token is None
+
+    @contextlib.contextmanager
+    def receiving(self) -> Iterator[None]:
+        """Count a request being answered (the HTTP route wraps each dispatch in this)."""
+        self.inflight += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+            if not self.inflight:
+                self._quiet.set()
+
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str, *, urgent: bool = False) -> None:
+        """Run an action's work after the acks in flight (see :meth:`_dispatch`).
+
+        ``urgent``: start now, beside the others. For work that must reach Slack
+        within seconds of the click, like ``views.open`` (its trigger_id expires in 3 s).
+        """
+        if urgent:
+            task = asyncio.create_task(work, name=name)
+            self._tasks.add(task)
+            task.add_done_callback(self._urgent_done)
+            return
+        self._backlog.append((work, name))
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="slack-actions")
+
+    async def _dispatch(self) -> None:
+        # One event loop serves the acks and the work: when fifty people click at once,
+        # answer all fifty first (Slack's 3 s clock runs), then work, a few at a time.
+        while self._backlog:
+            if self.inflight:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._quiet.wait(), WORK_DELAY_MAX)
+            await self._slots.acquire()
+            work, name = self._backlog.popleft()
+            task = asyncio.create_task(work, name=name)
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._slots.release()
+        self._urgent_done(task)
+
+    def _urgent_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("slack action failed", exc_info=task.exception())
+
+    async def idle(self) -> None:
+        """Wait until every action clicked so far has been worked on (tests, shutdown)."""
+        while self._backlog or self._tasks or (self._dispatcher and not self._dispatcher.done()):
+            pending = [*self._tasks, *([self._dispatcher] if self._dispatcher else [])]
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def start(self) -> None:
+        if self.app_token is not None:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self.socket_mode = AsyncSocketModeHandler(self.app, self.app_token,
+                                                      web_client=self.client)
+            await self.socket_mode.connect_async()
+            log.info("slack: connected over Socket Mode")
+
+    async def stop(self) -> None:
+        """Stop receiving; let the actions in flight finish."""
+        if self.socket_mode is not None:
+            await self.socket_mode.close_async()
+            self.socket_mode = None
+        await self.idle()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (after the notifier stopped using it)."""
+        await self.session.close()
+
+
+def web_clients(env: Environment, session: aiohttp.ClientSession) -> (
+    tuple[AsyncWebClient, AsyncWebClient]
+):
+    """The listeners' client and the outbox's client (see the module docstring)."""
+    assert env.slack_bot_token is not None
+    token = env.slack_bot_token.get_secret_value()
+    quick = BackoffRetryIntervalCalculator(backoff_factor=0.2)
+    client = AsyncWebClient(
+        token=token, base_url=env.slack_api_url, session=session,
+        timeout=int(CALL_TIMEOUT.total or 20),
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+                        AsyncConnectionErrorRetryHandler(max_retry_count=2,
+                                                         interval_calculator=quick)],
+    )
+    outbox_client = AsyncWebClient(
+        token=token, base_url=env.slack_api_url, session=session,
+        timeout=int(CALL_TIMEOUT.total or 20),
+        retry_handlers=[AsyncConnectionErrorRetryHandler(
+            max_retry_count=1, interval_calculator=quick,
+            error_types=[aiohttp.ClientConnectorError])],
+    )
+    return client, outbox_client
+
+
+def build_slack_bot(env: Environment, config: ConfigFile, clock: Clock) -> SlackBot | None:
+    """The Slack side of the process, or ``None`` without a bot token (sandbox mode)."""
+    if env.slack_bot_token is None:
+        return None
+    app_token = env.slack_app_token.get_secret_value() if env.slack_app_token else None
+    secret = env.slack_signing_secret.get_secret_value() if env.slack_signing_secret else None
+    if app_token is None and secret is None:
+        raise ConfigError("SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN in HTTP mode "
+                          "(or set SLACK_APP_TOKEN for Socket Mode)")
+    session = aiohttp.ClientSession(timeout=CALL_TIMEOUT)
+    client, outbox_client = web_clients(env, session)
+    app = AsyncApp(
+        client=client,
+        signing_secret=secret,
+        # Socket Mode frames are not signed; there the HTTP route is not mounted at all.
+        request_verification_enabled=app_token is None,
+        # Our listeners ack and hand the work to a task themselves, so bolt can answer
+        # as soon as they return instead of polling for the ack every 10 ms.
+        process_before_response=True,
+        raise_error_for_unhandled_request=False,
+    )
+    return SlackBot(app=app, client=client, outbox_client=outbox_client, session=session,
+                    gatekeeper=Gatekeeper(config.slack, client, clock), app_token=app_token)

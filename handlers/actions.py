@@ -1,0 +1,204 @@
+"""Button listeners: ack at once, then parse -> authorize -> call sync -> report.
+
+Every listener acks before anything else (Slack gives three seconds) and hands
+the work to a task. The work never edits the message: the engine's change
+feed makes the notifier rebuild it from the database ("resync requested by",
+then synced or failing again). Only what concerns the clicker alone (a
+refusal, "already queued", the log) is answered ephemerally.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.auth import record
+from bot.blocks import ActionId, SlackBody, read_button_value
+from bot.delivery import call
+from bot.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note, refusal
+from bot.notices import load_log
+from bot.runtime import Runtime
+from bot.slack import SlackBot
+from storage.models import Document, Posting
+from storage.states import PostingState
+from sync.engine import BulkFilter
+
+log = logging.getLogger(__name__)
+
+#: what the refusal says the user may not do
+ACTION_WORDS = {
+    ActionId.RESYNC_INVOICE: "resync invoice postings",
+    ActionId.RESYNC_PAYMENT: "resync payment postings",
+    ActionId.RESYNC_POSTING: "resync postings",
+    ActionId.IGNORE: "ignore postings",
+    ActionId.RESYNC_GROUP: "resync a whole error group",
+    ActionId.SHOW_LOG: "read the integration log",
+    ActionId.LOG_PAGE: "read the integration log",
+}
+
+
+@dataclass(frozen=True)
+class Click:
+    """One button press, as Slack describes it."""
+
+    action: ActionId
+    user: str
+    channel: str | None
+    value: str | None
+
+    @classmethod
+    def of(cls, action_id: ActionId, body: dict[str, Any], action: dict[str, Any]) -> Click:
+        channel = (body.get("channel") or {}).get("id") or \
+            (body.get("container") or {}).get("channel_id")
+        return cls(action=action_id, user=(body.get("user") or {}).get("id", ""),
+                   channel=channel, value=action.get("value"))
+
+    @property
+    def short(self) -> str:
+        """``resync_invoice``: the action's name in ``activity``."""
+        return self.action.value.removeprefix("ledgerops.")
+
+    def subject(self) -> str:
+        """What the click was about, for the audit row (best effort: the value may be junk)."""
+        for key, prefix in (("posting", "posting"), ("document", "document"),
+                            ("group", "error_group")):
+            try:
+                return f"{prefix}:{read_button_value(self.value, key)[key]}"
+            except ValueError:
+                continue
+        return "unknown"
+
+
+Work = Callable[[Click], Awaitable[None]]
+
+
+class ButtonActions:
+    """The listeners of every :class:`bot.blocks.ActionId`."""
+
+    def __init__(self, runtime: Runtime, bot: SlackBot):
+        self.runtime = runtime
+        self.engine = runtime.engine
+        self.db = runtime.db
+        self.bot = bot
+
+    def register(self, app: AsyncApp) -> None:
+        """One listener per button."""
+        works: dict[ActionId, Work] = {
+            ActionId.RESYNC_INVOICE: lambda c: self.resync(c, "invoice"),
+            ActionId.RESYNC_PAYMENT: lambda c: self.resync(c, "payment"),
+            ActionId.RESYNC_POSTING: self.resync_posting,
+            ActionId.IGNORE: self.ignore,
+            ActionId.RESYNC_GROUP: self.resync_group,
+            ActionId.SHOW_LOG: self.show_log,
+            ActionId.LOG_PAGE: self.log_page,
+        }
+        for action_id, work in works.items():
+            app.action(action_id.value)(self._listener(action_id, work))
+
+    def _listener(self, action_id: ActionId, work: Work) -> Callable[..., Awaitable[None]]:
+        async def listener(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()  # first: Slack shows an error if this takes over 3 s
+            click = Click.of(action_id, body, action)
+            self.bot.spawn(self._run(click, work), name=f"{click.short}:{click.user}")
+
+        return listener
+
+    async def _run(self, click: Click, work: Work) -> None:
+        if not await self.bot.gatekeeper.allows(click.user):
+            await record(self.db, self.engine.clock(), actor=click.user, action=click.short,
+                         subject=click.subject(), outcome="refused",
+                         detail={"reason": "not in allowed_users or allowed_usergroup"})
+            await self.tell(click, refusal(ACTION_WORDS[click.action], self.bot.gatekeeper.ask()))
+            return
+        try:
+            await work(click)
+        except ValueError as exc:
+            log.warning("unusable button value on %s: %s", click.action, exc)
+            await self.tell(click, note("That button no longer works; the message is out of "
+                                        "date. Nothing was changed."))
+        except Exception:
+            log.exception("%s by %s failed", click.action, click.user)
+            await self.tell(click, note("That did not work because of an error on our side "
+                                        "(details are in the server log). Try again in a "
+                                        "minute; the message shows what did change."))
+
+    async def tell(self, click: Click, body: SlackBody) -> None:
+        """An ephemeral answer only the clicker sees."""
+        if not click.channel:
+            return
+        await call(self.bot.client.chat_postEphemeral(
+            channel=click.channel, user=click.user, text=body.text, blocks=body.blocks),
+            "chat.postEphemeral")
+
+    # -- the work ----------------------------------------------------------------------------
+    async def resync(self, click: Click, posting_kind: str) -> None:
+        """Resync one posting of a document (the engine writes the activity row)."""
+        document_id = read_button_value(click.value, "document")["document"]
+        async with self.db.sessions() as s:
+            doc = await s.get(Document, document_id)
+        if doc is None:
+            await self.tell(click, note("That document no longer exists."))
+            return
+        outcomes = await self.engine.resync(doc.source, doc.kind, doc.external_id,
+                                            [posting_kind], actor=click.user)
+        if not any(o.ok for o in outcomes):
+            # Double click, or a colleague was quicker: nothing ran twice; say so.
+            await self.tell(click, outcome_note([o.message for o in outcomes]))
+
+    async def resync_posting(self, click: Click) -> None:
+        posting_id = read_button_value(click.value, "posting")["posting"]
+        async with self.db.sessions() as s:
+            posting = await s.get(Posting, posting_id)
+        if posting is None:
+            await self.tell(click, note("That posting no longer exists."))
+            return
+        await self.resync(click, posting.kind)
+
+    async def ignore(self, click: Click) -> None:
+        outcome = await self.engine.ignore(read_button_value(click.value, "posting")["posting"],
+                                           click.user)
+        if not outcome.ok:
+            await self.tell(click, outcome_note([outcome.message]))
+
+    async def resync_group(self, click: Click) -> None:
+        """Resync all: every document of the group (invoice, and payment where paid)."""
+        group_id = read_button_value(click.value, "group")["group"]
+        result = await self.engine.resync_many(
+            BulkFilter(error_group_id=group_id, states=(PostingState.FAILED,)), click.user)
+        await record(self.db, self.engine.clock(), actor=click.user, action="resync_all",
+                     subject=f"error_group:{group_id}",
+                     outcome="ok" if result.queued else "refused",
+                     detail={"documents": result.documents, "queued": result.queued,
+                             "refused": result.refused})
+        if not result.queued:
+            await self.tell(click, note("Nothing to resync: those postings are already queued "
+                                        "or fixed."))
+
+    async def show_log(self, click: Click) -> None:
+        ids = read_button_value(click.value, "document", "posting")
+        async with self.db.sessions() as s:
+            posting = await s.get(Posting, ids["posting"])
+        await self._log(click, ids["document"], posting.integration_id if posting else None, 0)
+
+    async def log_page(self, click: Click) -> None:
+        ids = read_button_value(click.value, "document", "integration", "page")
+        await self._log(click, ids["document"], ids["integration"], ids["page"])
+
+    async def _log(self, click: Click, document_id: int, integration_id: int | None,
+                   page: int) -> None:
+        async with self.db.sessions() as s:
+            loaded = await load_log(s, document_id, integration_id)
+        if loaded is None:
+            await self.tell(click, note("That document no longer exists."))
+            return
+        doc, integration, integration_id, entries = loaded
+        start = page * LOG_PAGE_SIZE
+        await self.tell(click, log_page(doc, integration, integration_id,
+                                        entries[start:start + LOG_PAGE_SIZE], page,
+                                        has_more=len(entries) > start + LOG_PAGE_SIZE))
+        await record(self.db, self.engine.clock(), actor=click.user, action="show_log",
+                     subject=f"document:{document_id}", outcome="ok", detail={"page": page})

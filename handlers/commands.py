@@ -1,0 +1,266 @@
+"""The slash command (``/ledger`` by default): parse -> authorize -> call sync -> answer privately.
+
+Reading commands answer in the acknowledgement itself (one round trip, well
+inside Slack's three seconds). Changing commands acknowledge at once with a
+short note, then authorize and work in a task and replace that note with the
+outcome through the ``response_url``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.auth import record
+from bot.blocks import SlackBody, button, button_value
+from bot.command_blocks import (
+    CommandAction,
+    attention_answer,
+    help_answer,
+    note,
+    queue_answer,
+    status_answer,
+    usage_answer,
+)
+from bot.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note, refusal
+from bot.notices import load_log
+from bot.runtime import Runtime
+from bot.slack import SlackBot
+from handlers import command_parser as cp
+from handlers.views import BulkResyncModal
+from storage.models import Document
+from sync.engine import UnknownIntegration
+from sync.overview import (
+    company_queues,
+    find_documents,
+    integration_status,
+    needs_attention,
+)
+
+log = logging.getLogger(__name__)
+
+CHANGE_WORDS = {
+    cp.Resync: "resync postings", cp.Restart: "restart bookings",
+    cp.ResyncFailed: "resync failed postings in bulk", cp.Pause: "pause integrations",
+    cp.Resume: "resume integrations", cp.History: "transfer history", cp.Map: "change mappings",
+}
+
+
+def ephemeral(body: SlackBody) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "text": body.text, "blocks": body.blocks}
+
+
+class SlashCommands:
+    """The listener of the slash command and of the buttons its answers carry."""
+
+    def __init__(self, runtime: Runtime, bot: SlackBot):
+        self.runtime = runtime
+        self.engine = runtime.engine
+        self.db = runtime.db
+        self.bot = bot
+        self.name = runtime.config.slack.command
+        self.modal = BulkResyncModal(runtime, bot)
+
+    def register(self, app: AsyncApp) -> None:
+        app.command(self.name)(self.on_command)
+        app.action(CommandAction.PAGE.value)(self.on_page)
+        app.action(CommandAction.CONFIRM_HISTORY.value)(self.on_confirm_history)
+        self.modal.register(app)
+
+    # -- the command ---------------------------------------------------------------------
+    async def on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        user = body.get("user_id", "")
+        parsed = cp.parse(body.get("text", ""))
+        if isinstance(parsed, cp.Usage):
+            await ack(**ephemeral(usage_answer(self.name, parsed.problem, parsed.usage)))
+            return
+        if not isinstance(parsed, cp.CHANGING):
+            await ack(**ephemeral(await self.read(parsed)))
+            return
+        if isinstance(parsed, cp.ResyncFailed):
+            # the modal must open within 3 s of the command (trigger_id); do it right after ack
+            await ack()
+            self.bot.spawn(self.open_bulk(parsed, user, body), name=f"bulk:{user}", urgent=True)
+            return
+        await ack(**ephemeral(note(":hourglass_flowing_sand: Working on it…")))
+        self.bot.spawn(self.change(parsed, user, respond), name=f"command:{user}")
+
+    async def read(self, cmd: Any) -> SlackBody:
+        """Answers to the reading commands (open to everyone in the channel)."""
+        now = self.engine.clock()
+        async with self.db.sessions() as s:
+            if isinstance(cmd, cp.Status):
+                statuses = await integration_status(s, now)
+                book = self.engine.mapping_book
+                return status_answer(statuses, {st.name: book.listing(st.name)
+                                                for st in statuses if st.name in book.configs})
+            if isinstance(cmd, cp.Attention):
+                return attention_answer(await needs_attention(s, limit=200))
+            if isinstance(cmd, cp.Queue):
+                jobs = self.runtime.scheduler.overview() if self.runtime.scheduler else []
+                return queue_answer(await company_queues(s, now), jobs, now)
+            if isinstance(cmd, cp.Log):
+                return await self.log(s, cmd)
+        return help_answer(self.name, cp.USAGE, getattr(cmd, "topic", None))
+
+    async def log(self, s: Any, cmd: cp.Log) -> SlackBody:
+        doc = await self.one_document(s, cmd.document, "log")
+        if isinstance(doc, SlackBody):
+            return doc
+        loaded = await load_log(s, doc.id, doc.integration_id)
+        if loaded is None:
+            return note("That document no longer exists.")
+        facts, integration, integration_id, entries = loaded
+        page = cmd.page - 1
+        start = page * LOG_PAGE_SIZE
+        return log_page(facts, integration, integration_id, entries[start:start + LOG_PAGE_SIZE],
+                        page, has_more=len(entries) > start + LOG_PAGE_SIZE)
+
+    async def one_document(self, s: Any, ref: str, usage_key: str) -> Document | SlackBody:
+        docs = await find_documents(s, ref)
+        if not docs:
+            return usage_answer(self.name, f"No document '{ref}' is known (try kind:id, e.g. "
+                                           f"bill:{ref})", cp.USAGE[usage_key])
+        if len(docs) > 1:
+            which = ", ".join(f"{d.kind}:{d.external_id}" for d in docs)
+            return usage_answer(self.name, f"Several documents match '{ref}': {which}; name one "
+                                           "as kind:id", cp.USAGE[usage_key])
+        return docs[0]
+
+    # -- changing commands -----------------------------------------------------------------
+    async def allowed(self, user: str, cmd: Any, tell: Callable[[SlackBody], Awaitable[Any]]) -> bool:
+        if await self.bot.gatekeeper.allows(user):
+            return True
+        await record(self.db, self.engine.clock(), actor=user,
+                     action=f"command_{type(cmd).__name__.lower()}", subject="command",
+                     outcome="refused",
+                     detail={"reason": "not in allowed_users or allowed_usergroup"})
+        await tell(refusal(CHANGE_WORDS[type(cmd)], self.bot.gatekeeper.ask()))
+        return False
+
+    async def change(self, cmd: Any, user: str, respond: Any) -> None:
+        async def tell(body: SlackBody) -> None:
+            await respond(response_type="ephemeral", replace_original=True, text=body.text,
+                          blocks=body.blocks)
+
+        if not await self.allowed(user, cmd, tell):
+            return
+        try:
+            await tell(await self.run_change(cmd, user))
+        except UnknownIntegration as exc:
+            await tell(usage_answer(self.name, str(exc).rstrip("."), _usage_of(cmd)))
+
+    async def run_change(self, cmd: Any, user: str) -> SlackBody:
+        engine = self.engine
+        if isinstance(cmd, cp.Pause | cp.Resume):
+            return note(await engine.set_paused(cmd.integration, isinstance(cmd, cp.Pause), user))
+        if isinstance(cmd, cp.Map):
+            integration = cmd.integration or self.only_integration()
+            if integration is None:
+                return usage_answer(self.name, "Which integration? Several are configured",
+                                    cp.USAGE["map"])
+            requeued = await engine.set_mapping(integration, cmd.what, cmd.source, cmd.number, user)
+            return note(f"Mapped {cmd.what} “{_esc(cmd.source)}” → {cmd.number} in "
+                        f"*{integration}*; {len(requeued)} failed posting"
+                        f"{'s' if len(requeued) != 1 else ''} queued again.")
+        if isinstance(cmd, cp.History):
+            count = await engine.history_count(cmd.integration, cmd.since)
+            if not count:
+                return note(f"Nothing waits for the history start in *{cmd.integration}* from "
+                            f"{cmd.since.isoformat()}.")
+            return history_confirmation(cmd.integration, cmd.since.isoformat(), count)
+        async with self.db.sessions() as s:
+            doc = await self.one_document(s, cmd.document, "restart" if isinstance(
+                cmd, cp.Restart) else "resync")
+        if isinstance(doc, SlackBody):
+            return doc
+        kinds = ["all"] if isinstance(cmd, cp.Restart) else list(cmd.postings)
+        outcomes = await engine.resync(doc.source, doc.kind, doc.external_id, kinds, user)
+        return outcome_note([o.message for o in outcomes])
+
+    def only_integration(self) -> str | None:
+        names = list(self.engine.integrations)
+        return names[0] if len(names) == 1 else None
+
+    async def open_bulk(self, cmd: cp.ResyncFailed, user: str, body: dict[str, Any]) -> None:
+        async def tell(answer: SlackBody) -> None:
+            await self.bot.client.chat_postEphemeral(channel=body.get("channel_id", ""),
+                                                     user=user, text=answer.text,
+                                                     blocks=answer.blocks)
+
+        if not await self.allowed(user, cmd, tell):
+            return
+        if cmd.integration and cmd.integration not in self.engine.integrations:
+            await tell(usage_answer(self.name, str(UnknownIntegration(
+                cmd.integration, sorted(self.engine.integrations))).rstrip("."),
+                cp.USAGE["resync failed"]))
+            return
+        await self.modal.open(body.get("trigger_id", ""), cmd, user, body.get("channel_id", ""))
+
+    # -- buttons on the answers ------------------------------------------------------------
+    async def on_page(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
+                      respond: Any) -> None:
+        await ack()
+        try:
+            page = int(_json(action.get("value")).get("page", 1))
+        except (TypeError, ValueError):
+            page = 1
+        async with self.db.sessions() as s:
+            answer = attention_answer(await needs_attention(s, limit=200), page)
+        await respond(response_type="ephemeral", replace_original=True, text=answer.text,
+                      blocks=answer.blocks)
+
+    async def on_confirm_history(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
+                                 respond: Any) -> None:
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        value = _json(action.get("value"))
+        cmd = cp.parse(f"history {value.get('integration', '')} --since {value.get('since', '')}")
+
+        async def tell(answer: SlackBody) -> None:
+            await respond(response_type="ephemeral", replace_original=True, text=answer.text,
+                          blocks=answer.blocks)
+
+        if not isinstance(cmd, cp.History):
+            await tell(note("That button no longer works. Nothing was changed."))
+            return
+        if not await self.allowed(user, cmd, tell):
+            return
+        queued = await self.engine.transfer_history(cmd.integration, cmd.since, user)
+        await tell(note(f"{queued} posting{'s' if queued != 1 else ''} of *{cmd.integration}* "
+                        f"dated from {cmd.since.isoformat()} queued for transfer."))
+
+
+def history_confirmation(integration: str, since: str, count: int) -> SlackBody:
+    """Ask before sending history: how many postings it is."""
+    from slack_sdk.models.blocks import ActionsBlock
+
+    from bot.blocks import finish, section
+
+    text = (f"{count} posting{'s' if count != 1 else ''} of *{integration}* dated from {since} "
+            "wait for the history start. Transfer them now?")
+    return finish(text, [section(text), ActionsBlock(elements=[
+        button(f"Transfer {count}", CommandAction.CONFIRM_HISTORY,  # type: ignore[arg-type]
+               button_value(integration=integration, since=since), style="primary")])])
+
+
+def _usage_of(cmd: Any) -> str:
+    key = {cp.Pause: "pause", cp.Resume: "resume", cp.History: "history", cp.Map: "map"}
+    return cp.USAGE.get(key.get(type(cmd), "help"), cp.USAGE["help"])
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _json(raw: Any) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(raw or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,110 @@
+"""The App Home tab: status per integration, what needs attention, pause/resume.
+
+Published when a person opens it, and again (debounced) when something it
+shows changes, for the people who opened it in the last hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.auth import record
+from bot.command_blocks import CommandAction, home_view
+from bot.delivery import call
+from bot.log_blocks import refusal
+from bot.runtime import Runtime
+from bot.slack import SlackBot
+from sync.changes import Change
+from sync.overview import integration_status, needs_attention
+
+log = logging.getLogger(__name__)
+
+VIEWER_TTL = timedelta(hours=1)
+REFRESH_DELAY = 2.0  # seconds: a burst of changes becomes one refresh
+
+
+class HomeTab:
+    """Listeners of the App Home and its buttons."""
+
+    def __init__(self, runtime: Runtime, bot: SlackBot):
+        self.runtime = runtime
+        self.engine = runtime.engine
+        self.bot = bot
+        self.viewers: dict[str, datetime] = {}
+        self._refresh: asyncio.Task[None] | None = None
+
+    def register(self, app: AsyncApp) -> None:
+        app.event("app_home_opened")(self.on_opened)
+        app.action(CommandAction.PAUSE.value)(self.on_switch)
+        app.action(CommandAction.RESUME.value)(self.on_switch)
+        self.engine.feed.subscribe(self.on_changes)
+
+    async def publish(self, user: str) -> None:
+        """Render the home tab for one person from the database."""
+        async with self.engine.db.sessions() as s:
+            statuses = await integration_status(s, self.engine.clock())
+            groups = await needs_attention(s, limit=10)
+        can_change = await self.bot.gatekeeper.allows(user)
+        result = await call(self.bot.client.views_publish(
+            user_id=user, view=home_view(statuses, groups, can_change)), "views.publish")
+        if not result.ok:
+            log.warning("could not publish the home tab: %s", result.error)
+
+    async def on_opened(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user = event.get("user", "")
+        self.viewers[user] = self.engine.clock()
+        await self.publish(user)
+
+    def on_changes(self, _changes: list[Change]) -> None:
+        """Something shown may have changed: refresh soon, once for a burst."""
+        if not self.viewers or (self._refresh and not self._refresh.done()):
+            return
+        try:
+            self._refresh = asyncio.get_running_loop().create_task(self._refresh_all())
+        except RuntimeError:  # no loop (a sync caller): the next opening shows it
+            return
+
+    async def _refresh_all(self) -> None:
+        await asyncio.sleep(REFRESH_DELAY)
+        cutoff = self.engine.clock() - VIEWER_TTL
+        for user, opened in list(self.viewers.items()):
+            if opened < cutoff:
+                self.viewers.pop(user, None)
+                continue
+            await self.publish(user)
+
+    async def on_switch(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        pause = action.get("action_id") == CommandAction.PAUSE.value
+        try:
+            integration = str(json.loads(action.get("value") or "{}").get("integration", ""))
+        except ValueError:
+            integration = ""
+        self.bot.spawn(self._switch(user, integration, pause), name=f"home-switch:{user}")
+
+    async def _switch(self, user: str, integration: str, pause: bool) -> None:
+        if not await self.bot.gatekeeper.allows(user):
+            await record(self.engine.db, self.engine.clock(), actor=user,
+                         action="pause" if pause else "resume",
+                         subject=f"integration:{integration}", outcome="refused",
+                         detail={"reason": "not in allowed_users or allowed_usergroup"})
+            await self.publish(user)
+            body = refusal("pause or resume integrations", self.bot.gatekeeper.ask())
+            channel = self.runtime.config.slack.channel
+            if channel:
+                await call(self.bot.client.chat_postEphemeral(
+                    channel=channel, user=user, text=body.text, blocks=body.blocks),
+                    "chat.postEphemeral")
+            return
+        if integration in self.engine.integrations:
+            await self.engine.set_paused(integration, pause, user)
+        await self.publish(user)

@@ -1,0 +1,108 @@
+"""The bulk resync modal: shows how many documents, lets a person narrow them, then queues.
+
+Opening: ``/ledger resync failed [integration] [--since] [--error]`` (or the App
+Home button). Narrowing a field re-counts and updates the modal in place.
+Submitting checks the input (``response_action: errors``), closes the modal,
+and reports progress by updating one message ("412 / 1,000 queued, 3 refused").
+A submit sent twice queues nothing twice: the engine's guarded updates refuse
+postings already queued, and a view already being processed is not started again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.bulk_blocks import BULK_CALLBACK, BulkSelection, bulk_modal, progress_message
+from bot.command_blocks import CommandAction
+from bot.delivery import call
+from bot.runtime import Runtime
+from bot.slack import SlackBot
+from sync.engine import BulkFilter, BulkResult
+from sync.overview import needs_attention
+
+log = logging.getLogger(__name__)
+
+
+class BulkResyncModal:
+    """Open, narrow and submit the bulk resync modal."""
+
+    def __init__(self, runtime: Runtime, bot: SlackBot):
+        self.runtime = runtime
+        self.engine = runtime.engine
+        self.bot = bot
+        self._started: set[str] = set()  # view ids whose submit is being / was processed
+
+    def register(self, app: AsyncApp) -> None:
+        app.view(BULK_CALLBACK)(self.on_submit)
+        app.action(CommandAction.BULK_FILTER.value)(self.on_narrow)
+
+    async def render(self, selection: BulkSelection) -> dict[str, Any]:
+        flt = selection.filter(self.engine.integration_ids)
+        count = await self.engine.bulk_count(flt)
+        docs = await self.engine.bulk_documents(
+            BulkFilter(flt.integration, flt.states, flt.since, flt.until, flt.error_group_id))
+        async with self.engine.db.sessions() as s:
+            groups = await needs_attention(s, limit=100, sample=0)
+        return bulk_modal(selection, count, docs, sorted(self.engine.integrations), groups)
+
+    async def open(self, trigger_id: str, cmd: Any, user: str, channel: str) -> None:
+        selection = BulkSelection(integration=cmd.integration, since=cmd.since,
+                                  error_group=cmd.error_group, channel=channel)
+        view = await self.render(selection)
+        result = await call(self.bot.client.views_open(trigger_id=trigger_id, view=view),
+                            "views.open")
+        if not result.ok:
+            log.warning("could not open the bulk resync modal: %s", result.error)
+
+    async def on_narrow(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        view = body.get("view") or {}
+        selection = BulkSelection.from_view(view)
+        updated = await self.render(selection)
+        await call(self.bot.client.views_update(view_id=view.get("id"), hash=view.get("hash"),
+                                                view=updated), "views.update")
+
+    async def on_submit(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        selection = BulkSelection.from_view(view)
+        errors = selection.errors(self.engine.integrations)
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        flt = selection.filter(self.engine.integration_ids)
+        if not await self.engine.bulk_count(flt):
+            await ack(response_action="errors",
+                      errors={"states": "Nothing matches this selection; widen it."})
+            return
+        await ack()
+        view_id = str(view.get("id") or "")
+        if view_id and view_id in self._started:
+            return  # the same submit again: it is already running
+        self._started.add(view_id)
+        user = (body.get("user") or {}).get("id", "")
+        self.bot.spawn(self.run(flt, user, selection.channel), name=f"bulk-resync:{user}")
+
+    async def run(self, flt: BulkFilter, user: str, channel: str) -> None:
+        """Queue the selection, updating one progress message as chunks go in."""
+        total = await self.engine.bulk_count(flt)
+        first = progress_message(BulkResult(), total, user, done=False)
+        posted = await call(self.bot.client.chat_postMessage(
+            channel=channel, text=first.text, blocks=first.blocks), "chat.postMessage")
+        ts = posted.data.get("ts") if posted.ok else None
+
+        async def progress(result: BulkResult) -> None:
+            if ts:
+                body = progress_message(result, total, user, done=False)
+                await call(self.bot.client.chat_update(channel=channel, ts=ts, text=body.text,
+                                                       blocks=body.blocks), "chat.update")
+
+        result = await self.engine.resync_many(flt, user, progress=progress)
+        final = progress_message(result, total, user, done=True)
+        if ts:
+            await call(self.bot.client.chat_update(channel=channel, ts=ts, text=final.text,
+                                                   blocks=final.blocks), "chat.update")
+
+
+

@@ -1,0 +1,220 @@
+"""The slash command and the App Home through signed requests against the fake Slack."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from sqlalchemy import func, select
+
+from connectors.sandbox import LEDGERS
+from storage.models import Activity, Mapping, Posting
+from tests.fakes.slack_api import ALICE, CHANNEL, MALLORY, SlackHarness, signed_headers, slack_harness
+from tests.support import FakeClock, bill, eventually
+
+
+@dataclass
+class ResponseUrls:
+    """Where ``respond()`` posts follow-up answers (Slack's response_url)."""
+
+    base: str = ""
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def responses() -> AsyncIterator[ResponseUrls]:
+    urls = ResponseUrls()
+
+    async def answer(request: web.Request) -> web.Response:
+        urls.answers.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/respond", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    urls.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    yield urls
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
+    async with slack_harness(db_url, clock) as h:
+        yield h
+
+
+async def command(h: SlackHarness, text: str, urls: ResponseUrls, *,
+                  user: str = ALICE) -> httpx.Response:
+    form = {"token": "unused", "team_id": "T0TEAM", "channel_id": CHANNEL,
+            "channel_name": "finance", "user_id": user, "user_name": user.lower(),
+            "command": "/ledger", "text": text, "api_app_id": "A0APP",
+            "response_url": f"{urls.base}/respond", "trigger_id": "1234.5678.abcd"}
+    body = urllib.parse.urlencode(form)
+    return await h.http.post("/slack/events", content=body, headers=signed_headers(body))
+
+
+def shown(answer: dict[str, Any]) -> str:
+    return json.dumps(answer, ensure_ascii=False)
+
+
+async def fail_some(h: SlackHarness) -> None:
+    await h.ingest(bill("B-1", category="Travel"), bill("B-2", category="Travel"), bill("B-3"))
+    await h.runtime.worker.run_until_idle()
+
+
+async def test_status_answers_privately_with_counts(slack: SlackHarness,
+                                                    responses: ResponseUrls) -> None:
+    await fail_some(slack)
+    answer = await command(slack, "status", responses)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["response_type"] == "ephemeral"
+    assert "books-dk" in shown(body) and "failed *2*" in shown(body)
+    assert "1 open error group" in shown(body)
+
+
+async def test_attention_groups_failures_with_resync_all(slack: SlackHarness,
+                                                         responses: ResponseUrls) -> None:
+    await fail_some(slack)
+    body = (await command(slack, "attention", responses)).json()
+    assert "2 postings" in shown(body) and "Travel" in shown(body)
+    assert "ledgerops.resync_group" in shown(body)
+
+
+async def test_log_of_a_document_newest_first(slack: SlackHarness,
+                                              responses: ResponseUrls) -> None:
+    await fail_some(slack)
+    body = (await command(slack, "log bill:B-1", responses)).json()
+    assert "Travel" in shown(body)
+    unknown = (await command(slack, "log nothing-like-it", responses)).json()
+    assert "No document 'nothing-like-it'" in shown(unknown) and "Usage" in shown(unknown)
+
+
+async def test_unknown_input_answers_with_usage_and_changes_nothing(
+        slack: SlackHarness, responses: ResponseUrls) -> None:
+    body = (await command(slack, "frobnicate now", responses)).json()
+    assert "unknown command" in shown(body) and "resync" in shown(body)
+    body = (await command(slack, "map category \"Travel\" 12ab", responses)).json()
+    assert "not an account number" in shown(body)
+    async with slack.runtime.db.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Mapping)) == 0
+
+
+async def test_map_fixes_the_group_and_requeues(slack: SlackHarness,
+                                                responses: ResponseUrls) -> None:
+    await fail_some(slack)
+    ack = await command(slack, 'map category "Travel" 2750', responses)
+    assert "Working on it" in shown(ack.json())
+    await slack.settle_clicks()
+    assert "2 failed postings queued again" in shown(responses.answers[-1])
+    await slack.runtime.worker.run_until_idle()
+    async with slack.runtime.db.sessions() as s:
+        states = (await s.scalars(select(Posting.state))).all()
+    assert set(states) == {"synced"}
+    status = (await command(slack, "status", responses)).json()
+    assert "Mappings set in Slack" in shown(status) and "Travel" in shown(status)
+
+
+async def test_changing_command_refused_for_a_user_not_allowed(
+        slack: SlackHarness, responses: ResponseUrls) -> None:
+    await fail_some(slack)
+    await command(slack, "pause books-dk", responses, user=MALLORY)
+    await slack.settle_clicks()
+    assert "not allowed" in shown(responses.answers[-1])
+    async with slack.runtime.db.sessions() as s:
+        refused = await s.scalar(select(func.count()).select_from(Activity)
+                                 .where(Activity.outcome == "refused"))
+    assert refused == 1
+    await command(slack, "pause books-dk", responses)
+    await slack.settle_clicks()
+    assert "books-dk paused" in shown(responses.answers[-1])
+
+
+async def test_resync_and_restart_of_one_document(slack: SlackHarness,
+                                                  responses: ResponseUrls) -> None:
+    await fail_some(slack)
+    await command(slack, "resync B-3 payment", responses)
+    await slack.settle_clicks()
+    assert "not paid" in shown(responses.answers[-1])
+    await command(slack, "restart B-3", responses)
+    await slack.settle_clicks()
+    assert "queued" in shown(responses.answers[-1])
+    await slack.runtime.worker.run_until_idle()
+    assert len(LEDGERS["books-dk"].vouchers) == 1  # updated in place, not created again
+
+
+async def test_bulk_resync_modal_counts_confirms_and_queues_once(
+        slack: SlackHarness, responses: ResponseUrls) -> None:
+    events = [bill(f"M-{i}", category="Travel") for i in range(1000)]
+    for start in range(0, 1000, 500):
+        await slack.ingest(*events[start:start + 500])
+    await slack.runtime.worker.run_until_idle()
+    await command(slack, "resync failed books-dk", responses)
+    await slack.settle_clicks()
+    [opened] = slack.fake.of("views.open")
+    view = opened.args["view"] if isinstance(opened.args["view"], dict) else json.loads(
+        opened.args["view"])
+    assert "1,000 documents" in shown(view)
+    submission = _submission(view, confirmed=False)
+    refused = await _submit(slack, submission)
+    assert refused.json()["response_action"] == "errors"
+    submission = _submission(view, confirmed=True)
+    first, second = await _submit(slack, submission), await _submit(slack, submission)
+    assert first.status_code == second.status_code == 200
+    await slack.settle_clicks()
+    async with slack.runtime.db.sessions() as s:
+        pending = await s.scalar(select(func.count()).select_from(Posting)
+                                 .where(Posting.state == "pending"))
+    assert pending == 1000
+    updates = [u for u in slack.fake.of("chat.update")]
+    assert "1,000 postings queued" in shown(updates[-1].args)
+
+
+def _submission(view: dict[str, Any], *, confirmed: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "integration": {"ledgerops.bulk_filter": {"type": "static_select", "selected_option": {
+            "value": "books-dk"}}},
+        "states": {"ledgerops.bulk_filter": {"type": "multi_static_select",
+                                             "selected_options": [{"value": "failed"}]}},
+        "confirm": {"confirm": {"type": "checkboxes", "selected_options":
+                                [{"value": "yes"}] if confirmed else []}},
+    }
+    return {"type": "view_submission", "team": {"id": "T0TEAM"},
+            "user": {"id": ALICE, "team_id": "T0TEAM"}, "api_app_id": "A0APP",
+            "view": {**view, "id": "V0BULK", "state": {"values": values}, "hash": "h"}}
+
+
+async def _submit(h: SlackHarness, payload: dict[str, Any]) -> httpx.Response:
+    body = "payload=" + urllib.parse.quote(json.dumps(payload))
+    return await h.http.post("/slack/events", content=body, headers=signed_headers(body))
+
+
+async def test_home_tab_shows_status_and_pause(slack: SlackHarness) -> None:
+    await fail_some(slack)
+    event = {"token": "unused", "team_id": "T0TEAM", "api_app_id": "A0APP",
+             "type": "event_callback", "event_id": "Ev1", "event_time": 1790000000,
+             "event": {"type": "app_home_opened", "user": ALICE, "channel": "D0HOME",
+                       "tab": "home", "event_ts": "1790000000.1"}}
+    body = json.dumps(event)
+    headers = {**signed_headers(body), "Content-Type": "application/json"}
+    answer = await slack.http.post("/slack/events", content=body, headers=headers)
+    assert answer.status_code == 200
+    await eventually(lambda: _published(slack), message="home published")
+    [published] = slack.fake.of("views.publish")
+    view = published.args["view"]
+    view = view if isinstance(view, dict) else json.loads(view)
+    assert "books-dk" in shown(view) and "ledgerops.pause" in shown(view)
+    assert "Needs attention" in shown(view)
+
+
+async def _published(h: SlackHarness) -> bool:
+    return bool(h.fake.of("views.publish"))
