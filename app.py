@@ -161,6 +161,43 @@ def cmd_status(_args: argparse.Namespace) -> int:
     return 0
 
 
+async def _connect(env: Environment, config: ConfigFile, name: str, port: int) -> str:
+    from bot.connect import connect_exact
+    from storage.credentials import DatabaseTokenStore, SecretKeyError, secret_key_from_env
+    from storage.db import connect as connect_db
+
+    cfg = config.integration(name)
+    if cfg is None:
+        known = ", ".join(i.name for i in config.integrations) or "none"
+        raise ConfigError(f"no integration named '{name}' in {env.ledgerops_config} "
+                          f"(configured: {known})")
+    if cfg.kind != "exact":
+        raise ConfigError(f"integrations[{name}]: kind '{cfg.kind}' needs no `connect`; its "
+                          "credentials come from the environment")
+    try:
+        key = secret_key_from_env()
+    except SecretKeyError as exc:
+        raise ConfigError(str(exc)) from None
+    await upgrade_async(env.database_url)
+    db = connect_db(env.database_url)
+    try:
+        return await connect_exact(cfg, DatabaseTokenStore(db, cfg.name, key), port=port)
+    finally:
+        await db.dispose()
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Authorize once with a system that needs a person to sign in (Exact Online)."""
+    from bot.connect import ConnectError
+
+    env = load_environment()
+    try:
+        print(asyncio.run(_connect(env, _config(env), args.integration, args.port)))
+    except ConnectError as exc:
+        return _fail(str(exc))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -172,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("file", help="JSON lines: one event (or {\"events\": [...]}) per line")
     ingest.set_defaults(func=cmd_ingest)
     sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
+    connect = sub.add_parser("connect", help=cmd_connect.__doc__)
+    connect.add_argument("integration", help="name of an exact integration in the config")
+    connect.add_argument("--port", type=int, default=8765,
+                         help="local callback port (the redirect URI registered with Exact is "
+                              "http://127.0.0.1:PORT/exact/callback)")
+    connect.set_defaults(func=cmd_connect)
     sub.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
