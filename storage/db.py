@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -15,6 +13,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from storage.sqlite_writer import SqliteWriter
 
 DEFAULT_URL = "sqlite+aiosqlite:///ledgerops.db"
 T = TypeVar("T")
@@ -29,13 +29,14 @@ class Database:
     engine (asyncpg under SQLAlchemy's greenlet bridge); on SQLite it runs in
     one dedicated thread with the synchronous driver, because aiosqlite pays a
     thread round trip per cursor call (about 20 per posting) and a whole
-    transaction in the thread pays one.
+    transaction in the thread pays one; there, transactions queued together
+    share one commit (:mod:`storage.sqlite_writer`).
     """
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     sync_engine: Engine | None = None
-    _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _writer: SqliteWriter | None = field(default=None, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -43,23 +44,17 @@ class Database:
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(connection)`` in one transaction; commit if it returns."""
-        if self.sync_engine is None:
+        if self._writer is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
-        assert self._executor is not None
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._in_thread, fn)
-
-    def _in_thread(self, fn: Callable[[Connection], T]) -> T:
-        assert self.sync_engine is not None
-        with self.sync_engine.begin() as conn:
-            return fn(conn)
+        return await self._writer.run(fn)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.shutdown()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -97,4 +92,4 @@ def connect(url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int = 10) 
     )
     event.listen(sync_engine, "connect", _sqlite_pragmas)
     return Database(engine=engine, sessions=sessions, sync_engine=sync_engine,
-                    _executor=ThreadPoolExecutor(1, thread_name_prefix="sqlite"))
+                    _writer=SqliteWriter(sync_engine))
