@@ -156,7 +156,7 @@ class ButtonActions:
         if posting is None:
             await self.tell(click, note("That posting no longer exists."))
             return
-        await self.resync(click, posting.kind)
+        await self.resync(click, posting.slot)  # one journal of a run, not every period
 
     async def ignore(self, click: Click) -> None:
         outcome = await self.engine.ignore(read_button_value(click.value, "posting")["posting"],

@@ -378,12 +378,14 @@ class Engine:
         existing = {p.slot: p for p in (await s.scalars(
             select(Posting).where(Posting.document_id == doc.id)
         )).all()}
+        # a kind ("journal") names every posting of that kind; a slot ("journal:2026-10") one
         wanted = set(planned) if "all" in kinds else {
-            slot for slot in set(planned) | set(existing) if slot.split(":")[0] in kinds
+            slot for slot in set(planned) | set(existing)
+            if slot in kinds or slot.split(":")[0] in kinds
         }
         outcomes: list[ActionOutcome] = []
         for kind in sorted(kinds - {"all"}):
-            if not any(slot.split(":")[0] == kind for slot in wanted):
+            if not any(slot == kind or slot.split(":")[0] == kind for slot in wanted):
                 outcomes.append(ActionOutcome(None, kind, False, _why_no_posting(doc, kind, data)))
         for slot in sorted(wanted):
             p = existing.get(slot)
