@@ -67,19 +67,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _serve_sandbox(env: Environment) -> int:
+    """Run the bot with the local Slack stand-in until SIGINT/SIGTERM."""
+    from bot.local_slack import start_sandbox
+    from bot.sandbox_config import sandbox_config_file
+
+    server = await start_sandbox(env, sandbox_config_file(env))
+    print(f"ledgerops: open {server.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    """Sandbox mode: no Slack token; sandbox ledger; local only."""
+    """Sandbox mode: no Slack token; sandbox ledger and a local Slack at 127.0.0.1 only."""
     env = load_environment()
     if not env.sandbox:
         return _fail("SLACK_BOT_TOKEN is set: the sandbox only runs without a real Slack token "
                      "(use `python app.py serve`)")
-    from bot.sandbox_config import sandbox_config, sandbox_environment
+    from bot.sandbox_config import sandbox_environment
 
     env = sandbox_environment(env)
-    config = load_config(env.ledgerops_config) if Path(env.ledgerops_config).exists() \
-        else sandbox_config()
-    asyncio.run(_serve(env, config, "127.0.0.1"))
-    return 0
+    # The page is where to look; the log says only what needs a developer's attention.
+    logging.getLogger().setLevel(logging.WARNING)
+    return asyncio.run(_serve_sandbox(env))
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:

@@ -1,0 +1,101 @@
+"""Sandbox mode's server: the bot and the Slack stand-in on one aiohttp application.
+
+The listening socket is bound first, so the stand-in's address (and with it
+``SLACK_API_URL``) is known before the bot's Web API client is built; port 0
+works too (tests), with no race for a free port.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import ConfigError, ConfigFile, Environment
+from bot.demo_data import DemoScript, start_demo
+from bot.local_slack.stand_in import LocalSlack
+from bot.notifier import OutboxSettings
+from bot.runtime import Runtime
+from bot.sandbox_config import SANDBOX_HOST, local_slack_environment
+from handlers.routes import build_web_app
+
+RESTARTED = ("This database already had documents, so no demo was seeded. The sandbox ledger "
+             "and the channel live in memory and start empty; delete sandbox-data/ to start "
+             "over.")
+#: the channel fills in seconds, not after the production grouping window
+SANDBOX_OUTBOX = OutboxSettings(group_window=2.0, post_interval=0.5, poll_seconds=1.0)
+
+
+@dataclass
+class SandboxServer:
+    """A running sandbox: close it to stop everything it started."""
+
+    runtime: Runtime
+    slack: LocalSlack
+    runner: web.AppRunner
+    url: str
+    demo: DemoScript | None = None
+
+    async def close(self) -> None:
+        """Stop the demo, the page streams and the server, then the bot."""
+        if self.demo is not None:
+            await self.demo.stop()
+        await self.runner.cleanup()
+        await self.runtime.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; :class:`ConfigError` naming PORT when taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"PORT: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                          "set PORT to a free port") from None
+    return sock
+
+
+async def start_sandbox(env: Environment, config: ConfigFile, *, port: int | None = None,
+                        seed: bool = True, outbox: OutboxSettings | None = None,
+                        demo: dict[str, Any] | None = None,
+                        extra_commands: Sequence[str] = ()) -> SandboxServer:
+    """Bind 127.0.0.1, start the bot (migrations, worker, notifier) with the stand-in,
+    and seed the demo when the database is empty.
+
+    ``env`` is the sandbox environment without Slack settings (they are made
+    here); ``demo`` passes options to :class:`bot.demo_data.DemoScript`.
+    """
+    sock = bind(SANDBOX_HOST, env.port if port is None else port)
+    url = f"http://{SANDBOX_HOST}:{sock.getsockname()[1]}"
+    runtime: Runtime | None = None
+    try:
+        env = local_slack_environment(env, url)
+        runtime = await Runtime.create(env, config, outbox=outbox or SANDBOX_OUTBOX)
+        box: dict[str, Any] = {"demo": None, "note": None}
+        slack = LocalSlack(runtime, url, extra_commands=extra_commands,
+                           demo_status=lambda: box["demo"].status() if box["demo"]
+                           else box["note"])
+        app = build_web_app(runtime)
+        slack.mount(app)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        sock.close()
+        if runtime is not None:
+            await runtime.close()
+        raise
+    await runtime.start()
+    server = SandboxServer(runtime=runtime, slack=slack, runner=runner, url=url)
+    if seed:
+        server.demo = box["demo"] = await start_demo(runtime, **(demo or {}))
+        if server.demo is None:
+            box["note"] = RESTARTED
+    return server
