@@ -15,7 +15,15 @@ from sqlalchemy import func, select
 
 from connectors.sandbox import LEDGERS
 from storage.models import Activity, Mapping, Posting
-from tests.fakes.slack_api import ALICE, CHANNEL, MALLORY, SlackHarness, signed_headers, slack_harness
+from tests.fakes.slack_api import (
+    ALICE,
+    CHANNEL,
+    MALLORY,
+    SlackHarness,
+    click_body,
+    signed_headers,
+    slack_harness,
+)
 from tests.support import FakeClock, bill, eventually
 
 
@@ -218,3 +226,56 @@ async def test_home_tab_shows_status_and_pause(slack: SlackHarness) -> None:
 
 async def _published(h: SlackHarness) -> bool:
     return bool(h.fake.of("views.publish"))
+
+
+async def test_queue_help_and_resume(slack: SlackHarness, responses: ResponseUrls) -> None:
+    await slack.ingest(bill("Q-1"), bill("Q-2"))
+    body = (await command(slack, "queue", responses)).json()
+    assert "books-dk" in shown(body) and "2 queued" in shown(body)
+    assert "retry due postings" in shown(body)  # what each scheduled job does
+    body = (await command(slack, "help", responses)).json()
+    assert "history" in shown(body) and "map category" in shown(body)
+    await command(slack, "pause books-dk", responses)
+    await slack.settle_clicks()
+    await command(slack, "resume books-dk", responses)
+    await slack.settle_clicks()
+    assert "books-dk resumed" in shown(responses.answers[-1])
+    await command(slack, "resume nowhere", responses)
+    await slack.settle_clicks()
+    assert "No integration named 'nowhere'" in shown(responses.answers[-1])
+
+
+async def test_history_asks_with_the_count_then_transfers(
+        db_url: str, clock: FakeClock, responses: ResponseUrls) -> None:
+    from datetime import date
+
+    from bot.config import SlackConfig
+    from tests.fakes.slack_api import USERGROUP
+    from tests.support import make_config, sandbox_integration
+
+    config = make_config(sandbox_integration(history_start=date(2026, 11, 1)),
+                         slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE],
+                                           allowed_usergroup=USERGROUP))
+    async with slack_harness(db_url, clock, config=config) as h:
+        await h.ingest(bill("H-1", date="2026-10-05"), bill("H-2", date="2026-09-05"))
+        await command(h, "history books-dk --since 2026-10-01", responses)
+        await h.settle_clicks()
+        ask = responses.answers[-1]
+        assert "1 posting" in shown(ask) and "ledgerops.confirm_history" in shown(ask)
+        value = next(e["value"] for b in ask["blocks"] if b["type"] == "actions"
+                     for e in b["elements"])
+        payload = json.loads(urllib.parse.unquote(
+            click_body("ledgerops.confirm_history", value, user=ALICE).removeprefix("payload=")))
+        payload["response_url"] = f"{responses.base}/respond"
+        body = "payload=" + urllib.parse.quote(json.dumps(payload))
+        await h.http.post("/slack/events", content=body, headers=signed_headers(body))
+        await h.settle_clicks()
+        await eventually(lambda: _answered(responses, "queued for transfer"),
+                         message="history confirmed")
+        async with h.runtime.db.sessions() as s:
+            states = dict((await s.execute(select(Posting.document_id, Posting.state))).all())
+        assert sorted(states.values()) == ["pending", "waiting"]
+
+
+async def _answered(urls: ResponseUrls, text: str) -> bool:
+    return any(text in shown(a) for a in urls.answers)
