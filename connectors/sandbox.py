@@ -218,7 +218,7 @@ class SandboxLedger:
             self._after_write()
             return PostingResult(external_ref=external_ref)
         voucher = self.vouchers.get(external_ref)
-        if voucher is None:
+        if voucher is None or voucher.reference_key != req.idempotency_key:
             raise NeedsPersonError(f"Voucher {external_ref} does not exist.", code="not_found")
         if voucher.status is RecordStatus.BOOKED:
             raise BookedError(f"Voucher {external_ref} is booked and cannot be changed.")
@@ -239,7 +239,11 @@ class SandboxLedger:
         await self._enter()
         pool = self.relations if req.kind == "relation" else self.vouchers
         record = pool.get(external_ref)
-        return record.status if record else RecordStatus.MISSING
+        # A number the ledger gave to another document (say, after the sandbox restarted
+        # with an empty ledger) is not ours: to us our record is missing.
+        if record is None or record.reference_key != req.idempotency_key:
+            return RecordStatus.MISSING
+        return record.status
 
 
 #: Ledgers by integration name, so the sandbox page and tests can reach them.

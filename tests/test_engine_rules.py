@@ -387,3 +387,19 @@ async def test_rate_limits_never_make_a_posting_give_up(runtime: Runtime, clock:
     assert p["state"] == "retrying" and p["attempts"] == runtime.engine.policy.max_attempts + 2
     await runtime.worker.run_until_idle()
     assert posting(await view(runtime, "B-16"))["state"] == "synced"
+
+
+async def test_a_voucher_number_reused_by_the_ledger_is_never_overwritten(
+        runtime: Runtime) -> None:
+    await ingest(runtime, bill("R-1"))
+    await runtime.worker.run_until_idle()
+    ledger = LEDGERS["books-dk"]
+    ledger.vouchers.clear()  # the sandbox restarted: numbering starts again at 50001
+    await ingest(runtime, bill("R-2"))
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "R-2"))["external_ref"] == "2026-50001"
+    await ingest(runtime, bill("R-1", version=2, amount="5.00"))
+    await runtime.worker.run_until_idle()
+    v1 = posting(await view(runtime, "R-1"))
+    assert v1["state"] == "synced" and v1["external_ref"] == "2026-50002"
+    assert str(ledger.vouchers["2026-50001"].amount) == "1250.00"  # R-2's voucher untouched
