@@ -9,6 +9,10 @@ Connectors never log or repeat credentials in messages.
 
 from __future__ import annotations
 
+import json
+import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -223,3 +227,32 @@ class TokenStore(Protocol):
 
     async def set(self, name: str, value: str, detail: dict[str, Any] | None = None) -> None:
         ...
+
+
+# -- wire format shared by the HTTP connectors -------------------------------------------------
+def encode_json(body: Any) -> bytes:
+    """JSON with every ``Decimal`` written as a JSON number, digit for digit (never a float).
+
+    Decimals are swapped for a quoted token carrying an unguessable nonce, which is
+    unquoted after ``json.dumps``; text from documents can never forge the token.
+    """
+    nonce = secrets.token_hex(8)
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError("an amount must be a finite number")
+            return f"{nonce}:{value:f}"
+        if isinstance(value, Mapping):
+            return {key: mark(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [mark(item) for item in value]
+        return value
+
+    text = json.dumps(mark(body), ensure_ascii=False, separators=(",", ":"))
+    return re.sub(rf'"{nonce}:(-?[0-9]+(?:\.[0-9]+)?)"', r"\1", text).encode()
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """Parse an answer with amounts as ``Decimal``."""
+    return json.loads(raw, parse_float=Decimal) if raw else None

@@ -36,14 +36,11 @@ logs or reprs.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -63,6 +60,8 @@ from connectors.base import (
     TransientError,
     UnknownOutcomeError,
     UnsupportedPostingError,
+    decode_json,
+    encode_json,
 )
 
 log = logging.getLogger(__name__)
@@ -80,35 +79,6 @@ _PATH_CODES = (("_", "_8_"), ("/", "_6_"), (" ", "_9_"), (":", "_4_"), ("&", "_5
 # 503 means the request was turned away unprocessed; after a write, any other 5xx (500, 502,
 # 504) may come from behind the point where the voucher was saved.
 _NOT_PROCESSED = frozenset({503})
-
-
-# -- JSON ----------------------------------------------------------------------------------
-def encode_json(body: Any) -> bytes:
-    """JSON with every ``Decimal`` written as a JSON number, digit for digit (never a float).
-
-    Decimals are swapped for a quoted token carrying an unguessable nonce, which is
-    unquoted after ``json.dumps``; text from documents can never forge the token.
-    """
-    nonce = secrets.token_hex(8)
-
-    def mark(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            if not value.is_finite():
-                raise ValueError("an amount must be a finite number")
-            return f"{nonce}:{value:f}"
-        if isinstance(value, Mapping):
-            return {key: mark(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [mark(item) for item in value]
-        return value
-
-    text = json.dumps(mark(body), ensure_ascii=False, separators=(",", ":"))
-    return re.sub(rf'"{nonce}:(-?[0-9]+(?:\.[0-9]+)?)"', r"\1", text).encode()
-
-
-def decode_json(raw: bytes) -> Any:
-    """Parse an answer with amounts as ``Decimal``."""
-    return json.loads(raw, parse_float=Decimal) if raw else None
 
 
 def key_marker(key: str) -> str:

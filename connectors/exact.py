@@ -33,11 +33,9 @@ Decisions where the docs are silent:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -58,6 +56,8 @@ from connectors.base import (
     TransientError,
     UnknownOutcomeError,
     UnsupportedPostingError,
+    decode_json,
+    encode_json,
 )
 
 log = logging.getLogger(__name__)
@@ -76,32 +76,6 @@ STATUS_OPEN = 20
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def _dumps(obj: Any) -> bytes:
-    """JSON with every ``Decimal`` written as an exact JSON number (never via float)."""
-    nonce = uuid.uuid4().hex
-    numbers: list[str] = []
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            if not value.is_finite():
-                raise ValueError("amounts must be finite")
-            numbers.append(format(value, "f"))
-            return f"@@{nonce}:{len(numbers) - 1}@@"
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [convert(v) for v in value]
-        return value
-
-    text = json.dumps(convert(obj), ensure_ascii=False)
-    text = re.sub(rf'"@@{nonce}:(\d+)@@"', lambda m: numbers[int(m.group(1))], text)
-    return text.encode()
-
-
-def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal) if text else None
 
 
 def _quote(value: str) -> str:
@@ -592,7 +566,7 @@ class ExactConnector:
         if resp.status_code >= 300:
             raise TransientError(f"Exact Online sign-in failed ({resp.status_code}).",
                                  code=f"http_{resp.status_code}")
-        data = _loads(resp.text) or {}
+        data = decode_json(resp.text) or {}
         if not data.get("access_token") or not data.get("refresh_token"):
             raise TransientError("Exact Online sign-in answered without tokens.",
                                  code="bad_token_answer")
@@ -620,10 +594,10 @@ class ExactConnector:
         return f"api/v1/{await self.division()}/{path}"
 
     async def _write(self, method: str, path: str, body: Any) -> dict[str, Any]:
-        resp = await self._send(method, path, content=_dumps(body) if body is not None else None,
+        resp = await self._send(method, path, content=encode_json(body) if body is not None else None,
                                 write=True)
         assert resp is not None
-        data = _loads(resp.text) if resp.text else None
+        data = decode_json(resp.text) if resp.text else None
         if not isinstance(data, dict):
             return {}  # 204 No Content (PUT, DELETE)
         return data.get("d") or {}
@@ -632,7 +606,7 @@ class ExactConnector:
         resp = await self._send("GET", path, params=params, allow_404=True)
         if resp is None:
             return None
-        d = (_loads(resp.text) or {}).get("d") or {}
+        d = (decode_json(resp.text) or {}).get("d") or {}
         if "results" in d:  # some entities answer a key look-up as a one-row list
             return d["results"][0] if d["results"] else None
         return d
@@ -642,7 +616,7 @@ class ExactConnector:
         rows: list[dict[str, Any]] = []
         resp = await self._send("GET", path, params=params)
         while resp is not None:
-            d = (_loads(resp.text) or {}).get("d") or {}
+            d = (decode_json(resp.text) or {}).get("d") or {}
             rows.extend(d.get("results") or [])
             next_url = d.get("__next")
             resp = await self._send("GET", str(next_url)) if next_url else None
@@ -711,7 +685,7 @@ class ExactConnector:
 def _error_text(resp: httpx.Response) -> str:
     """``error.message.value`` of Exact's error envelope."""
     try:
-        data = _loads(resp.text)
+        data = decode_json(resp.text)
     except ValueError:
         return resp.text.strip()[:500]
     if isinstance(data, dict) and isinstance(data.get("error"), dict):

@@ -28,11 +28,8 @@ messages or reprs.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -51,6 +48,8 @@ from connectors.base import (
     TransientError,
     UnknownOutcomeError,
     UnsupportedPostingError,
+    decode_json,
+    encode_json,
 )
 
 log = logging.getLogger(__name__)
@@ -69,32 +68,6 @@ TOKEN_MARGIN = 60.0
 RECEIPT_VAT_TYPE = "PURCHASE"
 RECEIPT_VAT_STATUS = 1
 LINE_VAT_STATUS = 12
-
-
-def _dumps(obj: Any) -> bytes:
-    """JSON with every ``Decimal`` written as an exact JSON number (never via float)."""
-    nonce = uuid.uuid4().hex
-    numbers: list[str] = []
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            if not value.is_finite():
-                raise ValueError("amounts must be finite")
-            numbers.append(format(value, "f"))
-            return f"@@{nonce}:{len(numbers) - 1}@@"
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [convert(v) for v in value]
-        return value
-
-    text = json.dumps(convert(obj), ensure_ascii=False)
-    text = re.sub(rf'"@@{nonce}:(\d+)@@"', lambda m: numbers[int(m.group(1))], text)
-    return text.encode()
-
-
-def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal) if text else None
 
 
 class ProcountorConnector:
@@ -170,7 +143,7 @@ class ProcountorConnector:
         """POST a new UNFINISHED journal receipt; Procountor assigns its id."""
         body = await self._receipt_body(request)
         resp = await self._call("POST", "ledgerreceipts", body=body, write=True)
-        data = _loads(resp.text) or {}
+        data = decode_json(resp.text) or {}
         ref = str(data.get("receiptId") or data.get("id"))
         return PostingResult(ref, RecordStatus.DRAFT, detail=f"ledger receipt {ref}")
 
@@ -208,7 +181,7 @@ class ProcountorConnector:
             if previous is not None:
                 params["previousId"] = previous
             resp = await self._call("GET", "ledgerreceipts", params=params)
-            results = (_loads(resp.text) or {}).get("results") or []
+            results = (decode_json(resp.text) or {}).get("results") or []
             for item in results:
                 ref = str(item.get("receiptId") or item.get("id"))
                 receipt = item if "name" in item else await self._get_receipt(ref)
@@ -234,7 +207,7 @@ class ProcountorConnector:
     # -- receipts ----------------------------------------------------------------------
     async def _get_receipt(self, ref: str) -> dict[str, Any] | None:
         resp = await self._send("GET", f"ledgerreceipts/{ref}", allow_404=True)
-        return None if resp is None else (_loads(resp.text) or {})
+        return None if resp is None else (decode_json(resp.text) or {})
 
     def _lines(self, request: PostingRequest) -> list[JournalLine]:
         if request.extra.get("company_is_test"):
@@ -333,7 +306,7 @@ class ProcountorConnector:
         if self._dimension_items is None:
             resp = await self._call("GET", "dimensions")
             table: dict[int, dict[str, int]] = {}
-            for dim in _loads(resp.text) or []:
+            for dim in decode_json(resp.text) or []:
                 items: dict[str, int] = {}
                 for item in dim.get("items") or []:
                     items[str(item.get("codeName"))] = int(item["id"])
@@ -370,7 +343,7 @@ class ProcountorConnector:
             if resp.status_code >= 300:
                 raise TransientError(f"Procountor sign-in failed ({resp.status_code}).",
                                      code=f"http_{resp.status_code}")
-            data = _loads(resp.text) or {}
+            data = decode_json(resp.text) or {}
             token = data.get("access_token")
             if not token:
                 raise TransientError("Procountor sign-in answered without an access token.",
@@ -390,7 +363,7 @@ class ProcountorConnector:
                     body: Any = None, write: bool = False,
                     allow_404: bool = False) -> httpx.Response | None:
         """One API call; a 401 renews the token once and repeats the call once."""
-        content = _dumps(body) if body is not None else None
+        content = encode_json(body) if body is not None else None
         for attempt in (1, 2):
             token = await self._access_token()
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -454,7 +427,7 @@ class ProcountorConnector:
 
 def _errors(resp: httpx.Response) -> list[dict[str, Any]]:
     try:
-        data = _loads(resp.text)
+        data = decode_json(resp.text)
     except ValueError:
         return []
     errors = data.get("errors") if isinstance(data, dict) else None
