@@ -23,10 +23,10 @@ from connectors.base import (
     RelationRecord,
     TransientError,
     UnknownOutcomeError,
+    encode_json,
 )
 from connectors.economic import (
     EconomicConnector,
-    encode_json,
     entry_text,
     filter_value,
     retry_after_seconds,
