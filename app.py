@@ -48,6 +48,8 @@ async def _serve(env: Environment, config: ConfigFile, host: str) -> None:
     await site.start()
     await runtime.start()  # worker, scheduler; with a bot token the Slack outbox (and Socket Mode)
     print(f"ledgerops: listening on http://{host}:{env.port}", flush=True)
+    log.info("listening", extra={"host": host, "port": env.port,
+                                 "slack": "on" if runtime.slack is not None else "off"})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -234,7 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     connect.set_defaults(func=cmd_connect)
     sub.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if getattr(args, "command", None) == "serve":
+        # A server's log goes to a collector: one JSON object per line, with posting and
+        # document ids as fields, tokens masked (bot/logs.py).
+        from bot.logs import configure
+
+        configure()
+    else:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
     func_ = getattr(args, "func", cmd_sandbox)
     try:
         return func_(args)

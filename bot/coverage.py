@@ -27,6 +27,8 @@ from sync.changes import Change
 log = logging.getLogger(__name__)
 
 POSTING, GROUP = "posting", "error_group"
+#: operations messages (bot/outage.py, bot/digest.py): an integration's outage, a job run
+OUTAGE, DIGEST, NOTICE = "outage", "digest", "notice"
 
 
 class Coverage:
@@ -103,7 +105,7 @@ class Coverage:
                 or_(SlackMessage.subject_status.is_(None),
                     SlackMessage.subject_status.not_in([str(x) for x in SETTLED])))
         )).all()
-        for kind in (POSTING, GROUP):
+        for kind in (POSTING, GROUP, OUTAGE):
             await outbox.mark_changed(s, kind, [int(i) for t, i in stale if t == kind], now)
 
 

@@ -6,16 +6,33 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 # attributes every LogRecord has; anything else was passed in ``extra=`` and is kept
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-# bearer tokens, Slack tokens and Fernet-looking keys are masked whatever logs them
-_SECRET = re.compile(r"(xox[abpr]-[\w-]+|xapp-[\w-]+|Bearer\s+\S+)")
+# Slack tokens (bot, user, app-level, refresh ...) and bearer/basic credentials are
+# masked whatever logs them, wherever in the line they are
+_SECRET = re.compile(r"(xox[a-z]-[\w-]+|xapp-[\w-]+|(?:Bearer|Basic)\s+[^\s\"',]+)",
+                     re.IGNORECASE)
+# an ``extra=`` field named like a secret is never written, whatever its value looks like
+_SECRET_KEY = re.compile(r"token|secret|password|authorization|api_key|credential", re.IGNORECASE)
+REDACTED = "[redacted]"
 
 
 def _mask(text: str) -> str:
-    return _SECRET.sub("[redacted]", text)
+    return _SECRET.sub(REDACTED, text)
+
+
+def _clean(value: Any) -> Any:
+    """A JSON-safe copy with secrets masked, however deep they sit in lists and dicts."""
+    if isinstance(value, bool | int | float | type(None)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): REDACTED if _SECRET_KEY.search(str(k)) else _clean(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean(v) for v in value]
+    return _mask(str(value))
 
 
 class JsonLines(logging.Formatter):
@@ -30,17 +47,19 @@ class JsonLines(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                event[key] = value if isinstance(value, (int, float, bool, type(None))) \
-                    else _mask(str(value)) if not isinstance(value, (list, dict)) else value
+                event[key] = REDACTED if _SECRET_KEY.search(key) else _clean(value)
         if record.exc_info:
             event["error"] = _mask(self.formatException(record.exc_info))
         return json.dumps(event, default=str)
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Send every log line to stderr as JSON."""
-    handler = logging.StreamHandler()
+def configure(level: int = logging.INFO, stream: IO[str] | None = None) -> logging.Handler:
+    """Send every log line to stderr (or ``stream``) as JSON; returns the handler."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonLines())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # aiohttp's access log would repeat every request's headers; the app logs what matters
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return handler

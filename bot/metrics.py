@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from bot.delivery import CallResult, Delivery
 from storage.db import Database
 from storage.models import Attempt, Integration, Posting
 from storage.states import PostingState
@@ -67,11 +69,23 @@ class Metrics:
         self.slack_rate_limited = Counter("ledgerops_slack_rate_limited",
                                           "Slack answers 429", ["method"],
                                           registry=self.registry)
-        self.job_runs = Counter("ledgerops_scheduler_job_runs", "Scheduled job runs",
+        self.job_runs = Counter("ledgerops_scheduler_job_runs",
+                                "Scheduled job runs by result (ok / failed)",
                                 ["job", "result"], registry=self.registry)
 
     def observe_attempt(self, seen: AttemptObserved) -> None:
         self.sync_duration.labels(seen.integration, seen.operation).observe(seen.seconds)
+
+    def observe_slack_call(self, method: str, result: CallResult) -> None:
+        """One outbox Web API call: counted by method and outcome; a 429 also on its own."""
+        self.slack_calls.labels(method, result.delivery.value).inc()
+        if result.delivery is Delivery.RATE_LIMITED:
+            self.slack_rate_limited.labels(method).inc()
+
+    def observe_job(self, job: str, status: Any) -> None:
+        """A scheduled job ran (``status`` is the scheduler's ``JobStatus``)."""
+        failed = str(status.last_result).startswith("failed")
+        self.job_runs.labels(job, "failed" if failed else "ok").inc()
 
     async def refresh(self, db: Database, now: datetime) -> None:
         """Read the database-wide figures (called by the ``/metrics`` route)."""

@@ -7,6 +7,7 @@ message says is always what the database says now.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,6 +113,18 @@ async def load_group_notice(s: AsyncSession, group_id: int, sample: int = 10) ->
         document_kinds=kinds, requested_by=tuple(sorted(requested)),
         fixed_by=tuple(sorted(fixed)),
     )
+
+
+async def group_muted_until(s: AsyncSession, group_id: int) -> datetime | None:
+    """Until when a person muted the error group (``None``: not muted)."""
+    return await s.scalar(select(ErrorGroup.muted_until).where(ErrorGroup.id == group_id))
+
+
+async def posting_group_muted_until(s: AsyncSession, posting_id: int) -> datetime | None:
+    """The mute of the error group a failed posting belongs to (``None``: none)."""
+    return await s.scalar(
+        select(ErrorGroup.muted_until).join(Posting, Posting.error_group_id == ErrorGroup.id)
+        .where(Posting.id == posting_id, Posting.state == PostingState.FAILED))
 
 
 async def failing_in_group(s: AsyncSession, group_id: int) -> int:

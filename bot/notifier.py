@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,17 +27,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
 from bot.blocks import SlackBody, group_message, posting_message
-from bot.coverage import GROUP, POSTING, Coverage
+from bot.coverage import DIGEST, GROUP, NOTICE, OUTAGE, POSTING, Coverage
 from bot.delivery import CallResult, Delivery, call
+from bot.digest import load_job_message
 from bot.facts import needs_person
 from bot.log_blocks import thread_reply
 from bot.notices import (
     attempts_after,
     failing_in_group,
+    group_muted_until,
     last_attempt_id,
     load_group_notice,
     load_posting_notice,
+    posting_group_muted_until,
 )
+from bot.ops_blocks import outage_message
+from bot.outage import load_outage_notice
 from storage.models import SlackMessage
 from storage.states import MessageState, PostingState
 from sync.changes import Change
@@ -46,6 +52,9 @@ log = logging.getLogger(__name__)
 
 #: errors after which an update can never land: post the message anew
 GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+#: told about every Web API call the outbox makes: (method, classified result); metrics
+CallListener = Callable[[str, CallResult], None]
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.coverage = Coverage(self.channel_of, self.settings.group_window)
+        #: told after every Web API call (``bot/runtime.py`` feeds the metrics from here)
+        self.call_listeners: list[CallListener] = []
         engine.feed.subscribe(self._on_changes)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -139,6 +150,10 @@ class Notifier:
     def _on_changes(self, changes: list[Change]) -> None:
         # Called inside the engine's code path: only remember, never do I/O here.
         self._pending.extend(changes)
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Rows were queued outside the change feed (a scheduled job): send soon."""
         self._wake.set()
 
     # -- where messages go ------------------------------------------------------------------
@@ -212,6 +227,15 @@ class Notifier:
     ):
         """Rebuild the message from the database; ``None``: no message is needed (any more)."""
         subject = int(row.subject_id)
+        never_sent = row.state == MessageState.TO_POST and row.subject_status is None
+        if row.subject_type == OUTAGE:
+            o = await load_outage_notice(s, subject)
+            if o is None or (never_sent and o.recovered_at is not None):
+                return None  # over before it reached the channel: nothing to tell
+            return Rendered(outage_message(o), o.status)
+        if row.subject_type in (DIGEST, NOTICE):
+            body = await load_job_message(s, subject)
+            return Rendered(body, "posted") if body is not None else None
         if row.subject_type == GROUP:
             g = await load_group_notice(s, subject)
             if g is None or (row.state == MessageState.TO_POST and row.subject_status is None
@@ -246,6 +270,13 @@ class Notifier:
                 await self._defer(row, ready, report)
                 return
         async with self.db.sessions() as s, s.begin():
+            quiet = await self._muted_until(s, row, now)
+            if quiet is not None:
+                # A muted error group stays quiet; at ``muted_until`` the row is due again
+                # and the message shows the state of then.
+                await outbox.defer(s, row, quiet, now)
+                report.deferred += 1
+                return
             rendered = await self._render(s, row, now)
             if rendered is None:
                 if row.ts is None:
@@ -263,9 +294,37 @@ class Notifier:
         else:
             await self._update(row, rendered, report)
 
+    async def _muted_until(self, s: AsyncSession, row: SlackMessage, now: datetime) -> (
+        datetime | None
+    ):
+        """Until when this row must wait because its error group is muted (``None``: go).
+
+        A group's own message is neither posted nor updated; a posting's first message
+        waits too when its failure belongs to a muted group. Updates of a posting's
+        message go out: they answer a person's click.
+        """
+        if row.subject_type == GROUP:
+            until = await group_muted_until(s, int(row.subject_id))
+        elif row.subject_type == POSTING and row.state == MessageState.TO_POST:
+            until = await posting_group_muted_until(s, int(row.subject_id))
+        else:
+            return None
+        return until if until is not None and until > now else None
+
+    async def _call(self, request: Awaitable[object], method: str,
+                    what: str | None = None) -> CallResult:
+        """One Web API call, classified, and reported to the call listeners."""
+        result = await call(request, what or method)
+        for listener in self.call_listeners:
+            try:
+                listener(method, result)
+            except Exception:  # metrics must never stop a message
+                log.exception("call listener failed")
+        return result
+
     async def _post(self, row: SlackMessage, r: Rendered, report: FlushReport) -> None:
         self._next_post[row.channel] = self.clock() + timedelta(seconds=self.settings.post_interval)
-        result = await call(self.client.chat_postMessage(
+        result = await self._call(self.client.chat_postMessage(
             channel=row.channel, text=r.body.text, blocks=r.body.blocks,
             unfurl_links=False, unfurl_media=False), "chat.postMessage")
         now = self.clock()
@@ -286,7 +345,7 @@ class Notifier:
 
     async def _update(self, row: SlackMessage, r: Rendered, report: FlushReport) -> None:
         if r.body.hash != row.rendered_hash:
-            result = await call(self.client.chat_update(
+            result = await self._call(self.client.chat_update(
                 channel=row.channel, ts=row.ts, text=r.body.text, blocks=r.body.blocks),
                 "chat.update")
             if not result.ok:
@@ -321,9 +380,9 @@ class Notifier:
                 return None
         self._next_post[row.channel] = self.clock() + timedelta(seconds=self.settings.post_interval)
         body = thread_reply([entry for _, entry in new])
-        result = await call(self.client.chat_postMessage(
+        result = await self._call(self.client.chat_postMessage(
             channel=row.channel, thread_ts=row.ts, text=body.text, blocks=body.blocks,
-            unfurl_links=False, unfurl_media=False), "chat.postMessage (thread)")
+            unfurl_links=False, unfurl_media=False), "chat.postMessage", "chat.postMessage (thread)")
         if result.ok or result.delivery is Delivery.UNKNOWN:
             report.threaded += int(result.ok)
             return upto

@@ -92,15 +92,22 @@ class Runtime:
         )
         await engine.setup()
         runtime = cls(env=env, config=config, db=db, engine=engine, worker=Worker(engine))
-        runtime.scheduler = Scheduler(Sweeps(engine, config.scheduler))
         engine.attempt_listeners.append(runtime.metrics.observe_attempt)
-        runtime.scheduler.listeners.append(
-            lambda job, status: runtime.metrics.job_runs.labels(
-                job, "failed" if status.last_result.startswith("failed") else "ok").inc())
         runtime.slack = build_slack_bot(env, config, clock)
+        sweeps = Sweeps(engine, config.scheduler)
         if runtime.slack is not None:
-            runtime.notifier = Notifier(engine, runtime.slack.outbox_client,
-                                        config.slack.channel, outbox)
+            notifier = Notifier(engine, runtime.slack.outbox_client, config.slack.channel, outbox)
+            notifier.call_listeners.append(runtime.metrics.observe_slack_call)
+            runtime.notifier = notifier
+            # Only a process that can post runs the digest: a claim without Slack would
+            # take the day's digest away from a replica that could have posted it.
+            sweeps.digest_time = config.slack.digest_time
+            sweeps.digest_channel = config.slack.channel or next(
+                (i.channel for i in config.integrations if i.channel), None)
+            sweeps.channel_of = notifier.channel_of
+            sweeps.poke = notifier.poke
+        runtime.scheduler = Scheduler(sweeps)
+        runtime.scheduler.listeners.append(runtime.metrics.observe_job)
         return runtime
 
     async def start(self) -> None:

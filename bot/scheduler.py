@@ -1,13 +1,17 @@
 """Periodic sweeps on APScheduler's AsyncIOScheduler (in-memory job store).
 
 All state lives in the database, so every job is safe when several replicas run
-it at once: sweeps are guarded single-statement updates, and a job that must
-happen once (the daily digest) claims a row keyed by its day first.
+it at once: sweeps are guarded single-statement updates, the outage watch holds a
+short lease, and a job that must happen once (the daily digest, the monthly
+quota reset) claims a ``job_runs`` row keyed by its day or month first.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,12 +21,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
-from storage.models import Posting
-from storage.queries import recover_stuck, release_due_retries, release_quota_blocked
+from bot.digest import post_digest, reset_quota
+from bot.outage import OutageWatch
+from storage.models import Document, Integration, Posting
+from storage.queries import recover_stuck, release_due_retries, upsert_error_group
 from storage.states import PostingState
+from sync.changes import Change
 from sync.engine import Engine
+from sync.policy import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,20 @@ class SchedulerConfig(BaseModel):
     stuck_seconds: float = Field(default=30, gt=0)
     give_up_after_hours: float = Field(default=72, gt=0)
     give_up_seconds: float = Field(default=300, gt=0)
+    #: how often the outage watch looks, and how long only transient failures make an outage
+    outage_seconds: float = Field(default=60, gt=0)
+    outage_minutes: float = Field(default=10, gt=0)
+
+
+#: error code (and group) of postings the age limit gave up on
+GAVE_UP = "gave_up"
+#: postings given up per transaction
+GIVE_UP_CHUNK = 500
+
+
+def holder_name() -> str:
+    """Who holds a claim: host, process and a random part (two runtimes in one process differ)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
@@ -60,6 +82,23 @@ class Sweeps:
     engine: Engine
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
     quota_released: int = 0
+    #: ``HH:MM`` (server-local) of the daily digest; ``None``: no digest job
+    digest_time: str | None = None
+    #: where messages go: an integration's channel, the digest's channel (``None``: no Slack)
+    channel_of: Callable[[int], str | None] | None = None
+    digest_channel: str | None = None
+    #: tells the Slack outbox that a job queued a message
+    poke: Callable[[], None] | None = None
+    holder: str = field(default_factory=holder_name)
+
+    def __post_init__(self) -> None:
+        self.watch = OutageWatch(
+            self.engine, timedelta(minutes=self.config.outage_minutes), self.holder,
+            lease=timedelta(seconds=max(60.0, 2 * self.config.outage_seconds)))
+
+    def _poke(self) -> None:
+        if self.poke is not None:
+            self.poke()
 
     async def retry_due(self) -> str:
         """``retrying`` postings whose backoff passed go back to the queue."""
@@ -79,33 +118,54 @@ class Sweeps:
         return f"{len(recovered)} recovered"
 
     async def quota_reset(self) -> str:
-        """First of the month: postings held back by the booking quota resume."""
+        """First of the month: postings held back by the booking quota resume (once across
+        replicas), and the channel is told how many."""
         now = self.engine.clock()
-        released = await self.engine.db.run(lambda conn: release_quota_blocked(conn, now))
+        async with self.engine.db.sessions() as s, s.begin():
+            released = await reset_quota(s, now, self.holder, self.digest_channel)
+        if released is None:
+            return "already reset this month"
         if released:
             self.engine.wake()
+            self._poke()
         self.quota_released = released
         return f"{released} resumed after the monthly quota reset"
 
-    async def give_up_old(self) -> str:
-        """Postings retrying for longer than the limit need a person."""
+    async def outage_watch(self) -> str:
+        """A ledger with only transient failures for ``outage_minutes``: one message."""
+        report = await self.watch.run(self.channel_of)
+        if report.announced or report.recovered or report.ongoing:
+            self._poke()
+        return str(report)
+
+    async def digest(self) -> str:
+        """The daily digest, posted once across replicas (the first to claim the day)."""
         now = self.engine.clock()
-        cutoff = now - timedelta(hours=self.config.give_up_after_hours)
         async with self.engine.db.sessions() as s, s.begin():
-            ids = list((await s.scalars(select(Posting.id).where(
-                Posting.state == PostingState.RETRYING, Posting.queued_at < cutoff))).all())
-            if ids:
-                await s.execute(
-                    update(Posting)
-                    .where(Posting.id.in_(ids), Posting.state == PostingState.RETRYING)
-                    .values(state=PostingState.FAILED, updated_at=now,
-                            last_error=Posting.last_error.concat(
-                                f" (gave up: still failing after "
-                                f"{self.config.give_up_after_hours:g} hours)"))
-                    .execution_options(synchronize_session=False))
-        if ids:
-            self.engine.announce(ids)
-        return f"{len(ids)} given up"
+            digest = await post_digest(s, now, self.holder, self.digest_channel)
+        if digest is None:
+            return "already posted today"
+        self._poke()
+        return f"digest of {digest.day} queued"
+
+    async def give_up_old(self) -> str:
+        """Postings retrying for longer than the limit need a person.
+
+        Each goes into an error group (code ``gave_up``, fingerprint like the worker's),
+        so Slack shows one message for many postings that gave up the same way.
+        """
+        now = self.engine.clock()
+        hours = self.config.give_up_after_hours
+        cutoff = now - timedelta(hours=hours)
+        given: list[Change] = []
+        while True:
+            changes = await self.engine.db.run(
+                lambda conn: _give_up(conn, cutoff, now, hours, GIVE_UP_CHUNK))
+            given.extend(changes)
+            self.engine.feed.publish(changes)
+            if len(changes) < GIVE_UP_CHUNK:
+                break
+        return f"{len(given)} given up"
 
 
 class Scheduler:
@@ -123,8 +183,16 @@ class Scheduler:
                             f"give up after {cfg.give_up_after_hours:g} hours of retrying"),
             "quota_reset": (CronTrigger(day=1, hour=0, minute=5, timezone="UTC"),
                             sweeps.quota_reset, "resume quota-blocked postings each month"),
+            "outage_watch": (IntervalTrigger(seconds=cfg.outage_seconds), sweeps.outage_watch,
+                             f"tell the channel once when a ledger is unreachable for "
+                             f"{cfg.outage_minutes:g} min"),
         }
+        if sweeps.digest_time is not None:
+            self.jobs["digest"] = (daily_at(sweeps.digest_time), sweeps.digest,
+                                   f"daily digest at {sweeps.digest_time}")
         self.jobs.update(extra or {})
+        #: a job that must not be skipped when the process was busy or restarting at its time
+        self.grace = {"digest": 3600, "quota_reset": 24 * 3600}
         self.status = {name: JobStatus(name, desc) for name, (_, _, desc) in self.jobs.items()}
         self._aps: AsyncIOScheduler | None = None
         #: told after every run (metrics)
@@ -135,7 +203,8 @@ class Scheduler:
         self._aps = AsyncIOScheduler(timezone="UTC")
         for name, (trigger, fn, _) in self.jobs.items():
             self._aps.add_job(self.run_job, trigger, args=[name, fn], id=name,
-                              max_instances=1, coalesce=True, misfire_grace_time=60)
+                              max_instances=1, coalesce=True,
+                              misfire_grace_time=self.grace.get(name, 60))
         self._aps.start()
 
     async def run_job(self, name: str, fn: JobFn) -> None:
@@ -168,3 +237,33 @@ def daily_at(hh_mm: str, timezone: str | None = None) -> CronTrigger:
     """A cron trigger for ``HH:MM`` every day (server-local time unless a zone is given)."""
     hour, minute = (int(p) for p in hh_mm.split(":"))
     return CronTrigger(hour=hour, minute=minute, timezone=timezone)
+
+
+def _give_up(conn: Connection, cutoff: datetime, now: datetime, hours: float,
+             limit: int) -> list[Change]:
+    """Move up to ``limit`` postings retrying since before ``cutoff`` to ``failed``, grouped."""
+    rows = conn.execute(
+        select(Posting.id, Posting.document_id, Posting.integration_id, Posting.last_error,
+               Posting.external_ref, Posting.idempotency_key, Document.external_id,
+               Integration.name)
+        .join(Document, Document.id == Posting.document_id)
+        .join(Integration, Integration.id == Posting.integration_id)
+        .where(Posting.state == PostingState.RETRYING, Posting.queued_at < cutoff)
+        .order_by(Posting.id).limit(limit)).all()
+    changes: list[Change] = []
+    for r in rows:
+        cause = r.last_error or "The ledger did not answer."
+        gid = upsert_error_group(
+            conn, fingerprint=fingerprint(r.name, GAVE_UP, cause,
+                                          (r.external_id, r.idempotency_key, r.external_ref or "")),
+            integration_id=r.integration_id, code=GAVE_UP,
+            title=f"Still failing after {hours:g} hours: {cause}", now=now)
+        done = conn.execute(
+            update(Posting).where(Posting.id == r.id, Posting.state == PostingState.RETRYING)
+            .values(state=PostingState.FAILED, error_group_id=gid, error_code=GAVE_UP,
+                    last_error=f"{cause} (gave up: still failing after {hours:g} hours)",
+                    updated_at=now)
+            .execution_options(synchronize_session=False))
+        if done.rowcount:
+            changes.append(Change(r.id, r.document_id, PostingState.FAILED, gid))
+    return changes

@@ -272,3 +272,51 @@ class Mapping(Base):
     number: Mapped[int] = mapped_column(BigInteger)
     set_by: Mapped[str | None] = mapped_column(String(40))
     set_at: Mapped[datetime]
+
+
+class Outage(Base):
+    """What the outage watch knows about one integration's ledger (one row per integration).
+
+    The watch folds the attempt log into this row (``checked_attempt_id`` marks how
+    far it has read), so any replica can carry on where another stopped.
+    ``since`` set and ``recovered_at`` empty: an outage is announced and ongoing.
+    """
+
+    __tablename__ = "outages"
+
+    integration_id: Mapped[int] = mapped_column(Id, ForeignKey("integrations.id"),
+                                                primary_key=True)
+    checked_attempt_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # first transient failure after the ledger last answered; ``None``: not failing
+    failing_since: Mapped[datetime | None]
+    # when the ledger last answered an attempt (synced, booked, refused with a reason)
+    last_answer_at: Mapped[datetime | None]
+    # the latest transient failure
+    last_seen: Mapped[datetime | None]
+    # the announced outage: since when, and when it ended
+    since: Mapped[datetime | None]
+    recovered_at: Mapped[datetime | None]
+    waiting: Mapped[int] = mapped_column(Integer, default=0)
+    retry_seconds: Mapped[int | None] = mapped_column(Integer)
+    next_try_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class JobRun(Base):
+    """A scheduled job that must happen once across replicas claims its row first.
+
+    ``(job, run_key)`` is unique: the digest of 2026-11-22 is ``("digest", "2026-11-22")``.
+    ``detail`` keeps what the run found, so its Slack message is rebuilt the same way.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "run_key", name="uq_job_runs_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job: Mapped[str] = mapped_column(String(40))
+    run_key: Mapped[str] = mapped_column(String(40))
+    holder: Mapped[str] = mapped_column(String(80))
+    ran_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -16,7 +16,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from storage.models import Attempt, Document, ErrorGroup, Integration, Lease, Posting
+from storage.models import (
+    Attempt,
+    Document,
+    ErrorGroup,
+    Integration,
+    JobRun,
+    Lease,
+    Outage,
+    Posting,
+)
 from storage.states import PostingState
 
 Executor = Connection | Session
@@ -132,6 +141,16 @@ def clear_backoff(conn: Executor, key: str) -> None:
 _P = Posting.__table__
 _D = Document.__table__
 _I = Integration.__table__
+_O = Outage.__table__
+
+_OUTAGE_DECLARED = select(_O.c.integration_id).where(
+    _O.c.integration_id == bindparam("iid"), _O.c.since.is_not(None),
+    _O.c.recovered_at.is_(None))
+
+
+def outage_declared(conn: Executor, integration_id: int) -> bool:
+    """Whether the outage watch has announced that this integration's ledger is down."""
+    return conn.execute(_OUTAGE_DECLARED, {"iid": integration_id}).first() is not None
 
 _CLAIM = (
     update(_P)
@@ -144,6 +163,9 @@ _CLAIM = (
         .limit(1)
         .scalar_subquery(),
         _P.c.state == PostingState.PENDING,
+        # A pause stops a drain already under way at its next posting, not only new drains.
+        ~select(_I.c.id).where(_I.c.id == _P.c.integration_id, _I.c.paused.is_(True))
+        .exists(),
     )
     # sent_hash: what this attempt will write, known should the process die mid-call;
     # after an unknown outcome it keeps what the uncertain write carried.
@@ -260,3 +282,27 @@ def release_quota_blocked(conn: Executor, now: datetime) -> int:
 
 #: error code of a posting waiting because the monthly booking quota is used up
 QUOTA_CODE = "quota"
+
+
+def mute_group(conn: Executor, group_id: int, until: datetime | None) -> bool:
+    """Keep an error group's message quiet until ``until`` (``None``: speak again now)."""
+    result = conn.execute(update(ErrorGroup).where(ErrorGroup.id == group_id)
+                          .values(muted_until=until)
+                          .execution_options(synchronize_session=False))
+    return bool(result.rowcount)
+
+
+def claim_job_run(conn: Executor, job: str, run_key: str, holder: str,
+                  now: datetime) -> int | None:
+    """Claim the one run of ``job`` for ``run_key`` (a day, a month); ``None``: already taken.
+
+    The unique ``(job, run_key)`` makes this safe across replicas: on PostgreSQL a
+    second claimer waits for the first to commit and then finds the row.
+    """
+    inserted = conn.execute(
+        _insert(conn, JobRun)
+        .values(job=job, run_key=run_key, holder=holder, ran_at=now)
+        .on_conflict_do_nothing(index_elements=["job", "run_key"])
+        .returning(JobRun.id)
+    ).scalar_one_or_none()
+    return int(inserted) if inserted is not None else None

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import Connector
 from storage.db import Database
 from storage.models import Activity, Attempt, Document, Integration, Posting
-from storage.queries import clear_backoff
+from storage.queries import clear_backoff, close_settled_groups
 from storage.states import Operation, Outcome, PostingKind, PostingState, Trigger
+from sync.bulk import requeue_chunk
 from sync.changes import AttemptListener, Change, ChangeFeed
 from sync.config import IntegrationConfig, WorkerConfig
 from sync.documents import DATA_MODELS, FieldError, ValidEvent, document_date
@@ -372,9 +373,7 @@ class Engine:
                                changes: list[Change]) -> list[ActionOutcome]:
         integration = next(n for n, i in self.integration_ids.items() if i == doc.integration_id)
         data = DATA_MODELS[doc.kind].model_validate(doc.data)
-        # A person asked: history-start and auto-transfer do not hold it back.
-        planned = {p.slot: p for p in plan(doc.kind, data,
-                                           Eligibility(True, None, self.rules(integration).ready_statuses))}
+        planned = self._resync_plan(doc)
         existing = {p.slot: p for p in (await s.scalars(
             select(Posting).where(Posting.document_id == doc.id)
         )).all()}
@@ -409,6 +408,14 @@ class Engine:
         if any(o.ok for o in outcomes):
             await s.run_sync(clear_backoff, integration)
         return outcomes
+
+    def _resync_plan(self, doc: Document) -> dict[str, PlannedPosting]:
+        """The postings a person's resync of ``doc`` asks for, by slot."""
+        integration = next(n for n, i in self.integration_ids.items() if i == doc.integration_id)
+        data = DATA_MODELS[doc.kind].model_validate(doc.data)
+        # A person asked: history-start and auto-transfer do not hold it back.
+        return {p.slot: p for p in plan(doc.kind, data,
+                                        Eligibility(True, None, self.rules(integration).ready_statuses))}
 
     async def _requeue_guarded(self, s: AsyncSession, p: Posting, want: PlannedPosting | None,
                                trigger: Trigger, actor: str | None, now: datetime) -> ActionOutcome:
@@ -459,10 +466,18 @@ class Engine:
                 docs = list((await s.scalars(stmt)).all())
                 if not docs:
                     break
-                for doc in docs:
+                # the chunk in a few statements; documents that need a new posting one by one
+                done = await requeue_chunk(s, docs, self._resync_plan, RESYNCABLE, actor,
+                                           trigger, now, changes)
+                result.documents += len(docs)
+                result.queued += done.queued
+                result.refused += done.refused
+                for iid in done.integration_ids:
+                    name = next(n for n, i in self.integration_ids.items() if i == iid)
+                    await s.run_sync(clear_backoff, name)
+                for doc in done.fallback:
                     outcomes = await self._resync_document(s, doc, {"all"}, actor, trigger, now,
                                                            changes)
-                    result.documents += 1
                     result.queued += sum(1 for o in outcomes if o.ok)
                     result.refused += sum(1 for o in outcomes if not o.ok)
                 last_id = docs[-1].id
@@ -529,6 +544,10 @@ class Engine:
                 s.add(Attempt(posting_id=posting_id, started_at=now, finished_at=now,
                               trigger=Trigger.MANUAL, actor=actor, operation=Operation.NONE,
                               outcome=Outcome.REFUSED, message="Ignored by a person."))
+                if p.error_group_id is not None:
+                    # the last open member ignored: the group has nothing left to fix
+                    gid = p.error_group_id
+                    await s.run_sync(lambda ss: close_settled_groups(ss, [gid]))
             change = Change(p.id, p.document_id, PostingState.IGNORED if ok else p.state,
                             p.error_group_id)
         self.feed.publish([change])

@@ -32,6 +32,7 @@ from storage.queries import (
     due_companies,
     extend_lease,
     log_attempt,
+    outage_declared,
     recover_stuck,
     release_due_retries,
     release_lease,
@@ -249,8 +250,8 @@ class Worker:
             failure = classify(exc, during_write=writing)
             if failure.kind is FailureKind.NEEDS_PERSON and writing:
                 lookup_done = True  # a definite refusal: nothing was written
-            log.info("attempt failed", extra={"posting": row.id, "code": failure.code,
-                                              "kind": failure.kind})
+            log.info("attempt failed", extra={"posting": row.id, "document": row.document_id,
+                                              "code": failure.code, "kind": failure.kind})
             return Report(_outcome_of(failure), operation, failure=failure,
                           lookup_done=lookup_done)
 
@@ -297,8 +298,11 @@ class Worker:
             values.update(last_error=message, error_code=error_code)
             if outcome is Outcome.UNCERTAIN:
                 values.update(lookup_first=True, sent_hash=row.desired_hash)
+            # While an outage of the whole ledger is announced, a posting is not at fault for
+            # failing: it waits with the rest instead of giving up (no per-item messages).
             give_up = outcome in (Outcome.RETRYING, Outcome.UNCERTAIN) and \
-                not failure.rate_limited and engine.policy.gives_up(attempts)
+                not failure.rate_limited and engine.policy.gives_up(attempts) and \
+                not outage_declared(conn, engine.integration_ids[row.integration])
             if outcome is Outcome.FAILED or give_up:
                 if give_up:
                     message = f"Gave up after {attempts} attempts. Last error: {message}"

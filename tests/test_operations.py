@@ -67,3 +67,28 @@ async def test_queue_shows_what_waits_per_company_and_since_when(runtime: Runtim
         docs = await find_documents(s, "bill:Q-1")
     assert (q.company, q.queued, q.queued_since) == ("books-dk", 2, since)
     assert [d.external_id for d in docs] == ["Q-1"]
+
+
+async def test_pause_stops_a_drain_under_way_and_loses_nothing(runtime: Runtime) -> None:
+    """A pause takes effect at the next posting, not when the queue happens to run dry."""
+    runtime.engine.connector("books-dk")
+    ledger = LEDGERS["books-dk"]
+    create = ledger.create
+
+    async def create_then_pause(req):  # type: ignore[no-untyped-def]
+        result = await create(req)
+        if len(ledger.vouchers) == 2:  # someone presses Pause while the worker is busy
+            await runtime.engine.set_paused("books-dk", True, "U0ALICE")
+        return result
+
+    ledger.create = create_then_pause  # type: ignore[method-assign]
+    await ingest(runtime, *(bill(f"D-{i}") for i in range(10)))
+    await runtime.worker.run_until_idle()
+    assert len(ledger.vouchers) == 2
+    async with runtime.db.sessions() as s:
+        [status] = await integration_status(s, runtime.engine.clock())
+    assert status.paused and status.counts == {"synced": 2, "pending": 8}
+    await runtime.engine.set_paused("books-dk", False, "U0ALICE")
+    await runtime.worker.run_until_idle()
+    keys = [v.reference_key for v in ledger.vouchers.values()]
+    assert len(keys) == 10 and len(set(keys)) == 10

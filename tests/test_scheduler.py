@@ -61,7 +61,8 @@ async def test_scheduler_starts_each_job_with_its_interval_and_reports_status(
     scheduler.start()
     try:
         jobs = {j.name: j for j in scheduler.overview()}
-        assert set(jobs) == {"retry_due", "recover_stuck", "give_up_old", "quota_reset"}
+        assert set(jobs) == {"retry_due", "recover_stuck", "give_up_old", "quota_reset",
+                             "outage_watch"}  # no digest without Slack (see test_digest.py)
         assert all(j.next_run is not None for j in jobs.values())
         await scheduler.run_job("retry_due", scheduler.sweeps.retry_due)
         assert scheduler.status["retry_due"].last_result == "0 back in the queue"

@@ -1,0 +1,125 @@
+"""Jobs that must happen once across replicas and tell the channel: daily digest, quota reset.
+
+Each claims its ``job_runs`` row first (unique per job and day, or month), in the
+same transaction that computes what it found and queues its Slack message; a
+replica that loses the claim does nothing. The row keeps what was found
+(``detail``), so the message is rebuilt from it however often it is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import outbox
+from bot.blocks import SlackBody
+from bot.coverage import DIGEST, NOTICE
+from bot.facts import plural
+from bot.ops_blocks import DIGEST_GROUPS, digest_message, quota_message
+from bot.ops_facts import Digest, IntegrationDay, OpenGroup, QuotaNotice
+from storage.models import Document, ErrorGroup, Integration, JobRun, Posting
+from storage.queries import claim_job_run, release_quota_blocked
+from storage.states import PostingState
+
+DIGEST_JOB = "digest"
+QUOTA_JOB = "quota_reset"
+NOT_YET_SENT = (PostingState.WAITING, PostingState.PENDING, PostingState.IN_FLIGHT,
+                PostingState.RETRYING)
+
+
+def local_day(now: datetime) -> str:
+    """The server-local date of ``now`` (the digest runs at a server-local time)."""
+    return now.astimezone().date().isoformat()
+
+
+async def post_digest(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> (
+    Digest | None
+):
+    """Claim today's digest and queue it; ``None`` when another run (or replica) has it."""
+    day = local_day(now)
+    run_id = await s.run_sync(lambda ss: claim_job_run(ss, DIGEST_JOB, day, holder, now))
+    if run_id is None:
+        return None
+    previous = await s.scalar(select(func.max(JobRun.ran_at)).where(
+        JobRun.job == DIGEST_JOB, JobRun.id != run_id))
+    digest = await build_digest(s, day, previous or now - timedelta(hours=24), now)
+    run = await s.get(JobRun, run_id)
+    assert run is not None
+    run.detail = digest.to_detail()
+    if channel is not None:
+        await outbox.ensure_row(s, DIGEST, run_id, channel, now, now)
+    return digest
+
+
+async def build_digest(s: AsyncSession, day: str, since: datetime, now: datetime) -> Digest:
+    """Synced since ``since``; failed and waiting now; open error groups; paused integrations."""
+    synced = dict((await s.execute(
+        select(Posting.integration_id, func.count())
+        .where(Posting.state == PostingState.SYNCED, Posting.updated_at > since)
+        .group_by(Posting.integration_id))).all())
+    failed = dict((await s.execute(
+        select(Posting.integration_id, func.count())
+        .where(Posting.state == PostingState.FAILED).group_by(Posting.integration_id))).all())
+    waiting = dict((await s.execute(
+        select(Posting.integration_id, func.count())
+        .where(Posting.state.in_(NOT_YET_SENT)).group_by(Posting.integration_id))).all())
+    lines = tuple(
+        IntegrationDay(name=i.name, kind=i.kind, paused=bool(i.paused),
+                       synced=int(synced.get(i.id, 0)), failed=int(failed.get(i.id, 0)),
+                       waiting=int(waiting.get(i.id, 0)))
+        for i in (await s.scalars(select(Integration).order_by(Integration.name))).all())
+    failing = func.count(Posting.id)
+    open_groups = (await s.execute(
+        select(ErrorGroup.id, ErrorGroup.title, Integration.name, failing)
+        .join(Integration, Integration.id == ErrorGroup.integration_id)
+        .join(Posting, Posting.error_group_id == ErrorGroup.id)
+        .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
+        .group_by(ErrorGroup.id, ErrorGroup.title, Integration.name)
+        .order_by(failing.desc(), ErrorGroup.id))).all()
+    groups = []
+    for gid, title, integration, n in open_groups[:DIGEST_GROUPS]:
+        kinds = frozenset((await s.scalars(
+            select(Document.kind).distinct().join(Posting, Posting.document_id == Document.id)
+            .where(Posting.error_group_id == gid, Posting.state == PostingState.FAILED)
+        )).all()) or frozenset({"document"})
+        groups.append(OpenGroup(group_id=gid, integration=integration, title=title,
+                                failing=int(n), noun=plural(kinds, int(n))))
+    totals = {"synced": sum(i.synced for i in lines), "failed": sum(i.failed for i in lines),
+              "waiting": sum(i.waiting for i in lines)}
+    return Digest(day=day, since=since, until=now, integrations=lines, groups=tuple(groups),
+                  more_groups=max(0, len(open_groups) - DIGEST_GROUPS), totals=totals)
+
+
+async def reset_quota(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> (
+    int | None
+):
+    """Once a month: resume quota-blocked postings and tell the channel how many.
+
+    ``None`` when this month's reset already ran (here or on another replica).
+    """
+    month = now.strftime("%Y-%m")
+    run_id = await s.run_sync(lambda ss: claim_job_run(ss, QUOTA_JOB, month, holder, now))
+    if run_id is None:
+        return None
+    released = await s.run_sync(lambda ss: release_quota_blocked(ss, now))
+    run = await s.get(JobRun, run_id)
+    assert run is not None
+    run.detail = {"month": month, "resumed": released}
+    if released and channel is not None:
+        await outbox.ensure_row(s, NOTICE, run_id, channel, now, now)
+    return released
+
+
+async def load_job_message(s: AsyncSession, run_id: int) -> SlackBody | None:
+    """The message of a job run (digest or quota reset), rebuilt from what it stored."""
+    run = await s.get(JobRun, run_id)
+    if run is None or not run.detail:
+        return None
+    if run.job == DIGEST_JOB:
+        return digest_message(Digest.from_detail(run.detail))
+    if run.job == QUOTA_JOB:
+        return quota_message(QuotaNotice(month=run.detail["month"],
+                                         resumed=int(run.detail["resumed"])))
+    return None

@@ -1,0 +1,137 @@
+"""Error groups: they close by themselves, a muted one stays quiet, give-ups are grouped."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.runtime import Runtime
+from bot.scheduler import GAVE_UP, SchedulerConfig, Sweeps
+from connectors.sandbox import LEDGERS
+from storage.models import ErrorGroup, Posting
+from storage.queries import mute_group
+from tests.fakes.slack_api import ALICE, SlackHarness, slack_harness
+from tests.support import FakeClock, bill
+from tests.test_engine_rules import ingest, posting, view
+
+
+async def groups(rt: Runtime) -> list[ErrorGroup]:
+    async with rt.db.sessions() as s:
+        return list((await s.scalars(select(ErrorGroup).order_by(ErrorGroup.id))).all())
+
+
+async def test_group_closes_when_its_postings_are_synced_or_booked(runtime: Runtime) -> None:
+    await ingest(runtime, bill("X-1"), bill("X-2"))
+    await runtime.worker.run_until_idle()
+    await ingest(runtime, bill("X-1", version=2, category="Travel"),
+                 bill("X-2", version=2, category="Travel"))
+    await runtime.worker.run_until_idle()
+    [group] = await groups(runtime)
+    assert group.open and group.error_code == "unmapped_category"
+    LEDGERS["books-dk"].book(posting(await view(runtime, "X-1"))["external_ref"])
+    await runtime.engine.set_mapping("books-dk", "category", "Travel", 2750, ALICE)
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "X-1"))["state"] == "booked"
+    assert posting(await view(runtime, "X-2"))["state"] == "synced"
+    [group] = await groups(runtime)
+    assert not group.open
+
+
+async def test_group_closes_when_its_last_open_posting_is_ignored(runtime: Runtime) -> None:
+    await ingest(runtime, bill("Y-1", category="Meals"), bill("Y-2", category="Meals"))
+    await runtime.worker.run_until_idle()
+    async with runtime.db.sessions() as s:
+        ids = list((await s.scalars(select(Posting.id).order_by(Posting.id))).all())
+    await runtime.engine.ignore(ids[0], ALICE)
+    [group] = await groups(runtime)
+    assert group.open  # one still needs a person
+    await runtime.engine.ignore(ids[1], ALICE)
+    [group] = await groups(runtime)
+    assert not group.open
+
+
+async def test_give_up_puts_postings_into_one_gave_up_group(runtime: Runtime,
+                                                            clock: FakeClock) -> None:
+    runtime.engine.connector("books-dk")
+    # every write is made and its answer lost: each posting retries (look-up first) on its own
+    LEDGERS["books-dk"].switches.timeouts_after_write = 3
+    await ingest(runtime, bill("G-1"), bill("G-2"), bill("G-3"))
+    await runtime.worker.run_until_idle()
+    clock.advance(25 * 3600)
+    sweeps = Sweeps(runtime.engine, SchedulerConfig(give_up_after_hours=24))
+    assert await sweeps.give_up_old() == "3 given up"
+    [group] = await groups(runtime)
+    assert group.error_code == GAVE_UP and group.repetitions == 3
+    assert group.title == "Still failing after 24 hours: The ledger did not answer within 30 s."
+    async with runtime.db.sessions() as s:
+        rows = (await s.execute(select(Posting.state, Posting.error_group_id,
+                                       Posting.error_code))).all()
+    assert set(rows) == {("failed", group.id, GAVE_UP)}
+
+
+@pytest.fixture
+async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
+    async with slack_harness(db_url, clock) as h:
+        await h.notifier.reconcile()
+        h.runtime.engine.connector("books-dk")
+        yield h
+
+
+async def test_given_up_postings_show_as_one_group_message(slack: SlackHarness,
+                                                           clock: FakeClock) -> None:
+    LEDGERS["books-dk"].switches.timeouts_after_write = 3
+    await slack.ingest(bill("G-1"), bill("G-2"), bill("G-3"))
+    await slack.runtime.worker.run_until_idle()
+    clock.advance(25 * 3600)
+    await Sweeps(slack.runtime.engine, SchedulerConfig(give_up_after_hours=24)).give_up_old()
+    await slack.deliver()
+    [post] = slack.fake.posts()
+    assert post.args["text"].startswith(
+        "3 bills: Still failing after 24 hours: The ledger did not answer within 30 s.")
+
+
+async def test_a_muted_group_stays_quiet_until_muted_until(slack: SlackHarness,
+                                                           clock: FakeClock) -> None:
+    LEDGERS["books-dk"].accounts.pop("2800")
+    await slack.ingest(bill("M-1"), bill("M-2"))
+    await slack.runtime.worker.run_until_idle()
+    await slack.deliver()
+    [post] = slack.fake.posts()
+    ts = slack.fake.ts_of(post)
+    assert slack.fake.messages[ts]["text"].startswith("2 bills: Account 2800 does not exist.")
+    [group] = await groups(slack.runtime)
+    until = clock.now + timedelta(hours=24)
+    await slack.runtime.db.run(lambda conn: mute_group(conn, group.id, until))
+
+    await slack.ingest(bill("M-3"), bill("M-4"))  # the same failure, twice more
+    await slack.runtime.worker.run_until_idle()
+    await slack.deliver(within=23 * 3600)
+    assert slack.fake.of("chat.update") == [] and len(slack.fake.posts()) == 1
+    assert slack.fake.messages[ts]["text"].startswith("2 bills")  # quiet: not even updated
+
+    clock.advance(24 * 3600)
+    await slack.deliver()  # the mute ended: the message catches up, once
+    assert len(slack.fake.of("chat.update", ts=ts)) == 1
+    assert slack.fake.messages[ts]["text"].startswith("4 bills: Account 2800 does not exist.")
+    assert len(slack.fake.posts()) == 1
+
+
+async def test_a_muted_group_gets_no_message_of_its_own_either(slack: SlackHarness,
+                                                              clock: FakeClock) -> None:
+    LEDGERS["books-dk"].accounts.pop("2800")
+    await slack.ingest(bill("Q-1"))
+    await slack.runtime.worker.run_until_idle()
+    [group] = await groups(slack.runtime)
+    until = clock.now + timedelta(hours=1)
+    await slack.runtime.db.run(lambda conn: mute_group(conn, group.id, until))
+    await slack.ingest(bill("Q-2"))
+    await slack.runtime.worker.run_until_idle()
+    await slack.deliver(within=50 * 60)
+    assert slack.fake.posts() == []
+    clock.advance(3600)
+    await slack.deliver()
+    [post] = slack.fake.posts()
+    assert post.args["text"].startswith("2 bills: Account 2800 does not exist.")
