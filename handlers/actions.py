@@ -24,6 +24,7 @@ from bot.notices import load_log
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from storage.models import Document, Posting
+from storage.queries import mute_group
 from storage.states import PostingState
 from sync.engine import BulkFilter
 
@@ -167,6 +168,8 @@ class ButtonActions:
     async def resync_group(self, click: Click) -> None:
         """Resync all: every document of the group (invoice, and payment where paid)."""
         group_id = read_button_value(click.value, "group")["group"]
+        # a person is working on it: a muted group's message must show what happens
+        await self.db.run(lambda conn: mute_group(conn, group_id, None))
         result = await self.engine.resync_many(
             BulkFilter(error_group_id=group_id, states=(PostingState.FAILED,)), click.user)
         await record(self.db, self.engine.clock(), actor=click.user, action="resync_all",

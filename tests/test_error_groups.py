@@ -135,3 +135,24 @@ async def test_a_muted_group_gets_no_message_of_its_own_either(slack: SlackHarne
     await slack.deliver()
     [post] = slack.fake.posts()
     assert post.args["text"].startswith("2 bills: Account 2800 does not exist.")
+
+
+async def test_resync_all_on_a_muted_group_ends_the_mute(slack: SlackHarness,
+                                                         clock: FakeClock) -> None:
+    books = LEDGERS["books-dk"]
+    books.accounts.pop("2800")
+    await slack.ingest(bill("U-1"), bill("U-2"))
+    await slack.runtime.worker.run_until_idle()
+    await slack.deliver()
+    ts = slack.fake.ts_of(slack.fake.posts()[0])
+    [group] = await groups(slack.runtime)
+    await slack.runtime.db.run(
+        lambda conn: mute_group(conn, group.id, clock.now + timedelta(hours=24)))
+    books.accounts["2800"] = "Office supplies"
+    await slack.press_button(ts, "ledgerops.resync_group", user=ALICE)
+    await slack.settle_clicks()
+    await slack.runtime.worker.run_until_idle()
+    await slack.deliver(within=60)
+    assert slack.fake.messages[ts]["text"].startswith("Resolved: Account 2800 does not exist.")
+    [group] = await groups(slack.runtime)
+    assert group.muted_until is None
