@@ -14,8 +14,9 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
+from datetime import UTC, date, datetime
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -256,3 +257,25 @@ def encode_json(body: Any) -> bytes:
 def decode_json(raw: bytes | str) -> Any:
     """Parse an answer with amounts as ``Decimal``."""
     return json.loads(raw, parse_float=Decimal) if raw else None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number (rounded up to whole seconds) or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = Decimal(value)
+    except InvalidOperation:
+        seconds = None
+    if seconds is not None:
+        if not seconds.is_finite() or seconds < 0:
+            return None
+        return int(seconds.to_integral_value(rounding=ROUND_CEILING))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -40,8 +40,6 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -62,6 +60,7 @@ from connectors.base import (
     UnsupportedPostingError,
     decode_json,
     encode_json,
+    retry_after_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -134,22 +133,6 @@ def _whole_number(value: str | None, what: str, field: str) -> int:
 
 
 # -- errors --------------------------------------------------------------------------------
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (it may be a number or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.replace(".", "", 1).isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def annotated_errors(errors: Any, field: str = "") -> list[tuple[str, str, str, Any]]:
     """``(field, message, errorCode, value)`` from e-conomic's annotated errors document.
 

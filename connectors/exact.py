@@ -58,6 +58,7 @@ from connectors.base import (
     UnsupportedPostingError,
     decode_json,
     encode_json,
+    retry_after_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -544,7 +545,7 @@ class ExactConnector:
                 f"Exact Online refused the refresh token of {self.name}; link it again with "
                 f"`python app.py connect {self.name}`.")
         self.token_refreshes += 1
-        expires = self._clock() + float(data.get("expires_in") or 600)
+        expires = self._clock() + int(data.get("expires_in") or 600)
         # The old refresh token is dead now: remember the new one at once, store it,
         # and only then let anything use the new access token.
         self._refresh = str(data["refresh_token"])
@@ -669,7 +670,7 @@ class ExactConnector:
             raise AuthenticationError(
                 f"Exact Online refused the access token of {self.name} even after renewing it.")
         if status == 429:
-            retry_after = _retry_after(resp)
+            retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
             if retry_after is None and self.pacer.minutely_reset is not None:
                 retry_after = max(0.0, self.pacer.minutely_reset - self._clock())
             raise RateLimitedError(text, retry_after=retry_after)
@@ -694,14 +695,6 @@ def _error_text(resp: httpx.Response) -> str:
             return str(message.get("value") or "").strip()
         return str(message or "").strip()
     return ""
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _entry_status(entry: Mapping[str, Any]) -> RecordStatus:

@@ -50,6 +50,7 @@ from connectors.base import (
     UnsupportedPostingError,
     decode_json,
     encode_json,
+    retry_after_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -349,7 +350,7 @@ class ProcountorConnector:
                 raise TransientError("Procountor sign-in answered without an access token.",
                                      code="bad_token_answer")
             self._token = str(token)
-            self._token_expires = self._clock() + float(data.get("expires_in") or 3600)
+            self._token_expires = self._clock() + int(data.get("expires_in") or 3600)
             return self._token
 
     async def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
@@ -418,7 +419,7 @@ class ProcountorConnector:
         if status == 409:
             raise TransientError(text, code="conflict", field=field)
         if status == 429:
-            raise RateLimitedError(text, retry_after=_retry_after(resp))
+            raise RateLimitedError(text, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
         if status >= 500:
             raise TransientError(text, code=f"http_{status}")
         raise NeedsPersonError(text, code="validation" if status == 400 else f"http_{status}",
@@ -438,14 +439,6 @@ def _error_text(error: Mapping[str, Any]) -> str:
     """``field: message`` as Procountor words it."""
     field, message = error.get("field"), str(error.get("message") or "").strip()
     return f"{field}: {message}" if field else message
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _status(receipt: Mapping[str, Any]) -> RecordStatus:

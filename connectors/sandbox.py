@@ -121,7 +121,7 @@ class SandboxLedger:
             await asyncio.sleep(self.switches.latency_ms / 1000)
         if self.switches.rate_limit_next > 0:
             wait, self.switches.rate_limit_next = self.switches.rate_limit_next, 0
-            raise RateLimitedError("Too many requests.", retry_after=float(wait))
+            raise RateLimitedError("Too many requests.", retry_after=wait)
         if self.switches.fail_next > 0:
             self.switches.fail_next -= 1
             raise TransientError("Service unavailable (503). Try again later.", code="http_503")

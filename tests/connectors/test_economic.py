@@ -24,12 +24,12 @@ from connectors.base import (
     TransientError,
     UnknownOutcomeError,
     encode_json,
+    retry_after_seconds,
 )
 from connectors.economic import (
     EconomicConnector,
     entry_text,
     filter_value,
-    retry_after_seconds,
 )
 from storage.models import Attempt, Posting
 from sync.config import IntegrationConfig, Mappings
