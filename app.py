@@ -39,6 +39,15 @@ def _config(env: Environment) -> ConfigFile:
     return load_config(env.ledgerops_config)
 
 
+async def _until_signalled() -> None:
+    """Wait for SIGINT or SIGTERM (a clean stop for both serve and the sandbox)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def _serve(env: Environment, config: ConfigFile, host: str) -> None:
     runtime = await Runtime.create(env, config)
     app = build_web_app(runtime)
@@ -50,12 +59,8 @@ async def _serve(env: Environment, config: ConfigFile, host: str) -> None:
     print(f"ledgerops: listening on http://{host}:{env.port}", flush=True)
     log.info("listening", extra={"host": host, "port": env.port,
                                  "slack": "on" if runtime.slack is not None else "off"})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await _until_signalled()
     finally:
         await runner.cleanup()
         await runtime.close()
@@ -76,12 +81,8 @@ async def _serve_sandbox(env: Environment) -> int:
 
     server = await start_sandbox(env, sandbox_config_file(env))
     print(f"ledgerops: open {server.url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await _until_signalled()
     finally:
         await server.close()
     return 0

@@ -279,3 +279,20 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def transport_failure(exc: Exception, *, system: str, record: str, write: bool) -> ConnectorError:
+    """An httpx transport error in the engine's terms, never chaining the error itself.
+
+    A connection that never opened sent nothing (retry); any other loss after a write
+    leaves the record's existence unknown (look it up before writing again).
+    """
+    import httpx  # connectors speak HTTP; base stays importable without touching it
+
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return TransientError(f"Could not connect to {system} ({name}).", code="unreachable")
+    if write:
+        return UnknownOutcomeError(f"{system} did not answer after the {record} was sent "
+                                   f"({name}); it may or may not exist.")
+    return TransientError(f"{system} did not answer ({name}).", code="timeout")

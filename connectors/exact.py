@@ -54,11 +54,11 @@ from connectors.base import (
     RecordStatus,
     TokenStore,
     TransientError,
-    UnknownOutcomeError,
     UnsupportedPostingError,
     decode_json,
     encode_json,
     retry_after_seconds,
+    transport_failure,
 )
 
 log = logging.getLogger(__name__)
@@ -638,18 +638,11 @@ class ExactConnector:
             try:
                 resp = await self._http.request(method, url, params=params, content=content,
                                                 headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                raise TransientError(f"Could not connect to Exact Online ({type(exc).__name__}).",
-                                     code="unreachable") from None
             except httpx.TransportError as exc:
                 log.warning("exact call failed", extra={"method": method, "path": path,
-                                                          "error": type(exc).__name__})
-                if write:
-                    raise UnknownOutcomeError(
-                        "Exact Online did not answer after the entry was sent "
-                        f"({type(exc).__name__}); it may or may not exist.") from None
-                raise TransientError(f"Exact Online did not answer ({type(exc).__name__}).",
-                                     code="timeout") from None
+                                                    "error": type(exc).__name__})
+                raise transport_failure(exc, system="Exact Online", record="entry",
+                                        write=write) from None
             self.pacer.update(resp.headers)
             if resp.status_code == 401 and attempt == 1:
                 if self._access == token:

@@ -46,11 +46,11 @@ from connectors.base import (
     RateLimitedError,
     RecordStatus,
     TransientError,
-    UnknownOutcomeError,
     UnsupportedPostingError,
     decode_json,
     encode_json,
     retry_after_seconds,
+    transport_failure,
 )
 
 log = logging.getLogger(__name__)
@@ -373,19 +373,11 @@ class ProcountorConnector:
             try:
                 resp = await self._http.request(method, path, params=params, content=content,
                                                 headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # Never sent: safe to retry.
-                raise TransientError(f"Could not connect to Procountor ({type(exc).__name__}).",
-                                     code="unreachable") from None
             except httpx.TransportError as exc:
                 log.warning("procountor call failed", extra={"method": method, "path": path,
-                                                               "error": type(exc).__name__})
-                if write:
-                    raise UnknownOutcomeError(
-                        "Procountor did not answer after the receipt was sent "
-                        f"({type(exc).__name__}); it may or may not exist.") from None
-                raise TransientError(f"Procountor did not answer ({type(exc).__name__}).",
-                                     code="timeout") from None
+                                                    "error": type(exc).__name__})
+                raise transport_failure(exc, system="Procountor", record="receipt",
+                                        write=write) from None
             if resp.status_code == 401 and attempt == 1:
                 # An expired or revoked token: nothing was written, renew and repeat once.
                 if self._token == token:
