@@ -57,8 +57,10 @@ async def _serve(env: Environment, config: ConfigFile, host: str) -> None:
     await site.start()
     await runtime.start()  # worker, scheduler; with a bot token the Slack outbox (and Socket Mode)
     print(f"ledgerops: listening on http://{host}:{env.port}", flush=True)
-    log.info("listening", extra={"host": host, "port": env.port,
-                                 "slack": "on" if runtime.slack is not None else "off"})
+    log.info(
+        "listening",
+        extra={"host": host, "port": env.port, "slack": "on" if runtime.slack is not None else "off"},
+    )
     try:
         await _until_signalled()
     finally:
@@ -92,8 +94,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """Sandbox mode: no Slack token; sandbox ledger and a local Slack at 127.0.0.1 only."""
     env = load_environment()
     if not env.sandbox:
-        return _fail("SLACK_BOT_TOKEN is set: the sandbox only runs without a real Slack token "
-                     "(use `python app.py serve`)")
+        return _fail(
+            "SLACK_BOT_TOKEN is set: the sandbox only runs without a real Slack token "
+            "(use `python app.py serve`)"
+        )
     from bot.sandbox_config import sandbox_environment
 
     env = sandbox_environment(env)
@@ -135,7 +139,7 @@ async def _ingest_file(env: Environment, config: ConfigFile, path: Path) -> int:
     accepted = stale = 0
     try:
         for i in range(0, len(events), MAX_BATCH):
-            result = await runtime.engine.ingest(events[i:i + MAX_BATCH])
+            result = await runtime.engine.ingest(events[i : i + MAX_BATCH])
             accepted += len(result.accepted)
             stale += len(result.stale)
     except IngestRejected as exc:
@@ -161,11 +165,13 @@ async def _status(env: Environment, config: ConfigFile) -> dict[str, dict[str, i
     runtime = await Runtime.create(env, config)
     try:
         async with runtime.db.sessions() as s:
-            rows = (await s.execute(
-                select(Integration.name, Posting.state, func.count())
-                .join(Posting, Posting.integration_id == Integration.id)
-                .group_by(Integration.name, Posting.state)
-            )).all()
+            rows = (
+                await s.execute(
+                    select(Integration.name, Posting.state, func.count())
+                    .join(Posting, Posting.integration_id == Integration.id)
+                    .group_by(Integration.name, Posting.state)
+                )
+            ).all()
     finally:
         await runtime.close()
     out: dict[str, Counter[str]] = {i.name: Counter() for i in config.integrations}
@@ -189,11 +195,12 @@ async def _connect(env: Environment, config: ConfigFile, name: str, port: int) -
     cfg = config.integration(name)
     if cfg is None:
         known = ", ".join(i.name for i in config.integrations) or "none"
-        raise ConfigError(f"no integration named '{name}' in {env.ledgerops_config} "
-                          f"(configured: {known})")
+        raise ConfigError(f"no integration named '{name}' in {env.ledgerops_config} (configured: {known})")
     if cfg.kind != "exact":
-        raise ConfigError(f"integrations[{name}]: kind '{cfg.kind}' needs no `connect`; its "
-                          "credentials come from the environment")
+        raise ConfigError(
+            f"integrations[{name}]: kind '{cfg.kind}' needs no `connect`; its "
+            "credentials come from the environment"
+        )
     try:
         key = secret_key_from_env()
     except SecretKeyError as exc:
@@ -226,14 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     serve.set_defaults(func=cmd_serve)
     ingest = sub.add_parser("ingest", help=cmd_ingest.__doc__)
-    ingest.add_argument("file", help="JSON lines: one event (or {\"events\": [...]}) per line")
+    ingest.add_argument("file", help='JSON lines: one event (or {"events": [...]}) per line')
     ingest.set_defaults(func=cmd_ingest)
     sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
     connect = sub.add_parser("connect", help=cmd_connect.__doc__)
     connect.add_argument("integration", help="name of an exact integration in the config")
-    connect.add_argument("--port", type=int, default=8765,
-                         help="local callback port (the redirect URI registered with Exact is "
-                              "http://127.0.0.1:PORT/exact/callback)")
+    connect.add_argument(
+        "--port",
+        type=int,
+        default=8765,
+        help="local callback port (the redirect URI registered with Exact is "
+        "http://127.0.0.1:PORT/exact/callback)",
+    )
     connect.set_defaults(func=cmd_connect)
     sub.add_parser("status", help=cmd_status.__doc__).set_defaults(func=cmd_status)
     args = parser.parse_args(argv)
@@ -244,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
         configure()
     else:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     func_ = getattr(args, "func", cmd_sandbox)
     try:
         return func_(args)

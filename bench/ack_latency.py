@@ -54,18 +54,31 @@ USER = "U0ALICE"
 
 
 def bill_event(company: str, i: int, category: str = "Office supplies") -> dict[str, Any]:
-    return {"source": "ap", "kind": "bill", "id": f"{company}-{category[:3]}-{i}", "version": 1,
-            "integration": company, "data": {
-                "supplier": {"number": 3001, "name": "Kontorland A/S"},
-                "invoice_number": f"INV-{i}", "amount": "1250.00", "currency": "DKK",
-                "date": "2026-11-02", "due_date": "2026-12-02", "category": category,
-                "approved": True, "paid": None}}
+    return {
+        "source": "ap",
+        "kind": "bill",
+        "id": f"{company}-{category[:3]}-{i}",
+        "version": 1,
+        "integration": company,
+        "data": {
+            "supplier": {"number": 3001, "name": "Kontorland A/S"},
+            "invoice_number": f"INV-{i}",
+            "amount": "1250.00",
+            "currency": "DKK",
+            "date": "2026-11-02",
+            "due_date": "2026-12-02",
+            "category": category,
+            "approved": True,
+            "paid": None,
+        },
+    }
 
 
 async def ingest(runtime: Runtime, events: list[dict[str, Any]]) -> None:
     for start in range(0, len(events), 1000):
-        valid, errors = validate_batch({"events": events[start:start + 1000]},
-                                       set(runtime.engine.integrations))
+        valid, errors = validate_batch(
+            {"events": events[start : start + 1000]}, set(runtime.engine.integrations)
+        )
         assert not errors, errors[:3]
         await runtime.engine.ingest(valid)
 
@@ -81,8 +94,11 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 def bare_app(api_url: str) -> web.Application:
     """A bolt app that only acks: the floor any bolt app on this machine pays."""
-    bolt = AsyncApp(client=AsyncWebClient(token=BOT_TOKEN, base_url=api_url),
-                    signing_secret=SIGNING_SECRET, process_before_response=True)
+    bolt = AsyncApp(
+        client=AsyncWebClient(token=BOT_TOKEN, base_url=api_url),
+        signing_secret=SIGNING_SECRET,
+        process_before_response=True,
+    )
 
     @bolt.action(re.compile(".*"))
     async def only_ack(ack: Any) -> None:
@@ -98,8 +114,9 @@ def bare_app(api_url: str) -> web.Application:
 
 async def synced(runtime: Runtime) -> int:
     async with runtime.db.sessions() as s:
-        return int(await s.scalar(select(func.count()).select_from(Posting)
-                                  .where(Posting.state == "synced")) or 0)
+        return int(
+            await s.scalar(select(func.count()).select_from(Posting).where(Posting.state == "synced")) or 0
+        )
 
 
 async def run(postings: int, rounds: int, companies: int) -> dict[str, Any]:
@@ -111,23 +128,34 @@ async def run(postings: int, rounds: int, companies: int) -> dict[str, Any]:
         config = ConfigFile(
             slack=SlackConfig(channel="C0FINANCE", allowed_users=[USER]),
             worker=WorkerConfig(concurrency=companies, poll_seconds=0.05),
-            integrations=[IntegrationConfig(name=n, kind="sandbox", payment_account=5820,
-                                            mappings=Mappings(categories={"Office supplies": 2800}))
-                          for n in names])
-        env = Environment(database_url=url, slack_bot_token=SecretStr(BOT_TOKEN),
-                          slack_signing_secret=SecretStr(SIGNING_SECRET), slack_api_url=fake_url)
+            integrations=[
+                IntegrationConfig(
+                    name=n,
+                    kind="sandbox",
+                    payment_account=5820,
+                    mappings=Mappings(categories={"Office supplies": 2800}),
+                )
+                for n in names
+            ],
+        )
+        env = Environment(
+            database_url=url,
+            slack_bot_token=SecretStr(BOT_TOKEN),
+            slack_signing_secret=SecretStr(SIGNING_SECRET),
+            slack_api_url=fake_url,
+        )
         runtime = await Runtime.create(env, config, migrate=False)
         try:
             # 50 bills fail (no mapping for "Travel"): the buttons people will press
             await ingest(runtime, [bill_event(names[0], i, "Travel") for i in range(CLICKS)])
             await runtime.worker.run_until_idle()
             async with runtime.db.sessions() as s:
-                failed = (await s.execute(select(Posting.id, Posting.document_id)
-                                          .where(Posting.state == "failed"))).all()
+                failed = (
+                    await s.execute(select(Posting.id, Posting.document_id).where(Posting.state == "failed"))
+                ).all()
             values = [button_value(document=d, posting=p) for p, d in failed]
             assert len(values) == CLICKS, len(values)
-            await ingest(runtime, [bill_event(names[i % companies], i)
-                                   for i in range(postings)])
+            await ingest(runtime, [bill_event(names[i % companies], i) for i in range(postings)])
             ours_runner, ours = await serve(build_web_app(runtime))
             bare_runner, bare = await serve(bare_app(fake_url))
             async with aiohttp.ClientSession() as warm:  # auth.test, connection set-up
@@ -138,14 +166,14 @@ async def run(postings: int, rounds: int, companies: int) -> dict[str, Any]:
             await runtime.start()  # the background: worker (and the Slack outbox)
             before = await synced(runtime)
             began = time.perf_counter()
-            latencies = await clicker({"ours": ours, "bare": bare, "values": values,
-                                       "rounds": rounds})
+            latencies = await clicker({"ours": ours, "bare": bare, "values": values, "rounds": rounds})
             measured = time.perf_counter() - began
             during = await synced(runtime) - before
             await runtime.slack.idle()  # type: ignore[union-attr]
             async with runtime.db.sessions() as s:
-                resyncs = await s.scalar(select(func.count()).select_from(Activity)
-                                         .where(Activity.action == "resync"))
+                resyncs = await s.scalar(
+                    select(func.count()).select_from(Activity).where(Activity.action == "resync")
+                )
             await runtime.worker.stop()
             remaining = postings - await synced(runtime)
             await ours_runner.cleanup()
@@ -160,9 +188,13 @@ async def run(postings: int, rounds: int, companies: int) -> dict[str, Any]:
     return {
         "benchmark": "ack_latency",
         "database": "sqlite",
-        "background": {"postings": postings, "companies": companies,
-                       "synced_while_clicking": during, "still_to_sync_after": remaining,
-                       "clicking_seconds": round(measured, 2)},
+        "background": {
+            "postings": postings,
+            "companies": companies,
+            "synced_while_clicking": during,
+            "still_to_sync_after": remaining,
+            "clicking_seconds": round(measured, 2),
+        },
         "clicks": {"concurrent": CLICKS, "rounds": rounds, "resyncs_recorded": resyncs},
         "ledgerops": ours_s,
         "bare_bolt": bare_s,
@@ -178,15 +210,20 @@ def summary(samples: list[float]) -> dict[str, Any]:
     def pct(p: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 2)
 
-    return {"samples": len(ordered), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "max_ms": round(ordered[-1] * 1000, 2),
-            "mean_ms": round(statistics.fmean(ordered) * 1000, 2)}
+    return {
+        "samples": len(ordered),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(ordered[-1] * 1000, 2),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
+    }
 
 
 async def fake_slack() -> tuple[str, asyncio.subprocess.Process]:
     """The fake Slack Web API in its own process: Slack's work is not the server's."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--fake-slack", stdout=asyncio.subprocess.PIPE)
+        sys.executable, __file__, "--fake-slack", stdout=asyncio.subprocess.PIPE
+    )
     assert proc.stdout is not None
     url = (await proc.stdout.readline()).decode().strip()
     return url, proc
@@ -202,8 +239,8 @@ async def serve_fake_slack() -> None:
 async def clicker(job: dict[str, Any]) -> dict[str, list[float]]:
     """Run the clicks in another process, so the client's work is not the server's."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--clicker", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable, __file__, "--clicker", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
     out, _ = await proc.communicate(json.dumps(job).encode())
     assert proc.returncode == 0, "clicker failed"
     return json.loads(out)
@@ -218,8 +255,10 @@ async def click_rounds(job: dict[str, Any]) -> dict[str, list[float]]:
     """
     times: dict[str, list[float]] = {"ours": [], "bare": []}
     values: list[str] = job["values"]
-    links = {name: [await asyncio.open_connection(*_host_port(job[name])) for _ in values]
-             for name in ("ours", "bare")}
+    links = {
+        name: [await asyncio.open_connection(*_host_port(job[name])) for _ in values]
+        for name in ("ours", "bare")
+    }
 
     async def one(name: str, link: tuple[Any, Any], raw: bytes) -> float:
         reader, writer = link
@@ -227,8 +266,14 @@ async def click_rounds(job: dict[str, Any]) -> dict[str, list[float]]:
         writer.write(raw)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
-        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
         await reader.readexactly(length)
         elapsed = time.perf_counter() - started
         if status != 200:
@@ -238,10 +283,10 @@ async def click_rounds(job: dict[str, Any]) -> dict[str, list[float]]:
     for n in range(job["rounds"]):
         order = ("ours", "bare") if n % 2 == 0 else ("bare", "ours")
         for name in order:
-            raws = [_request(job[name], click_body(ActionId.RESYNC_INVOICE, v, user=USER))
-                    for v in values]
-            times[name] += await asyncio.gather(*(one(name, link, raw) for link, raw
-                                                  in zip(links[name], raws, strict=True)))
+            raws = [_request(job[name], click_body(ActionId.RESYNC_INVOICE, v, user=USER)) for v in values]
+            times[name] += await asyncio.gather(
+                *(one(name, link, raw) for link, raw in zip(links[name], raws, strict=True))
+            )
             await asyncio.sleep(0.2)  # ok-sleep: let the round's work start, like real clicks
     for conns in links.values():
         for _, writer in conns:
@@ -257,9 +302,13 @@ def _host_port(url: str) -> tuple[str, int]:
 def _request(url: str, body: str) -> bytes:
     host, port = _host_port(url)
     headers = signed_headers(body)
-    lines = ["POST /slack/events HTTP/1.1", f"Host: {host}:{port}",
-             f"Content-Length: {len(body.encode())}", "Connection: keep-alive",
-             *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        "POST /slack/events HTTP/1.1",
+        f"Host: {host}:{port}",
+        f"Content-Length: {len(body.encode())}",
+        "Connection: keep-alive",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
 

@@ -45,17 +45,28 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID, CLIENT_SECRET = "exact-client", "exact-secret"  # the fake's defaults
 
 
-async def _company(base_url: str, clock: ScaledTime, division: int, refresh_token: str,
-                   postings: int, limited: list[float]) -> float:
+async def _company(
+    base_url: str, clock: ScaledTime, division: int, refresh_token: str, postings: int, limited: list[float]
+) -> float:
     """Send one company's postings one at a time; returns the seconds it waited to pace."""
-    conn = ExactConnector(f"bench-{division}", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                          token_store=MemoryTokenStore(), division=division,
-                          refresh_token=refresh_token, base_url=base_url, timeout=30.0,
-                          clock=clock.clock, sleep=clock.sleep, max_wait=120.0)
+    conn = ExactConnector(
+        f"bench-{division}",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        token_store=MemoryTokenStore(),
+        division=division,
+        refresh_token=refresh_token,
+        base_url=base_url,
+        timeout=30.0,
+        clock=clock.clock,
+        sleep=clock.sleep,
+        max_wait=120.0,
+    )
     try:
         for n in range(postings):
-            request = replace(invoice_request(f"LO-B{division}{n:06d}", currency="EUR"),
-                              company_key=str(division))
+            request = replace(
+                invoice_request(f"LO-B{division}{n:06d}", currency="EUR"), company_key=str(division)
+            )
             while True:
                 try:
                     await conn.create(request)
@@ -97,15 +108,31 @@ class _Server:
 
     async def __aenter__(self) -> _Server:
         if not self.apart:
-            self.fake = ExactFake(divisions={d: f"Company {d}" for d in self.divisions},
-                                  time_source=self.clock, minutely_limit=self.limit)
+            self.fake = ExactFake(
+                divisions={d: f"Company {d}" for d in self.divisions},
+                time_source=self.clock,
+                minutely_limit=self.limit,
+            )
             self.base_url = await self.fake.start()
             return self
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.fakes.exact_server", "--scale", str(self.clock.scale),
-            "--epoch0", repr(self.clock._epoch0), "--real0", repr(self.clock._real0),
-            "--divisions", ",".join(map(str, self.divisions)), "--limit", str(self.limit),
-            cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "tests.fakes.exact_server",
+            "--scale",
+            str(self.clock.scale),
+            "--epoch0",
+            repr(self.clock._epoch0),
+            "--real0",
+            repr(self.clock._real0),
+            "--divisions",
+            ",".join(map(str, self.divisions)),
+            "--limit",
+            str(self.limit),
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
         self.base_url = line.decode().strip()
@@ -139,8 +166,7 @@ class _Server:
                 await self.proc.wait()
 
 
-async def run(postings: int, companies: int, scale: float, limit: int,
-              apart: bool = True) -> dict[str, Any]:
+async def run(postings: int, companies: int, scale: float, limit: int, apart: bool = True) -> dict[str, Any]:
     """Run the scenario; returns the JSON-ready report."""
     divisions = [101 + n for n in range(companies)]
     clock = ScaledTime(scale)
@@ -149,19 +175,24 @@ async def run(postings: int, companies: int, scale: float, limit: int,
         tokens = {d: await server.refresh_token(d) for d in divisions}
         started_real, started_scaled = time.perf_counter(), clock.clock()
         per_company = postings // companies
-        waits = await asyncio.gather(*(_company(server.base_url, clock, d, tokens[d],
-                                                per_company, limited) for d in divisions))
+        waits = await asyncio.gather(
+            *(_company(server.base_url, clock, d, tokens[d], per_company, limited) for d in divisions)
+        )
         real = time.perf_counter() - started_real
         scaled_minutes = (clock.clock() - started_scaled) / 60
         stats = await server.stats()
-    report = {str(d): _report(stats[str(d)], limit, w) for d, w in zip(divisions, waits,
-                                                                        strict=True)}
+    report = {str(d): _report(stats[str(d)], limit, w) for d, w in zip(divisions, waits, strict=True)}
     total_429 = sum(d["rejected_429"] for d in report.values()) + len(limited)
     worst = min(d["utilisation"] for d in report.values())
     return {
-        "scenario": {"postings": postings, "companies": companies, "time_scale": scale,
-                     "limit_per_minute": limit, "real_seconds_per_scaled_minute":
-                         round(60 / scale, 3), "fake_in_own_process": apart},
+        "scenario": {
+            "postings": postings,
+            "companies": companies,
+            "time_scale": scale,
+            "limit_per_minute": limit,
+            "real_seconds_per_scaled_minute": round(60 / scale, 3),
+            "fake_in_own_process": apart,
+        },
         "companies": report,
         "total_calls": sum(d["calls"] for d in report.values()),
         "total_429s": total_429,
@@ -177,17 +208,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--postings", type=int, default=2000)
     parser.add_argument("--companies", type=int, default=5)
-    parser.add_argument("--scale", type=float, default=15.0,
-                        help="how many times faster than real time the fake runs (a slow "
-                             "machine that cannot serve 5 x 60 calls per scaled minute "
-                             "shows as windows below the limit with no paced wait)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=15.0,
+        help="how many times faster than real time the fake runs (a slow "
+        "machine that cannot serve 5 x 60 calls per scaled minute "
+        "shows as windows below the limit with no paced wait)",
+    )
     parser.add_argument("--limit", type=int, default=60, help="calls per minute per company")
-    parser.add_argument("--in-process", action="store_true",
-                        help="run the fake in this process (needs a fast machine)")
+    parser.add_argument(
+        "--in-process", action="store_true", help="run the fake in this process (needs a fast machine)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(run(args.postings, args.companies, args.scale, args.limit,
-                             apart=not args.in_process))
+    result = asyncio.run(
+        run(args.postings, args.companies, args.scale, args.limit, apart=not args.in_process)
+    )
     print(json.dumps(result, indent=2))
 
 

@@ -61,15 +61,43 @@ TARGET_RSS_MB = 150.0
 RUNS = 7
 
 POSTING_COLUMNS = (
-    "id", "document_id", "integration_id", "kind", "slot", "state", "desired_hash",
-    "synced_hash", "external_ref", "idempotency_key", "attempts", "next_attempt_at",
-    "company_key", "queued_at", "lookup_first", "force", "last_error", "error_code",
-    "updated_at")
-DOCUMENT_COLUMNS = ("id", "source", "kind", "external_id", "version", "integration_id",
-                    "status", "data", "doc_date", "received_at", "updated_at")
+    "id",
+    "document_id",
+    "integration_id",
+    "kind",
+    "slot",
+    "state",
+    "desired_hash",
+    "synced_hash",
+    "external_ref",
+    "idempotency_key",
+    "attempts",
+    "next_attempt_at",
+    "company_key",
+    "queued_at",
+    "lookup_first",
+    "force",
+    "last_error",
+    "error_code",
+    "updated_at",
+)
+DOCUMENT_COLUMNS = (
+    "id",
+    "source",
+    "kind",
+    "external_id",
+    "version",
+    "integration_id",
+    "status",
+    "data",
+    "doc_date",
+    "received_at",
+    "updated_at",
+)
 
 
 # -- memory ---------------------------------------------------------------------------------
+
 
 def rss_mb() -> float:
     """Resident memory now (VmRSS), in MB."""
@@ -110,21 +138,35 @@ class Sampler:
 
 # -- the data -------------------------------------------------------------------------------
 
+
 def companies() -> list[str]:
     return [f"co-{n:02d}" for n in range(COMPANIES)]
 
 
 def integration_configs() -> list[IntegrationConfig]:
-    return [IntegrationConfig(name=n, kind="sandbox", payment_account=5820,
-                              mappings=Mappings(categories={"Office supplies": 2800}))
-            for n in companies()]
+    return [
+        IntegrationConfig(
+            name=n,
+            kind="sandbox",
+            payment_account=5820,
+            mappings=Mappings(categories={"Office supplies": 2800}),
+        )
+        for n in companies()
+    ]
 
 
 def bill_data(i: int) -> dict[str, Any]:
-    return {"supplier": {"number": 3001, "name": "Kontorland A/S"},
-            "invoice_number": f"INV-{i}", "amount": "1250.00", "currency": "DKK",
-            "date": "2026-11-02", "due_date": "2026-12-02", "category": "Office supplies",
-            "approved": True, "paid": {"date": "2026-11-20", "amount": "1250.00"}}
+    return {
+        "supplier": {"number": 3001, "name": "Kontorland A/S"},
+        "invoice_number": f"INV-{i}",
+        "amount": "1250.00",
+        "currency": "DKK",
+        "date": "2026-11-02",
+        "due_date": "2026-12-02",
+        "category": "Office supplies",
+        "approved": True,
+        "paid": {"date": "2026-11-20", "amount": "1250.00"},
+    }
 
 
 def state_of(doc: int, docs: int) -> str:
@@ -139,9 +181,9 @@ def state_of(doc: int, docs: int) -> str:
     return PostingState.SYNCED
 
 
-def rows(docs: int, now: datetime, integration_ids: dict[str, int], *, sqlite: bool) -> Iterator[
-    tuple[tuple[Any, ...], list[tuple[Any, ...]]]
-]:
+def rows(
+    docs: int, now: datetime, integration_ids: dict[str, int], *, sqlite: bool
+) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
     """(document, [its two postings]) in the column orders above, one bill at a time.
 
     For SQLite, values come as the driver stores them (naive-UTC text, as
@@ -151,8 +193,10 @@ def rows(docs: int, now: datetime, integration_ids: dict[str, int], *, sqlite: b
     names = companies()
     created = now - timedelta(days=30)
     # the few timestamps, converted once (not a million times)
-    stamp = {t: _sqlite_value(t) if sqlite else t for t in (
-        created, now - timedelta(seconds=30), now + timedelta(minutes=10))}
+    stamp = {
+        t: _sqlite_value(t) if sqlite else t
+        for t in (created, now - timedelta(seconds=30), now + timedelta(minutes=10))
+    }
     day = _sqlite_value(date(2026, 11, 2)) if sqlite else date(2026, 11, 2)
     for i in range(docs):
         company = names[i % COMPANIES]
@@ -160,29 +204,72 @@ def rows(docs: int, now: datetime, integration_ids: dict[str, int], *, sqlite: b
         doc_id = i + 1
         kind = state_of(i, docs)
         state = PostingState.RETRYING if kind == "retrying_due" else kind
-        due = now - timedelta(seconds=30) if kind == "retrying_due" else \
-            now + timedelta(minutes=10) if kind == PostingState.RETRYING else created
-        error = "Could not connect to the ledger (connection refused)." \
-            if state == PostingState.RETRYING else \
-            "Account 2800 does not exist." if state == PostingState.FAILED else None
-        code = None if error is None else "unreachable" if state == PostingState.RETRYING \
+        due = (
+            now - timedelta(seconds=30)
+            if kind == "retrying_due"
+            else now + timedelta(minutes=10)
+            if kind == PostingState.RETRYING
+            else created
+        )
+        error = (
+            "Could not connect to the ledger (connection refused)."
+            if state == PostingState.RETRYING
+            else "Account 2800 does not exist."
+            if state == PostingState.FAILED
+            else None
+        )
+        code = (
+            None
+            if error is None
+            else "unreachable"
+            if state == PostingState.RETRYING
             else "account_not_found"
+        )
         synced = state == PostingState.SYNCED
-        document = (doc_id, "ap", "bill", f"B-{i}", 1, iid, "received",
-                    json.dumps(bill_data(i)), day, stamp[created], stamp[created])
+        document = (
+            doc_id,
+            "ap",
+            "bill",
+            f"B-{i}",
+            1,
+            iid,
+            "received",
+            json.dumps(bill_data(i)),
+            day,
+            stamp[created],
+            stamp[created],
+        )
         postings = []
         for n, slot in enumerate(("invoice", "payment")):
             h = f"{i:032x}{n:032x}"
-            postings.append((
-                2 * i + n + 1, doc_id, iid, slot, slot, str(state), h, h if synced else None,
-                f"2026-{i * 2 + n}" if synced else None,
-                idempotency_key(company, "ap", "bill", f"B-{i}", slot),
-                1, stamp[due], company, stamp[created], False, False, error, code,
-                stamp[created]))
+            postings.append(
+                (
+                    2 * i + n + 1,
+                    doc_id,
+                    iid,
+                    slot,
+                    slot,
+                    str(state),
+                    h,
+                    h if synced else None,
+                    f"2026-{i * 2 + n}" if synced else None,
+                    idempotency_key(company, "ap", "bill", f"B-{i}", slot),
+                    1,
+                    stamp[due],
+                    company,
+                    stamp[created],
+                    False,
+                    False,
+                    error,
+                    code,
+                    stamp[created],
+                )
+            )
         yield document, postings
 
 
 # -- loading --------------------------------------------------------------------------------
+
 
 def _sqlite_value(v: Any) -> Any:
     if isinstance(v, datetime):  # stored naive UTC, as storage.models.UTCDateTime does
@@ -208,10 +295,14 @@ def create_indexes(conn: Connection) -> None:
 def load_sqlite(conn: Connection, docs: int, now: datetime, ids: dict[str, int]) -> None:
     """executemany in chunks: the whole table never sits in memory."""
     drop_indexes(conn)
-    dsql = f"INSERT INTO documents ({', '.join(DOCUMENT_COLUMNS)}) VALUES " \
-           f"({', '.join('?' * len(DOCUMENT_COLUMNS))})"
-    psql = f"INSERT INTO postings ({', '.join(POSTING_COLUMNS)}) VALUES " \
-           f"({', '.join('?' * len(POSTING_COLUMNS))})"
+    dsql = (
+        f"INSERT INTO documents ({', '.join(DOCUMENT_COLUMNS)}) VALUES "
+        f"({', '.join('?' * len(DOCUMENT_COLUMNS))})"
+    )
+    psql = (
+        f"INSERT INTO postings ({', '.join(POSTING_COLUMNS)}) VALUES "
+        f"({', '.join('?' * len(POSTING_COLUMNS))})"
+    )
     dbuf: list[tuple[Any, ...]] = []
     pbuf: list[tuple[Any, ...]] = []
     for d, ps in rows(docs, now, ids, sqlite=True):
@@ -264,6 +355,7 @@ async def load_postgres(db: Database, docs: int, now: datetime, ids: dict[str, i
 
 # -- measuring ------------------------------------------------------------------------------
 
+
 def timed(conn: Connection, fn: Callable[[Connection], Any], runs: int = RUNS) -> tuple[float, Any]:
     """Median milliseconds of ``fn`` over ``runs``, each in a savepoint rolled back after."""
     times, result = [], None
@@ -285,15 +377,16 @@ def explain(conn: Connection, stmt: Any) -> list[str]:
 
 
 def due_select(now: datetime) -> Any:
-    return select(Posting.id).where(Posting.state == PostingState.RETRYING,
-                                    Posting.next_attempt_at <= now)
+    return select(Posting.id).where(Posting.state == PostingState.RETRYING, Posting.next_attempt_at <= now)
 
 
 def release_statement(now: datetime) -> Any:
     # the statement release_due_retries runs (for its plan)
-    return (update(Posting)
-            .where(Posting.state == PostingState.RETRYING, Posting.next_attempt_at <= now)
-            .values(state=PostingState.PENDING, updated_at=now))
+    return (
+        update(Posting)
+        .where(Posting.state == PostingState.RETRYING, Posting.next_attempt_at <= now)
+        .values(state=PostingState.PENDING, updated_at=now)
+    )
 
 
 def due_companies_statement(now: datetime) -> Any:
@@ -332,9 +425,11 @@ def sweep_figures(conn: Connection, now: datetime) -> dict[str, Any]:
     companies_ms = round(statistics.median(release_then_companies.ms), 2)  # type: ignore[attr-defined]
     sp = conn.begin_nested()
     release_due_retries(conn, now)
-    plans = {"due_query": explain(conn, due_select(now)),
-             "release_sweep": explain(conn, release_statement(now)),
-             "due_companies": explain(conn, due_companies_statement(now))}
+    plans = {
+        "due_query": explain(conn, due_select(now)),
+        "release_sweep": explain(conn, release_statement(now)),
+        "due_companies": explain(conn, due_companies_statement(now)),
+    }
     sp.rollback()
     return {
         "due_postings": len(due_ids),
@@ -364,17 +459,22 @@ async def scenario(url: str, docs: int) -> dict[str, Any]:
     async with db.sessions() as s:
         total = int(await s.scalar(select(func.count()).select_from(Posting)) or 0)
     figures = await db.run(lambda conn: sweep_figures(conn, now))
-    failed = await db.run(lambda conn: conn.execute(
-        select(func.count()).select_from(Posting)
-        .where(Posting.state == PostingState.FAILED)).scalar_one())
+    failed = await db.run(
+        lambda conn: conn.execute(
+            select(func.count()).select_from(Posting).where(Posting.state == PostingState.FAILED)
+        ).scalar_one()
+    )
     began = time.perf_counter()
     with Sampler() as mem:
-        result = await engine.resync_many(BulkFilter(states=(PostingState.FAILED,)), "U0BENCH",
-                                          chunk=500)
+        result = await engine.resync_many(BulkFilter(states=(PostingState.FAILED,)), "U0BENCH", chunk=500)
     resync_s = time.perf_counter() - began
     async with db.sessions() as s:
-        pending = int(await s.scalar(select(func.count()).select_from(Posting)
-                                     .where(Posting.state == PostingState.PENDING)) or 0)
+        pending = int(
+            await s.scalar(
+                select(func.count()).select_from(Posting).where(Posting.state == PostingState.PENDING)
+            )
+            or 0
+        )
     await engine.aclose()
     await db.dispose()
     return {
@@ -383,9 +483,13 @@ async def scenario(url: str, docs: int) -> dict[str, Any]:
         "seed_seconds": round(seeded, 1),
         **{k: v for k, v in figures.items()},
         "resync": {
-            "failed_before": failed, "documents": result.documents, "queued": result.queued,
-            "pending_after": pending, "seconds": round(resync_s, 1),
-            "rss_mb_start": round(mem.samples[0], 1), "rss_mb_peak": round(max(mem.samples), 1),
+            "failed_before": failed,
+            "documents": result.documents,
+            "queued": result.queued,
+            "pending_after": pending,
+            "seconds": round(resync_s, 1),
+            "rss_mb_start": round(mem.samples[0], 1),
+            "rss_mb_peak": round(max(mem.samples), 1),
             "rss_mb_end": round(mem.samples[-1], 1),
             "rss_mb_growth": round(mem.samples[-1] - mem.samples[0], 1),
         },
@@ -414,10 +518,14 @@ async def _pg_database(admin_url: str, name: str, create: bool) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--postings", type=int, default=1_000_000,
-                        help="postings to seed (two per bill; default 1,000,000)")
-    parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL"),
-                        help="a PostgreSQL server (a database of its own is created there)")
+    parser.add_argument(
+        "--postings", type=int, default=1_000_000, help="postings to seed (two per bill; default 1,000,000)"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("TEST_DATABASE_URL"),
+        help="a PostgreSQL server (a database of its own is created there)",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
@@ -434,14 +542,22 @@ async def main() -> None:
             runs.append(await scenario(url, docs))
         finally:
             await _pg_database(args.postgres_url, name, create=False)
-    print(json.dumps({
-        "benchmark": "retry_scan",
-        "targets": {"due_query_ms": f"< {TARGET_MS:g} on both", "plan": f"uses {INDEX}",
-                    "rss_mb_while_resyncing_100k": f"< {TARGET_RSS_MB:g}"},
-        "runs": runs,
-        "process_peak_rss_mb": round(peak_rss_mb(), 1),
-        "total_seconds": round(time.perf_counter() - began, 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "retry_scan",
+                "targets": {
+                    "due_query_ms": f"< {TARGET_MS:g} on both",
+                    "plan": f"uses {INDEX}",
+                    "rss_mb_while_resyncing_100k": f"< {TARGET_RSS_MB:g}",
+                },
+                "runs": runs,
+                "process_peak_rss_mb": round(peak_rss_mb(), 1),
+                "total_seconds": round(time.perf_counter() - began, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

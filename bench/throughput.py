@@ -33,12 +33,24 @@ from sync.documents import validate_batch
 
 
 def bill_event(company: str, i: int) -> dict[str, Any]:
-    return {"source": "ap", "kind": "bill", "id": f"{company}-{i}", "version": 1,
-            "integration": company, "data": {
-                "supplier": {"number": 3001, "name": "Kontorland A/S"},
-                "invoice_number": f"INV-{i}", "amount": "1250.00", "currency": "DKK",
-                "date": "2026-11-02", "due_date": "2026-12-02", "category": "Office supplies",
-                "approved": True, "paid": None}}
+    return {
+        "source": "ap",
+        "kind": "bill",
+        "id": f"{company}-{i}",
+        "version": 1,
+        "integration": company,
+        "data": {
+            "supplier": {"number": 3001, "name": "Kontorland A/S"},
+            "invoice_number": f"INV-{i}",
+            "amount": "1250.00",
+            "currency": "DKK",
+            "date": "2026-11-02",
+            "due_date": "2026-12-02",
+            "category": "Office supplies",
+            "approved": True,
+            "paid": None,
+        },
+    }
 
 
 async def _reset_postgres(url: str) -> None:
@@ -59,16 +71,23 @@ async def scenario(url: str, companies: int, bills: int, latency_ms: int) -> dic
     names = [f"co-{n:03d}" for n in range(companies)]
     config = ConfigFile(
         worker=WorkerConfig(concurrency=max(companies, 1), poll_seconds=0.05),
-        integrations=[IntegrationConfig(name=n, kind="sandbox", latency_ms=latency_ms,
-                                        mappings=Mappings(categories={"Office supplies": 2800}))
-                      for n in names],
+        integrations=[
+            IntegrationConfig(
+                name=n,
+                kind="sandbox",
+                latency_ms=latency_ms,
+                mappings=Mappings(categories={"Office supplies": 2800}),
+            )
+            for n in names
+        ],
     )
     runtime = await Runtime.create(Environment(database_url=url), config, migrate=False)
     try:
         events = [bill_event(n, i) for i in range(bills) for n in names]
         for start in range(0, len(events), 1000):
-            valid, errors = validate_batch({"events": events[start:start + 1000]},
-                                           set(runtime.engine.integrations))
+            valid, errors = validate_batch(
+                {"events": events[start : start + 1000]}, set(runtime.engine.integrations)
+            )
             assert not errors, errors[:3]
             await runtime.engine.ingest(valid)
         total = companies * bills
@@ -77,7 +96,8 @@ async def scenario(url: str, companies: int, bills: int, latency_ms: int) -> dic
         elapsed = time.perf_counter() - began
         async with runtime.db.sessions() as s:
             synced = await s.scalar(
-                select(func.count()).select_from(Posting).where(Posting.state == "synced"))
+                select(func.count()).select_from(Posting).where(Posting.state == "synced")
+            )
         vouchers = sum(len(sandbox.LEDGERS[n].vouchers) for n in names)
     finally:
         await runtime.close()
@@ -94,7 +114,8 @@ async def scenario(url: str, companies: int, bills: int, latency_ms: int) -> dic
         "seconds": round(elapsed, 3),
         "postings_per_s": round(rate, 1),
         "engine_overhead_ms_per_posting": round(max(per_company_serial_ms - latency_ms, 0.0), 3)
-        if latency_ms else round(1000 / rate, 3),
+        if latency_ms
+        else round(1000 / rate, 3),
     }
     if latency_ms:
         bound = companies / (latency_ms / 1000)
@@ -112,19 +133,23 @@ async def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
+
         def url(tag: str) -> str:
             return args.database_url or f"sqlite+aiosqlite:///{tmp}/{tag}.db"
 
         if args.companies or args.bills or args.latency_ms is not None:
-            runs = [await scenario(url("custom"), args.companies or 10, args.bills or 100,
-                                   args.latency_ms or 0)]
+            runs = [
+                await scenario(url("custom"), args.companies or 10, args.bills or 100, args.latency_ms or 0)
+            ]
         else:
             runs = [
                 await scenario(url("zero"), 10, 500, 0),
                 await scenario(url("latency"), 20, 50, 100),
             ]
-    targets = {"zero_latency_postings_per_s": ">= 1000 (SQLite)",
-               "latency_100ms_20_companies_ratio_to_bound": ">= 0.90"}
+    targets = {
+        "zero_latency_postings_per_s": ">= 1000 (SQLite)",
+        "latency_100ms_20_companies_ratio_to_bound": ">= 0.90",
+    }
     print(json.dumps({"benchmark": "throughput", "targets": targets, "runs": runs}, indent=2))
 
 

@@ -29,8 +29,7 @@ Clock = Callable[[], datetime]
 class Gatekeeper:
     """Answers "may this user do that?" from the config and the user group."""
 
-    def __init__(self, config: SlackConfig, client: AsyncWebClient, clock: Clock,
-                 ttl_seconds: float = 60.0):
+    def __init__(self, config: SlackConfig, client: AsyncWebClient, clock: Clock, ttl_seconds: float = 60.0):
         self.users = frozenset(config.allowed_users)
         self.usergroup = config.allowed_usergroup
         self.client = client
@@ -57,8 +56,9 @@ class Gatekeeper:
         async with self._lock:  # fifty clicks at once ask Slack once
             if self._fresh_until and self._fresh_until > self.clock():
                 return self._members
-            result = await call(self.client.usergroups_users_list(usergroup=self.usergroup),
-                                "usergroups.users.list")
+            result = await call(
+                self.client.usergroups_users_list(usergroup=self.usergroup), "usergroups.users.list"
+            )
             if result.ok:
                 self._members = frozenset(result.data.get("users") or [])
                 self._fresh_until = self.clock() + self.ttl
@@ -76,9 +76,16 @@ class Gatekeeper:
         return " or ".join([", ".join(who[:-1]), who[-1]] if len(who) > 1 else who)
 
 
-async def record(db: Database, at: datetime, *, actor: str | None, action: str, subject: str,
-                 outcome: str, detail: dict[str, Any] | None = None) -> None:
+async def record(
+    db: Database,
+    at: datetime,
+    *,
+    actor: str | None,
+    action: str,
+    subject: str,
+    outcome: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
     """Keep one press of a button in ``activity`` (who, what, when, outcome)."""
     async with db.sessions() as s, s.begin():
-        s.add(Activity(actor=actor, action=action, subject=subject, at=at, outcome=outcome,
-                       detail=detail))
+        s.add(Activity(actor=actor, action=action, subject=subject, at=at, outcome=outcome, detail=detail))

@@ -73,12 +73,12 @@ class SlackBody:
     @property
     def hash(self) -> str:
         """Stable digest: an unchanged rendering is never sent again."""
-        raw = json.dumps({"text": self.text, "blocks": self.blocks}, sort_keys=True,
-                         separators=(",", ":"))
+        raw = json.dumps({"text": self.text, "blocks": self.blocks}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
 # -- text safety -----------------------------------------------------------------------------
+
 
 def escape(text: object) -> str:
     """Slack's control characters as entities: no mention, link or channel ping sneaks in."""
@@ -144,6 +144,7 @@ def read_button_value(raw: str | None, *keys: str) -> dict[str, int]:
 
 # -- block helpers -------------------------------------------------------------------------
 
+
 def section(md: str, fields: Sequence[str] = ()) -> SectionBlock:
     return SectionBlock(
         text=MarkdownTextObject(text=cut(md, SECTION_TEXT)) if md else None,
@@ -152,14 +153,21 @@ def section(md: str, fields: Sequence[str] = ()) -> SectionBlock:
 
 
 def context(*parts: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=cut(p, SECTION_TEXT))
-                                  for p in parts[:CONTEXT_ELEMENTS] if p])
+    return ContextBlock(
+        elements=[MarkdownTextObject(text=cut(p, SECTION_TEXT)) for p in parts[:CONTEXT_ELEMENTS] if p]
+    )
 
 
-def button(label: str, action: ActionId, value: str, style: str | None = None,
-           confirm: ConfirmObject | None = None) -> ButtonElement:
-    return ButtonElement(text=PlainTextObject(text=cut(label, BUTTON_TEXT)), action_id=action,
-                         value=value, style=style, confirm=confirm)
+def button(
+    label: str, action: ActionId, value: str, style: str | None = None, confirm: ConfirmObject | None = None
+) -> ButtonElement:
+    return ButtonElement(
+        text=PlainTextObject(text=cut(label, BUTTON_TEXT)),
+        action_id=action,
+        value=value,
+        style=style,
+        confirm=confirm,
+    )
 
 
 def finish(text: str, blocks: Sequence[Block]) -> SlackBody:
@@ -175,11 +183,10 @@ _HEADLINES = {
     Status.QUEUED: ":arrows_counterclockwise: *The {label} of {doc} is queued* for *{integ}*.",
     Status.SENDING: ":arrows_counterclockwise: *The {label} of {doc} is being sent* to *{integ}*.",
     Status.RETRYING: ":hourglass_flowing_sand: *{integ} could not be reached* for the {label} "
-                     "of {doc}; it is tried again on its own.",
+    "of {doc}; it is tried again on its own.",
     Status.WAITING: ":double_vertical_bar: *The {label} of {doc} is waiting* for *{integ}*.",
     Status.SYNCED: ":white_check_mark: *The {label} of {doc} is synced* to *{integ}*.",
-    Status.IGNORED: ":no_entry_sign: *The {label} of {doc} is ignored*; it will not be sent "
-                    "to *{integ}*.",
+    Status.IGNORED: ":no_entry_sign: *The {label} of {doc} is ignored*; it will not be sent to *{integ}*.",
     Status.BOOKED: ":lock: *The {label} of {doc} is booked* in *{integ}*.",
 }
 
@@ -193,13 +200,15 @@ def posting_message(n: PostingNotice) -> SlackBody:
     headline = _HEADLINES[status].format(label=label, doc=title, integ=integ)
     blocks: list[Block] = [section(headline, _fact_fields(n))]
     if status is Status.BOOKED:
-        blocks.append(section(
-            f"It is voucher *{escape(p.external_ref or '?')}* there. A booked voucher cannot be "
-            "changed, and sending it again would book the bill twice, so there is nothing to "
-            "resync: correct it in the ledger (a credit note or a correcting entry)."))
+        blocks.append(
+            section(
+                f"It is voucher *{escape(p.external_ref or '?')}* there. A booked voucher cannot be "
+                "changed, and sending it again would book the bill twice, so there is nothing to "
+                "resync: correct it in the ledger (a credit note or a correcting entry)."
+            )
+        )
     if p.last_error and status is not Status.SYNCED:
-        heading = "*The ledger says:*" if status in (Status.FAILED, Status.BOOKED) \
-            else "*Last error:*"
+        heading = "*The ledger says:*" if status in (Status.FAILED, Status.BOOKED) else "*Last error:*"
         blocks.append(section(f"{heading}\n{quote(p.last_error, SECTION_TEXT - 40)}"))
     if status is Status.SYNCED:
         who = f" Fixed by {mention(n.fixed_by)}." if n.fixed_by else ""
@@ -210,8 +219,9 @@ def posting_message(n: PostingNotice) -> SlackBody:
         blocks.append(section(f"Ignored by {mention(p.queued_actor)}."))
     elif status is Status.RETRYING and p.next_attempt_at:
         blocks.append(section(f"Next try {when(p.next_attempt_at)}."))
-    blocks.append(context(
-        f"{escape(doc.key)} · attempts: {p.attempts} · last attempt {when(n.last_attempt_at)}"))
+    blocks.append(
+        context(f"{escape(doc.key)} · attempts: {p.attempts} · last attempt {when(n.last_attempt_at)}")
+    )
     actions = _posting_buttons(n)
     if actions:
         blocks.append(ActionsBlock(elements=actions))
@@ -240,24 +250,39 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
         if doc.is_paid_bill and n.sibling_states.get("payment") != PostingState.BOOKED:
             out.append(button("Resync payment posting", ActionId.RESYNC_PAYMENT, ids))
     else:
-        out.append(button(f"Resync {posting_label(p.kind, p.period)}", ActionId.RESYNC_POSTING,
-                          ids, "primary"))
+        out.append(
+            button(f"Resync {posting_label(p.kind, p.period)}", ActionId.RESYNC_POSTING, ids, "primary")
+        )
     out.append(log)
     if status is not Status.IGNORED:
-        out.append(button("Ignore", ActionId.IGNORE, button_value(posting=p.id), "danger",
-                          ConfirmObject(title="Ignore this posting?",
-                                        text=f"The {posting_label(p.kind, p.period)} will not be "
-                                             "sent to the ledger until someone resyncs it.",
-                                        confirm="Ignore", deny="Cancel")))
+        out.append(
+            button(
+                "Ignore",
+                ActionId.IGNORE,
+                button_value(posting=p.id),
+                "danger",
+                ConfirmObject(
+                    title="Ignore this posting?",
+                    text=f"The {posting_label(p.kind, p.period)} will not be "
+                    "sent to the ledger until someone resyncs it.",
+                    confirm="Ignore",
+                    deny="Cancel",
+                ),
+            )
+        )
     return out
 
 
-def _plain_headline(status: Status, label: str, doc: str, integration: str,
-                    error: str | None) -> str:
-    verb = {Status.FAILED: "could not be posted to", Status.BOOKED: "is booked in",
-            Status.SYNCED: "is synced to", Status.IGNORED: "is ignored for",
-            Status.RETRYING: "is retrying for", Status.WAITING: "is waiting for",
-            Status.SENDING: "is being sent to"}.get(status, "is queued for")
+def _plain_headline(status: Status, label: str, doc: str, integration: str, error: str | None) -> str:
+    verb = {
+        Status.FAILED: "could not be posted to",
+        Status.BOOKED: "is booked in",
+        Status.SYNCED: "is synced to",
+        Status.IGNORED: "is ignored for",
+        Status.RETRYING: "is retrying for",
+        Status.WAITING: "is waiting for",
+        Status.SENDING: "is being sent to",
+    }.get(status, "is queued for")
     text = f"The {label} of {doc} {verb} {integration}."
     if error and status in (Status.FAILED, Status.BOOKED):
         text += f" {error}"
@@ -276,23 +301,33 @@ def group_message(g: GroupNotice) -> SlackBody:
     if status is Status.FAILED:
         headline = f":rotating_light: *{g.failing} {plural(g.document_kinds, g.failing)}: {title}*"
     elif status is Status.QUEUED:
-        headline = (f":arrows_counterclockwise: *Resyncing {g.in_progress} "
-                    f"{plural(g.document_kinds, g.in_progress)}:* {title}")
+        headline = (
+            f":arrows_counterclockwise: *Resyncing {g.in_progress} "
+            f"{plural(g.document_kinds, g.in_progress)}:* {title}"
+        )
     else:
-        headline = (f":white_check_mark: *Resolved:* {title} "
-                    f"({g.total} {plural(g.document_kinds, g.total)})")
-    blocks: list[Block] = [section(headline), context(
-        f"*{integ}*", f"error `{escape(g.error_code)}`",
-        f"first seen {when(g.first_seen)}", f"last seen {when(g.last_seen)}")]
+        headline = f":white_check_mark: *Resolved:* {title} ({g.total} {plural(g.document_kinds, g.total)})"
+    blocks: list[Block] = [
+        section(headline),
+        context(
+            f"*{integ}*",
+            f"error `{escape(g.error_code)}`",
+            f"first seen {when(g.first_seen)}",
+            f"last seen {when(g.last_seen)}",
+        ),
+    ]
     if g.failing and g.sample:
-        lines = [f"• {escape(_member_line(m.document))} · {posting_label(m.posting_kind)}"
-                 for m in g.sample[:SAMPLE_SIZE]]
+        lines = [
+            f"• {escape(_member_line(m.document))} · {posting_label(m.posting_kind)}"
+            for m in g.sample[:SAMPLE_SIZE]
+        ]
         more = g.failing - len(lines)
         if more > 0:
             lines.append(f"…and {more} more")
         blocks.append(section("\n".join(lines)))
-    progress = ", ".join(f"{count} {state.replace('_', ' ')}" for state, count
-                         in sorted(g.counts.items()) if count)
+    progress = ", ".join(
+        f"{count} {state.replace('_', ' ')}" for state, count in sorted(g.counts.items()) if count
+    )
     blocks.append(context(f"Postings: {progress or 'none'}"))
     if g.requested_by and status is Status.QUEUED:
         who = ", ".join(mention(u) for u in g.requested_by[:10])
@@ -301,13 +336,25 @@ def group_message(g: GroupNotice) -> SlackBody:
         blocks.append(section(f"Fixed by {', '.join(mention(u) for u in g.fixed_by[:10])}."))
     if g.failing:
         noun = plural(g.document_kinds, g.failing)
-        blocks.append(ActionsBlock(elements=[button(
-            f"Resync all {g.failing} {noun}", ActionId.RESYNC_GROUP,
-            button_value(group=g.group_id), "primary",
-            ConfirmObject(title="Resync them all?",
-                          text=f"Every posting of these {g.failing} {noun} is sent again "
-                               "(invoice, and payment where paid).",
-                          confirm="Resync all", deny="Cancel"))]))
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    button(
+                        f"Resync all {g.failing} {noun}",
+                        ActionId.RESYNC_GROUP,
+                        button_value(group=g.group_id),
+                        "primary",
+                        ConfirmObject(
+                            title="Resync them all?",
+                            text=f"Every posting of these {g.failing} {noun} is sent again "
+                            "(invoice, and payment where paid).",
+                            confirm="Resync all",
+                            deny="Cancel",
+                        ),
+                    )
+                ]
+            )
+        )
     if status is Status.FAILED:
         text = f"{g.failing} {plural(g.document_kinds, g.failing)}: {g.title} ({g.integration})"
     elif status is Status.QUEUED:

@@ -28,8 +28,7 @@ from storage.states import PostingState
 from sync.engine import BulkFilter, BulkResult
 
 BULK_CALLBACK = "ledgerops.bulk_resync"
-STATE_CHOICES = (PostingState.FAILED, PostingState.RETRYING, PostingState.WAITING,
-                 PostingState.SYNCED)
+STATE_CHOICES = (PostingState.FAILED, PostingState.RETRYING, PostingState.WAITING, PostingState.SYNCED)
 SHOWN_DOCUMENTS = 100  # a multi-select holds at most 100 options
 
 
@@ -49,8 +48,12 @@ class BulkSelection:
     def filter(self, integration_ids: Mapping[str, int]) -> BulkFilter:
         return BulkFilter(
             integration=self.integration if self.integration in integration_ids else None,
-            states=self.states or (PostingState.FAILED,), since=self.since, until=self.until,
-            error_group_id=self.error_group, document_ids=self.documents or None)
+            states=self.states or (PostingState.FAILED,),
+            since=self.since,
+            until=self.until,
+            error_group_id=self.error_group,
+            document_ids=self.documents or None,
+        )
 
     def errors(self, integrations: Mapping[str, Any]) -> dict[str, str]:
         """Problems to show beside the fields (``response_action: errors``)."""
@@ -93,7 +96,8 @@ class BulkSelection:
         return cls(
             integration=selected("integration") or None,
             states=states or (PostingState.FAILED,),
-            since=day("since"), until=day("until"),
+            since=day("since"),
+            until=day("until"),
             error_group=int(group) if group and group.isdigit() else None,
             documents=tuple(int(d) for d in many("documents") if d.isdigit()),
             channel=str(meta.get("channel") or ""),
@@ -113,72 +117,135 @@ def _option(text: str, value: str) -> Option:
     return Option(text=PlainTextObject(text=text[:75]), value=value[:150])
 
 
-def bulk_modal(sel: BulkSelection, count: int, documents: Sequence[Any],
-               integrations: Sequence[str], groups: Sequence[Any]) -> dict[str, Any]:
+def bulk_modal(
+    sel: BulkSelection,
+    count: int,
+    documents: Sequence[Any],
+    integrations: Sequence[str],
+    groups: Sequence[Any],
+) -> dict[str, Any]:
     """The modal: the count, the fields that narrow it, the first 100 documents, confirm."""
     narrowing = CommandAction.BULK_FILTER.value
     integ_options = [_option(n, n) for n in integrations[:100]]
     state_options = [_option(s.value.replace("_", " "), s.value) for s in STATE_CHOICES]
-    group_options = [_option(f"{g.group_id}: {g.title}"[:75], str(g.group_id))
-                     for g in groups[:100]]
-    doc_options = [_option(f"{d.kind} {d.external_id}"[:75], str(d.id))
-                   for d in documents[:SHOWN_DOCUMENTS]]
+    group_options = [_option(f"{g.group_id}: {g.title}"[:75], str(g.group_id)) for g in groups[:100]]
+    doc_options = [_option(f"{d.kind} {d.external_id}"[:75], str(d.id)) for d in documents[:SHOWN_DOCUMENTS]]
     blocks: list[Any] = [
-        SectionBlock(text=MarkdownTextObject(text=(
-            f"*{count:,} document{'s' if count != 1 else ''}* will be resynced: unpaid bills "
-            "get their invoice posting sent again, paid bills their invoice and payment "
-            "postings. Booked vouchers are never touched."))),
-        InputBlock(block_id="integration", label="Integration", optional=True,
-                   dispatch_action=True, element=StaticSelectElement(
-                       action_id=narrowing, placeholder="All integrations",
-                       options=integ_options or [_option("none", "-")],
-                       initial_option=next((o for o in integ_options
-                                            if o.value == sel.integration), None))),
-        InputBlock(block_id="states", label="Postings that are", dispatch_action=True,
-                   element=StaticMultiSelectElement(
-                       action_id=narrowing, options=state_options,
-                       initial_options=[o for o in state_options if o.value in sel.states]
-                       or None)),
-        InputBlock(block_id="since", label="Documents dated from", optional=True,
-                   dispatch_action=True, element=DatePickerElement(
-                       action_id=narrowing,
-                       initial_date=sel.since.isoformat() if sel.since else None)),
-        InputBlock(block_id="until", label="Documents dated until", optional=True,
-                   dispatch_action=True, element=DatePickerElement(
-                       action_id=narrowing,
-                       initial_date=sel.until.isoformat() if sel.until else None)),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=(
+                    f"*{count:,} document{'s' if count != 1 else ''}* will be resynced: unpaid bills "
+                    "get their invoice posting sent again, paid bills their invoice and payment "
+                    "postings. Booked vouchers are never touched."
+                )
+            )
+        ),
+        InputBlock(
+            block_id="integration",
+            label="Integration",
+            optional=True,
+            dispatch_action=True,
+            element=StaticSelectElement(
+                action_id=narrowing,
+                placeholder="All integrations",
+                options=integ_options or [_option("none", "-")],
+                initial_option=next((o for o in integ_options if o.value == sel.integration), None),
+            ),
+        ),
+        InputBlock(
+            block_id="states",
+            label="Postings that are",
+            dispatch_action=True,
+            element=StaticMultiSelectElement(
+                action_id=narrowing,
+                options=state_options,
+                initial_options=[o for o in state_options if o.value in sel.states] or None,
+            ),
+        ),
+        InputBlock(
+            block_id="since",
+            label="Documents dated from",
+            optional=True,
+            dispatch_action=True,
+            element=DatePickerElement(
+                action_id=narrowing, initial_date=sel.since.isoformat() if sel.since else None
+            ),
+        ),
+        InputBlock(
+            block_id="until",
+            label="Documents dated until",
+            optional=True,
+            dispatch_action=True,
+            element=DatePickerElement(
+                action_id=narrowing, initial_date=sel.until.isoformat() if sel.until else None
+            ),
+        ),
     ]
     if group_options:
-        blocks.append(InputBlock(
-            block_id="group", label="Error group", optional=True, dispatch_action=True,
-            element=StaticSelectElement(
-                action_id=narrowing, placeholder="Any error", options=group_options,
-                initial_option=next((o for o in group_options
-                                     if o.value == str(sel.error_group)), None))))
+        blocks.append(
+            InputBlock(
+                block_id="group",
+                label="Error group",
+                optional=True,
+                dispatch_action=True,
+                element=StaticSelectElement(
+                    action_id=narrowing,
+                    placeholder="Any error",
+                    options=group_options,
+                    initial_option=next((o for o in group_options if o.value == str(sel.error_group)), None),
+                ),
+            )
+        )
     if doc_options:
-        blocks.append(InputBlock(
-            block_id="documents", label=f"Only these (first {len(doc_options)} shown)",
-            optional=True, element=StaticMultiSelectElement(
-                action_id="documents", placeholder="All of them", options=doc_options)))
-    blocks.append(InputBlock(
-        block_id="confirm", label="Confirm", element=CheckboxesElement(
-            action_id="confirm", options=[_option(f"Resync these {count:,} documents", "yes")])))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text="Progress is shown in the channel as the postings are queued.")]))
-    view = View(type="modal", callback_id=BULK_CALLBACK,
-                title=PlainTextObject(text="Resync in bulk"),
-                submit=PlainTextObject(text="Resync"), close=PlainTextObject(text="Cancel"),
-                private_metadata=json.dumps({"channel": sel.channel}), blocks=blocks)
+        blocks.append(
+            InputBlock(
+                block_id="documents",
+                label=f"Only these (first {len(doc_options)} shown)",
+                optional=True,
+                element=StaticMultiSelectElement(
+                    action_id="documents", placeholder="All of them", options=doc_options
+                ),
+            )
+        )
+    blocks.append(
+        InputBlock(
+            block_id="confirm",
+            label="Confirm",
+            element=CheckboxesElement(
+                action_id="confirm", options=[_option(f"Resync these {count:,} documents", "yes")]
+            ),
+        )
+    )
+    blocks.append(
+        ContextBlock(
+            elements=[MarkdownTextObject(text="Progress is shown in the channel as the postings are queued.")]
+        )
+    )
+    view = View(
+        type="modal",
+        callback_id=BULK_CALLBACK,
+        title=PlainTextObject(text="Resync in bulk"),
+        submit=PlainTextObject(text="Resync"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=json.dumps({"channel": sel.channel}),
+        blocks=blocks,
+    )
     return view.to_dict()
 
 
 def progress_message(result: BulkResult, total: int, user: str, *, done: bool) -> SlackBody:
-    """"412 / 1,000 queued, 3 refused", updated in place until done."""
-    head = ":white_check_mark: *Bulk resync done*" if done else \
-        ":arrows_counterclockwise: *Bulk resync running*"
-    line = (f"{head} — asked by {mention(user)}\n{result.documents:,} / {total:,} documents, "
-            f"{result.queued:,} postings queued, {result.refused:,} refused "
-            "(already queued, in flight or booked)")
-    return finish(escape(f"Bulk resync: {result.documents} / {total} documents") if not done
-                  else f"Bulk resync done: {result.queued} postings queued", [section(line)])
-
+    """ "412 / 1,000 queued, 3 refused", updated in place until done."""
+    head = (
+        ":white_check_mark: *Bulk resync done*" if done else ":arrows_counterclockwise: *Bulk resync running*"
+    )
+    line = (
+        f"{head} — asked by {mention(user)}\n{result.documents:,} / {total:,} documents, "
+        f"{result.queued:,} postings queued, {result.refused:,} refused "
+        "(already queued, in flight or booked)"
+    )
+    return finish(
+        escape(f"Bulk resync: {result.documents} / {total} documents")
+        if not done
+        else f"Bulk resync done: {result.queued} postings queued",
+        [section(line)],
+    )

@@ -43,24 +43,28 @@ class CommandAction(StrEnum):
 
 
 def _count_line(st: IntegrationStatus) -> str:
-    parts = [f"synced today *{st.synced_today}*",
-             f"waiting *{st.counts.get('waiting', 0)}*",
-             f"queued *{st.counts.get('pending', 0) + st.counts.get('retrying', 0)}*",
-             f"in flight *{st.counts.get('in_flight', 0)}*",
-             f"failed *{st.counts.get('failed', 0)}*",
-             f"booked *{st.counts.get('booked', 0)}*"]
+    parts = [
+        f"synced today *{st.synced_today}*",
+        f"waiting *{st.counts.get('waiting', 0)}*",
+        f"queued *{st.counts.get('pending', 0) + st.counts.get('retrying', 0)}*",
+        f"in flight *{st.counts.get('in_flight', 0)}*",
+        f"failed *{st.counts.get('failed', 0)}*",
+        f"booked *{st.counts.get('booked', 0)}*",
+    ]
     return " · ".join(parts)
 
 
 def _integration_head(st: IntegrationStatus) -> str:
     paused = " :double_vertical_bar: *paused*" if st.paused else ""
-    groups = f" · {st.open_groups} open error group{'s' if st.open_groups != 1 else ''}" \
-        if st.open_groups else ""
+    groups = (
+        f" · {st.open_groups} open error group{'s' if st.open_groups != 1 else ''}" if st.open_groups else ""
+    )
     return f"*{escape(st.name)}* ({escape(st.kind)}){paused}{groups}\n{_count_line(st)}"
 
 
-def status_answer(statuses: Sequence[IntegrationStatus],
-                  mappings: dict[str, list[tuple[str, str, MappingSource]]]) -> SlackBody:
+def status_answer(
+    statuses: Sequence[IntegrationStatus], mappings: dict[str, list[tuple[str, str, MappingSource]]]
+) -> SlackBody:
     """``/ledger status``: per integration counts, paused, open groups, where mappings come from."""
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Ledger status"))]
     for st in statuses[:20]:
@@ -72,33 +76,45 @@ def status_answer(statuses: Sequence[IntegrationStatus],
             blocks.append(context(f"Mappings set in Slack (win over ledgerops.toml): {lines}{more}"))
     if not statuses:
         blocks.append(section("No integrations are configured."))
-    text = "; ".join(f"{s.name}: {s.counts.get('failed', 0)} failed" for s in statuses) \
-        or "No integrations"
+    text = "; ".join(f"{s.name}: {s.counts.get('failed', 0)} failed" for s in statuses) or "No integrations"
     return finish(f"Ledger status — {text}", blocks)
 
 
-def attention_answer(groups: Sequence[AttentionGroup], page: int = 1,
-                     can_change: bool = True) -> SlackBody:
+def attention_answer(groups: Sequence[AttentionGroup], page: int = 1, can_change: bool = True) -> SlackBody:
     """``/ledger attention``: what needs a person, grouped by error, each with its buttons."""
     if not groups:
-        return finish("Nothing needs attention.",
-                      [section(":white_check_mark: Nothing needs a person right now.")])
+        return finish(
+            "Nothing needs attention.", [section(":white_check_mark: Nothing needs a person right now.")]
+        )
     pages = max(1, -(-len(groups) // GROUPS_PER_PAGE))
     page = min(max(page, 1), pages)
-    shown = groups[(page - 1) * GROUPS_PER_PAGE: page * GROUPS_PER_PAGE]
+    shown = groups[(page - 1) * GROUPS_PER_PAGE : page * GROUPS_PER_PAGE]
     total = sum(g.failed for g in groups)
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(
-        text=f"Needs attention: {total} posting{'s' if total != 1 else ''}"))]
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=f"Needs attention: {total} posting{'s' if total != 1 else ''}"))
+    ]
     for g in shown:
         docs = ", ".join(f"{escape(k)} {escape(i)}" for _, k, i in g.documents)
         more = f" and {g.failed - len(g.documents)} more" if g.failed > len(g.documents) else ""
-        blocks.append(section(
-            f"*{g.failed} posting{'s' if g.failed != 1 else ''}* in *{escape(g.integration)}*: "
-            f"`{escape(g.code)}` (group {g.group_id})\n{quote(g.title, 1500)}\n{docs}{more}"))
+        blocks.append(
+            section(
+                f"*{g.failed} posting{'s' if g.failed != 1 else ''}* in *{escape(g.integration)}*: "
+                f"`{escape(g.code)}` (group {g.group_id})\n{quote(g.title, 1500)}\n{docs}{more}"
+            )
+        )
         if can_change:
-            blocks.append(ActionsBlock(elements=[
-                button(f"Resync all {g.failed}", ActionId.RESYNC_GROUP,
-                       button_value(group=g.group_id), style="primary")]))
+            blocks.append(
+                ActionsBlock(
+                    elements=[
+                        button(
+                            f"Resync all {g.failed}",
+                            ActionId.RESYNC_GROUP,
+                            button_value(group=g.group_id),
+                            style="primary",
+                        )
+                    ]
+                )
+            )
         blocks.append(context(f"first seen {when(g.first_seen)} · last seen {when(g.last_seen)}"))
     blocks.extend(_pager("attention", page, pages))
     return finish(f"{total} postings need attention", blocks)
@@ -109,11 +125,21 @@ def _pager(command: str, page: int, pages: int) -> list[Block]:
         return []
     nav = []
     if page > 1:
-        nav.append(button("Previous", CommandAction.PAGE,  # type: ignore[arg-type]
-                          button_value(page=page - 1, cmd=command)))
+        nav.append(
+            button(
+                "Previous",
+                CommandAction.PAGE,  # type: ignore[arg-type]
+                button_value(page=page - 1, cmd=command),
+            )
+        )
     if page < pages:
-        nav.append(button("Next", CommandAction.PAGE,  # type: ignore[arg-type]
-                          button_value(page=page + 1, cmd=command)))
+        nav.append(
+            button(
+                "Next",
+                CommandAction.PAGE,  # type: ignore[arg-type]
+                button_value(page=page + 1, cmd=command),
+            )
+        )
     return [context(f"Page {page} of {pages}"), ActionsBlock(elements=nav)]
 
 
@@ -123,8 +149,7 @@ def queue_answer(queues: Sequence[CompanyQueue], jobs: Sequence[object], now: da
     if not queues:
         blocks.append(section("Nothing is queued."))
     for q in queues[:30]:
-        line = (f"*{escape(q.company)}*: {q.queued} queued, {q.in_flight} in flight, "
-                f"{q.retrying} retrying")
+        line = f"*{escape(q.company)}*: {q.queued} queued, {q.in_flight} in flight, {q.retrying} retrying"
         if q.queued_since:
             line += f" · queued since {when(q.queued_since)}"
         if q.next_retry_at:
@@ -136,8 +161,7 @@ def queue_answer(queues: Sequence[CompanyQueue], jobs: Sequence[object], now: da
         blocks.append(DividerBlock())
         lines = []
         for job in jobs:
-            last = f"last {when(job.last_run)}: {escape(job.last_result)}" if job.last_run \
-                else "not run yet"  # type: ignore[attr-defined]
+            last = f"last {when(job.last_run)}: {escape(job.last_result)}" if job.last_run else "not run yet"  # type: ignore[attr-defined]
             nxt = f" · next {when(job.next_run)}" if job.next_run else ""  # type: ignore[attr-defined]
             lines.append(f"• *{escape(job.description)}* — {last}{nxt}")  # type: ignore[attr-defined]
         blocks.append(section("*Scheduled jobs*\n" + "\n".join(lines)))
@@ -147,17 +171,22 @@ def queue_answer(queues: Sequence[CompanyQueue], jobs: Sequence[object], now: da
 def help_answer(command: str, usage: dict[str, str], topic: str | None = None) -> SlackBody:
     """``/ledger help``: every subcommand and what it does."""
     lines = [f"`{command} {line}`" for key, line in usage.items() if topic in (None, key)]
-    return finish(f"{command} help", [section("*What you can ask*\n" + "\n".join(lines)),
-                                      context("Changing commands need permission; "
-                                              "reading ones are open to the channel.")])
+    return finish(
+        f"{command} help",
+        [
+            section("*What you can ask*\n" + "\n".join(lines)),
+            context("Changing commands need permission; reading ones are open to the channel."),
+        ],
+    )
 
 
 def usage_answer(command: str, problem: str, usage: str) -> SlackBody:
     """An input we could not read: what was wrong and how to write it. Nothing changed."""
     lines = "\n".join(f"`{command} {u.strip()}`" for u in usage.split(";"))
-    return finish(f"{problem}. Usage: {usage}",
-                  [section(f":warning: {escape(problem)}. Nothing was changed."),
-                   section(f"*Usage*\n{lines}")])
+    return finish(
+        f"{problem}. Usage: {usage}",
+        [section(f":warning: {escape(problem)}. Nothing was changed."), section(f"*Usage*\n{lines}")],
+    )
 
 
 def note(text: str) -> SlackBody:
@@ -165,8 +194,9 @@ def note(text: str) -> SlackBody:
     return finish(text, [section(text)])
 
 
-def home_view(statuses: Sequence[IntegrationStatus], groups: Sequence[AttentionGroup],
-              can_change: bool) -> dict[str, object]:
+def home_view(
+    statuses: Sequence[IntegrationStatus], groups: Sequence[AttentionGroup], can_change: bool
+) -> dict[str, object]:
     """The App Home tab: status per integration with pause/resume, then what needs attention."""
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="ledgerops"))]
     for st in statuses[:15]:
@@ -178,11 +208,18 @@ def home_view(statuses: Sequence[IntegrationStatus], groups: Sequence[AttentionG
                 CommandAction.RESUME if paused else CommandAction.PAUSE,  # type: ignore[arg-type]
                 button_value(integration=st.name),
                 style="primary" if paused else None,
-                confirm=None if paused else ConfirmObject(
+                confirm=None
+                if paused
+                else ConfirmObject(
                     title="Pause transfers?",
-                    text=MarkdownTextObject(text=f"Nothing is sent to *{escape(st.name)}* until "
-                                                 "it is resumed. Nothing queued is lost."),
-                    confirm="Pause", deny="Cancel"))
+                    text=MarkdownTextObject(
+                        text=f"Nothing is sent to *{escape(st.name)}* until "
+                        "it is resumed. Nothing queued is lost."
+                    ),
+                    confirm="Pause",
+                    deny="Cancel",
+                ),
+            )
         blocks.append(sec)
     blocks.append(DividerBlock())
     attention = attention_answer(groups, 1, can_change)
@@ -190,4 +227,3 @@ def home_view(statuses: Sequence[IntegrationStatus], groups: Sequence[AttentionG
     blocks.append(section(f"*Needs attention* — {sum(g.failed for g in groups)} postings"))
     view_blocks = [b.to_dict() for b in blocks] + body
     return {"type": "home", "blocks": view_blocks[:100]}
-

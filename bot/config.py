@@ -36,8 +36,9 @@ class Environment(BaseSettings):
     ledgerops_ingest_token: SecretStr | None = None
     port: int = Field(default=3000, ge=1, le=65535)
 
-    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token",
-                     "ledgerops_ingest_token", mode="before")
+    @field_validator(
+        "slack_bot_token", "slack_signing_secret", "slack_app_token", "ledgerops_ingest_token", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -83,8 +84,7 @@ def load_environment(environ: dict[str, str] | None = None) -> Environment:
     try:
         if environ is None:
             return Environment()
-        lowered = {k.lower(): v for k, v in environ.items()
-                   if k.lower() in Environment.model_fields}
+        lowered = {k.lower(): v for k, v in environ.items() if k.lower() in Environment.model_fields}
         return Environment(**lowered)
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -136,8 +136,7 @@ def _where(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
     node: Any = raw
     for part in loc:
         if isinstance(part, int) and isinstance(node, list):
-            name = node[part].get("name") if part < len(node) and isinstance(node[part], dict) \
-                else None
+            name = node[part].get("name") if part < len(node) and isinstance(node[part], dict) else None
             parts[-1] = f"{parts[-1]}[{name or part}]"
             node = node[part] if part < len(node) else None
         else:

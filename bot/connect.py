@@ -46,8 +46,9 @@ _PAGE = """<!doctype html><meta charset="utf-8"><title>ledgerops</title>
 <body style="font-family:sans-serif"><h1>{title}</h1><p>{text}</p></body>"""
 
 
-async def _wait_for_code(port: int, state: str, wait_seconds: float,
-                         on_ready: Callable[[str], None]) -> tuple[str, str]:
+async def _wait_for_code(
+    port: int, state: str, wait_seconds: float, on_ready: Callable[[str], None]
+) -> tuple[str, str]:
     """Serve the callback; returns (code, redirect_uri) once the browser comes back."""
     loop = asyncio.get_running_loop()
     result: asyncio.Future[str] = loop.create_future()
@@ -56,17 +57,23 @@ async def _wait_for_code(port: int, state: str, wait_seconds: float,
         q = request.query
         if q.get("state") != state:
             # Another (old) tab: ignore it and keep waiting for ours.
-            return web.Response(status=400, content_type="text/html", text=_PAGE.format(
-                title="Unknown sign-in", text="This answer does not belong to the running "
-                "<code>connect</code> command."))
+            return web.Response(
+                status=400,
+                content_type="text/html",
+                text=_PAGE.format(
+                    title="Unknown sign-in",
+                    text="This answer does not belong to the running <code>connect</code> command.",
+                ),
+            )
         if "error" in q and not result.done():
             reason = q.get("error_description") or q["error"]
-            result.set_exception(ConnectError(
-                f"Exact Online did not authorize ledgerops: {reason}."))
+            result.set_exception(ConnectError(f"Exact Online did not authorize ledgerops: {reason}."))
         elif q.get("code") and not result.done():
             result.set_result(q["code"])
-        return web.Response(content_type="text/html", text=_PAGE.format(
-            title="Signed in", text="You can close this tab and return to the terminal."))
+        return web.Response(
+            content_type="text/html",
+            text=_PAGE.format(title="Signed in", text="You can close this tab and return to the terminal."),
+        )
 
     app = web.Application()
     app.router.add_get(CALLBACK_PATH, callback)
@@ -81,8 +88,9 @@ async def _wait_for_code(port: int, state: str, wait_seconds: float,
         try:
             code = await asyncio.wait_for(result, wait_seconds)
         except TimeoutError:
-            raise ConnectError(f"No sign-in arrived within {int(wait_seconds)} seconds; run the "
-                               "command again.") from None
+            raise ConnectError(
+                f"No sign-in arrived within {int(wait_seconds)} seconds; run the command again."
+            ) from None
         return code, redirect_uri
     finally:
         await runner.cleanup()
@@ -111,36 +119,53 @@ async def connect_exact(
         raise ConnectError(f"{cfg.name} is a {cfg.kind} integration; only exact needs connect.")
     env = dict(environ) if environ is not None else None
     client_id = resolve_secret(cfg.client_id, f"integrations[{cfg.name}].client_id", env)
-    client_secret = resolve_secret(cfg.client_secret, f"integrations[{cfg.name}].client_secret",
-                                   env)
+    client_secret = resolve_secret(cfg.client_secret, f"integrations[{cfg.name}].client_secret", env)
     if not client_id or not client_secret:
         raise ConnectError(f"integrations[{cfg.name}] needs client_id and client_secret.")
     base = (cfg.base_url or DEFAULT_BASE_URL).rstrip("/")
     state = secrets.token_urlsafe(16)
 
     def announce(redirect_uri: str) -> None:
-        query = urlencode({"client_id": client_id, "redirect_uri": redirect_uri,
-                           "response_type": "code", "state": state, "force_login": "0"})
-        open_url_printer(f"Open this address in a browser and sign in to the Exact Online "
-                         f"administration for {cfg.name}:")
+        query = urlencode(
+            {
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "state": state,
+                "force_login": "0",
+            }
+        )
+        open_url_printer(
+            f"Open this address in a browser and sign in to the Exact Online administration for {cfg.name}:"
+        )
         open_url_printer(f"{base}/api/oauth2/auth?{query}")
 
     code, redirect_uri = await _wait_for_code(port, state, wait_seconds, announce)
     async with httpx.AsyncClient(base_url=base, timeout=30.0, transport=transport) as http:
-        resp = await http.post("/api/oauth2/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "client_id": client_id, "client_secret": client_secret})
+        resp = await http.post(
+            "/api/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "client_id": client_id,
+                "client_secret": client_secret,
+            },
+        )
         if resp.status_code != 200:
             reason = _oauth_error(resp)
             raise ConnectError(f"Exact Online refused the sign-in ({reason}); nothing was stored.")
         tokens = resp.json()
-        me_resp = await http.get("/api/v1/current/Me", params={
-            "$select": "CurrentDivision,DivisionCustomerName,FullName"},
-            headers={"Authorization": f"Bearer {tokens['access_token']}",
-                     "Accept": "application/json"})
+        me_resp = await http.get(
+            "/api/v1/current/Me",
+            params={"$select": "CurrentDivision,DivisionCustomerName,FullName"},
+            headers={"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json"},
+        )
         if me_resp.status_code != 200:
-            raise ConnectError(f"Exact Online did not say which administration was chosen "
-                               f"({me_resp.status_code}); nothing was stored.")
+            raise ConnectError(
+                f"Exact Online did not say which administration was chosen "
+                f"({me_resp.status_code}); nothing was stored."
+            )
         d = me_resp.json().get("d") or {}
         me = (d.get("results") or [d])[0]
     division = int(me["CurrentDivision"])
@@ -152,14 +177,18 @@ async def connect_exact(
             f"The sign-in chose administration {division}{f' ({label})' if label else ''}, but "
             f"{cfg.name} is linked to administration {expected}. One administration per "
             "integration: sign in to that administration, or add another integration for "
-            "this one. Nothing was stored.")
-    detail = {"division": division, "administration": label,
-              "linked_at": datetime.now(UTC).isoformat(), "linked_by": me.get("FullName")}
+            "this one. Nothing was stored."
+        )
+    detail = {
+        "division": division,
+        "administration": label,
+        "linked_at": datetime.now(UTC).isoformat(),
+        "linked_by": me.get("FullName"),
+    }
     # The refresh token first: it is the one secret that cannot be had again without a person.
     await token_store.set("refresh_token", str(tokens["refresh_token"]), detail)
     await token_store.set("division", str(division), detail)
-    return (f"Linked {cfg.name} to Exact Online administration {division}"
-            f"{f' ({label})' if label else ''}.")
+    return f"Linked {cfg.name} to Exact Online administration {division}{f' ({label})' if label else ''}."
 
 
 def _oauth_error(resp: httpx.Response) -> str:

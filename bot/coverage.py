@@ -47,8 +47,9 @@ class Coverage:
             if existing:
                 await outbox.mark_changed(s, kind, existing, now)
         # "" is a change announced without its state (a sweep gave postings up): look
-        attention = {c.posting_id for c in changes
-                     if c.state in (PostingState.FAILED, PostingState.BOOKED, "")}
+        attention = {
+            c.posting_id for c in changes if c.state in (PostingState.FAILED, PostingState.BOOKED, "")
+        }
         if attention:
             await self.cover(s, attention, now)
 
@@ -57,14 +58,22 @@ class Coverage:
         ids = sorted(set(posting_ids))
         due = now + self.window
         for start in range(0, len(ids), outbox.CHUNK):
-            chunk = ids[start:start + outbox.CHUNK]
-            postings = (await s.execute(
-                select(Posting.id, Posting.state, Posting.last_error, Posting.error_group_id,
-                       Posting.integration_id).where(Posting.id.in_(chunk)).order_by(Posting.id)
-            )).all()
+            chunk = ids[start : start + outbox.CHUNK]
+            postings = (
+                await s.execute(
+                    select(
+                        Posting.id,
+                        Posting.state,
+                        Posting.last_error,
+                        Posting.error_group_id,
+                        Posting.integration_id,
+                    )
+                    .where(Posting.id.in_(chunk))
+                    .order_by(Posting.id)
+                )
+            ).all()
             own = await outbox.rows_for(s, POSTING, chunk)
-            groups = await outbox.rows_for(
-                s, GROUP, {p.error_group_id for p in postings if p.error_group_id})
+            groups = await outbox.rows_for(s, GROUP, {p.error_group_id for p in postings if p.error_group_id})
             grouped: set[int] = set()
             for p in postings:
                 channel = self.channel_of(p.integration_id)
@@ -80,8 +89,7 @@ class Coverage:
                             grouped.add(gid)
                         if mine is None:
                             continue  # the group's message shows it
-                    elif (mine is None or mine.ts is None) and \
-                            await failing_in_group(s, gid) >= 2:
+                    elif (mine is None or mine.ts is None) and await failing_in_group(s, gid) >= 2:
                         await outbox.ensure_row(s, GROUP, gid, channel, now, due)
                         grouped.add(gid)
                         continue
@@ -95,23 +103,33 @@ class Coverage:
         lost = await outbox.expire_sending(s, now)
         if lost:
             log.warning("%d Slack posts have an unknown outcome; not repeated", lost)
-        attention = (await s.scalars(select(Posting.id).where(or_(
-            Posting.state == PostingState.FAILED,
-            (Posting.state == PostingState.BOOKED) & Posting.last_error.is_not(None))))).all()
+        attention = (
+            await s.scalars(
+                select(Posting.id).where(
+                    or_(
+                        Posting.state == PostingState.FAILED,
+                        (Posting.state == PostingState.BOOKED) & Posting.last_error.is_not(None),
+                    )
+                )
+            )
+        ).all()
         await self.cover(s, attention, now)
-        stale = (await s.execute(
-            select(SlackMessage.subject_type, SlackMessage.subject_id).where(
-                SlackMessage.state == MessageState.POSTED,
-                or_(SlackMessage.subject_status.is_(None),
-                    SlackMessage.subject_status.not_in([str(x) for x in SETTLED])))
-        )).all()
+        stale = (
+            await s.execute(
+                select(SlackMessage.subject_type, SlackMessage.subject_id).where(
+                    SlackMessage.state == MessageState.POSTED,
+                    or_(
+                        SlackMessage.subject_status.is_(None),
+                        SlackMessage.subject_status.not_in([str(x) for x in SETTLED]),
+                    ),
+                )
+            )
+        ).all()
         for kind in (POSTING, GROUP, OUTAGE):
             await outbox.mark_changed(s, kind, [int(i) for t, i in stale if t == kind], now)
 
 
-async def reopen_if_settled(s: AsyncSession, row: SlackMessage, due: datetime,
-                            now: datetime) -> None:
+async def reopen_if_settled(s: AsyncSession, row: SlackMessage, due: datetime, now: datetime) -> None:
     """Its message says "synced" / "resolved" far up the channel: a new incident, a new one."""
-    if row.subject_status in SETTLED and row.state in (MessageState.POSTED,
-                                                       MessageState.TO_UPDATE):
+    if row.subject_status in SETTLED and row.state in (MessageState.POSTED, MessageState.TO_UPDATE):
         await outbox.reopen(s, row.id, due, now)

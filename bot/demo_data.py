@@ -46,23 +46,42 @@ OUTAGE_SUPPLIER = "DHL Express Denmark"
 BUSY = (PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING)
 
 
-def _bill(id_: str, supplier: tuple[int, str], amount: str, category: str, day: date, *,
-          integration: str, version: int = 1, paid: bool = False,
-          department: str | None = None, text: str | None = None) -> dict[str, Any]:
+def _bill(
+    id_: str,
+    supplier: tuple[int, str],
+    amount: str,
+    category: str,
+    day: date,
+    *,
+    integration: str,
+    version: int = 1,
+    paid: bool = False,
+    department: str | None = None,
+    text: str | None = None,
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "supplier": {"number": supplier[0], "name": supplier[1]},
-        "invoice_number": f"INV-{id_.removeprefix('B-')}", "amount": amount, "currency": "DKK",
-        "date": day.isoformat(), "due_date": (day + timedelta(days=30)).isoformat(),
-        "category": category, "approved": True,
-        "paid": {"date": (day + timedelta(days=2)).isoformat(), "amount": amount}
-        if paid else None,
+        "invoice_number": f"INV-{id_.removeprefix('B-')}",
+        "amount": amount,
+        "currency": "DKK",
+        "date": day.isoformat(),
+        "due_date": (day + timedelta(days=30)).isoformat(),
+        "category": category,
+        "approved": True,
+        "paid": {"date": (day + timedelta(days=2)).isoformat(), "amount": amount} if paid else None,
     }
     if department:
         data["department"] = department
     if text:
         data["text"] = text
-    return {"source": SOURCE, "kind": "bill", "id": id_, "version": version,
-            "integration": integration, "data": data}
+    return {
+        "source": SOURCE,
+        "kind": "bill",
+        "id": id_,
+        "version": version,
+        "integration": integration,
+        "data": data,
+    }
 
 
 def first_batch(integration: str, today: date) -> list[dict[str, Any]]:
@@ -72,42 +91,112 @@ def first_batch(integration: str, today: date) -> list[dict[str, Any]]:
     i = integration
     return [
         _bill("B-1001", (3001, "Kontorland A/S"), "1250.00", "Office supplies", d, integration=i),
-        _bill("B-1002", (3002, "Adobe Systems Software Ireland Ltd"), "449.00", "Software", d,
-              integration=i, paid=True),
-        _bill("B-1003", (3003, "Ejendomsselskabet Havnegade ApS"), "18500.00", "Rent", d,
-              integration=i, paid=True, department="Operations"),
-        _bill("B-1004", (3004, "Nordic Freight ApS"), "2310.50", "Freight", d + timedelta(days=2),
-              integration=i, department="Sales"),
-        _bill("B-1005", (3005, "SAS Scandinavian Airlines"), "3890.00", "Travel",
-              d + timedelta(days=3), integration=i, text="Flights Copenhagen-Oslo, sales visit"),
+        _bill(
+            "B-1002",
+            (3002, "Adobe Systems Software Ireland Ltd"),
+            "449.00",
+            "Software",
+            d,
+            integration=i,
+            paid=True,
+        ),
+        _bill(
+            "B-1003",
+            (3003, "Ejendomsselskabet Havnegade ApS"),
+            "18500.00",
+            "Rent",
+            d,
+            integration=i,
+            paid=True,
+            department="Operations",
+        ),
+        _bill(
+            "B-1004",
+            (3004, "Nordic Freight ApS"),
+            "2310.50",
+            "Freight",
+            d + timedelta(days=2),
+            integration=i,
+            department="Sales",
+        ),
+        _bill(
+            "B-1005",
+            (3005, "SAS Scandinavian Airlines"),
+            "3890.00",
+            "Travel",
+            d + timedelta(days=3),
+            integration=i,
+            text="Flights Copenhagen-Oslo, sales visit",
+        ),
         _bill("B-1006", (3006, "DSB"), "612.00", "Travel", d + timedelta(days=4), integration=i),
         # A supplier name that would ping the whole channel if the bot did not escape it.
-        _bill("B-1007", (3007, "Kantine & Co <!channel>"), "1875.00", "Catering",
-              d + timedelta(days=4), integration=i, paid=True),
-        _bill(BOOKED_BILL, (3001, "Kontorland A/S"), "980.00", "Office supplies",
-              d + timedelta(days=5), integration=i),
-        {"source": PAYROLL_SOURCE, "kind": "payroll_run", "id": f"PR-{month}", "version": 1,
-         "integration": i, "data": {
-             "run": f"PR-{month}", "date": (d + timedelta(days=6)).isoformat(),
-             "company_is_test": False, "lines": [
-                 {"account": "4000", "amount": "96000.00", "period": month, "text": "Salaries"},
-                 {"account": "4020", "amount": "11520.00", "period": month, "text": "Pension"},
-                 {"account": "6900", "amount": "-107520.00", "period": month,
-                  "text": "Payroll liabilities"},
-                 # A correction of last month's holiday pay, booked in the month it concerns.
-                 {"account": "4010", "amount": "1200.00", "period": last,
-                  "text": "Holiday pay correction"},
-                 {"account": "6900", "amount": "-1200.00", "period": last,
-                  "text": "Holiday pay correction"},
-             ]}},
+        _bill(
+            "B-1007",
+            (3007, "Kantine & Co <!channel>"),
+            "1875.00",
+            "Catering",
+            d + timedelta(days=4),
+            integration=i,
+            paid=True,
+        ),
+        _bill(
+            BOOKED_BILL,
+            (3001, "Kontorland A/S"),
+            "980.00",
+            "Office supplies",
+            d + timedelta(days=5),
+            integration=i,
+        ),
+        {
+            "source": PAYROLL_SOURCE,
+            "kind": "payroll_run",
+            "id": f"PR-{month}",
+            "version": 1,
+            "integration": i,
+            "data": {
+                "run": f"PR-{month}",
+                "date": (d + timedelta(days=6)).isoformat(),
+                "company_is_test": False,
+                "lines": [
+                    {"account": "4000", "amount": "96000.00", "period": month, "text": "Salaries"},
+                    {"account": "4020", "amount": "11520.00", "period": month, "text": "Pension"},
+                    {
+                        "account": "6900",
+                        "amount": "-107520.00",
+                        "period": month,
+                        "text": "Payroll liabilities",
+                    },
+                    # A correction of last month's holiday pay, booked in the month it concerns.
+                    {
+                        "account": "4010",
+                        "amount": "1200.00",
+                        "period": last,
+                        "text": "Holiday pay correction",
+                    },
+                    {
+                        "account": "6900",
+                        "amount": "-1200.00",
+                        "period": last,
+                        "text": "Holiday pay correction",
+                    },
+                ],
+            },
+        },
     ]
 
 
 class DemoScript:
     """Plays the demo against a running runtime (its worker must be running)."""
 
-    def __init__(self, runtime: Runtime, integration: str, *, today: date | None = None,
-                 step_timeout: float = 120.0, poll_seconds: float = 0.1):
+    def __init__(
+        self,
+        runtime: Runtime,
+        integration: str,
+        *,
+        today: date | None = None,
+        step_timeout: float = 120.0,
+        poll_seconds: float = 0.1,
+    ):
         self.runtime = runtime
         self.integration = integration
         self.today = today or date.today()
@@ -129,10 +218,14 @@ class DemoScript:
         if not self.finished.is_set():
             return self.step
         if self.ledger.switches.outage:
-            return (f"The ledger is unreachable on purpose, so {OUTAGE_SUPPLIER}'s bill failed. "
-                    "Make it reachable, then press Resync invoice posting on that message.")
-        return ("Demo ready: map a category with /ledger map, book a voucher, or make the ledger "
-                "slow or unreachable and watch the channel.")
+            return (
+                f"The ledger is unreachable on purpose, so {OUTAGE_SUPPLIER}'s bill failed. "
+                "Make it reachable, then press Resync invoice posting on that message."
+            )
+        return (
+            "Demo ready: map a category with /ledger map, book a voucher, or make the ledger "
+            "slow or unreachable and watch the channel."
+        )
 
     def start(self) -> asyncio.Task[None]:
         """Run the script in the background."""
@@ -166,23 +259,55 @@ class DemoScript:
         self.step = "Booking a voucher in the ledger, then the supplier changes that bill…"
         ref = await self.external_ref(SOURCE, "bill", BOOKED_BILL, "invoice")
         self.ledger.book(ref)
-        await self.ingest([_bill(BOOKED_BILL, (3001, "Kontorland A/S"), "1080.00",
-                                 "Office supplies", self.today.replace(day=1) + timedelta(days=5),
-                                 integration=i, version=2)])
+        await self.ingest(
+            [
+                _bill(
+                    BOOKED_BILL,
+                    (3001, "Kontorland A/S"),
+                    "1080.00",
+                    "Office supplies",
+                    self.today.replace(day=1) + timedelta(days=5),
+                    integration=i,
+                    version=2,
+                )
+            ]
+        )
         await self.until(self.settled, "the changed bill to reach the booked voucher")
 
         self.step = "The ledger answers 503 once: the next bill syncs on its retry…"
         self.ledger.switches.fail_next = 1
-        await self.ingest([_bill(RETRY_BILL, (3008, "Telenor A/S"), "399.00", "Software",
-                                 self.today.replace(day=1) + timedelta(days=7), integration=i)])
+        await self.ingest(
+            [
+                _bill(
+                    RETRY_BILL,
+                    (3008, "Telenor A/S"),
+                    "399.00",
+                    "Software",
+                    self.today.replace(day=1) + timedelta(days=7),
+                    integration=i,
+                )
+            ]
+        )
         await self.until(self.settled, "the retried bill")
 
         self.step = "The ledger is now unreachable: the next bill retries, then gives up…"
         self.ledger.switches.outage = True
-        await self.ingest([_bill(OUTAGE_BILL, (3009, OUTAGE_SUPPLIER), "1495.00", "Freight",
-                                 self.today.replace(day=1) + timedelta(days=8), integration=i)])
-        await self.until(lambda: self.state_is(SOURCE, "bill", OUTAGE_BILL, "invoice",
-                                                PostingState.FAILED), "the outage bill to fail")
+        await self.ingest(
+            [
+                _bill(
+                    OUTAGE_BILL,
+                    (3009, OUTAGE_SUPPLIER),
+                    "1495.00",
+                    "Freight",
+                    self.today.replace(day=1) + timedelta(days=8),
+                    integration=i,
+                )
+            ]
+        )
+        await self.until(
+            lambda: self.state_is(SOURCE, "bill", OUTAGE_BILL, "invoice", PostingState.FAILED),
+            "the outage bill to fail",
+        )
 
     # -- helpers ----------------------------------------------------------------------------
     async def ingest(self, events: list[dict[str, Any]]) -> None:
@@ -204,27 +329,39 @@ class DemoScript:
     async def settled(self) -> bool:
         """Nothing of the integration is queued, in flight or retrying."""
         async with self.runtime.db.sessions() as s:
-            busy = await s.scalar(select(func.count()).select_from(Posting).where(
-                Posting.integration_id == self.runtime.engine.integration_ids[self.integration],
-                Posting.state.in_([str(b) for b in BUSY])))
+            busy = await s.scalar(
+                select(func.count())
+                .select_from(Posting)
+                .where(
+                    Posting.integration_id == self.runtime.engine.integration_ids[self.integration],
+                    Posting.state.in_([str(b) for b in BUSY]),
+                )
+            )
         return not busy
 
-    async def _posting(self, source: str, kind: str, external_id: str,
-                       posting_kind: str) -> Posting | None:
+    async def _posting(self, source: str, kind: str, external_id: str, posting_kind: str) -> Posting | None:
         async with self.runtime.db.sessions() as s:
-            return (await s.scalars(
-                select(Posting).join(Document, Document.id == Posting.document_id).where(
-                    Document.source == source, Document.kind == kind,
-                    Document.external_id == external_id, Posting.kind == posting_kind))).first()
+            return (
+                await s.scalars(
+                    select(Posting)
+                    .join(Document, Document.id == Posting.document_id)
+                    .where(
+                        Document.source == source,
+                        Document.kind == kind,
+                        Document.external_id == external_id,
+                        Posting.kind == posting_kind,
+                    )
+                )
+            ).first()
 
-    async def state_is(self, source: str, kind: str, external_id: str, posting_kind: str,
-                       state: PostingState) -> bool:
+    async def state_is(
+        self, source: str, kind: str, external_id: str, posting_kind: str, state: PostingState
+    ) -> bool:
         """Whether a document's posting is in ``state`` now."""
         p = await self._posting(source, kind, external_id, posting_kind)
         return p is not None and p.state == state
 
-    async def external_ref(self, source: str, kind: str, external_id: str,
-                           posting_kind: str) -> str:
+    async def external_ref(self, source: str, kind: str, external_id: str, posting_kind: str) -> str:
         """The voucher a document's posting got in the ledger."""
         p = await self._posting(source, kind, external_id, posting_kind)
         if p is None or not p.external_ref:

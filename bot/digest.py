@@ -25,8 +25,7 @@ from storage.states import PostingState
 
 DIGEST_JOB = "digest"
 QUOTA_JOB = "quota_reset"
-NOT_YET_SENT = (PostingState.WAITING, PostingState.PENDING, PostingState.IN_FLIGHT,
-                PostingState.RETRYING)
+NOT_YET_SENT = (PostingState.WAITING, PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING)
 
 
 def local_day(now: datetime) -> str:
@@ -34,16 +33,15 @@ def local_day(now: datetime) -> str:
     return now.astimezone().date().isoformat()
 
 
-async def post_digest(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> (
-    Digest | None
-):
+async def post_digest(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> Digest | None:
     """Claim today's digest and queue it; ``None`` when another run (or replica) has it."""
     day = local_day(now)
     run_id = await s.run_sync(lambda ss: claim_job_run(ss, DIGEST_JOB, day, holder, now))
     if run_id is None:
         return None
-    previous = await s.scalar(select(func.max(JobRun.ran_at)).where(
-        JobRun.job == DIGEST_JOB, JobRun.id != run_id))
+    previous = await s.scalar(
+        select(func.max(JobRun.ran_at)).where(JobRun.job == DIGEST_JOB, JobRun.id != run_id)
+    )
     digest = await build_digest(s, day, previous or now - timedelta(hours=24), now)
     run = await s.get(JobRun, run_id)
     assert run is not None
@@ -55,46 +53,89 @@ async def post_digest(s: AsyncSession, now: datetime, holder: str, channel: str 
 
 async def build_digest(s: AsyncSession, day: str, since: datetime, now: datetime) -> Digest:
     """Synced since ``since``; failed and waiting now; open error groups; paused integrations."""
-    synced = dict((await s.execute(
-        select(Posting.integration_id, func.count())
-        .where(Posting.state == PostingState.SYNCED, Posting.updated_at > since)
-        .group_by(Posting.integration_id))).all())
-    failed = dict((await s.execute(
-        select(Posting.integration_id, func.count())
-        .where(Posting.state == PostingState.FAILED).group_by(Posting.integration_id))).all())
-    waiting = dict((await s.execute(
-        select(Posting.integration_id, func.count())
-        .where(Posting.state.in_(NOT_YET_SENT)).group_by(Posting.integration_id))).all())
+    synced = dict(
+        (
+            await s.execute(
+                select(Posting.integration_id, func.count())
+                .where(Posting.state == PostingState.SYNCED, Posting.updated_at > since)
+                .group_by(Posting.integration_id)
+            )
+        ).all()
+    )
+    failed = dict(
+        (
+            await s.execute(
+                select(Posting.integration_id, func.count())
+                .where(Posting.state == PostingState.FAILED)
+                .group_by(Posting.integration_id)
+            )
+        ).all()
+    )
+    waiting = dict(
+        (
+            await s.execute(
+                select(Posting.integration_id, func.count())
+                .where(Posting.state.in_(NOT_YET_SENT))
+                .group_by(Posting.integration_id)
+            )
+        ).all()
+    )
     lines = tuple(
-        IntegrationDay(name=i.name, kind=i.kind, paused=bool(i.paused),
-                       synced=int(synced.get(i.id, 0)), failed=int(failed.get(i.id, 0)),
-                       waiting=int(waiting.get(i.id, 0)))
-        for i in (await s.scalars(select(Integration).order_by(Integration.name))).all())
+        IntegrationDay(
+            name=i.name,
+            kind=i.kind,
+            paused=bool(i.paused),
+            synced=int(synced.get(i.id, 0)),
+            failed=int(failed.get(i.id, 0)),
+            waiting=int(waiting.get(i.id, 0)),
+        )
+        for i in (await s.scalars(select(Integration).order_by(Integration.name))).all()
+    )
     failing = func.count(Posting.id)
-    open_groups = (await s.execute(
-        select(ErrorGroup.id, ErrorGroup.title, Integration.name, failing)
-        .join(Integration, Integration.id == ErrorGroup.integration_id)
-        .join(Posting, Posting.error_group_id == ErrorGroup.id)
-        .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
-        .group_by(ErrorGroup.id, ErrorGroup.title, Integration.name)
-        .order_by(failing.desc(), ErrorGroup.id))).all()
+    open_groups = (
+        await s.execute(
+            select(ErrorGroup.id, ErrorGroup.title, Integration.name, failing)
+            .join(Integration, Integration.id == ErrorGroup.integration_id)
+            .join(Posting, Posting.error_group_id == ErrorGroup.id)
+            .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
+            .group_by(ErrorGroup.id, ErrorGroup.title, Integration.name)
+            .order_by(failing.desc(), ErrorGroup.id)
+        )
+    ).all()
     groups = []
     for gid, title, integration, n in open_groups[:DIGEST_GROUPS]:
-        kinds = frozenset((await s.scalars(
-            select(Document.kind).distinct().join(Posting, Posting.document_id == Document.id)
-            .where(Posting.error_group_id == gid, Posting.state == PostingState.FAILED)
-        )).all()) or frozenset({"document"})
-        groups.append(OpenGroup(group_id=gid, integration=integration, title=title,
-                                failing=int(n), noun=plural(kinds, int(n))))
-    totals = {"synced": sum(i.synced for i in lines), "failed": sum(i.failed for i in lines),
-              "waiting": sum(i.waiting for i in lines)}
-    return Digest(day=day, since=since, until=now, integrations=lines, groups=tuple(groups),
-                  more_groups=max(0, len(open_groups) - DIGEST_GROUPS), totals=totals)
+        kinds = frozenset(
+            (
+                await s.scalars(
+                    select(Document.kind)
+                    .distinct()
+                    .join(Posting, Posting.document_id == Document.id)
+                    .where(Posting.error_group_id == gid, Posting.state == PostingState.FAILED)
+                )
+            ).all()
+        ) or frozenset({"document"})
+        groups.append(
+            OpenGroup(
+                group_id=gid, integration=integration, title=title, failing=int(n), noun=plural(kinds, int(n))
+            )
+        )
+    totals = {
+        "synced": sum(i.synced for i in lines),
+        "failed": sum(i.failed for i in lines),
+        "waiting": sum(i.waiting for i in lines),
+    }
+    return Digest(
+        day=day,
+        since=since,
+        until=now,
+        integrations=lines,
+        groups=tuple(groups),
+        more_groups=max(0, len(open_groups) - DIGEST_GROUPS),
+        totals=totals,
+    )
 
 
-async def reset_quota(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> (
-    int | None
-):
+async def reset_quota(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> int | None:
     """Once a month: resume quota-blocked postings and tell the channel how many.
 
     ``None`` when this month's reset already ran (here or on another replica).
@@ -120,6 +161,5 @@ async def load_job_message(s: AsyncSession, run_id: int) -> SlackBody | None:
     if run.job == DIGEST_JOB:
         return digest_message(Digest.from_detail(run.detail))
     if run.job == QUOTA_JOB:
-        return quota_message(QuotaNotice(month=run.detail["month"],
-                                         resumed=int(run.detail["resumed"])))
+        return quota_message(QuotaNotice(month=run.detail["month"], resumed=int(run.detail["resumed"])))
     return None

@@ -147,8 +147,15 @@ class GroupNotice:
 
     @property
     def in_progress(self) -> int:
-        return sum(self.counts.get(s, 0) for s in (PostingState.PENDING, PostingState.IN_FLIGHT,
-                                                    PostingState.RETRYING, PostingState.WAITING))
+        return sum(
+            self.counts.get(s, 0)
+            for s in (
+                PostingState.PENDING,
+                PostingState.IN_FLIGHT,
+                PostingState.RETRYING,
+                PostingState.WAITING,
+            )
+        )
 
     @property
     def status(self) -> Status:
@@ -178,6 +185,7 @@ class LogEntry:
 
 
 # -- reading a document's data -------------------------------------------------------------
+
 
 def money(amount: Any, currency: Any) -> str | None:
     """``1,250.00 DKK``; ``None`` when there is no amount."""
@@ -210,12 +218,20 @@ def document_fields(doc: DocumentFacts) -> list[tuple[str, str]]:
     d = doc.data
     if doc.kind == "bill":
         supplier = d.get("supplier") or {}
-        fields = [("Supplier", str(supplier.get("name") or "—")),
-                  ("Invoice number", str(d.get("invoice_number") or doc.external_id)),
-                  ("Amount", money(d.get("amount"), d.get("currency")) or "—")]
+        fields = [
+            ("Supplier", str(supplier.get("name") or "—")),
+            ("Invoice number", str(d.get("invoice_number") or doc.external_id)),
+            ("Amount", money(d.get("amount"), d.get("currency")) or "—"),
+        ]
         paid = d.get("paid")
-        fields.append(("Paid", f"{paid.get('date')}, {money(paid.get('amount'), d.get('currency'))}"
-                       if isinstance(paid, dict) else "Not paid"))
+        fields.append(
+            (
+                "Paid",
+                f"{paid.get('date')}, {money(paid.get('amount'), d.get('currency'))}"
+                if isinstance(paid, dict)
+                else "Not paid",
+            )
+        )
         return fields
     amount = d.get("total", d.get("amount"))
     fields = [("Document", doc.key)]

@@ -28,17 +28,27 @@ LOG_PAGE_SIZE = 15
 THREAD_ENTRIES = 10
 ENTRY_TEXT = 1500  # one entry's share, so a page stays readable
 
-_OUTCOME_ICON = {"synced": ":white_check_mark:", "failed": ":red_circle:",
-                 "retrying": ":hourglass_flowing_sand:", "booked": ":lock:",
-                 "uncertain": ":grey_question:", "refused": ":no_entry_sign:",
-                 "ok": ":ballot_box_with_check:"}
+_OUTCOME_ICON = {
+    "synced": ":white_check_mark:",
+    "failed": ":red_circle:",
+    "retrying": ":hourglass_flowing_sand:",
+    "booked": ":lock:",
+    "uncertain": ":grey_question:",
+    "refused": ":no_entry_sign:",
+    "ok": ":ballot_box_with_check:",
+}
 
-_ACTION_WORDS = {"resync": "asked for a resync", "resync_all": "asked to resync the whole group",
-                 "resync_many": "asked for a bulk resync", "ignore": "ignored a posting",
-                 "resync_invoice": "asked to resync the invoice posting",
-                 "resync_payment": "asked to resync the payment posting",
-                 "resync_posting": "asked for a resync", "resync_group": "asked to resync a group",
-                 "show_log": "opened the log"}
+_ACTION_WORDS = {
+    "resync": "asked for a resync",
+    "resync_all": "asked to resync the whole group",
+    "resync_many": "asked for a bulk resync",
+    "ignore": "ignored a posting",
+    "resync_invoice": "asked to resync the invoice posting",
+    "resync_payment": "asked to resync the payment posting",
+    "resync_posting": "asked for a resync",
+    "resync_group": "asked to resync a group",
+    "show_log": "opened the log",
+}
 
 
 def entry_text(e: LogEntry) -> str:
@@ -50,8 +60,10 @@ def entry_text(e: LogEntry) -> str:
     else:
         what = posting_label(*(e.posting or "posting").split(":", 1)) if e.posting else "posting"
         by = f" by {mention(e.actor)}" if e.actor else ""
-        head = (f"{icon} {when(e.at)} · {what} · {escape(e.trigger or 'auto')}{by} · "
-                f"{escape(e.operation or 'none')} → *{escape(e.outcome)}*")
+        head = (
+            f"{icon} {when(e.at)} · {what} · {escape(e.trigger or 'auto')}{by} · "
+            f"{escape(e.operation or 'none')} → *{escape(e.outcome)}*"
+        )
         if e.external_ref:
             head += f" · voucher {escape(e.external_ref)}"
     if e.message:
@@ -75,8 +87,14 @@ def thread_reply(entries: Sequence[LogEntry]) -> SlackBody:
     return finish(escape(text), blocks)
 
 
-def log_page(doc: DocumentFacts, integration: str, integration_id: int,
-             entries: Sequence[LogEntry], page: int, has_more: bool) -> SlackBody:
+def log_page(
+    doc: DocumentFacts,
+    integration: str,
+    integration_id: int,
+    entries: Sequence[LogEntry],
+    page: int,
+    has_more: bool,
+) -> SlackBody:
     """One page of a document's integration log, newest first, with "Older entries"."""
     title = escape(document_title(doc))
     blocks: list[Block] = [
@@ -88,11 +106,18 @@ def log_page(doc: DocumentFacts, integration: str, integration_id: int,
         blocks.append(section("Nothing has been sent for it yet."))
     blocks.extend(section(entry_text(e)) for e in entries[:LOG_PAGE_SIZE])
     if has_more:
-        blocks.append(ActionsBlock(elements=[button(
-            "Older entries", ActionId.LOG_PAGE,
-            button_value(document=doc.id, integration=integration_id, page=page + 1))]))
-    return finish(f"Integration log of {escape(document_title(doc))} ({escape(integration)})",
-                  blocks)
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    button(
+                        "Older entries",
+                        ActionId.LOG_PAGE,
+                        button_value(document=doc.id, integration=integration_id, page=page + 1),
+                    )
+                ]
+            )
+        )
+    return finish(f"Integration log of {escape(document_title(doc))} ({escape(integration)})", blocks)
 
 
 def note(text: str) -> SlackBody:
@@ -102,8 +127,7 @@ def note(text: str) -> SlackBody:
 
 def refusal(action_words: str, ask: str) -> SlackBody:
     """The ephemeral answer to someone outside the allow-list: nothing changed."""
-    return note(f":no_entry: You are not allowed to {action_words}, so nothing was changed. "
-                f"Ask {ask}.")
+    return note(f":no_entry: You are not allowed to {action_words}, so nothing was changed. Ask {ask}.")
 
 
 def outcome_note(messages: Sequence[str]) -> SlackBody:

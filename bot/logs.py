@@ -12,8 +12,7 @@ from typing import IO, Any
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # Slack tokens (bot, user, app-level, refresh ...) and bearer/basic credentials are
 # masked whatever logs them, wherever in the line they are
-_SECRET = re.compile(r"(xox[a-z]-[\w-]+|xapp-[\w-]+|(?:Bearer|Basic)\s+[^\s\"',]+)",
-                     re.IGNORECASE)
+_SECRET = re.compile(r"(xox[a-z]-[\w-]+|xapp-[\w-]+|(?:Bearer|Basic)\s+[^\s\"',]+)", re.IGNORECASE)
 # an ``extra=`` field named like a secret is never written, whatever its value looks like
 _SECRET_KEY = re.compile(r"token|secret|password|authorization|api_key|credential", re.IGNORECASE)
 REDACTED = "[redacted]"
@@ -28,8 +27,7 @@ def _clean(value: Any) -> Any:
     if isinstance(value, bool | int | float | type(None)):
         return value
     if isinstance(value, dict):
-        return {str(k): REDACTED if _SECRET_KEY.search(str(k)) else _clean(v)
-                for k, v in value.items()}
+        return {str(k): REDACTED if _SECRET_KEY.search(str(k)) else _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_clean(v) for v in value]
     return _mask(str(value))

@@ -35,19 +35,21 @@ class DatabaseFigures(Collector):
         self.queue_age: dict[str, float] = {}
 
     def collect(self) -> Iterable[Metric]:
-        postings = GaugeMetricFamily("ledgerops_postings", "Postings by integration and state",
-                                     labels=["integration", "state"])
+        postings = GaugeMetricFamily(
+            "ledgerops_postings", "Postings by integration and state", labels=["integration", "state"]
+        )
         for (integration, state), n in sorted(self.postings.items()):
             postings.add_metric([integration, state], n)
         yield postings
-        attempts = CounterMetricFamily("ledgerops_attempts", "Attempts by integration and outcome",
-                                       labels=["integration", "outcome"])
+        attempts = CounterMetricFamily(
+            "ledgerops_attempts", "Attempts by integration and outcome", labels=["integration", "outcome"]
+        )
         for (integration, outcome), n in sorted(self.attempts.items()):
             attempts.add_metric([integration, outcome], n)
         yield attempts
-        age = GaugeMetricFamily("ledgerops_queue_age_seconds",
-                                "Age of the oldest queued posting per company",
-                                labels=["company"])
+        age = GaugeMetricFamily(
+            "ledgerops_queue_age_seconds", "Age of the oldest queued posting per company", labels=["company"]
+        )
         for company, seconds in sorted(self.queue_age.items()):
             age.add_metric([company], seconds)
         yield age
@@ -61,17 +63,24 @@ class Metrics:
         self.figures = DatabaseFigures()
         self.registry.register(self.figures)
         self.sync_duration = Histogram(
-            "ledgerops_sync_duration_seconds", "Time of one attempt against the ledger",
-            ["integration", "operation"], registry=self.registry,
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-        self.slack_calls = Counter("ledgerops_slack_api_calls", "Slack Web API calls",
-                                   ["method", "result"], registry=self.registry)
-        self.slack_rate_limited = Counter("ledgerops_slack_rate_limited",
-                                          "Slack answers 429", ["method"],
-                                          registry=self.registry)
-        self.job_runs = Counter("ledgerops_scheduler_job_runs",
-                                "Scheduled job runs by result (ok / failed)",
-                                ["job", "result"], registry=self.registry)
+            "ledgerops_sync_duration_seconds",
+            "Time of one attempt against the ledger",
+            ["integration", "operation"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.slack_calls = Counter(
+            "ledgerops_slack_api_calls", "Slack Web API calls", ["method", "result"], registry=self.registry
+        )
+        self.slack_rate_limited = Counter(
+            "ledgerops_slack_rate_limited", "Slack answers 429", ["method"], registry=self.registry
+        )
+        self.job_runs = Counter(
+            "ledgerops_scheduler_job_runs",
+            "Scheduled job runs by result (ok / failed)",
+            ["job", "result"],
+            registry=self.registry,
+        )
 
     def observe_attempt(self, seen: AttemptObserved) -> None:
         self.sync_duration.labels(seen.integration, seen.operation).observe(seen.seconds)
@@ -93,21 +102,26 @@ class Metrics:
             rows = await s.execute(
                 select(Integration.name, Posting.state, func.count())
                 .join(Posting, Posting.integration_id == Integration.id)
-                .group_by(Integration.name, Posting.state))
+                .group_by(Integration.name, Posting.state)
+            )
             self.figures.postings = {(i, st): int(n) for i, st, n in rows.all()}
             rows = await s.execute(
                 select(Integration.name, Attempt.outcome, func.count())
                 .join(Posting, Posting.id == Attempt.posting_id)
                 .join(Integration, Integration.id == Posting.integration_id)
-                .group_by(Integration.name, Attempt.outcome))
+                .group_by(Integration.name, Attempt.outcome)
+            )
             self.figures.attempts = {(i, o): int(n) for i, o, n in rows.all()}
             rows = await s.execute(
                 select(Posting.company_key, func.min(Posting.queued_at))
-                .where(Posting.state.in_([PostingState.PENDING, PostingState.IN_FLIGHT,
-                                          PostingState.RETRYING]))
-                .group_by(Posting.company_key))
-            self.figures.queue_age = {c: max(0.0, (now - t).total_seconds())
-                                      for c, t in rows.all() if t is not None}
+                .where(
+                    Posting.state.in_([PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING])
+                )
+                .group_by(Posting.company_key)
+            )
+            self.figures.queue_age = {
+                c: max(0.0, (now - t).total_seconds()) for c, t in rows.all() if t is not None
+            }
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

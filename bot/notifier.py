@@ -96,8 +96,13 @@ class Rendered:
 class Notifier:
     """Keeps the finance channel in step with the database."""
 
-    def __init__(self, engine: Engine, client: AsyncWebClient, default_channel: str | None,
-                 settings: OutboxSettings | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        client: AsyncWebClient,
+        default_channel: str | None,
+        settings: OutboxSettings | None = None,
+    ):
         self.engine = engine
         self.db = engine.db
         self.clock = engine.clock
@@ -159,8 +164,7 @@ class Notifier:
     # -- where messages go ------------------------------------------------------------------
     def channel_of(self, integration_id: int) -> str | None:
         """The integration's channel, else the default one; ``None``: no Slack for it."""
-        name = next((n for n, i in self.engine.integration_ids.items() if i == integration_id),
-                    None)
+        name = next((n for n, i in self.engine.integration_ids.items() if i == integration_id), None)
         cfg = self.engine.integrations.get(name or "")
         return (cfg.channel if cfg and cfg.channel else None) or self.default_channel
 
@@ -213,8 +217,9 @@ class Notifier:
                         # A bug or the database: try again later. Guarded by the row's state,
                         # so a post already claimed stays claimed (never sent twice).
                         log.exception("sending outbox row %s failed", row.id)
-                        await self._defer(row, self.clock() + timedelta(
-                            seconds=self.settings.backoff_max / 10), report)
+                        await self._defer(
+                            row, self.clock() + timedelta(seconds=self.settings.backoff_max / 10), report
+                        )
             async with self.db.sessions() as s:
                 due = await outbox.next_due(s)
             if due is not None and self._all_paused and self._all_paused > due:
@@ -222,9 +227,7 @@ class Notifier:
             report.next_due = due
             return report
 
-    async def _render(self, s: AsyncSession, row: SlackMessage, now: datetime) -> (
-        Rendered | None
-    ):
+    async def _render(self, s: AsyncSession, row: SlackMessage, now: datetime) -> Rendered | None:
         """Rebuild the message from the database; ``None``: no message is needed (any more)."""
         subject = int(row.subject_id)
         never_sent = row.state == MessageState.TO_POST and row.subject_status is None
@@ -238,8 +241,9 @@ class Notifier:
             return Rendered(body, "posted") if body is not None else None
         if row.subject_type == GROUP:
             g = await load_group_notice(s, subject)
-            if g is None or (row.state == MessageState.TO_POST and row.subject_status is None
-                             and not g.failing):
+            if g is None or (
+                row.state == MessageState.TO_POST and row.subject_status is None and not g.failing
+            ):
                 return None
             return Rendered(group_message(g), g.status)
         n = await load_posting_notice(s, subject)
@@ -252,8 +256,9 @@ class Notifier:
             if not needs_person(p.state, p.last_error):
                 return None  # fixed within the grouping window: nothing to tell
             gid = p.error_group_id if p.state == PostingState.FAILED else None
-            if gid is not None and (await outbox.rows_for(s, GROUP, [gid]) or
-                                    await failing_in_group(s, gid) >= 2):
+            if gid is not None and (
+                await outbox.rows_for(s, GROUP, [gid]) or await failing_in_group(s, gid) >= 2
+            ):
                 await outbox.ensure_row(s, GROUP, gid, row.channel, now, now)
                 return None  # superseded by the group's message
         return Rendered(posting_message(n), n.status, await last_attempt_id(s, subject))
@@ -283,9 +288,14 @@ class Notifier:
                     await outbox.drop(s, row.id)
                     report.dropped += 1
                 else:
-                    await outbox.settle(s, row.id, row.revision, now,
-                                        rendered_hash=row.rendered_hash or "",
-                                        subject_status=row.subject_status or "")
+                    await outbox.settle(
+                        s,
+                        row.id,
+                        row.revision,
+                        now,
+                        rendered_hash=row.rendered_hash or "",
+                        subject_status=row.subject_status or "",
+                    )
                 return
             if not await outbox.claim(s, row, now, timedelta(seconds=self.settings.claim_seconds)):
                 return  # another sender has it
@@ -294,9 +304,7 @@ class Notifier:
         else:
             await self._update(row, rendered, report)
 
-    async def _muted_until(self, s: AsyncSession, row: SlackMessage, now: datetime) -> (
-        datetime | None
-    ):
+    async def _muted_until(self, s: AsyncSession, row: SlackMessage, now: datetime) -> datetime | None:
         """Until when this row must wait because its error group is muted (``None``: go).
 
         A group's own message is neither posted nor updated; a posting's first message
@@ -311,8 +319,7 @@ class Notifier:
             return None
         return until if until is not None and until > now else None
 
-    async def _call(self, request: Awaitable[object], method: str,
-                    what: str | None = None) -> CallResult:
+    async def _call(self, request: Awaitable[object], method: str, what: str | None = None) -> CallResult:
         """One Web API call, classified, and reported to the call listeners."""
         result = await call(request, what or method)
         for listener in self.call_listeners:
@@ -324,20 +331,35 @@ class Notifier:
 
     async def _post(self, row: SlackMessage, r: Rendered, report: FlushReport) -> None:
         self._next_post[row.channel] = self.clock() + timedelta(seconds=self.settings.post_interval)
-        result = await self._call(self.client.chat_postMessage(
-            channel=row.channel, text=r.body.text, blocks=r.body.blocks,
-            unfurl_links=False, unfurl_media=False), "chat.postMessage")
+        result = await self._call(
+            self.client.chat_postMessage(
+                channel=row.channel,
+                text=r.body.text,
+                blocks=r.body.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+            "chat.postMessage",
+        )
         now = self.clock()
         async with self.db.sessions() as s, s.begin():
             if result.ok:
-                await outbox.settle(s, row.id, row.revision, now, rendered_hash=r.body.hash,
-                                    subject_status=r.status, ts=str(result.data.get("ts")),
-                                    threaded_attempt_id=r.last_attempt)
+                await outbox.settle(
+                    s,
+                    row.id,
+                    row.revision,
+                    now,
+                    rendered_hash=r.body.hash,
+                    subject_status=r.status,
+                    ts=str(result.data.get("ts")),
+                    threaded_attempt_id=r.last_attempt,
+                )
                 report.posted += 1
                 return
             if result.delivery is Delivery.UNKNOWN:
-                log.error("post of outbox row %s has an unknown outcome (%s); not repeated",
-                          row.id, result.error)
+                log.error(
+                    "post of outbox row %s has an unknown outcome (%s); not repeated", row.id, result.error
+                )
                 await outbox.unconfirmed(s, row.id, result.error, now, r.status)
                 report.failed += 1
                 return
@@ -345,9 +367,12 @@ class Notifier:
 
     async def _update(self, row: SlackMessage, r: Rendered, report: FlushReport) -> None:
         if r.body.hash != row.rendered_hash:
-            result = await self._call(self.client.chat_update(
-                channel=row.channel, ts=row.ts, text=r.body.text, blocks=r.body.blocks),
-                "chat.update")
+            result = await self._call(
+                self.client.chat_update(
+                    channel=row.channel, ts=row.ts, text=r.body.text, blocks=r.body.blocks
+                ),
+                "chat.update",
+            )
             if not result.ok:
                 if result.error in GONE:
                     async with self.db.sessions() as s, s.begin():
@@ -369,8 +394,15 @@ class Notifier:
                     return
                 threaded = outcome
         async with self.db.sessions() as s, s.begin():
-            await outbox.settle(s, row.id, row.revision, self.clock(), rendered_hash=r.body.hash,
-                                subject_status=r.status, more_at=more_at)
+            await outbox.settle(
+                s,
+                row.id,
+                row.revision,
+                self.clock(),
+                rendered_hash=r.body.hash,
+                subject_status=r.status,
+                more_at=more_at,
+            )
 
     async def _thread(self, row: SlackMessage, new: list, report: FlushReport) -> int | None:
         """Copy new attempts into the thread; at most once (the marker moves first)."""
@@ -380,9 +412,18 @@ class Notifier:
                 return None
         self._next_post[row.channel] = self.clock() + timedelta(seconds=self.settings.post_interval)
         body = thread_reply([entry for _, entry in new])
-        result = await self._call(self.client.chat_postMessage(
-            channel=row.channel, thread_ts=row.ts, text=body.text, blocks=body.blocks,
-            unfurl_links=False, unfurl_media=False), "chat.postMessage", "chat.postMessage (thread)")
+        result = await self._call(
+            self.client.chat_postMessage(
+                channel=row.channel,
+                thread_ts=row.ts,
+                text=body.text,
+                blocks=body.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+            "chat.postMessage",
+            "chat.postMessage (thread)",
+        )
         if result.ok or result.delivery is Delivery.UNKNOWN:
             report.threaded += int(result.ok)
             return upto
@@ -397,8 +438,9 @@ class Notifier:
             await outbox.defer(s, row, until, self.clock())
         report.deferred += 1
 
-    async def _retry(self, row: SlackMessage, state: str, error: str, report: FlushReport,
-                     result: CallResult | None = None) -> None:
+    async def _retry(
+        self, row: SlackMessage, state: str, error: str, report: FlushReport, result: CallResult | None = None
+    ) -> None:
         now = self.clock()
         attempts = row.attempts + 1
         delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))

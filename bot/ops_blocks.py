@@ -50,30 +50,44 @@ def capital(text: str) -> str:
 
 # -- outage -----------------------------------------------------------------------------------
 
+
 def outage_message(n: OutageNotice) -> SlackBody:
     """One message per outage: while it lasts, and updated in place when the ledger is back."""
     system, integ = escape(system_name(n.kind)), escape(n.integration)
     every = f", retrying every {duration(n.retry_seconds)}" if n.retry_seconds else ""
     blocks: list[Block] = []
     if n.recovered_at is None:
-        blocks.append(section(
-            f":rotating_light: *{capital(system)} unreachable since {when(n.since)}* — "
-            f"*{items(n.waiting)}* of *{integ}* waiting{every}."))
+        blocks.append(
+            section(
+                f":rotating_light: *{capital(system)} unreachable since {when(n.since)}* — "
+                f"*{items(n.waiting)}* of *{integ}* waiting{every}."
+            )
+        )
         nxt = f"Next try {when(n.next_try_at)}. " if n.next_try_at else ""
-        blocks.append(section(
-            f"{nxt}Nothing needs doing: what waits is sent on its own, in order, once "
-            f"{system} answers again. Items are not reported one by one meanwhile."))
-        text = (f"{capital(system_name(n.kind))} unreachable since {clock_time(n.since)}, "
-                f"{items(n.waiting)} waiting{every} ({n.integration})")
+        blocks.append(
+            section(
+                f"{nxt}Nothing needs doing: what waits is sent on its own, in order, once "
+                f"{system} answers again. Items are not reported one by one meanwhile."
+            )
+        )
+        text = (
+            f"{capital(system_name(n.kind))} unreachable since {clock_time(n.since)}, "
+            f"{items(n.waiting)} waiting{every} ({n.integration})"
+        )
     else:
         down_for = duration((n.recovered_at - n.since).total_seconds())
-        blocks.append(section(
-            f":white_check_mark: *{capital(system)} is reachable again* for *{integ}* since "
-            f"{when(n.recovered_at)}; it was unreachable from {when(n.since)} ({down_for})."))
+        blocks.append(
+            section(
+                f":white_check_mark: *{capital(system)} is reachable again* for *{integ}* since "
+                f"{when(n.recovered_at)}; it was unreachable from {when(n.since)} ({down_for})."
+            )
+        )
         if n.waiting:
             blocks.append(section(f"The {items(n.waiting)} that waited are being sent now."))
-        text = (f"{capital(system_name(n.kind))} reachable again ({n.integration}); unreachable from "
-                f"{clock_time(n.since)} for {down_for}")
+        text = (
+            f"{capital(system_name(n.kind))} reachable again ({n.integration}); unreachable from "
+            f"{clock_time(n.since)} for {down_for}"
+        )
     if n.last_error:
         blocks.append(section(f"*Last error:*\n{quote(n.last_error, SECTION_TEXT - 40)}"))
     code = f"error `{escape(n.error_code)}`" if n.error_code else ""
@@ -84,6 +98,7 @@ def outage_message(n: OutageNotice) -> SlackBody:
 
 # -- daily digest -----------------------------------------------------------------------------
 
+
 def digest_message(d: Digest) -> SlackBody:
     """Synced / failed / waiting per integration, open error groups, paused integrations."""
     blocks: list[Block] = [
@@ -92,18 +107,26 @@ def digest_message(d: Digest) -> SlackBody:
     ]
     for i in d.integrations[:DIGEST_INTEGRATIONS]:
         paused = " :double_vertical_bar: *paused*" if i.paused else ""
-        blocks.append(section(
-            f"*{escape(i.name)}* ({escape(system_name(i.kind))}){paused}\n"
-            f":white_check_mark: {i.synced} synced · :red_circle: {i.failed} failed · "
-            f":hourglass_flowing_sand: {i.waiting} waiting"))
+        blocks.append(
+            section(
+                f"*{escape(i.name)}* ({escape(system_name(i.kind))}){paused}\n"
+                f":white_check_mark: {i.synced} synced · :red_circle: {i.failed} failed · "
+                f":hourglass_flowing_sand: {i.waiting} waiting"
+            )
+        )
     rest = d.integrations[DIGEST_INTEGRATIONS:]
     if rest:
-        blocks.append(section(
-            f"…and {len(rest)} more integrations: {sum(i.synced for i in rest)} synced, "
-            f"{sum(i.failed for i in rest)} failed, {sum(i.waiting for i in rest)} waiting."))
+        blocks.append(
+            section(
+                f"…and {len(rest)} more integrations: {sum(i.synced for i in rest)} synced, "
+                f"{sum(i.failed for i in rest)} failed, {sum(i.waiting for i in rest)} waiting."
+            )
+        )
     if d.groups:
-        lines = [f"• *{g.failing} {escape(g.noun)}:* {escape(g.title)} ({escape(g.integration)})"
-                 for g in d.groups[:DIGEST_GROUPS]]
+        lines = [
+            f"• *{g.failing} {escape(g.noun)}:* {escape(g.title)} ({escape(g.integration)})"
+            for g in d.groups[:DIGEST_GROUPS]
+        ]
         if d.more_groups:
             lines.append(f"…and {d.more_groups} more open error groups")
         blocks.append(section("*Needs a person*\n" + "\n".join(lines)))
@@ -111,11 +134,17 @@ def digest_message(d: Digest) -> SlackBody:
         blocks.append(section(":tada: Nothing needs a person."))
     if d.paused:
         names = ", ".join(f"*{escape(n)}*" for n in d.paused)
-        blocks.append(section(f":double_vertical_bar: Paused: {names}. Nothing is sent until "
-                              "it is resumed; nothing queued is lost."))
+        blocks.append(
+            section(
+                f":double_vertical_bar: Paused: {names}. Nothing is sent until "
+                "it is resumed; nothing queued is lost."
+            )
+        )
     t = d.totals
-    text = (f"Daily digest {d.day}: {t.get('synced', 0)} synced, {t.get('failed', 0)} failed, "
-            f"{t.get('waiting', 0)} waiting")
+    text = (
+        f"Daily digest {d.day}: {t.get('synced', 0)} synced, {t.get('failed', 0)} failed, "
+        f"{t.get('waiting', 0)} waiting"
+    )
     if d.paused:
         text += f"; paused: {', '.join(d.paused)}"
     return finish(escape(text), blocks)
@@ -123,10 +152,19 @@ def digest_message(d: Digest) -> SlackBody:
 
 # -- monthly quota reset ----------------------------------------------------------------------
 
+
 def quota_message(q: QuotaNotice) -> SlackBody:
     """The channel is told how many postings the monthly quota reset let go."""
-    what = "1 posting held back by the quota is" if q.resumed == 1 \
+    what = (
+        "1 posting held back by the quota is"
+        if q.resumed == 1
         else f"{q.resumed} postings held back by the quota are"
-    return finish(f"Monthly booking quota reset ({q.month}): {what} being sent now.",
-                  [section(f":arrows_counterclockwise: *Monthly booking quota reset* ({q.month}): "
-                           f"{what} being sent now.")])
+    )
+    return finish(
+        f"Monthly booking quota reset ({q.month}): {what} being sent now.",
+        [
+            section(
+                f":arrows_counterclockwise: *Monthly booking quota reset* ({q.month}): {what} being sent now."
+            )
+        ],
+    )

@@ -12,8 +12,12 @@ from datetime import datetime
 from typing import Any
 
 #: the accounting system of each integration kind, as a finance person names it
-SYSTEM_NAMES = {"economic": "e-conomic", "procountor": "Procountor", "exact": "Exact Online",
-                "sandbox": "the sandbox ledger"}
+SYSTEM_NAMES = {
+    "economic": "e-conomic",
+    "procountor": "Procountor",
+    "exact": "Exact Online",
+    "sandbox": "the sandbox ledger",
+}
 
 
 def system_name(kind: str) -> str:
@@ -88,12 +92,15 @@ class Digest:
 
     @classmethod
     def from_detail(cls, raw: dict[str, Any]) -> Digest:
-        return cls(day=raw["day"], since=datetime.fromisoformat(raw["since"]),
-                   until=datetime.fromisoformat(raw["until"]),
-                   integrations=tuple(IntegrationDay(**i) for i in raw.get("integrations", [])),
-                   groups=tuple(OpenGroup(**g) for g in raw.get("groups", [])),
-                   more_groups=int(raw.get("more_groups", 0)),
-                   totals=dict(raw.get("totals", {})))
+        return cls(
+            day=raw["day"],
+            since=datetime.fromisoformat(raw["since"]),
+            until=datetime.fromisoformat(raw["until"]),
+            integrations=tuple(IntegrationDay(**i) for i in raw.get("integrations", [])),
+            groups=tuple(OpenGroup(**g) for g in raw.get("groups", [])),
+            more_groups=int(raw.get("more_groups", 0)),
+            totals=dict(raw.get("totals", {})),
+        )
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,7 @@ class WatchReport:
 
 
 def _is_transient(outcome: str, message: str | None) -> bool:
-    return outcome in TRANSIENT or (outcome == Outcome.FAILED and
-                                    (message or "").startswith(GAVE_UP_PREFIX))
+    return outcome in TRANSIENT or (outcome == Outcome.FAILED and (message or "").startswith(GAVE_UP_PREFIX))
 
 
 def fold(row: Outage, attempt: Any) -> bool:
@@ -99,16 +98,20 @@ def fold(row: Outage, attempt: Any) -> bool:
 
 
 def _ends_outage(row: Outage, attempt: Any) -> bool:
-    return (row.since is not None and row.recovered_at is None
-            and attempt.outcome in ANSWERED and not _is_transient(attempt.outcome,
-                                                                   attempt.message))
+    return (
+        row.since is not None
+        and row.recovered_at is None
+        and attempt.outcome in ANSWERED
+        and not _is_transient(attempt.outcome, attempt.message)
+    )
 
 
 class OutageWatch:
     """One run: fold new attempts, then announce, update or end outages."""
 
-    def __init__(self, engine: Engine, threshold: timedelta, holder: str,
-                 lease: timedelta = timedelta(minutes=5)):
+    def __init__(
+        self, engine: Engine, threshold: timedelta, holder: str, lease: timedelta = timedelta(minutes=5)
+    ):
         self.engine = engine
         self.threshold = threshold
         self.holder = holder
@@ -120,8 +123,7 @@ class OutageWatch:
         # one holder per run: two runs in one process must not share the lease either
         holder = f"{self.holder[:70]}:{uuid.uuid4().hex[:8]}"
         async with db.sessions() as s, s.begin():
-            mine = await s.run_sync(lambda ss: acquire_lease(ss, LEASE_KEY, holder, now,
-                                                             now + self.lease))
+            mine = await s.run_sync(lambda ss: acquire_lease(ss, LEASE_KEY, holder, now, now + self.lease))
         if not mine:
             return WatchReport(skipped=True)
         try:
@@ -131,26 +133,41 @@ class OutageWatch:
             async with db.sessions() as s, s.begin():
                 await s.run_sync(lambda ss: release_lease(ss, LEASE_KEY, holder))
 
-    async def _check(self, s: AsyncSession, now: datetime,
-                     channel_of: Callable[[int], str | None] | None) -> WatchReport:
+    async def _check(
+        self, s: AsyncSession, now: datetime, channel_of: Callable[[int], str | None] | None
+    ) -> WatchReport:
         integrations = {i.id: i for i in (await s.scalars(select(Integration))).all()}
         rows = {r.integration_id: r for r in (await s.scalars(select(Outage))).all()}
         missing = [iid for iid in integrations if iid not in rows]
         if missing:
             top = int(await s.scalar(select(func.max(Attempt.id))) or 0)
             for iid in missing:
-                rows[iid] = Outage(integration_id=iid, checked_attempt_id=max(0, top - LOOKBACK),
-                                   waiting=0, updated_at=now)
+                rows[iid] = Outage(
+                    integration_id=iid, checked_attempt_id=max(0, top - LOOKBACK), waiting=0, updated_at=now
+                )
                 s.add(rows[iid])
         ended = await self._fold_new_attempts(s, rows, now - SETTLE)
-        waiting = dict((await s.execute(
-            select(Posting.integration_id, func.count()).where(Posting.state.in_(WAITING))
-            .group_by(Posting.integration_id))).all())
-        retrying = {iid: (n, at) for iid, n, at in (await s.execute(
-            select(Posting.integration_id, func.max(Posting.attempts),
-                   func.min(Posting.next_attempt_at))
-            .where(Posting.state == PostingState.RETRYING)
-            .group_by(Posting.integration_id))).all()}
+        waiting = dict(
+            (
+                await s.execute(
+                    select(Posting.integration_id, func.count())
+                    .where(Posting.state.in_(WAITING))
+                    .group_by(Posting.integration_id)
+                )
+            ).all()
+        )
+        retrying = {
+            iid: (n, at)
+            for iid, n, at in (
+                await s.execute(
+                    select(
+                        Posting.integration_id, func.max(Posting.attempts), func.min(Posting.next_attempt_at)
+                    )
+                    .where(Posting.state == PostingState.RETRYING)
+                    .group_by(Posting.integration_id)
+                )
+            ).all()
+        }
         report = WatchReport()
         for iid, row in rows.items():
             integ = integrations.get(iid)
@@ -166,30 +183,48 @@ class OutageWatch:
                 if self._refresh(row, int(waiting.get(iid, 0)), retrying.get(iid)):
                     await self._tell(s, iid, channel, now, new=False)
                 report.ongoing.append(integ.name)
-            elif (row.failing_since is not None and not integ.paused
-                  and now - row.failing_since >= self.threshold and waiting.get(iid, 0)):
+            elif (
+                row.failing_since is not None
+                and not integ.paused
+                and now - row.failing_since >= self.threshold
+                and waiting.get(iid, 0)
+            ):
                 row.since, row.recovered_at = row.failing_since, None
                 self._refresh(row, int(waiting[iid]), retrying.get(iid))
                 report.announced.append(integ.name)
-                log.warning("ledger unreachable", extra={
-                    "integration": integ.name, "since": row.since.isoformat(),
-                    "waiting": row.waiting})
+                log.warning(
+                    "ledger unreachable",
+                    extra={"integration": integ.name, "since": row.since.isoformat(), "waiting": row.waiting},
+                )
                 await self._tell(s, iid, channel, now, new=True)
             row.updated_at = now
         return report
 
-    async def _fold_new_attempts(self, s: AsyncSession, rows: dict[int, Outage],
-                                 horizon: datetime) -> set[int]:
+    async def _fold_new_attempts(
+        self, s: AsyncSession, rows: dict[int, Outage], horizon: datetime
+    ) -> set[int]:
         """Read attempts past the watermark, oldest first, up to ``horizon``; returns the
         integrations that recovered."""
         ended: set[int] = set()
         for _ in range(MAX_BATCHES):
             start = min((r.checked_attempt_id for r in rows.values()), default=0)
-            batch = (await s.execute(
-                select(Attempt.id, Attempt.outcome, Attempt.started_at, Attempt.finished_at,
-                       Attempt.error_code, Attempt.message, Posting.integration_id)
-                .join(Posting, Posting.id == Attempt.posting_id)
-                .where(Attempt.id > start).order_by(Attempt.id).limit(BATCH))).all()
+            batch = (
+                await s.execute(
+                    select(
+                        Attempt.id,
+                        Attempt.outcome,
+                        Attempt.started_at,
+                        Attempt.finished_at,
+                        Attempt.error_code,
+                        Attempt.message,
+                        Posting.integration_id,
+                    )
+                    .join(Posting, Posting.id == Attempt.posting_id)
+                    .where(Attempt.id > start)
+                    .order_by(Attempt.id)
+                    .limit(BATCH)
+                )
+            ).all()
             top, settled = None, True
             for a in batch:
                 row = rows.get(a.integration_id)
@@ -218,26 +253,29 @@ class OutageWatch:
         if retrying is not None:
             attempts, next_try = retrying
             policy = self.engine.policy
-            retry_seconds = round(min(policy.max_seconds,
-                                      policy.base_seconds * 2 ** max(0, attempts - 1)))
-        changed = (waiting, retry_seconds, next_try) != (row.waiting, row.retry_seconds,
-                                                          row.next_try_at)
+            retry_seconds = round(min(policy.max_seconds, policy.base_seconds * 2 ** max(0, attempts - 1)))
+        changed = (waiting, retry_seconds, next_try) != (row.waiting, row.retry_seconds, row.next_try_at)
         row.waiting, row.retry_seconds, row.next_try_at = waiting, retry_seconds, next_try
         return changed
 
-    async def _tell(self, s: AsyncSession, iid: int, channel: str | None, now: datetime, *,
-                    new: bool) -> None:
+    async def _tell(
+        self, s: AsyncSession, iid: int, channel: str | None, now: datetime, *, new: bool
+    ) -> None:
         """Queue the outage message (a new one for a new outage) or its update."""
         if channel is None:
             return
         await s.flush()
-        existing = next((r for r in (await outbox.rows_for(s, OUTAGE, [iid])).get(iid, [])
-                         if r.channel == channel), None)
+        existing = next(
+            (r for r in (await outbox.rows_for(s, OUTAGE, [iid])).get(iid, []) if r.channel == channel), None
+        )
         if existing is None:
             if new:
                 await outbox.ensure_row(s, OUTAGE, iid, channel, now, now)
-        elif new and existing.subject_status == "recovered" and existing.state in (
-                MessageState.POSTED, MessageState.TO_UPDATE):
+        elif (
+            new
+            and existing.subject_status == "recovered"
+            and existing.state in (MessageState.POSTED, MessageState.TO_UPDATE)
+        ):
             await outbox.reopen(s, existing.id, now, now)  # the old message stays as history
         else:
             await outbox.mark_changed(s, OUTAGE, [iid], now)
@@ -245,14 +283,25 @@ class OutageWatch:
 
 async def load_outage_notice(s: AsyncSession, integration_id: int) -> OutageNotice | None:
     """The facts of an integration's outage message, or ``None`` when none was announced."""
-    found = (await s.execute(
-        select(Outage, Integration.name, Integration.kind)
-        .join(Integration, Integration.id == Outage.integration_id)
-        .where(Outage.integration_id == integration_id))).one_or_none()
+    found = (
+        await s.execute(
+            select(Outage, Integration.name, Integration.kind)
+            .join(Integration, Integration.id == Outage.integration_id)
+            .where(Outage.integration_id == integration_id)
+        )
+    ).one_or_none()
     if found is None or found[0].since is None:
         return None
     o, name, kind = found
-    return OutageNotice(integration=name, kind=kind, since=o.since, waiting=o.waiting,
-                        retry_seconds=o.retry_seconds, next_try_at=o.next_try_at,
-                        last_seen=o.last_seen, error_code=o.error_code, last_error=o.last_error,
-                        recovered_at=o.recovered_at)
+    return OutageNotice(
+        integration=name,
+        kind=kind,
+        since=o.since,
+        waiting=o.waiting,
+        retry_seconds=o.retry_seconds,
+        next_try_at=o.next_try_at,
+        last_seen=o.last_seen,
+        error_code=o.error_code,
+        last_error=o.last_error,
+        recovered_at=o.recovered_at,
+    )

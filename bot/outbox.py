@@ -32,52 +32,70 @@ CHUNK = 500
 
 
 def _insert(session: AsyncSession) -> Any:
-    return (pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert)(
-        SlackMessage)
+    return (pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert)(SlackMessage)
 
 
-async def ensure_row(s: AsyncSession, subject_type: str, subject_id: int, channel: str,
-                     now: datetime, due: datetime) -> None:
+async def ensure_row(
+    s: AsyncSession, subject_type: str, subject_id: int, channel: str, now: datetime, due: datetime
+) -> None:
     """A row to post for the subject, unless one exists already."""
     await s.execute(
-        _insert(s).values(
-            subject_type=subject_type, subject_id=str(subject_id), channel=channel,
-            state=MessageState.TO_POST, attempts=0, revision=0, next_attempt_at=due,
-            created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["subject_type", "subject_id", "channel"])
+        _insert(s)
+        .values(
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            channel=channel,
+            state=MessageState.TO_POST,
+            attempts=0,
+            revision=0,
+            next_attempt_at=due,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["subject_type", "subject_id", "channel"])
     )
 
 
-async def rows_for(s: AsyncSession, subject_type: str, subject_ids: Iterable[int]) -> (
-    dict[int, list[SlackMessage]]
-):
+async def rows_for(
+    s: AsyncSession, subject_type: str, subject_ids: Iterable[int]
+) -> dict[int, list[SlackMessage]]:
     """Existing rows by subject id."""
     ids = sorted({str(i) for i in subject_ids})
     found: dict[int, list[SlackMessage]] = {}
     for start in range(0, len(ids), CHUNK):
-        rows = (await s.scalars(select(SlackMessage).where(
-            SlackMessage.subject_type == subject_type,
-            SlackMessage.subject_id.in_(ids[start:start + CHUNK])))).all()
+        rows = (
+            await s.scalars(
+                select(SlackMessage).where(
+                    SlackMessage.subject_type == subject_type,
+                    SlackMessage.subject_id.in_(ids[start : start + CHUNK]),
+                )
+            )
+        ).all()
         for row in rows:
             found.setdefault(int(row.subject_id), []).append(row)
     return found
 
 
-async def subjects_with_rows(s: AsyncSession, subject_type: str,
-                             subject_ids: Iterable[int]) -> set[int]:
+async def subjects_with_rows(s: AsyncSession, subject_type: str, subject_ids: Iterable[int]) -> set[int]:
     """Which of the subjects have a message row (one index look-up per chunk)."""
     ids = sorted({str(i) for i in subject_ids})
     found: set[int] = set()
     for start in range(0, len(ids), CHUNK):
-        found.update(int(i) for i in (await s.scalars(
-            select(SlackMessage.subject_id).where(
-                SlackMessage.subject_type == subject_type,
-                SlackMessage.subject_id.in_(ids[start:start + CHUNK])))).all())
+        found.update(
+            int(i)
+            for i in (
+                await s.scalars(
+                    select(SlackMessage.subject_id).where(
+                        SlackMessage.subject_type == subject_type,
+                        SlackMessage.subject_id.in_(ids[start : start + CHUNK]),
+                    )
+                )
+            ).all()
+        )
     return found
 
 
-async def mark_changed(s: AsyncSession, subject_type: str, subject_ids: Iterable[int],
-                       now: datetime) -> None:
+async def mark_changed(s: AsyncSession, subject_type: str, subject_ids: Iterable[int], now: datetime) -> None:
     """The subjects changed: posted messages become due for an update (rebuilt at send time).
 
     An ``unconfirmed`` post has no ``ts`` to update; its subject moved on, so a
@@ -87,31 +105,46 @@ async def mark_changed(s: AsyncSession, subject_type: str, subject_ids: Iterable
     for start in range(0, len(ids), CHUNK):
         await s.execute(
             update(SlackMessage)
-            .where(SlackMessage.subject_type == subject_type,
-                   SlackMessage.subject_id.in_(ids[start:start + CHUNK]))
+            .where(
+                SlackMessage.subject_type == subject_type,
+                SlackMessage.subject_id.in_(ids[start : start + CHUNK]),
+            )
             .values(
                 revision=SlackMessage.revision + 1,
                 state=case(
                     (SlackMessage.state == MessageState.POSTED, MessageState.TO_UPDATE.value),
                     (SlackMessage.state == MessageState.UNCONFIRMED, MessageState.TO_POST.value),
-                    else_=SlackMessage.state),
+                    else_=SlackMessage.state,
+                ),
                 next_attempt_at=case(
                     (SlackMessage.state.in_([MessageState.POSTED, MessageState.UNCONFIRMED]), now),
-                    else_=SlackMessage.next_attempt_at),
+                    else_=SlackMessage.next_attempt_at,
+                ),
                 updated_at=now,
-            ).execution_options(synchronize_session=False)
+            )
+            .execution_options(synchronize_session=False)
         )
 
 
 async def reopen(s: AsyncSession, row_id: int, due: datetime, now: datetime) -> None:
     """A new incident for a subject whose message shows it settled: post a new message."""
     await s.execute(
-        update(SlackMessage).where(SlackMessage.id == row_id,
-                                   SlackMessage.state.in_([MessageState.POSTED,
-                                                           MessageState.TO_UPDATE]))
-        .values(state=MessageState.TO_POST, ts=None, thread_ts=None, threaded_attempt_id=None,
-                rendered_hash=None, subject_status=None, attempts=0, next_attempt_at=due,
-                revision=SlackMessage.revision + 1, updated_at=now)
+        update(SlackMessage)
+        .where(
+            SlackMessage.id == row_id, SlackMessage.state.in_([MessageState.POSTED, MessageState.TO_UPDATE])
+        )
+        .values(
+            state=MessageState.TO_POST,
+            ts=None,
+            thread_ts=None,
+            threaded_attempt_id=None,
+            rendered_hash=None,
+            subject_status=None,
+            attempts=0,
+            next_attempt_at=due,
+            revision=SlackMessage.revision + 1,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -119,26 +152,38 @@ async def reopen(s: AsyncSession, row_id: int, due: datetime, now: datetime) -> 
 async def repost(s: AsyncSession, row_id: int, now: datetime) -> None:
     """The message is gone from Slack (deleted): post it again, whatever its subject says."""
     await s.execute(
-        update(SlackMessage).where(SlackMessage.id == row_id)
-        .values(state=MessageState.TO_POST, ts=None, thread_ts=None, threaded_attempt_id=None,
-                rendered_hash=None, attempts=0, next_attempt_at=now,
-                subject_status=func.coalesce(SlackMessage.subject_status, "gone"),
-                updated_at=now)
+        update(SlackMessage)
+        .where(SlackMessage.id == row_id)
+        .values(
+            state=MessageState.TO_POST,
+            ts=None,
+            thread_ts=None,
+            threaded_attempt_id=None,
+            rendered_hash=None,
+            attempts=0,
+            next_attempt_at=now,
+            subject_status=func.coalesce(SlackMessage.subject_status, "gone"),
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
 
 
 async def due_rows(s: AsyncSession, now: datetime, limit: int) -> Sequence[SlackMessage]:
-    return (await s.scalars(
-        select(SlackMessage)
-        .where(SlackMessage.state.in_(DUE_STATES), SlackMessage.next_attempt_at <= now)
-        .order_by(SlackMessage.next_attempt_at, SlackMessage.id).limit(limit)
-    )).all()
+    return (
+        await s.scalars(
+            select(SlackMessage)
+            .where(SlackMessage.state.in_(DUE_STATES), SlackMessage.next_attempt_at <= now)
+            .order_by(SlackMessage.next_attempt_at, SlackMessage.id)
+            .limit(limit)
+        )
+    ).all()
 
 
 async def next_due(s: AsyncSession) -> datetime | None:
-    return await s.scalar(select(func.min(SlackMessage.next_attempt_at))
-                          .where(SlackMessage.state.in_(DUE_STATES)))
+    return await s.scalar(
+        select(func.min(SlackMessage.next_attempt_at)).where(SlackMessage.state.in_(DUE_STATES))
+    )
 
 
 async def claim(s: AsyncSession, row: SlackMessage, now: datetime, ttl: timedelta) -> bool:
@@ -146,10 +191,12 @@ async def claim(s: AsyncSession, row: SlackMessage, now: datetime, ttl: timedelt
     new_state = MessageState.SENDING if row.state == MessageState.TO_POST else row.state
     done = await s.execute(
         update(SlackMessage)
-        .where(SlackMessage.id == row.id, SlackMessage.state == row.state,
-               SlackMessage.next_attempt_at <= now)
-        .values(state=new_state, next_attempt_at=now + ttl, attempts=SlackMessage.attempts + 1,
-                updated_at=now)
+        .where(
+            SlackMessage.id == row.id, SlackMessage.state == row.state, SlackMessage.next_attempt_at <= now
+        )
+        .values(
+            state=new_state, next_attempt_at=now + ttl, attempts=SlackMessage.attempts + 1, updated_at=now
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(done.rowcount)
@@ -165,61 +212,89 @@ async def defer(s: AsyncSession, row: SlackMessage, until: datetime, now: dateti
     )
 
 
-async def settle(s: AsyncSession, row_id: int, revision: int, now: datetime, *,
-                 rendered_hash: str, subject_status: str, ts: str | None = None,
-                 threaded_attempt_id: int | None = None, more_at: datetime | None = None) -> None:
+async def settle(
+    s: AsyncSession,
+    row_id: int,
+    revision: int,
+    now: datetime,
+    *,
+    rendered_hash: str,
+    subject_status: str,
+    ts: str | None = None,
+    threaded_attempt_id: int | None = None,
+    more_at: datetime | None = None,
+) -> None:
     """The send went through: ``posted``, unless the subject changed meanwhile (or more
     thread replies wait for the channel's pace, ``more_at``)."""
-    values: dict[str, Any] = dict(rendered_hash=rendered_hash, subject_status=subject_status,
-                                  attempts=0, last_error=None, updated_at=now)
+    values: dict[str, Any] = dict(
+        rendered_hash=rendered_hash,
+        subject_status=subject_status,
+        attempts=0,
+        last_error=None,
+        updated_at=now,
+    )
     if ts is not None:
         values.update(ts=ts, thread_ts=ts)
     if threaded_attempt_id is not None:
         values["threaded_attempt_id"] = threaded_attempt_id
     current = SlackMessage.revision == revision
     if more_at is None:
-        values["state"] = case((current, MessageState.POSTED.value),
-                               else_=MessageState.TO_UPDATE.value)
+        values["state"] = case((current, MessageState.POSTED.value), else_=MessageState.TO_UPDATE.value)
         values["next_attempt_at"] = case((current, None), else_=now)
     else:
         values["state"] = MessageState.TO_UPDATE
         values["next_attempt_at"] = case((current, more_at), else_=now)
-    await s.execute(update(SlackMessage).where(SlackMessage.id == row_id).values(**values)
-                    .execution_options(synchronize_session=False))
+    await s.execute(
+        update(SlackMessage)
+        .where(SlackMessage.id == row_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
-async def retry_later(s: AsyncSession, row_id: int, state: str, at: datetime, error: str,
-                      now: datetime) -> None:
+async def retry_later(
+    s: AsyncSession, row_id: int, state: str, at: datetime, error: str, now: datetime
+) -> None:
     """The send did not happen (Slack said so, or could not be reached): try again at ``at``."""
     await s.execute(
-        update(SlackMessage).where(SlackMessage.id == row_id)
+        update(SlackMessage)
+        .where(SlackMessage.id == row_id)
         .values(state=state, next_attempt_at=at, last_error=error[:500], updated_at=now)
         .execution_options(synchronize_session=False)
     )
 
 
-async def unconfirmed(s: AsyncSession, row_id: int, error: str, now: datetime,
-                      subject_status: str) -> None:
+async def unconfirmed(s: AsyncSession, row_id: int, error: str, now: datetime, subject_status: str) -> None:
     """A post that may have gone through: never sent again as it is (no duplicates).
 
     ``subject_status`` records that a message may be in the channel: when the
     subject moves on, the follow-up is posted even if nothing needs a person.
     """
     await s.execute(
-        update(SlackMessage).where(SlackMessage.id == row_id)
-        .values(state=MessageState.UNCONFIRMED, next_attempt_at=None, last_error=error[:500],
-                subject_status=subject_status, updated_at=now)
+        update(SlackMessage)
+        .where(SlackMessage.id == row_id)
+        .values(
+            state=MessageState.UNCONFIRMED,
+            next_attempt_at=None,
+            last_error=error[:500],
+            subject_status=subject_status,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
 
 
 async def set_threaded(s: AsyncSession, row_id: int, old: int | None, new: int | None) -> bool:
     """Move the thread marker from ``old`` to ``new`` (guarded: one sender per reply)."""
-    cond = SlackMessage.threaded_attempt_id.is_(None) if old is None \
-        else SlackMessage.threaded_attempt_id == old
-    done = await s.execute(update(SlackMessage).where(SlackMessage.id == row_id, cond)
-                           .values(threaded_attempt_id=new)
-                           .execution_options(synchronize_session=False))
+    cond = (
+        SlackMessage.threaded_attempt_id.is_(None) if old is None else SlackMessage.threaded_attempt_id == old
+    )
+    done = await s.execute(
+        update(SlackMessage)
+        .where(SlackMessage.id == row_id, cond)
+        .values(threaded_attempt_id=new)
+        .execution_options(synchronize_session=False)
+    )
     return bool(done.rowcount)
 
 
@@ -228,9 +303,13 @@ async def expire_sending(s: AsyncSession, now: datetime) -> int:
     done = await s.execute(
         update(SlackMessage)
         .where(SlackMessage.state == MessageState.SENDING, SlackMessage.next_attempt_at < now)
-        .values(state=MessageState.UNCONFIRMED, next_attempt_at=None,
-                subject_status=func.coalesce(SlackMessage.subject_status, "unconfirmed"),
-                last_error="the sender stopped while posting; outcome unknown", updated_at=now)
+        .values(
+            state=MessageState.UNCONFIRMED,
+            next_attempt_at=None,
+            subject_status=func.coalesce(SlackMessage.subject_status, "unconfirmed"),
+            last_error="the sender stopped while posting; outcome unknown",
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     return done.rowcount or 0
@@ -238,5 +317,4 @@ async def expire_sending(s: AsyncSession, now: datetime) -> int:
 
 async def drop(s: AsyncSession, row_id: int) -> None:
     """A row never posted whose subject no longer needs a message of its own."""
-    await s.execute(delete(SlackMessage).where(SlackMessage.id == row_id,
-                                               SlackMessage.ts.is_(None)))
+    await s.execute(delete(SlackMessage).where(SlackMessage.id == row_id, SlackMessage.ts.is_(None)))

@@ -28,8 +28,14 @@ from sync.worker import Worker
 
 log = logging.getLogger(__name__)
 
-SECRET_KEYS = ("app_secret_token", "agreement_grant_token", "client_id", "client_secret",
-               "api_key", "refresh_token")
+SECRET_KEYS = (
+    "app_secret_token",
+    "agreement_grant_token",
+    "client_id",
+    "client_secret",
+    "api_key",
+    "refresh_token",
+)
 
 
 def connector_for(cfg: IntegrationConfig, db: Database | None = None) -> Connector:
@@ -41,8 +47,7 @@ def connector_for(cfg: IntegrationConfig, db: Database | None = None) -> Connect
     settings = cfg.connector_settings()
     if cfg.kind == "exact":
         if db is None:
-            raise ConfigError(f"integrations[{cfg.name}]: Exact needs the database for its "
-                              "refresh token")
+            raise ConfigError(f"integrations[{cfg.name}]: Exact needs the database for its refresh token")
         try:
             key = secret_key_from_env()
         except SecretKeyError as exc:
@@ -73,11 +78,16 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
-    async def create(cls, env: Environment, config: ConfigFile, *, migrate: bool = True,
-                     clock: Clock = utcnow,
-                     connectors: Callable[[IntegrationConfig], Connector] | None = None,
-                     outbox: OutboxSettings | None = None,
-                     ) -> Runtime:
+    async def create(
+        cls,
+        env: Environment,
+        config: ConfigFile,
+        *,
+        migrate: bool = True,
+        clock: Clock = utcnow,
+        connectors: Callable[[IntegrationConfig], Connector] | None = None,
+        outbox: OutboxSettings | None = None,
+    ) -> Runtime:
         """Open the database (migrating it), sync integrations, build engine and worker,
         and with a bot token the bolt app and the Slack notifier."""
         if migrate:
@@ -85,10 +95,12 @@ class Runtime:
         db = connect(env.database_url)
         retry = config.retry
         engine = Engine(
-            db, config.integrations, connectors or partial(connector_for, db=db),
-            policy=RetryPolicy(retry.base_seconds, retry.max_seconds, retry.jitter,
-                               retry.max_attempts),
-            worker=config.worker, clock=clock,
+            db,
+            config.integrations,
+            connectors or partial(connector_for, db=db),
+            policy=RetryPolicy(retry.base_seconds, retry.max_seconds, retry.jitter, retry.max_attempts),
+            worker=config.worker,
+            clock=clock,
         )
         await engine.setup()
         runtime = cls(env=env, config=config, db=db, engine=engine, worker=Worker(engine))
@@ -103,7 +115,8 @@ class Runtime:
             # take the day's digest away from a replica that could have posted it.
             sweeps.digest_time = config.slack.digest_time
             sweeps.digest_channel = config.slack.channel or next(
-                (i.channel for i in config.integrations if i.channel), None)
+                (i.channel for i in config.integrations if i.channel), None
+            )
             sweeps.channel_of = notifier.channel_of
             sweeps.poke = notifier.poke
         runtime.scheduler = Scheduler(sweeps)

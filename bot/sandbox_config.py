@@ -66,12 +66,14 @@ def local_slack_environment(env: Environment, base_url: str) -> Environment:
     is told them in-process, nobody else learns them.
     """
     base = base_url.rstrip("/")
-    return env.model_copy(update={
-        "slack_bot_token": SecretStr(f"xoxb-sandbox-{secrets.token_hex(12)}"),
-        "slack_signing_secret": SecretStr(secrets.token_hex(32)),
-        "slack_app_token": None,  # Socket Mode would dial real Slack
-        "slack_api_url": f"{base}/slack-api/",
-    })
+    return env.model_copy(
+        update={
+            "slack_bot_token": SecretStr(f"xoxb-sandbox-{secrets.token_hex(12)}"),
+            "slack_signing_secret": SecretStr(secrets.token_hex(32)),
+            "slack_app_token": None,  # Socket Mode would dial real Slack
+            "slack_api_url": f"{base}/slack-api/",
+        }
+    )
 
 
 def sandbox_config(*, retry_seconds: float = 2.0, max_attempts: int = 3) -> ConfigFile:
@@ -81,21 +83,30 @@ def sandbox_config(*, retry_seconds: float = 2.0, max_attempts: int = 3) -> Conf
     ledger turns into a message within seconds instead of after an hour.
     """
     return ConfigFile(
-        slack=SlackConfig(channel=SANDBOX_CHANNEL, allowed_users=["U0ALICE"],
-                          allowed_usergroup=SANDBOX_USERGROUP),
-        retry=RetryConfig(base_seconds=retry_seconds, max_seconds=max(30.0, retry_seconds),
-                          jitter=0.2, max_attempts=max_attempts),
+        slack=SlackConfig(
+            channel=SANDBOX_CHANNEL, allowed_users=["U0ALICE"], allowed_usergroup=SANDBOX_USERGROUP
+        ),
+        retry=RetryConfig(
+            base_seconds=retry_seconds,
+            max_seconds=max(30.0, retry_seconds),
+            jitter=0.2,
+            max_attempts=max_attempts,
+        ),
         worker=WorkerConfig(poll_seconds=0.5),  # a due retry goes out promptly
-        integrations=[IntegrationConfig(
-            name=SANDBOX_INTEGRATION, kind="sandbox", payment_account=5820, fee_account=7200,
-            mappings=Mappings(
-                # "Travel" and "Catering" are left out on purpose: the demo's unmapped bills.
-                categories={"Office supplies": 2800, "Software": 2820, "Rent": 3600,
-                            "Freight": 2750},
-                departments={"Sales": 1, "Operations": 2},
-                payment_methods={"mobilepay": 5830, "card": 5840},
-            ),
-        )],
+        integrations=[
+            IntegrationConfig(
+                name=SANDBOX_INTEGRATION,
+                kind="sandbox",
+                payment_account=5820,
+                fee_account=7200,
+                mappings=Mappings(
+                    # "Travel" and "Catering" are left out on purpose: the demo's unmapped bills.
+                    categories={"Office supplies": 2800, "Software": 2820, "Rent": 3600, "Freight": 2750},
+                    departments={"Sales": 1, "Operations": 2},
+                    payment_methods={"mobilepay": 5830, "card": 5840},
+                ),
+            )
+        ],
     )
 
 
@@ -114,5 +125,6 @@ def sandbox_config_file(env: Environment) -> ConfigFile:
     if real:
         raise ConfigError(
             f"{env.ledgerops_config}: integrations[{real[0].name}] is kind '{real[0].kind}'; "
-            "sandbox mode only runs sandbox integrations (use `python app.py serve`)")
+            "sandbox mode only runs sandbox integrations (use `python app.py serve`)"
+        )
     return config

@@ -93,8 +93,11 @@ class Sweeps:
 
     def __post_init__(self) -> None:
         self.watch = OutageWatch(
-            self.engine, timedelta(minutes=self.config.outage_minutes), self.holder,
-            lease=timedelta(seconds=max(60.0, 2 * self.config.outage_seconds)))
+            self.engine,
+            timedelta(minutes=self.config.outage_minutes),
+            self.holder,
+            lease=timedelta(seconds=max(60.0, 2 * self.config.outage_seconds)),
+        )
 
     def _poke(self) -> None:
         if self.poke is not None:
@@ -159,8 +162,7 @@ class Sweeps:
         cutoff = now - timedelta(hours=hours)
         given: list[Change] = []
         while True:
-            changes = await self.engine.db.run(
-                lambda conn: _give_up(conn, cutoff, now, hours, GIVE_UP_CHUNK))
+            changes = await self.engine.db.run(lambda conn: _give_up(conn, cutoff, now, hours, GIVE_UP_CHUNK))
             given.extend(changes)
             self.engine.feed.publish(changes)
             if len(changes) < GIVE_UP_CHUNK:
@@ -175,21 +177,34 @@ class Scheduler:
         self.sweeps = sweeps
         cfg = sweeps.config
         self.jobs: dict[str, tuple[Any, JobFn, str]] = {
-            "retry_due": (IntervalTrigger(seconds=cfg.retry_seconds), sweeps.retry_due,
-                          "retry due postings"),
-            "recover_stuck": (IntervalTrigger(seconds=cfg.stuck_seconds), sweeps.recover_stuck,
-                              "recover postings a crashed worker left in flight"),
-            "give_up_old": (IntervalTrigger(seconds=cfg.give_up_seconds), sweeps.give_up_old,
-                            f"give up after {cfg.give_up_after_hours:g} hours of retrying"),
-            "quota_reset": (CronTrigger(day=1, hour=0, minute=5, timezone="UTC"),
-                            sweeps.quota_reset, "resume quota-blocked postings each month"),
-            "outage_watch": (IntervalTrigger(seconds=cfg.outage_seconds), sweeps.outage_watch,
-                             f"tell the channel once when a ledger is unreachable for "
-                             f"{cfg.outage_minutes:g} min"),
+            "retry_due": (IntervalTrigger(seconds=cfg.retry_seconds), sweeps.retry_due, "retry due postings"),
+            "recover_stuck": (
+                IntervalTrigger(seconds=cfg.stuck_seconds),
+                sweeps.recover_stuck,
+                "recover postings a crashed worker left in flight",
+            ),
+            "give_up_old": (
+                IntervalTrigger(seconds=cfg.give_up_seconds),
+                sweeps.give_up_old,
+                f"give up after {cfg.give_up_after_hours:g} hours of retrying",
+            ),
+            "quota_reset": (
+                CronTrigger(day=1, hour=0, minute=5, timezone="UTC"),
+                sweeps.quota_reset,
+                "resume quota-blocked postings each month",
+            ),
+            "outage_watch": (
+                IntervalTrigger(seconds=cfg.outage_seconds),
+                sweeps.outage_watch,
+                f"tell the channel once when a ledger is unreachable for {cfg.outage_minutes:g} min",
+            ),
         }
         if sweeps.digest_time is not None:
-            self.jobs["digest"] = (daily_at(sweeps.digest_time), sweeps.digest,
-                                   f"daily digest at {sweeps.digest_time}")
+            self.jobs["digest"] = (
+                daily_at(sweeps.digest_time),
+                sweeps.digest,
+                f"daily digest at {sweeps.digest_time}",
+            )
         self.jobs.update(extra or {})
         #: a job that must not be skipped when the process was busy or restarting at its time
         self.grace = {"digest": 3600, "quota_reset": 24 * 3600}
@@ -202,9 +217,15 @@ class Scheduler:
         """Start inside the running loop (APScheduler takes the current loop)."""
         self._aps = AsyncIOScheduler(timezone="UTC")
         for name, (trigger, fn, _) in self.jobs.items():
-            self._aps.add_job(self.run_job, trigger, args=[name, fn], id=name,
-                              max_instances=1, coalesce=True,
-                              misfire_grace_time=self.grace.get(name, 60))
+            self._aps.add_job(
+                self.run_job,
+                trigger,
+                args=[name, fn],
+                id=name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=self.grace.get(name, 60),
+            )
         self._aps.start()
 
     async def run_job(self, name: str, fn: JobFn) -> None:
@@ -239,31 +260,50 @@ def daily_at(hh_mm: str, timezone: str | None = None) -> CronTrigger:
     return CronTrigger(hour=hour, minute=minute, timezone=timezone)
 
 
-def _give_up(conn: Connection, cutoff: datetime, now: datetime, hours: float,
-             limit: int) -> list[Change]:
+def _give_up(conn: Connection, cutoff: datetime, now: datetime, hours: float, limit: int) -> list[Change]:
     """Move up to ``limit`` postings retrying since before ``cutoff`` to ``failed``, grouped."""
     rows = conn.execute(
-        select(Posting.id, Posting.document_id, Posting.integration_id, Posting.last_error,
-               Posting.external_ref, Posting.idempotency_key, Document.external_id,
-               Integration.name)
+        select(
+            Posting.id,
+            Posting.document_id,
+            Posting.integration_id,
+            Posting.last_error,
+            Posting.external_ref,
+            Posting.idempotency_key,
+            Document.external_id,
+            Integration.name,
+        )
         .join(Document, Document.id == Posting.document_id)
         .join(Integration, Integration.id == Posting.integration_id)
         .where(Posting.state == PostingState.RETRYING, Posting.queued_at < cutoff)
-        .order_by(Posting.id).limit(limit)).all()
+        .order_by(Posting.id)
+        .limit(limit)
+    ).all()
     changes: list[Change] = []
     for r in rows:
         cause = r.last_error or "The ledger did not answer."
         gid = upsert_error_group(
-            conn, fingerprint=fingerprint(r.name, GAVE_UP, cause,
-                                          (r.external_id, r.idempotency_key, r.external_ref or "")),
-            integration_id=r.integration_id, code=GAVE_UP,
-            title=f"Still failing after {hours:g} hours: {cause}", now=now)
+            conn,
+            fingerprint=fingerprint(
+                r.name, GAVE_UP, cause, (r.external_id, r.idempotency_key, r.external_ref or "")
+            ),
+            integration_id=r.integration_id,
+            code=GAVE_UP,
+            title=f"Still failing after {hours:g} hours: {cause}",
+            now=now,
+        )
         done = conn.execute(
-            update(Posting).where(Posting.id == r.id, Posting.state == PostingState.RETRYING)
-            .values(state=PostingState.FAILED, error_group_id=gid, error_code=GAVE_UP,
-                    last_error=f"{cause} (gave up: still failing after {hours:g} hours)",
-                    updated_at=now)
-            .execution_options(synchronize_session=False))
+            update(Posting)
+            .where(Posting.id == r.id, Posting.state == PostingState.RETRYING)
+            .values(
+                state=PostingState.FAILED,
+                error_group_id=gid,
+                error_code=GAVE_UP,
+                last_error=f"{cause} (gave up: still failing after {hours:g} hours)",
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
         if done.rowcount:
             changes.append(Change(r.id, r.document_id, PostingState.FAILED, gid))
     return changes

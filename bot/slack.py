@@ -130,8 +130,7 @@ class SlackBot:
         if self.app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            self.socket_mode = AsyncSocketModeHandler(self.app, self.app_token,
-                                                      web_client=self.client)
+            self.socket_mode = AsyncSocketModeHandler(self.app, self.app_token, web_client=self.client)
             await self.socket_mode.connect_async()
             log.info("slack: connected over Socket Mode")
 
@@ -147,26 +146,31 @@ class SlackBot:
         await self.session.close()
 
 
-def web_clients(env: Environment, session: aiohttp.ClientSession) -> (
-    tuple[AsyncWebClient, AsyncWebClient]
-):
+def web_clients(env: Environment, session: aiohttp.ClientSession) -> tuple[AsyncWebClient, AsyncWebClient]:
     """The listeners' client and the outbox's client (see the module docstring)."""
     assert env.slack_bot_token is not None
     token = env.slack_bot_token.get_secret_value()
     quick = BackoffRetryIntervalCalculator(backoff_factor=0.2)
     client = AsyncWebClient(
-        token=token, base_url=env.slack_api_url, session=session,
+        token=token,
+        base_url=env.slack_api_url,
+        session=session,
         timeout=int(CALL_TIMEOUT.total or 20),
-        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1),
-                        AsyncConnectionErrorRetryHandler(max_retry_count=2,
-                                                         interval_calculator=quick)],
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=quick),
+        ],
     )
     outbox_client = AsyncWebClient(
-        token=token, base_url=env.slack_api_url, session=session,
+        token=token,
+        base_url=env.slack_api_url,
+        session=session,
         timeout=int(CALL_TIMEOUT.total or 20),
-        retry_handlers=[AsyncConnectionErrorRetryHandler(
-            max_retry_count=1, interval_calculator=quick,
-            error_types=[aiohttp.ClientConnectorError])],
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(
+                max_retry_count=1, interval_calculator=quick, error_types=[aiohttp.ClientConnectorError]
+            )
+        ],
     )
     return client, outbox_client
 
@@ -178,8 +182,10 @@ def build_slack_bot(env: Environment, config: ConfigFile, clock: Clock) -> Slack
     app_token = env.slack_app_token.get_secret_value() if env.slack_app_token else None
     secret = env.slack_signing_secret.get_secret_value() if env.slack_signing_secret else None
     if app_token is None and secret is None:
-        raise ConfigError("SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN in HTTP mode "
-                          "(or set SLACK_APP_TOKEN for Socket Mode)")
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN in HTTP mode "
+            "(or set SLACK_APP_TOKEN for Socket Mode)"
+        )
     session = aiohttp.ClientSession(timeout=CALL_TIMEOUT)
     client, outbox_client = web_clients(env, session)
     app = AsyncApp(
@@ -192,5 +198,11 @@ def build_slack_bot(env: Environment, config: ConfigFile, clock: Clock) -> Slack
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    return SlackBot(app=app, client=client, outbox_client=outbox_client, session=session,
-                    gatekeeper=Gatekeeper(config.slack, client, clock), app_token=app_token)
+    return SlackBot(
+        app=app,
+        client=client,
+        outbox_client=outbox_client,
+        session=session,
+        gatekeeper=Gatekeeper(config.slack, client, clock),
+        app_token=app_token,
+    )

@@ -223,11 +223,9 @@ class TokenStore(Protocol):
     restart never loses access. ``set`` must be durable when it returns.
     """
 
-    async def get(self, name: str) -> str | None:
-        ...
+    async def get(self, name: str) -> str | None: ...
 
-    async def set(self, name: str, value: str, detail: dict[str, Any] | None = None) -> None:
-        ...
+    async def set(self, name: str, value: str, detail: dict[str, Any] | None = None) -> None: ...
 
 
 # -- wire format shared by the HTTP connectors -------------------------------------------------
@@ -293,6 +291,7 @@ def transport_failure(exc: Exception, *, system: str, record: str, write: bool) 
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return TransientError(f"Could not connect to {system} ({name}).", code="unreachable")
     if write:
-        return UnknownOutcomeError(f"{system} did not answer after the {record} was sent "
-                                   f"({name}); it may or may not exist.")
+        return UnknownOutcomeError(
+            f"{system} did not answer after the {record} was sent ({name}); it may or may not exist."
+        )
     return TransientError(f"{system} did not answer ({name}).", code="timeout")

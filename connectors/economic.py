@@ -70,8 +70,13 @@ TEXT_MAX = 250  # entry text, per the docs
 PAGE_SIZE = 1000  # the largest page the API serves
 MAX_PAGES = 1000  # a runaway guard, far above any journal we expect
 SUPPORTED = frozenset({"invoice", "payment", "relation"})
-ENTRY_TYPES = ("supplierInvoices", "supplierPayments", "financeVouchers", "customerPayments",
-               "manualCustomerInvoices")
+ENTRY_TYPES = (
+    "supplierInvoices",
+    "supplierPayments",
+    "financeVouchers",
+    "customerPayments",
+    "manualCustomerInvoices",
+)
 # e-conomic's own substitutions for characters in a resource path (docs: "Custom resource
 # self-link encoding"); "_" goes first so the replacements are not themselves replaced.
 _PATH_CODES = (("_", "_8_"), ("/", "_6_"), (" ", "_9_"), (":", "_4_"), ("&", "_5_"))
@@ -114,8 +119,10 @@ def split_ref(external_ref: str) -> tuple[str, int]:
     """``"2026-50001"`` -> ``("2026", 50001)``."""
     year, _, number = external_ref.rpartition("-")
     if not year or not number.isdigit():
-        raise NeedsPersonError(f"'{external_ref}' is not an e-conomic voucher reference "
-                               "(expected YEAR-NUMBER).", code="bad_reference")
+        raise NeedsPersonError(
+            f"'{external_ref}' is not an e-conomic voucher reference (expected YEAR-NUMBER).",
+            code="bad_reference",
+        )
     return year, int(number)
 
 
@@ -127,8 +134,11 @@ def entries_of(voucher: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _whole_number(value: str | None, what: str, field: str) -> int:
     if value is None or not str(value).strip().isdigit():
-        raise NeedsPersonError(f"The {what} '{value}' is not a number; e-conomic needs a whole "
-                               "number here.", code=f"bad_{field}", field=field)
+        raise NeedsPersonError(
+            f"The {what} '{value}' is not a number; e-conomic needs a whole number here.",
+            code=f"bad_{field}",
+            field=field,
+        )
     return int(str(value).strip())
 
 
@@ -144,9 +154,14 @@ def annotated_errors(errors: Any, field: str = "") -> list[tuple[str, str, str, 
         for key, value in errors.items():
             if key == "errors" and isinstance(value, list):
                 found.extend(
-                    (field, str(item.get("message") or ""), str(item.get("errorCode") or ""),
-                     item.get("value"))
-                    for item in value if isinstance(item, Mapping)
+                    (
+                        field,
+                        str(item.get("message") or ""),
+                        str(item.get("errorCode") or ""),
+                        item.get("value"),
+                    )
+                    for item in value
+                    if isinstance(item, Mapping)
                 )
             elif key != "arrayIndex":
                 found.extend(annotated_errors(value, key))
@@ -157,10 +172,14 @@ def annotated_errors(errors: Any, field: str = "") -> list[tuple[str, str, str, 
 
 
 _NOT_FOUND_CODES = {
-    "contraAccount": "account_not_found", "account": "account_not_found",
-    "accountNumber": "account_not_found", "supplier": "supplier_not_found",
-    "supplierNumber": "supplier_not_found", "departmentalDistribution": "department_not_found",
-    "departmentalDistributionNumber": "department_not_found", "currency": "currency_not_found",
+    "contraAccount": "account_not_found",
+    "account": "account_not_found",
+    "accountNumber": "account_not_found",
+    "supplier": "supplier_not_found",
+    "supplierNumber": "supplier_not_found",
+    "departmentalDistribution": "department_not_found",
+    "departmentalDistributionNumber": "department_not_found",
+    "currency": "currency_not_found",
 }
 
 
@@ -184,8 +203,7 @@ def rejection(body: Any, status: int) -> NeedsPersonError:
             text += f" (value: {value})"
         parts.append(text)
     field, message, error_code, _value = found[0]
-    return NeedsPersonError("; ".join(parts), code=_code_for(field, message, error_code),
-                            field=field or None)
+    return NeedsPersonError("; ".join(parts), code=_code_for(field, message, error_code), field=field or None)
 
 
 # -- the connector -------------------------------------------------------------------------
@@ -209,8 +227,9 @@ class EconomicConnector:
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         if not app_secret_token or not agreement_grant_token:
-            raise ValueError(f"integrations[{name}]: e-conomic needs app_secret_token and "
-                             "agreement_grant_token")
+            raise ValueError(
+                f"integrations[{name}]: e-conomic needs app_secret_token and agreement_grant_token"
+            )
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.journal = int(journal)
@@ -219,13 +238,20 @@ class EconomicConnector:
         self.timeout = timeout
         # POST /customers requires a group, payment terms and a VAT zone; the config has no
         # keys for them yet, so a request's ``extra`` may carry them, else these defaults.
-        self.customer_defaults = {"customer_group": 1, "payment_terms": 1, "vat_zone": 1,
-                                  **(customer_defaults or {})}
+        self.customer_defaults = {
+            "customer_group": 1,
+            "payment_terms": 1,
+            "vat_zone": 1,
+            **(customer_defaults or {}),
+        }
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            headers={"X-AppSecretToken": app_secret_token,
-                     "X-AgreementGrantToken": agreement_grant_token,
-                     "Content-Type": "application/json", "Accept": "application/json"},
+            headers={
+                "X-AppSecretToken": app_secret_token,
+                "X-AgreementGrantToken": agreement_grant_token,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
             timeout=httpx.Timeout(timeout),
             transport=transport,
         )
@@ -244,8 +270,7 @@ class EconomicConnector:
         )
 
     def __repr__(self) -> str:
-        return (f"EconomicConnector(name={self.name!r}, base_url={self.base_url!r}, "
-                f"journal={self.journal})")
+        return f"EconomicConnector(name={self.name!r}, base_url={self.base_url!r}, journal={self.journal})"
 
     def supports(self, posting_kind: str) -> bool:
         """Supplier invoices, supplier payments and debtors."""
@@ -261,8 +286,9 @@ class EconomicConnector:
         self._check_kind(request)
         if request.kind == "relation":
             return await self._create_customer(request)
-        answer = await self._call("POST", f"/journals/{self.journal}/vouchers",
-                                  body=self._voucher_body(request), write=True)
+        answer = await self._call(
+            "POST", f"/journals/{self.journal}/vouchers", body=self._voucher_body(request), write=True
+        )
         return self._created(answer, request)
 
     async def update(self, external_ref: str, request: PostingRequest) -> PostingResult:
@@ -276,18 +302,20 @@ class EconomicConnector:
         voucher = await self._draft_voucher(year, number)
         if voucher is None:
             if await self._booked_voucher(year, number):
-                raise BookedError(f"Voucher {external_ref} is booked in e-conomic and cannot be "
-                                  "changed.")
-            raise NeedsPersonError(f"Voucher {external_ref} is no longer in journal "
-                                   f"{self.journal} and was not booked; it may have been deleted "
-                                   "in e-conomic.", code="not_found")
+                raise BookedError(f"Voucher {external_ref} is booked in e-conomic and cannot be changed.")
+            raise NeedsPersonError(
+                f"Voucher {external_ref} is no longer in journal "
+                f"{self.journal} and was not booked; it may have been deleted "
+                "in e-conomic.",
+                code="not_found",
+            )
         for entry in entries_of(voucher):
             entry_number = entry.get("journalEntryNumber")
             if entry_number is not None:
-                await self._call("DELETE", f"/journals/{self.journal}/entries/{entry_number}",
-                                 write=True, allow=(404,))
-        answer = await self._call("POST", f"/journals/{self.journal}/vouchers", body=body,
-                                  write=True)
+                await self._call(
+                    "DELETE", f"/journals/{self.journal}/entries/{entry_number}", write=True, allow=(404,)
+                )
+        answer = await self._call("POST", f"/journals/{self.journal}/vouchers", body=body, write=True)
         return self._created(answer, request)
 
     async def find(self, request: PostingRequest) -> PostingResult | None:
@@ -299,8 +327,7 @@ class EconomicConnector:
             async for voucher in vouchers:
                 if any(marker in str(e.get("text") or "") for e in entries_of(voucher)):
                     year = (voucher.get("accountingYear") or {}).get("year") or request.date.year
-                    return PostingResult(f"{year}-{voucher['voucherNumber']}",
-                                         RecordStatus.DRAFT)
+                    return PostingResult(f"{year}-{voucher['voucherNumber']}", RecordStatus.DRAFT)
         year = str(request.date.year)
         for entry in await self._booked_with_key(year, request):
             return PostingResult(f"{year}-{entry['voucherNumber']}", RecordStatus.BOOKED)
@@ -323,17 +350,21 @@ class EconomicConnector:
     def _check_kind(self, request: PostingRequest) -> None:
         if request.kind not in SUPPORTED:
             raise UnsupportedPostingError(
-                f"The e-conomic connector cannot take {request.kind.replace('_', ' ')} postings.")
+                f"The e-conomic connector cannot take {request.kind.replace('_', ' ')} postings."
+            )
 
-    def _voucher_body(self, request: PostingRequest, *,
-                      voucher_number: int | None = None) -> dict[str, Any]:
+    def _voucher_body(self, request: PostingRequest, *, voucher_number: int | None = None) -> dict[str, Any]:
         if request.supplier is None:
-            raise NeedsPersonError("The posting has no supplier; e-conomic needs a supplier "
-                                   "number.", code="no_supplier", field="supplier")
+            raise NeedsPersonError(
+                "The posting has no supplier; e-conomic needs a supplier number.",
+                code="no_supplier",
+                field="supplier",
+            )
         account = request.account or (self.payment_account if request.kind == "payment" else None)
         entry: dict[str, Any] = {
-            "supplier": {"supplierNumber": _whole_number(request.supplier.number,
-                                                         "supplier number", "supplier")},
+            "supplier": {
+                "supplierNumber": _whole_number(request.supplier.number, "supplier number", "supplier")
+            },
             # See the module docstring: an invoice credits the supplier, a payment debits it.
             "amount": -request.amount if request.kind == "invoice" else request.amount,
             "currency": {"code": request.currency},
@@ -348,21 +379,28 @@ class EconomicConnector:
         if request.kind == "invoice" and request.due_date is not None:
             entry["dueDate"] = request.due_date.isoformat()
         if request.department:
-            entry["departmentalDistribution"] = {"departmentalDistributionNumber": _whole_number(
-                request.department, "department", "department")}
+            entry["departmentalDistribution"] = {
+                "departmentalDistributionNumber": _whole_number(
+                    request.department, "department", "department"
+                )
+            }
         if voucher_number is not None:
             entry["voucher"] = {"voucherNumber": voucher_number}
         kind = "supplierInvoices" if request.kind == "invoice" else "supplierPayments"
-        return {"accountingYear": {"year": str(request.date.year)},
-                "journal": {"journalNumber": self.journal},
-                "entries": {kind: [entry]}}
+        return {
+            "accountingYear": {"year": str(request.date.year)},
+            "journal": {"journalNumber": self.journal},
+            "entries": {kind: [entry]},
+        }
 
     def _created(self, answer: Any, request: PostingRequest) -> PostingResult:
         voucher = answer[0] if isinstance(answer, list) and answer else answer
         if not isinstance(voucher, Mapping) or "voucherNumber" not in voucher:
             # Saved, but we cannot tell which voucher it is: look it up by key next time.
-            raise UnknownOutcomeError("e-conomic accepted the voucher but its answer did not say "
-                                      "the voucher number.", code="unreadable_answer")
+            raise UnknownOutcomeError(
+                "e-conomic accepted the voucher but its answer did not say the voucher number.",
+                code="unreadable_answer",
+            )
         year = str((voucher.get("accountingYear") or {}).get("year") or request.date.year)
         number = voucher["voucherNumber"]
         return PostingResult(f"{year}-{number}", RecordStatus.DRAFT, detail=f"voucher {number}")
@@ -376,8 +414,11 @@ class EconomicConnector:
     async def _booked_voucher(self, year: str, number: int) -> bool:
         # By number only, as the API offers: a same-numbered voucher of another journal would
         # read as booked too, which errs towards never creating a duplicate.
-        entries = self._pages(f"/accounting-years/{path_segment(year)}/entries",
-                              filter=f"voucherNumber$eq:{number}", missing_ok=True)
+        entries = self._pages(
+            f"/accounting-years/{path_segment(year)}/entries",
+            filter=f"voucherNumber$eq:{number}",
+            missing_ok=True,
+        )
         async with aclosing(entries):
             async for _entry in entries:
                 return True
@@ -387,27 +428,35 @@ class EconomicConnector:
         marker = key_marker(request.idempotency_key)
         path = f"/accounting-years/{path_segment(year)}/entries"
         try:
-            return [entry async for entry in self._pages(
-                path, filter=f"text$like:{filter_value(request.idempotency_key)}",
-                missing_ok=True) if marker in str(entry.get("text") or "")]
+            return [
+                entry
+                async for entry in self._pages(
+                    path, filter=f"text$like:{filter_value(request.idempotency_key)}", missing_ok=True
+                )
+                if marker in str(entry.get("text") or "")
+            ]
         except NeedsPersonError as exc:
             if not exc.code.startswith(("validation", "http_400")):
                 raise
         # The ledger would not filter on text: the document's own day is a small page.
         log.info("e-conomic refused a text filter; searching by date", extra={"year": year})
-        return [entry async for entry in self._pages(
-            path, filter=f"date$eq:{request.date.isoformat()}", missing_ok=True)
-            if marker in str(entry.get("text") or "")]
+        return [
+            entry
+            async for entry in self._pages(
+                path, filter=f"date$eq:{request.date.isoformat()}", missing_ok=True
+            )
+            if marker in str(entry.get("text") or "")
+        ]
 
-    async def _pages(self, path: str, *, filter: str | None = None,
-                     missing_ok: bool = False) -> AsyncIterator[dict[str, Any]]:
+    async def _pages(
+        self, path: str, *, filter: str | None = None, missing_ok: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every item of a collection, page by page (``skippages`` / ``pagesize``)."""
         for page in range(MAX_PAGES):
             params: dict[str, Any] = {"skippages": page, "pagesize": PAGE_SIZE}
             if filter:
                 params["filter"] = filter
-            answer = await self._call("GET", path, params=params,
-                                      allow=(404,) if missing_ok else ())
+            answer = await self._call("GET", path, params=params, allow=(404,) if missing_ok else ())
             if answer is None:
                 return
             items = answer.get("collection") or []
@@ -415,8 +464,9 @@ class EconomicConnector:
                 yield item
             if not items or not (answer.get("pagination") or {}).get("nextPage"):
                 return
-        raise TransientError(f"e-conomic kept returning pages of {path}; stopped after "
-                             f"{MAX_PAGES}.", code="too_many_pages")
+        raise TransientError(
+            f"e-conomic kept returning pages of {path}; stopped after {MAX_PAGES}.", code="too_many_pages"
+        )
 
     # -- debtors -----------------------------------------------------------------------------
     def _relation(self, request: PostingRequest) -> RelationRecord:
@@ -424,12 +474,14 @@ class EconomicConnector:
         if relation is None:
             raise NeedsPersonError("The relation posting carries no relation.", code="no_relation")
         if relation.type != "debtor":
-            raise UnsupportedPostingError(f"The e-conomic connector writes debtors only, not "
-                                          f"{relation.type}s.")
+            raise UnsupportedPostingError(
+                f"The e-conomic connector writes debtors only, not {relation.type}s."
+            )
         return relation
 
-    def _customer_body(self, request: PostingRequest, relation: RelationRecord,
-                       current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _customer_body(
+        self, request: PostingRequest, relation: RelationRecord, current: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         # PUT replaces the whole customer, so an update starts from what the ledger holds.
         body: dict[str, Any] = dict(current or {})
         pick = {**self.customer_defaults, **request.extra}
@@ -440,12 +492,14 @@ class EconomicConnector:
         body.setdefault("paymentTerms", {"paymentTermsNumber": int(pick["payment_terms"])})
         body.setdefault("vatZone", {"vatZoneNumber": int(pick["vat_zone"])})
         # The API refuses null: an empty value is left out rather than sent.
-        for key, value in (("email", relation.email),
-                           ("corporateIdentificationNumber", relation.vat_number),
-                           ("address", relation.address.line1),
-                           ("zip", relation.address.postal_code),
-                           ("city", relation.address.city),
-                           ("country", relation.address.country)):
+        for key, value in (
+            ("email", relation.email),
+            ("corporateIdentificationNumber", relation.vat_number),
+            ("address", relation.address.line1),
+            ("zip", relation.address.postal_code),
+            ("city", relation.address.city),
+            ("country", relation.address.country),
+        ):
             if value:
                 body[key] = value
         return body
@@ -453,16 +507,19 @@ class EconomicConnector:
     async def _create_customer(self, request: PostingRequest) -> PostingResult:
         relation = self._relation(request)
         try:
-            answer = await self._call("POST", "/customers",
-                                      body=self._customer_body(request, relation), write=True)
+            answer = await self._call(
+                "POST", "/customers", body=self._customer_body(request, relation), write=True
+            )
         except NeedsPersonError as exc:
             if exc.code == "http_409" or exc.field == "customerNumber":
                 raise RecordExistsError(
-                    f"Debtor number {relation.number} is already in use in e-conomic "
-                    f"({exc.message}).", field="number") from None
+                    f"Debtor number {relation.number} is already in use in e-conomic ({exc.message}).",
+                    field="number",
+                ) from None
             raise
-        number = answer.get("customerNumber", relation.number) if isinstance(answer, dict) \
-            else relation.number
+        number = (
+            answer.get("customerNumber", relation.number) if isinstance(answer, dict) else relation.number
+        )
         return PostingResult(str(number), RecordStatus.DRAFT, detail=f"debtor {number}")
 
     async def _update_customer(self, external_ref: str, request: PostingRequest) -> PostingResult:
@@ -470,10 +527,12 @@ class EconomicConnector:
         number = _whole_number(external_ref, "debtor number", "number")
         current = await self._call("GET", f"/customers/{number}", allow=(404,))
         if current is None:
-            raise NeedsPersonError(f"Debtor {number} does not exist in e-conomic.",
-                                   code="not_found", field="number")
-        await self._call("PUT", f"/customers/{number}", write=True,
-                         body=self._customer_body(request, relation, current))
+            raise NeedsPersonError(
+                f"Debtor {number} does not exist in e-conomic.", code="not_found", field="number"
+            )
+        await self._call(
+            "PUT", f"/customers/{number}", write=True, body=self._customer_body(request, relation, current)
+        )
         return PostingResult(str(number), RecordStatus.DRAFT, detail=f"debtor {number}")
 
     async def _find_customer(self, request: PostingRequest) -> PostingResult | None:
@@ -485,16 +544,25 @@ class EconomicConnector:
         return None if found is None else PostingResult(str(number), RecordStatus.DRAFT)
 
     # -- HTTP --------------------------------------------------------------------------------
-    async def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                    body: Any = None, write: bool = False, allow: tuple[int, ...] = ()) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        write: bool = False,
+        allow: tuple[int, ...] = (),
+    ) -> Any:
         """One request; the answer's JSON, ``None`` for an allowed status, or a typed error."""
         content = encode_json(body) if body is not None else None
         try:
             response = await self._http.request(method, path, params=params, content=content)
         except httpx.TransportError as exc:
             raise self._transport_failure(exc, method, path, write) from None
-        log.debug("e-conomic answered", extra={"method": method, "path": path,
-                                               "status": response.status_code})
+        log.debug(
+            "e-conomic answered", extra={"method": method, "path": path, "status": response.status_code}
+        )
         if response.status_code in allow:
             return None
         if response.status_code >= 400:
@@ -503,32 +571,44 @@ class EconomicConnector:
             return decode_json(response.content)
         except ValueError:
             if write:
-                raise UnknownOutcomeError("e-conomic answered the write with something that is "
-                                          "not JSON.", code="unreadable_answer") from None
-            raise TransientError("e-conomic answered with something that is not JSON.",
-                                 code="unreadable_answer") from None
+                raise UnknownOutcomeError(
+                    "e-conomic answered the write with something that is not JSON.", code="unreadable_answer"
+                ) from None
+            raise TransientError(
+                "e-conomic answered with something that is not JSON.", code="unreadable_answer"
+            ) from None
 
-    def _transport_failure(self, exc: httpx.TransportError, method: str, path: str,
-                           write: bool) -> ConnectorError:
+    def _transport_failure(
+        self, exc: httpx.TransportError, method: str, path: str, write: bool
+    ) -> ConnectorError:
         # Never chain or repeat the httpx error: it carries the request, headers and all.
-        log.warning("e-conomic call failed", extra={"method": method, "path": path,
-                                                    "error": type(exc).__name__})
-        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout |
-                                httpx.PoolTimeout | httpx.ProxyError | httpx.UnsupportedProtocol)
+        log.warning(
+            "e-conomic call failed", extra={"method": method, "path": path, "error": type(exc).__name__}
+        )
+        never_sent = isinstance(
+            exc,
+            httpx.ConnectError
+            | httpx.ConnectTimeout
+            | httpx.PoolTimeout
+            | httpx.ProxyError
+            | httpx.UnsupportedProtocol,
+        )
         timed_out = isinstance(exc, httpx.TimeoutException)
         if write and not never_sent:
             if timed_out:
                 return UnknownOutcomeError(
                     f"e-conomic did not answer within {self.timeout:g} s after the change was "
-                    "sent; it may or may not have been saved.", code="timeout")
-            return UnknownOutcomeError("The connection to e-conomic dropped after the change "
-                                       "was sent; it may or may not have been saved.",
-                                       code="connection_lost")
+                    "sent; it may or may not have been saved.",
+                    code="timeout",
+                )
+            return UnknownOutcomeError(
+                "The connection to e-conomic dropped after the change "
+                "was sent; it may or may not have been saved.",
+                code="connection_lost",
+            )
         if timed_out:
-            return TransientError(f"e-conomic did not answer within {self.timeout:g} s.",
-                                  code="timeout")
-        return TransientError("Could not reach e-conomic (connection failed).",
-                              code="unreachable")
+            return TransientError(f"e-conomic did not answer within {self.timeout:g} s.", code="timeout")
+        return TransientError("Could not reach e-conomic (connection failed).", code="unreachable")
 
     def _http_failure(self, response: httpx.Response, write: bool) -> ConnectorError:
         status = response.status_code
@@ -540,22 +620,30 @@ class EconomicConnector:
         if status == 429:
             return RateLimitedError(
                 "e-conomic asks us to slow down (429 Too Many Requests).",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
         # Our own words name the fix; tokens are never part of them.
         if status == 401:
             return AuthenticationError(
                 f"e-conomic refused the credentials of {self.name} (401). Renew the app secret "
-                "token / agreement grant token in the environment.", code="http_401")
+                "token / agreement grant token in the environment.",
+                code="http_401",
+            )
         if status == 403:
             return AuthenticationError(
                 f"e-conomic denied {self.name} access (403): the agreement grant does not allow "
-                "this. Check the app's roles in e-conomic or renew the grant.", code="http_403")
+                "this. Check the app's roles in e-conomic or renew the grant.",
+                code="http_403",
+            )
         if status >= 500:
             detail = f": {ledger_text}" if ledger_text else ""
             if write and status not in _NOT_PROCESSED:
-                return UnknownOutcomeError(f"e-conomic failed ({status}) after the change was "
-                                           f"sent{detail}; it may or may not have been saved.",
-                                           code=f"http_{status}")
-            return TransientError(f"e-conomic is unavailable ({status}){detail}. Try again "
-                                  "later.", code=f"http_{status}")
+                return UnknownOutcomeError(
+                    f"e-conomic failed ({status}) after the change was "
+                    f"sent{detail}; it may or may not have been saved.",
+                    code=f"http_{status}",
+                )
+            return TransientError(
+                f"e-conomic is unavailable ({status}){detail}. Try again later.", code=f"http_{status}"
+            )
         return rejection(body, status)

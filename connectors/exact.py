@@ -113,18 +113,27 @@ class RatePacer:
         """Wait (or refuse) until a call fits in the allowance; reserve it."""
         async with self._lock:
             now = self._clock()
-            if self.daily_remaining is not None and self.daily_remaining <= 0 \
-                    and self.daily_reset is not None and self.daily_reset > now:
+            if (
+                self.daily_remaining is not None
+                and self.daily_remaining <= 0
+                and self.daily_reset is not None
+                and self.daily_reset > now
+            ):
                 raise RateLimitedError(
                     "The daily Exact Online allowance of this company is used up.",
-                    code="daily_limit", retry_after=self.daily_reset - now + self.margin)
-            if self.minutely_remaining is not None and self.minutely_remaining <= 0 \
-                    and self.minutely_reset is not None:
+                    code="daily_limit",
+                    retry_after=self.daily_reset - now + self.margin,
+                )
+            if (
+                self.minutely_remaining is not None
+                and self.minutely_remaining <= 0
+                and self.minutely_reset is not None
+            ):
                 wait = self.minutely_reset - now + self.margin
                 if wait > self.max_wait:
                     raise RateLimitedError(
-                        "The per-minute Exact Online allowance of this company is used up.",
-                        retry_after=wait)
+                        "The per-minute Exact Online allowance of this company is used up.", retry_after=wait
+                    )
                 if wait > 0:
                     self.waited += wait
                     await self._sleep(wait)
@@ -138,6 +147,7 @@ class RatePacer:
 
     def update(self, headers: Mapping[str, str]) -> None:
         """Take the allowance from an answer's ``X-RateLimit-*`` headers."""
+
         def number(name: str) -> int | None:
             value = headers.get(name)
             try:
@@ -145,8 +155,7 @@ class RatePacer:
             except ValueError:
                 return None
 
-        remaining, reset = number("X-RateLimit-Minutely-Remaining"), number(
-            "X-RateLimit-Minutely-Reset")
+        remaining, reset = number("X-RateLimit-Minutely-Remaining"), number("X-RateLimit-Minutely-Reset")
         if remaining is not None:
             self.minutely_remaining = remaining
         if reset is not None:
@@ -230,7 +239,8 @@ class ExactConnector:
         if store is None:
             raise ValueError(
                 f"integrations[{name}]: the Exact Online connector needs a token store "
-                "(settings['token_store']) to keep its rotating refresh token")
+                "(settings['token_store']) to keep its rotating refresh token"
+            )
         division = settings.get("division")
         return cls(
             name,
@@ -279,20 +289,27 @@ class ExactConnector:
         """The record carrying the idempotency key, looked up with ``$filter``."""
         key = _quote(request.idempotency_key)
         if request.kind == "invoice":
-            rows = await self._get_all("purchaseentry/PurchaseEntries", {
-                "$filter": f"substringof({key},Description) eq true",
-                "$select": "EntryID,EntryNumber,Status"})
+            rows = await self._get_all(
+                "purchaseentry/PurchaseEntries",
+                {
+                    "$filter": f"substringof({key},Description) eq true",
+                    "$select": "EntryID,EntryNumber,Status",
+                },
+            )
             return self._entry_result(rows[0], "purchase entry") if rows else None
         if request.kind == "journal":
             return await self._find_journal(request.idempotency_key)
         if request.kind == "relation":
             assert request.relation is not None
-            rows = await self._get_all("crm/Accounts", {
-                "$filter": f"trim(Code) eq {_quote(request.relation.number)} "
-                           f"and substringof({key},Remarks) eq true",
-                "$select": "ID,Code"})
-            return PostingResult(rows[0]["ID"], RecordStatus.DRAFT, detail="account") \
-                if rows else None
+            rows = await self._get_all(
+                "crm/Accounts",
+                {
+                    "$filter": f"trim(Code) eq {_quote(request.relation.number)} "
+                    f"and substringof({key},Remarks) eq true",
+                    "$select": "ID,Code",
+                },
+            )
+            return PostingResult(rows[0]["ID"], RecordStatus.DRAFT, detail="account") if rows else None
         return None
 
     async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
@@ -303,8 +320,9 @@ class ExactConnector:
         if request.kind == "journal":
             entry = await self._journal_entry(external_ref, request)
             return RecordStatus.MISSING if entry is None else _entry_status(entry)
-        row = await self._get_one(f"purchaseentry/PurchaseEntries(guid'{external_ref}')",
-                                  {"$select": "EntryID,Status"})
+        row = await self._get_one(
+            f"purchaseentry/PurchaseEntries(guid'{external_ref}')", {"$select": "EntryID,Status"}
+        )
         return RecordStatus.MISSING if row is None else _entry_status(row)
 
     async def aclose(self) -> None:
@@ -319,9 +337,14 @@ class ExactConnector:
         The upload counts against the same allowance as REST calls.
         """
         division = await self.division()
-        resp = await self._send("POST", "docs/XMLUpload.aspx",
-                                params={"Topic": topic, "_Division_": division},
-                                content=xml, content_type="application/xml", write=True)
+        resp = await self._send(
+            "POST",
+            "docs/XMLUpload.aspx",
+            params={"Topic": topic, "_Division_": division},
+            content=xml,
+            content_type="application/xml",
+            write=True,
+        )
         assert resp is not None
         return resp.text
 
@@ -332,18 +355,20 @@ class ExactConnector:
             if not stored:
                 raise NeedsPersonError(
                     f"No Exact Online administration is linked to {self.name}; run "
-                    f"`python app.py connect {self.name}`.", code="not_linked")
+                    f"`python app.py connect {self.name}`.",
+                    code="not_linked",
+                )
             self._division = int(stored)
         return self._division
 
     # -- purchase entries ----------------------------------------------------------------
     async def _purchase_body(self, request: PostingRequest) -> dict[str, Any]:
         if request.amount <= 0:
-            raise NeedsPersonError("Amount must be greater than zero.", code="invalid_amount",
-                                   field="amount")
+            raise NeedsPersonError("Amount must be greater than zero.", code="invalid_amount", field="amount")
         if not request.account or request.supplier is None:
-            raise NeedsPersonError("A purchase entry needs an account and a supplier.",
-                                   code="incomplete", field="account")
+            raise NeedsPersonError(
+                "A purchase entry needs an account and a supplier.", code="incomplete", field="account"
+            )
         line: dict[str, Any] = {
             "GLAccount": await self._gl_account(request.account),
             "AmountFC": request.amount,
@@ -368,23 +393,26 @@ class ExactConnector:
         path = f"purchaseentry/PurchaseEntries(guid'{ref}')"
         entry = await self._get_one(path, {"$expand": "PurchaseEntryLines"})
         if entry is None:
-            raise NeedsPersonError(f"Purchase entry {ref} no longer exists in Exact Online.",
-                                   code="not_found")
+            raise NeedsPersonError(
+                f"Purchase entry {ref} no longer exists in Exact Online.", code="not_found"
+            )
         if _entry_status(entry) is RecordStatus.BOOKED:
-            raise BookedError(f"Purchase entry {entry.get('EntryNumber', ref)} is processed in "
-                              "Exact Online and cannot be changed.")
+            raise BookedError(
+                f"Purchase entry {entry.get('EntryNumber', ref)} is processed in "
+                "Exact Online and cannot be changed."
+            )
         body = await self._purchase_body(request)
         line = body.pop("PurchaseEntryLines")[0]
         body.pop("Journal")  # the journal of an existing entry cannot change
         lines = (entry.get("PurchaseEntryLines") or {}).get("results") or []
         await self._write("PUT", path, body)
         if lines:
-            await self._write("PUT", f"purchaseentry/PurchaseEntryLines(guid'{lines[0]['ID']}')",
-                              line)
+            await self._write("PUT", f"purchaseentry/PurchaseEntryLines(guid'{lines[0]['ID']}')", line)
         else:
             await self._write("POST", "purchaseentry/PurchaseEntryLines", dict(line, EntryID=ref))
-        return PostingResult(ref, RecordStatus.DRAFT,
-                             detail=f"purchase entry {entry.get('EntryNumber', '')}".strip())
+        return PostingResult(
+            ref, RecordStatus.DRAFT, detail=f"purchase entry {entry.get('EntryNumber', '')}".strip()
+        )
 
     # -- general journal entries ---------------------------------------------------------
     async def _journal_body(self, request: PostingRequest) -> dict[str, Any]:
@@ -392,8 +420,9 @@ class ExactConnector:
             raise NeedsPersonError("The journal has no lines.", code="empty_journal")
         total = sum((line.amount for line in request.lines), Decimal(0))
         if total != 0:
-            raise NeedsPersonError(f"The journal does not balance: its lines sum to {total}.",
-                                   code="unbalanced")
+            raise NeedsPersonError(
+                f"The journal does not balance: its lines sum to {total}.", code="unbalanced"
+            )
         lines = []
         for line in request.lines:
             row: dict[str, Any] = {
@@ -407,8 +436,7 @@ class ExactConnector:
             if line.dimensions.get("cost_unit"):
                 row["CostUnit"] = line.dimensions["cost_unit"]
             lines.append(row)
-        body: dict[str, Any] = {"JournalCode": self.general_journal,
-                                "GeneralJournalEntryLines": lines}
+        body: dict[str, Any] = {"JournalCode": self.general_journal, "GeneralJournalEntryLines": lines}
         # Book in the period the lines concern (a calendar financial year is assumed).
         year, month = (request.period or request.date.strftime("%Y-%m")).split("-")
         body["FinancialYear"], body["FinancialPeriod"] = int(year), int(month)
@@ -416,8 +444,10 @@ class ExactConnector:
 
     async def _journal_entry(self, ref: str, request: PostingRequest) -> dict[str, Any] | None:
         """The entry by reference, or (after a lost re-post) by idempotency key."""
-        entry = await self._get_one(f"generaljournalentry/GeneralJournalEntries(guid'{ref}')",
-                                    {"$select": "EntryID,EntryNumber,Status"})
+        entry = await self._get_one(
+            f"generaljournalentry/GeneralJournalEntries(guid'{ref}')",
+            {"$select": "EntryID,EntryNumber,Status"},
+        )
         if entry is not None:
             return entry
         found = await self._find_journal(request.idempotency_key)
@@ -425,30 +455,35 @@ class ExactConnector:
             return None
         return await self._get_one(
             f"generaljournalentry/GeneralJournalEntries(guid'{found.external_ref}')",
-            {"$select": "EntryID,EntryNumber,Status"})
+            {"$select": "EntryID,EntryNumber,Status"},
+        )
 
     async def _find_journal(self, key: str) -> PostingResult | None:
-        rows = await self._get_all("generaljournalentry/GeneralJournalEntryLines", {
-            "$filter": f"substringof({_quote(key)},Description) eq true", "$select": "EntryID"})
+        rows = await self._get_all(
+            "generaljournalentry/GeneralJournalEntryLines",
+            {"$filter": f"substringof({_quote(key)},Description) eq true", "$select": "EntryID"},
+        )
         if not rows:
             return None
         entry = await self._get_one(
             f"generaljournalentry/GeneralJournalEntries(guid'{rows[0]['EntryID']}')",
-            {"$select": "EntryID,EntryNumber,Status"})
+            {"$select": "EntryID,EntryNumber,Status"},
+        )
         return None if entry is None else self._entry_result(entry, "journal entry")
 
     async def _update_journal(self, ref: str, request: PostingRequest) -> PostingResult:
         entry = await self._journal_entry(ref, request)
         if entry is None:
-            raise NeedsPersonError(f"Journal entry {ref} no longer exists in Exact Online.",
-                                   code="not_found")
+            raise NeedsPersonError(f"Journal entry {ref} no longer exists in Exact Online.", code="not_found")
         if _entry_status(entry) is RecordStatus.BOOKED:
-            raise BookedError(f"Journal entry {entry.get('EntryNumber', ref)} is processed in "
-                              "Exact Online and cannot be changed.")
+            raise BookedError(
+                f"Journal entry {entry.get('EntryNumber', ref)} is processed in "
+                "Exact Online and cannot be changed."
+            )
         body = await self._journal_body(request)  # refuse bad content before deleting
-        await self._write("DELETE",
-                          f"generaljournalentry/GeneralJournalEntries(guid'{entry['EntryID']}')",
-                          None)
+        await self._write(
+            "DELETE", f"generaljournalentry/GeneralJournalEntries(guid'{entry['EntryID']}')", None
+        )
         data = await self._write("POST", "generaljournalentry/GeneralJournalEntries", body)
         return self._entry_result(data, "journal entry")
 
@@ -460,50 +495,68 @@ class ExactConnector:
         if len(rel.number) > CODE_MAX:
             raise NeedsPersonError(
                 f"Relation number {rel.number} is longer than Exact's {CODE_MAX} characters.",
-                code="code_too_long", field="number")
+                code="code_too_long",
+                field="number",
+            )
         body: dict[str, Any] = {
-            "Code": rel.number, "Name": rel.name,
+            "Code": rel.number,
+            "Name": rel.name,
             "Status": "C" if rel.type == "debtor" else "A",
-            "IsSales": rel.type == "debtor", "IsSupplier": rel.type == "creditor",
+            "IsSales": rel.type == "debtor",
+            "IsSupplier": rel.type == "creditor",
             "Remarks": f"ledgerops {request.idempotency_key}",
         }
-        optional = {"Email": rel.email, "VATNumber": rel.vat_number,
-                    "AddressLine1": rel.address.line1, "Postcode": rel.address.postal_code,
-                    "City": rel.address.city, "Country": rel.address.country}
+        optional = {
+            "Email": rel.email,
+            "VATNumber": rel.vat_number,
+            "AddressLine1": rel.address.line1,
+            "Postcode": rel.address.postal_code,
+            "City": rel.address.city,
+            "Country": rel.address.country,
+        }
         body.update({k: v for k, v in optional.items() if v})
         return body
 
     async def _create_account(self, request: PostingRequest) -> PostingResult:
         body = self._account_body(request)
-        existing = await self._get_all("crm/Accounts", {
-            "$filter": f"trim(Code) eq {_quote(body['Code'])}", "$select": "ID,Code"})
+        existing = await self._get_all(
+            "crm/Accounts", {"$filter": f"trim(Code) eq {_quote(body['Code'])}", "$select": "ID,Code"}
+        )
         if existing:
             raise RecordExistsError(
-                f"Account code {body['Code']} is already in use in Exact Online.", field="number")
+                f"Account code {body['Code']} is already in use in Exact Online.", field="number"
+            )
         data = await self._write("POST", "crm/Accounts", body)
         return PostingResult(str(data["ID"]), RecordStatus.DRAFT, detail=f"account {body['Code']}")
 
     # -- code -> GUID --------------------------------------------------------------------
     async def _gl_account(self, code: str) -> str:
         if code not in self._gl_ids:
-            rows = await self._get_all("financial/GLAccounts", {
-                "$filter": f"trim(Code) eq {_quote(code)}", "$select": "ID,Code"})
+            rows = await self._get_all(
+                "financial/GLAccounts", {"$filter": f"trim(Code) eq {_quote(code)}", "$select": "ID,Code"}
+            )
             if not rows:
                 raise NeedsPersonError(
-                    f"Account {code} does not exist in Exact Online administration "
-                    f"{await self.division()}.", code="account_not_found", field="account")
+                    f"Account {code} does not exist in Exact Online administration {await self.division()}.",
+                    code="account_not_found",
+                    field="account",
+                )
             self._gl_ids[code] = str(rows[0]["ID"])
         return self._gl_ids[code]
 
     async def _supplier(self, number: str) -> str:
         if number not in self._supplier_ids:
-            rows = await self._get_all("crm/Accounts", {
-                "$filter": f"trim(Code) eq {_quote(number)} and IsSupplier eq true",
-                "$select": "ID,Code"})
+            rows = await self._get_all(
+                "crm/Accounts",
+                {"$filter": f"trim(Code) eq {_quote(number)} and IsSupplier eq true", "$select": "ID,Code"},
+            )
             if not rows:
                 raise NeedsPersonError(
                     f"Supplier {number} does not exist in Exact Online administration "
-                    f"{await self.division()}.", code="supplier_not_found", field="supplier")
+                    f"{await self.division()}.",
+                    code="supplier_not_found",
+                    field="supplier",
+                )
             self._supplier_ids[number] = str(rows[0]["ID"])
         return self._supplier_ids[number]
 
@@ -511,14 +564,14 @@ class ExactConnector:
     @staticmethod
     def _entry_result(entry: Mapping[str, Any], what: str) -> PostingResult:
         number = entry.get("EntryNumber")
-        return PostingResult(str(entry["EntryID"]), _entry_status(entry),
-                             detail=f"{what} {number}" if number else what)
+        return PostingResult(
+            str(entry["EntryID"]), _entry_status(entry), detail=f"{what} {number}" if number else what
+        )
 
     # -- tokens --------------------------------------------------------------------------
     async def _access_token(self) -> str:
         """A live access token; rotates (and first stores) the refresh token when due."""
-        if self._unsaved is None and self._access and \
-                self._clock() < self._access_expires - ACCESS_MARGIN:
+        if self._unsaved is None and self._access and self._clock() < self._access_expires - ACCESS_MARGIN:
             return self._access
         async with self._token_lock:
             if self._unsaved is not None:
@@ -534,8 +587,8 @@ class ExactConnector:
         token = self._refresh or stored or self._initial_refresh_token
         if not token:
             raise AuthenticationError(
-                f"No Exact Online refresh token for {self.name}; run "
-                f"`python app.py connect {self.name}`.")
+                f"No Exact Online refresh token for {self.name}; run `python app.py connect {self.name}`."
+            )
         data = await self._token_request(token)
         if data is None and stored and stored != token:
             # Another process rotated it and stored the newer one: use that.
@@ -543,7 +596,8 @@ class ExactConnector:
         if data is None:
             raise AuthenticationError(
                 f"Exact Online refused the refresh token of {self.name}; link it again with "
-                f"`python app.py connect {self.name}`.")
+                f"`python app.py connect {self.name}`."
+            )
         self.token_refreshes += 1
         expires = self._clock() + int(data.get("expires_in") or 600)
         # The old refresh token is dead now: remember the new one at once, store it,
@@ -553,38 +607,49 @@ class ExactConnector:
         await self._persist(self._refresh, str(data["access_token"]), expires)
 
     async def _token_request(self, refresh_token: str) -> dict[str, Any] | None:
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token,
-                "client_id": self._client_id, "client_secret": self._client_secret}
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+        }
         try:
             resp = await self._http.post("api/oauth2/token", data=form)
         except httpx.TransportError as exc:
             # The answer (with a new refresh token) may be lost; Exact then keeps the
             # old one valid for a while, so a later retry can still succeed.
-            raise TransientError(f"Could not reach Exact Online to sign in "
-                                 f"({type(exc).__name__}).", code="unreachable") from None
+            raise TransientError(
+                f"Could not reach Exact Online to sign in ({type(exc).__name__}).", code="unreachable"
+            ) from None
         if resp.status_code in (400, 401):
             return None
         if resp.status_code >= 300:
-            raise TransientError(f"Exact Online sign-in failed ({resp.status_code}).",
-                                 code=f"http_{resp.status_code}")
+            raise TransientError(
+                f"Exact Online sign-in failed ({resp.status_code}).", code=f"http_{resp.status_code}"
+            )
         data = decode_json(resp.text) or {}
         if not data.get("access_token") or not data.get("refresh_token"):
-            raise TransientError("Exact Online sign-in answered without tokens.",
-                                 code="bad_token_answer")
+            raise TransientError("Exact Online sign-in answered without tokens.", code="bad_token_answer")
         return data
 
     async def _persist(self, refresh: str, access: str, expires: float) -> None:
-        detail = {"rotated_at": datetime.fromtimestamp(self._clock(), UTC).isoformat(),
-                  "division": self._division}
+        detail = {
+            "rotated_at": datetime.fromtimestamp(self._clock(), UTC).isoformat(),
+            "division": self._division,
+        }
         try:
             await self._store.set("refresh_token", refresh, detail)
         except Exception as exc:
             self._unsaved = (refresh, access, expires)
-            log.error("could not store the rotated Exact refresh token",
-                      extra={"integration": self.name, "error": type(exc).__name__})
+            log.error(
+                "could not store the rotated Exact refresh token",
+                extra={"integration": self.name, "error": type(exc).__name__},
+            )
             raise TransientError(
                 "The renewed Exact Online sign-in could not be saved, so nothing was sent; "
-                "it is tried again with the next posting.", code="token_store") from None
+                "it is tried again with the next posting.",
+                code="token_store",
+            ) from None
         self._unsaved = None
         self._access, self._access_expires = access, expires
 
@@ -595,8 +660,9 @@ class ExactConnector:
         return f"api/v1/{await self.division()}/{path}"
 
     async def _write(self, method: str, path: str, body: Any) -> dict[str, Any]:
-        resp = await self._send(method, path, content=encode_json(body) if body is not None else None,
-                                write=True)
+        resp = await self._send(
+            method, path, content=encode_json(body) if body is not None else None, write=True
+        )
         assert resp is not None
         data = decode_json(resp.text) if resp.text else None
         if not isinstance(data, dict):
@@ -623,26 +689,36 @@ class ExactConnector:
             resp = await self._send("GET", str(next_url)) if next_url else None
         return rows
 
-    async def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                    content: bytes | None = None, content_type: str = "application/json",
-                    write: bool = False, allow_404: bool = False) -> httpx.Response | None:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        content_type: str = "application/json",
+        write: bool = False,
+        allow_404: bool = False,
+    ) -> httpx.Response | None:
         """One paced API call; a 401 renews the access token once and repeats the call."""
         url = path if path.startswith("http") else await self._api_path(path)
         for attempt in (1, 2):
             token = await self._access_token()
             await self.pacer.before_call()
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
-                       "Prefer": "return=representation"}
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "Prefer": "return=representation",
+            }
             if content is not None:
                 headers["Content-Type"] = content_type
             try:
-                resp = await self._http.request(method, url, params=params, content=content,
-                                                headers=headers)
+                resp = await self._http.request(method, url, params=params, content=content, headers=headers)
             except httpx.TransportError as exc:
-                log.warning("exact call failed", extra={"method": method, "path": path,
-                                                    "error": type(exc).__name__})
-                raise transport_failure(exc, system="Exact Online", record="entry",
-                                        write=write) from None
+                log.warning(
+                    "exact call failed", extra={"method": method, "path": path, "error": type(exc).__name__}
+                )
+                raise transport_failure(exc, system="Exact Online", record="entry", write=write) from None
             self.pacer.update(resp.headers)
             if resp.status_code == 401 and attempt == 1:
                 if self._access == token:
@@ -661,7 +737,8 @@ class ExactConnector:
         text = _error_text(resp) or f"Exact Online answered {status}."
         if status == 401:
             raise AuthenticationError(
-                f"Exact Online refused the access token of {self.name} even after renewing it.")
+                f"Exact Online refused the access token of {self.name} even after renewing it."
+            )
         if status == 429:
             retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
             if retry_after is None and self.pacer.minutely_reset is not None:
@@ -696,4 +773,3 @@ def _entry_status(entry: Mapping[str, Any]) -> RecordStatus:
     except (TypeError, ValueError):
         status = 0
     return RecordStatus.DRAFT if status == STATUS_OPEN else RecordStatus.BOOKED
-

@@ -98,8 +98,9 @@ def _row_problem(relation: RelationRecord) -> str | None:
     return None
 
 
-def write_accounts_xml(relations: Sequence[RelationRecord], *,
-                       schema_path: str | Path = DEFAULT_SCHEMA) -> bytes:
+def write_accounts_xml(
+    relations: Sequence[RelationRecord], *, schema_path: str | Path = DEFAULT_SCHEMA
+) -> bytes:
     """The eExact file for these relations, validated; raises :class:`ExactXmlError`.
 
     Rows are 1-based in error messages, as a person counts them in the export.
@@ -112,32 +113,40 @@ def write_accounts_xml(relations: Sequence[RelationRecord], *,
         where = f"Row {row} (number {relation.number or '?'}, {relation.name or 'no name'})"
         problem = _row_problem(relation)
         if problem:
-            raise ExactXmlError(f"{where}: {problem}; nothing was exported.", row=row,
-                                code=relation.number)
+            raise ExactXmlError(f"{where}: {problem}; nothing was exported.", row=row, code=relation.number)
         try:
             element = account_element(relation)
         except ValueError as exc:  # lxml refuses control characters and the like
-            raise ExactXmlError(f"{where}: {exc}; nothing was exported.", row=row,
-                                code=relation.number) from None
+            raise ExactXmlError(
+                f"{where}: {exc}; nothing was exported.", row=row, code=relation.number
+            ) from None
         single = _document([element])
         if not schema.validate(single):
             error = schema.error_log.last_error
             raise ExactXmlError(
                 f"{where} does not match Exact's schema: {error.message if error else '?'}; "
-                "nothing was exported.", row=row, code=relation.number)
+                "nothing was exported.",
+                row=row,
+                code=relation.number,
+            )
         elements.append(etree.fromstring(etree.tostring(element)))  # detach from `single`
     seen: dict[str, int] = {}
     for row, relation in enumerate(relations, 1):
         if relation.number in seen:
             raise ExactXmlError(
                 f"Row {row} (number {relation.number}) repeats the number of row "
-                f"{seen[relation.number]}; nothing was exported.", row=row, code=relation.number)
+                f"{seen[relation.number]}; nothing was exported.",
+                row=row,
+                code=relation.number,
+            )
         seen[relation.number] = row
     document = _document(elements)
     if not schema.validate(document):  # the whole file too, as Exact reads it
         error = schema.error_log.last_error
-        raise ExactXmlError(f"The file does not match Exact's schema: "
-                            f"{error.message if error else '?'}; nothing was exported.")
+        raise ExactXmlError(
+            f"The file does not match Exact's schema: "
+            f"{error.message if error else '?'}; nothing was exported."
+        )
     return etree.tostring(document, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
@@ -172,8 +181,7 @@ def parse_upload_answer(xml: str | bytes) -> list[RowOutcome]:
     """
     data = xml.encode() if isinstance(xml, str) else xml
     try:
-        root = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False,
-                                                              no_network=True))
+        root = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as exc:
         raise ExactXmlError(f"Exact's upload answer is not XML: {exc}") from None
     outcomes = []
@@ -184,6 +192,7 @@ def parse_upload_answer(xml: str | bytes) -> list[RowOutcome]:
             kind = MessageType.ERROR
         data_node = message.find("Topic/Data")
         key = data_node.get("keyAlt", "") if data_node is not None else ""
-        outcomes.append(RowOutcome(key=key, type=kind,
-                                   description=(message.findtext("Description") or "").strip()))
+        outcomes.append(
+            RowOutcome(key=key, type=kind, description=(message.findtext("Description") or "").strip())
+        )
     return outcomes

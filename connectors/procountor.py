@@ -164,8 +164,7 @@ class ProcountorConnector:
         body["receiptId"] = current.get("receiptId", external_ref)
         body["version"] = current.get("version")
         await self._call("PUT", f"ledgerreceipts/{external_ref}", body=body, write=True)
-        return PostingResult(external_ref, RecordStatus.DRAFT,
-                             detail=f"ledger receipt {external_ref}")
+        return PostingResult(external_ref, RecordStatus.DRAFT, detail=f"ledger receipt {external_ref}")
 
     async def find(self, request: PostingRequest) -> PostingResult | None:
         """The receipt whose name (or notes) carries the idempotency key.
@@ -177,8 +176,13 @@ class ProcountorConnector:
         previous: str | None = None
         fallback: PostingResult | None = None
         while True:
-            params: dict[str, Any] = {"startDate": day, "endDate": day, "types": "JOURNAL",
-                                      "orderById": "asc", "size": PAGE_SIZE}
+            params: dict[str, Any] = {
+                "startDate": day,
+                "endDate": day,
+                "types": "JOURNAL",
+                "orderById": "asc",
+                "size": PAGE_SIZE,
+            }
             if previous is not None:
                 params["previousId"] = previous
             resp = await self._call("GET", "ledgerreceipts", params=params)
@@ -223,16 +227,19 @@ class ProcountorConnector:
                 raise NeedsPersonError("The journal has no lines.", code="empty_journal")
             return list(request.lines)
         if request.amount <= 0:
-            raise NeedsPersonError("Amount must be greater than zero.", code="invalid_amount",
-                                   field="amount")
+            raise NeedsPersonError("Amount must be greater than zero.", code="invalid_amount", field="amount")
         if request.currency != self.company_currency:
             # A JOURNAL receipt is booked in the company currency only.
             raise UnsupportedPostingError(
                 f"The bill is in {request.currency}; Procountor journal receipts are in "
-                f"{self.company_currency}.", code="currency", field="currency")
+                f"{self.company_currency}.",
+                code="currency",
+                field="currency",
+            )
         if not request.account:
-            raise NeedsPersonError("No account was given for the posting.", code="no_account",
-                                   field="account")
+            raise NeedsPersonError(
+                "No account was given for the posting.", code="no_account", field="account"
+            )
         party = request.supplier.name if request.supplier else ""
         party_text = f"{party} {request.reference}".strip() or request.text
         dims = {"department": request.department} if request.department else {}
@@ -251,18 +258,21 @@ class ProcountorConnector:
         total = sum((line.amount for line in lines), Decimal(0))
         if total != 0:
             raise NeedsPersonError(
-                f"The receipt does not balance: its lines sum to {total}.", code="unbalanced")
+                f"The receipt does not balance: its lines sum to {total}.", code="unbalanced"
+            )
         transactions = []
         for line in lines:
-            transactions.append({
-                "transactionType": "ENTRY",
-                "account": str(line.account),
-                "accountingValue": line.amount,
-                "vatPercent": Decimal(0),
-                "vatStatus": LINE_VAT_STATUS,
-                "description": (line.text or request.text)[:DESCRIPTION_MAX],
-                "dimensionItemValues": await self._dimension_values(line),
-            })
+            transactions.append(
+                {
+                    "transactionType": "ENTRY",
+                    "account": str(line.account),
+                    "accountingValue": line.amount,
+                    "vatPercent": Decimal(0),
+                    "vatStatus": LINE_VAT_STATUS,
+                    "description": (line.text or request.text)[:DESCRIPTION_MAX],
+                    "dimensionItemValues": await self._dimension_values(line),
+                }
+            )
         key = request.idempotency_key
         return {
             "type": "JOURNAL",
@@ -292,13 +302,17 @@ class ProcountorConnector:
                 raise NeedsPersonError(
                     f"Procountor has no dimension {dimension_id} (configured for {what}); "
                     "check the integration's dimensions setting.",
-                    code="dimension_not_found", field=what)
+                    code="dimension_not_found",
+                    field=what,
+                )
             item_id = items.get(str(item_name))
             if item_id is None:
                 raise NeedsPersonError(
                     f"{what.replace('_', ' ').capitalize()} '{item_name}' is not an item of "
                     f"Procountor dimension {dimension_id}.",
-                    code="dimension_item_not_found", field=what)
+                    code="dimension_item_not_found",
+                    field=what,
+                )
             values.append({"dimensionId": dimension_id, "itemId": item_id, "value": line.amount})
         return values
 
@@ -335,34 +349,51 @@ class ProcountorConnector:
                 resp = await self._http.post("oauth/token", data=form)
             except httpx.TransportError as exc:
                 raise TransientError(
-                    f"Could not reach Procountor to sign in ({type(exc).__name__}).",
-                    code="unreachable") from None
+                    f"Could not reach Procountor to sign in ({type(exc).__name__}).", code="unreachable"
+                ) from None
             if resp.status_code in (400, 401, 403):
                 raise AuthenticationError(
                     f"Procountor refused the client credentials or API key of {self.name}; "
-                    "renew them in the environment.")
+                    "renew them in the environment."
+                )
             if resp.status_code >= 300:
-                raise TransientError(f"Procountor sign-in failed ({resp.status_code}).",
-                                     code=f"http_{resp.status_code}")
+                raise TransientError(
+                    f"Procountor sign-in failed ({resp.status_code}).", code=f"http_{resp.status_code}"
+                )
             data = decode_json(resp.text) or {}
             token = data.get("access_token")
             if not token:
-                raise TransientError("Procountor sign-in answered without an access token.",
-                                     code="bad_token_answer")
+                raise TransientError(
+                    "Procountor sign-in answered without an access token.", code="bad_token_answer"
+                )
             self._token = str(token)
             self._token_expires = self._clock() + int(data.get("expires_in") or 3600)
             return self._token
 
-    async def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                    body: Any = None, write: bool = False) -> httpx.Response:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        write: bool = False,
+    ) -> httpx.Response:
         """One API call that must succeed."""
         resp = await self._send(method, path, params=params, body=body, write=write)
         assert resp is not None
         return resp
 
-    async def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                    body: Any = None, write: bool = False,
-                    allow_404: bool = False) -> httpx.Response | None:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        write: bool = False,
+        allow_404: bool = False,
+    ) -> httpx.Response | None:
         """One API call; a 401 renews the token once and repeats the call once."""
         content = encode_json(body) if body is not None else None
         for attempt in (1, 2):
@@ -371,13 +402,13 @@ class ProcountorConnector:
             if content is not None:
                 headers["Content-Type"] = "application/json"
             try:
-                resp = await self._http.request(method, path, params=params, content=content,
-                                                headers=headers)
+                resp = await self._http.request(method, path, params=params, content=content, headers=headers)
             except httpx.TransportError as exc:
-                log.warning("procountor call failed", extra={"method": method, "path": path,
-                                                    "error": type(exc).__name__})
-                raise transport_failure(exc, system="Procountor", record="receipt",
-                                        write=write) from None
+                log.warning(
+                    "procountor call failed",
+                    extra={"method": method, "path": path, "error": type(exc).__name__},
+                )
+                raise transport_failure(exc, system="Procountor", record="receipt", write=write) from None
             if resp.status_code == 401 and attempt == 1:
                 # An expired or revoked token: nothing was written, renew and repeat once.
                 if self._token == token:
@@ -398,7 +429,8 @@ class ProcountorConnector:
         field = next((str(e.get("field")) for e in errors if e.get("field")), None)
         if status == 401:
             raise AuthenticationError(
-                f"Procountor refused the access token of {self.name} even after renewing it.")
+                f"Procountor refused the access token of {self.name} even after renewing it."
+            )
         if status == 403:
             lowered = text.lower()
             if "test" in lowered:
@@ -414,8 +446,7 @@ class ProcountorConnector:
             raise RateLimitedError(text, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
         if status >= 500:
             raise TransientError(text, code=f"http_{status}")
-        raise NeedsPersonError(text, code="validation" if status == 400 else f"http_{status}",
-                               field=field)
+        raise NeedsPersonError(text, code="validation" if status == 400 else f"http_{status}", field=field)
 
 
 def _errors(resp: httpx.Response) -> list[dict[str, Any]]:

@@ -126,9 +126,7 @@ class SandboxLedger:
             self.switches.fail_next -= 1
             raise TransientError("Service unavailable (503). Try again later.", code="http_503")
         if self.switches.outage:
-            raise TransientError(
-                "Could not connect to the ledger (connection refused).", code="unreachable"
-            )
+            raise TransientError("Could not connect to the ledger (connection refused).", code="unreachable")
 
     def _after_write(self) -> None:
         self.writes += 1
@@ -185,8 +183,14 @@ class SandboxLedger:
                     field="number",
                 )
             self.relations[number] = Voucher(
-                ref=number, kind="relation", reference_key=req.idempotency_key, date=req.date,
-                amount=Decimal(0), text=req.relation.name, account=None, supplier=None,
+                ref=number,
+                kind="relation",
+                reference_key=req.idempotency_key,
+                date=req.date,
+                amount=Decimal(0),
+                text=req.relation.name,
+                account=None,
+                supplier=None,
             )
             self._after_write()
             return PostingResult(external_ref=number)

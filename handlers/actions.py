@@ -53,10 +53,13 @@ class Click:
 
     @classmethod
     def of(cls, action_id: ActionId, body: dict[str, Any], action: dict[str, Any]) -> Click:
-        channel = (body.get("channel") or {}).get("id") or \
-            (body.get("container") or {}).get("channel_id")
-        return cls(action=action_id, user=(body.get("user") or {}).get("id", ""),
-                   channel=channel, value=action.get("value"))
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        return cls(
+            action=action_id,
+            user=(body.get("user") or {}).get("id", ""),
+            channel=channel,
+            value=action.get("value"),
+        )
 
     @property
     def short(self) -> str:
@@ -65,8 +68,7 @@ class Click:
 
     def subject(self) -> str:
         """What the click was about, for the audit row (best effort: the value may be junk)."""
-        for key, prefix in (("posting", "posting"), ("document", "document"),
-                            ("group", "error_group")):
+        for key, prefix in (("posting", "posting"), ("document", "document"), ("group", "error_group")):
             try:
                 return f"{prefix}:{read_button_value(self.value, key)[key]}"
             except ValueError:
@@ -110,30 +112,45 @@ class ButtonActions:
 
     async def _run(self, click: Click, work: Work) -> None:
         if not await self.bot.gatekeeper.allows(click.user):
-            await record(self.db, self.engine.clock(), actor=click.user, action=click.short,
-                         subject=click.subject(), outcome="refused",
-                         detail={"reason": "not in allowed_users or allowed_usergroup"})
+            await record(
+                self.db,
+                self.engine.clock(),
+                actor=click.user,
+                action=click.short,
+                subject=click.subject(),
+                outcome="refused",
+                detail={"reason": "not in allowed_users or allowed_usergroup"},
+            )
             await self.tell(click, refusal(ACTION_WORDS[click.action], self.bot.gatekeeper.ask()))
             return
         try:
             await work(click)
         except ValueError as exc:
             log.warning("unusable button value on %s: %s", click.action, exc)
-            await self.tell(click, note("That button no longer works; the message is out of "
-                                        "date. Nothing was changed."))
+            await self.tell(
+                click, note("That button no longer works; the message is out of date. Nothing was changed.")
+            )
         except Exception:
             log.exception("%s by %s failed", click.action, click.user)
-            await self.tell(click, note("That did not work because of an error on our side "
-                                        "(details are in the server log). Try again in a "
-                                        "minute; the message shows what did change."))
+            await self.tell(
+                click,
+                note(
+                    "That did not work because of an error on our side "
+                    "(details are in the server log). Try again in a "
+                    "minute; the message shows what did change."
+                ),
+            )
 
     async def tell(self, click: Click, body: SlackBody) -> None:
         """An ephemeral answer only the clicker sees."""
         if not click.channel:
             return
-        await call(self.bot.client.chat_postEphemeral(
-            channel=click.channel, user=click.user, text=body.text, blocks=body.blocks),
-            "chat.postEphemeral")
+        await call(
+            self.bot.client.chat_postEphemeral(
+                channel=click.channel, user=click.user, text=body.text, blocks=body.blocks
+            ),
+            "chat.postEphemeral",
+        )
 
     # -- the work ----------------------------------------------------------------------------
     async def resync(self, click: Click, posting_kind: str) -> None:
@@ -144,8 +161,9 @@ class ButtonActions:
         if doc is None:
             await self.tell(click, note("That document no longer exists."))
             return
-        outcomes = await self.engine.resync(doc.source, doc.kind, doc.external_id,
-                                            [posting_kind], actor=click.user)
+        outcomes = await self.engine.resync(
+            doc.source, doc.kind, doc.external_id, [posting_kind], actor=click.user
+        )
         if not any(o.ok for o in outcomes):
             # Double click, or a colleague was quicker: nothing ran twice; say so.
             await self.tell(click, outcome_note([o.message for o in outcomes]))
@@ -160,8 +178,7 @@ class ButtonActions:
         await self.resync(click, posting.slot)  # one journal of a run, not every period
 
     async def ignore(self, click: Click) -> None:
-        outcome = await self.engine.ignore(read_button_value(click.value, "posting")["posting"],
-                                           click.user)
+        outcome = await self.engine.ignore(read_button_value(click.value, "posting")["posting"], click.user)
         if not outcome.ok:
             await self.tell(click, outcome_note([outcome.message]))
 
@@ -171,15 +188,19 @@ class ButtonActions:
         # a person is working on it: a muted group's message must show what happens
         await self.db.run(lambda conn: mute_group(conn, group_id, None))
         result = await self.engine.resync_many(
-            BulkFilter(error_group_id=group_id, states=(PostingState.FAILED,)), click.user)
-        await record(self.db, self.engine.clock(), actor=click.user, action="resync_all",
-                     subject=f"error_group:{group_id}",
-                     outcome="ok" if result.queued else "refused",
-                     detail={"documents": result.documents, "queued": result.queued,
-                             "refused": result.refused})
+            BulkFilter(error_group_id=group_id, states=(PostingState.FAILED,)), click.user
+        )
+        await record(
+            self.db,
+            self.engine.clock(),
+            actor=click.user,
+            action="resync_all",
+            subject=f"error_group:{group_id}",
+            outcome="ok" if result.queued else "refused",
+            detail={"documents": result.documents, "queued": result.queued, "refused": result.refused},
+        )
         if not result.queued:
-            await self.tell(click, note("Nothing to resync: those postings are already queued "
-                                        "or fixed."))
+            await self.tell(click, note("Nothing to resync: those postings are already queued or fixed."))
 
     async def show_log(self, click: Click) -> None:
         ids = read_button_value(click.value, "document", "posting")
@@ -191,8 +212,7 @@ class ButtonActions:
         ids = read_button_value(click.value, "document", "integration", "page")
         await self._log(click, ids["document"], ids["integration"], ids["page"])
 
-    async def _log(self, click: Click, document_id: int, integration_id: int | None,
-                   page: int) -> None:
+    async def _log(self, click: Click, document_id: int, integration_id: int | None, page: int) -> None:
         async with self.db.sessions() as s:
             loaded = await load_log(s, document_id, integration_id)
         if loaded is None:
@@ -200,8 +220,23 @@ class ButtonActions:
             return
         doc, integration, integration_id, entries = loaded
         start = page * LOG_PAGE_SIZE
-        await self.tell(click, log_page(doc, integration, integration_id,
-                                        entries[start:start + LOG_PAGE_SIZE], page,
-                                        has_more=len(entries) > start + LOG_PAGE_SIZE))
-        await record(self.db, self.engine.clock(), actor=click.user, action="show_log",
-                     subject=f"document:{document_id}", outcome="ok", detail={"page": page})
+        await self.tell(
+            click,
+            log_page(
+                doc,
+                integration,
+                integration_id,
+                entries[start : start + LOG_PAGE_SIZE],
+                page,
+                has_more=len(entries) > start + LOG_PAGE_SIZE,
+            ),
+        )
+        await record(
+            self.db,
+            self.engine.clock(),
+            actor=click.user,
+            action="show_log",
+            subject=f"document:{document_id}",
+            outcome="ok",
+            detail={"page": page},
+        )

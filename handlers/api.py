@@ -22,8 +22,7 @@ async def get_document(request: web.Request) -> web.Response:
     async with runtime.db.sessions() as s:
         view = await document_view(s, m["source"], m["kind"], m["id"])
     if view is None:
-        return web.json_response(
-            {"error": f"no {m['kind']} {m['id']} from {m['source']}"}, status=404)
+        return web.json_response({"error": f"no {m['kind']} {m['id']} from {m['source']}"}, status=404)
     return web.json_response(view)
 
 
@@ -34,26 +33,47 @@ async def list_postings(request: web.Request) -> web.Response:
     q = request.query
     state = q.get("state")
     if state and state not in PostingState.__members__.values():
-        return web.json_response({"errors": [{
-            "index": None, "field": "state",
-            "message": "expected one of " + ", ".join(s.value for s in PostingState)}]},
-            status=400)
+        return web.json_response(
+            {
+                "errors": [
+                    {
+                        "index": None,
+                        "field": "state",
+                        "message": "expected one of " + ", ".join(s.value for s in PostingState),
+                    }
+                ]
+            },
+            status=400,
+        )
     integration = q.get("integration")
     if integration and integration not in runtime.engine.integrations:
-        return web.json_response({"errors": [{
-            "index": None, "field": "integration",
-            "message": f"unknown integration '{integration}'"}]}, status=400)
+        return web.json_response(
+            {
+                "errors": [
+                    {"index": None, "field": "integration", "message": f"unknown integration '{integration}'"}
+                ]
+            },
+            status=400,
+        )
     cursor_raw = q.get("cursor")
     try:
         cursor = int(cursor_raw) if cursor_raw else None
         limit = min(1000, max(1, int(q.get("limit", "100"))))
     except ValueError:
-        return web.json_response({"errors": [{
-            "index": None, "field": "cursor" if cursor_raw else "limit",
-            "message": "must be a whole number"}]}, status=400)
+        return web.json_response(
+            {
+                "errors": [
+                    {
+                        "index": None,
+                        "field": "cursor" if cursor_raw else "limit",
+                        "message": "must be a whole number",
+                    }
+                ]
+            },
+            status=400,
+        )
     async with runtime.db.sessions() as s:
-        page = await postings_page(s, state=state, integration=integration, cursor=cursor,
-                                   limit=limit)
+        page = await postings_page(s, state=state, integration=integration, cursor=cursor, limit=limit)
     return web.json_response(page)
 
 
@@ -72,5 +92,6 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; database-wide figures are read at scrape time."""
     runtime = request.app[RUNTIME]
     await runtime.metrics.refresh(runtime.db, runtime.engine.clock())
-    return web.Response(body=runtime.metrics.render(),
-                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    return web.Response(
+        body=runtime.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )

@@ -106,8 +106,9 @@ class Usage:
     usage: str
 
 
-Command = (Status | Attention | Log | Resync | ResyncFailed | Restart | Queue | Pause | Resume
-           | History | Map | Help)
+Command = (
+    Status | Attention | Log | Resync | ResyncFailed | Restart | Queue | Pause | Resume | History | Map | Help
+)
 
 #: commands that change something: they obey the allow-list
 CHANGING = (Resync, ResyncFailed, Restart, Pause, Resume, History, Map)
@@ -127,9 +128,7 @@ def _date(value: str, key: str) -> date | Usage:
         return _usage(f"'{value}' is not a date; write it as YYYY-MM-DD", key)
 
 
-def _options(args: list[str], allowed: tuple[str, ...], key: str) -> (
-    tuple[list[str], dict[str, str]] | Usage
-):
+def _options(args: list[str], allowed: tuple[str, ...], key: str) -> tuple[list[str], dict[str, str]] | Usage:
     """Split ``--name value`` options from positional arguments."""
     positional: list[str] = []
     options: dict[str, str] = {}
@@ -173,6 +172,7 @@ def _no_args(cls: type, key: str) -> object:
         if args:
             return _usage(f"{key} takes no arguments", key)
         return cls()  # type: ignore[no-any-return]
+
     return parse_it
 
 
@@ -215,8 +215,7 @@ def _resync(args: list[str]) -> Command | Usage:
     postings = tuple(a.lower() for a in args[1:]) or ("all",)
     bad = [p for p in postings if p not in POSTING_CHOICES]
     if bad:
-        return _usage(f"'{bad[0]}' is not a posting; choose invoice, payment, journal or all",
-                      "resync")
+        return _usage(f"'{bad[0]}' is not a posting; choose invoice, payment, journal or all", "resync")
     return Resync(args[0], postings)
 
 
@@ -233,6 +232,7 @@ def _integration_cmd(cls: type, key: str) -> object:
         if not _INTEGRATION.match(args[0]):
             return _usage(f"'{args[0][:40]}' is not an integration name", key)
         return cls(args[0])  # type: ignore[no-any-return]
+
     return parse_it
 
 

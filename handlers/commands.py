@@ -43,9 +43,13 @@ from sync.overview import (
 log = logging.getLogger(__name__)
 
 CHANGE_WORDS = {
-    cp.Resync: "resync postings", cp.Restart: "restart bookings",
-    cp.ResyncFailed: "resync failed postings in bulk", cp.Pause: "pause integrations",
-    cp.Resume: "resume integrations", cp.History: "transfer history", cp.Map: "change mappings",
+    cp.Resync: "resync postings",
+    cp.Restart: "restart bookings",
+    cp.ResyncFailed: "resync failed postings in bulk",
+    cp.Pause: "pause integrations",
+    cp.Resume: "resume integrations",
+    cp.History: "transfer history",
+    cp.Map: "change mappings",
 }
 
 
@@ -95,8 +99,9 @@ class SlashCommands:
             if isinstance(cmd, cp.Status):
                 statuses = await integration_status(s, now)
                 book = self.engine.mapping_book
-                return status_answer(statuses, {st.name: book.listing(st.name)
-                                                for st in statuses if st.name in book.configs})
+                return status_answer(
+                    statuses, {st.name: book.listing(st.name) for st in statuses if st.name in book.configs}
+                )
             if isinstance(cmd, cp.Attention):
                 return attention_answer(await needs_attention(s, limit=200))
             if isinstance(cmd, cp.Queue):
@@ -116,35 +121,51 @@ class SlashCommands:
         facts, integration, integration_id, entries = loaded
         page = cmd.page - 1
         start = page * LOG_PAGE_SIZE
-        return log_page(facts, integration, integration_id, entries[start:start + LOG_PAGE_SIZE],
-                        page, has_more=len(entries) > start + LOG_PAGE_SIZE)
+        return log_page(
+            facts,
+            integration,
+            integration_id,
+            entries[start : start + LOG_PAGE_SIZE],
+            page,
+            has_more=len(entries) > start + LOG_PAGE_SIZE,
+        )
 
     async def one_document(self, s: Any, ref: str, usage_key: str) -> Document | SlackBody:
         docs = await find_documents(s, ref)
         if not docs:
-            return usage_answer(self.name, f"No document '{ref}' is known (try kind:id, e.g. "
-                                           f"bill:{ref})", cp.USAGE[usage_key])
+            return usage_answer(
+                self.name, f"No document '{ref}' is known (try kind:id, e.g. bill:{ref})", cp.USAGE[usage_key]
+            )
         if len(docs) > 1:
             which = ", ".join(f"{d.kind}:{d.external_id}" for d in docs)
-            return usage_answer(self.name, f"Several documents match '{ref}': {which}; name one "
-                                           "as kind:id", cp.USAGE[usage_key])
+            return usage_answer(
+                self.name,
+                f"Several documents match '{ref}': {which}; name one as kind:id",
+                cp.USAGE[usage_key],
+            )
         return docs[0]
 
     # -- changing commands -----------------------------------------------------------------
     async def allowed(self, user: str, cmd: Any, tell: Callable[[SlackBody], Awaitable[Any]]) -> bool:
         if await self.bot.gatekeeper.allows(user):
             return True
-        await record(self.db, self.engine.clock(), actor=user,
-                     action=f"command_{type(cmd).__name__.lower()}", subject="command",
-                     outcome="refused",
-                     detail={"reason": "not in allowed_users or allowed_usergroup"})
+        await record(
+            self.db,
+            self.engine.clock(),
+            actor=user,
+            action=f"command_{type(cmd).__name__.lower()}",
+            subject="command",
+            outcome="refused",
+            detail={"reason": "not in allowed_users or allowed_usergroup"},
+        )
         await tell(refusal(CHANGE_WORDS[type(cmd)], self.bot.gatekeeper.ask()))
         return False
 
     async def change(self, cmd: Any, user: str, respond: Any) -> None:
         async def tell(body: SlackBody) -> None:
-            await respond(response_type="ephemeral", replace_original=True, text=body.text,
-                          blocks=body.blocks)
+            await respond(
+                response_type="ephemeral", replace_original=True, text=body.text, blocks=body.blocks
+            )
 
         if not await self.allowed(user, cmd, tell):
             return
@@ -160,21 +181,25 @@ class SlashCommands:
         if isinstance(cmd, cp.Map):
             integration = cmd.integration or self.only_integration()
             if integration is None:
-                return usage_answer(self.name, "Which integration? Several are configured",
-                                    cp.USAGE["map"])
+                return usage_answer(self.name, "Which integration? Several are configured", cp.USAGE["map"])
             requeued = await engine.set_mapping(integration, cmd.what, cmd.source, cmd.number, user)
-            return note(f"Mapped {cmd.what} “{_esc(cmd.source)}” → {cmd.number} in "
-                        f"*{integration}*; {len(requeued)} failed posting"
-                        f"{'s' if len(requeued) != 1 else ''} queued again.")
+            return note(
+                f"Mapped {cmd.what} “{_esc(cmd.source)}” → {cmd.number} in "
+                f"*{integration}*; {len(requeued)} failed posting"
+                f"{'s' if len(requeued) != 1 else ''} queued again."
+            )
         if isinstance(cmd, cp.History):
             count = await engine.history_count(cmd.integration, cmd.since)
             if not count:
-                return note(f"Nothing waits for the history start in *{cmd.integration}* from "
-                            f"{cmd.since.isoformat()}.")
+                return note(
+                    f"Nothing waits for the history start in *{cmd.integration}* from "
+                    f"{cmd.since.isoformat()}."
+                )
             return history_confirmation(cmd.integration, cmd.since.isoformat(), count)
         async with self.db.sessions() as s:
-            doc = await self.one_document(s, cmd.document, "restart" if isinstance(
-                cmd, cp.Restart) else "resync")
+            doc = await self.one_document(
+                s, cmd.document, "restart" if isinstance(cmd, cp.Restart) else "resync"
+            )
         if isinstance(doc, SlackBody):
             return doc
         kinds = ["all"] if isinstance(cmd, cp.Restart) else list(cmd.postings)
@@ -187,22 +212,25 @@ class SlashCommands:
 
     async def open_bulk(self, cmd: cp.ResyncFailed, user: str, body: dict[str, Any]) -> None:
         async def tell(answer: SlackBody) -> None:
-            await self.bot.client.chat_postEphemeral(channel=body.get("channel_id", ""),
-                                                     user=user, text=answer.text,
-                                                     blocks=answer.blocks)
+            await self.bot.client.chat_postEphemeral(
+                channel=body.get("channel_id", ""), user=user, text=answer.text, blocks=answer.blocks
+            )
 
         if not await self.allowed(user, cmd, tell):
             return
         if cmd.integration and cmd.integration not in self.engine.integrations:
-            await tell(usage_answer(self.name, str(UnknownIntegration(
-                cmd.integration, sorted(self.engine.integrations))).rstrip("."),
-                cp.USAGE["resync failed"]))
+            await tell(
+                usage_answer(
+                    self.name,
+                    str(UnknownIntegration(cmd.integration, sorted(self.engine.integrations))).rstrip("."),
+                    cp.USAGE["resync failed"],
+                )
+            )
             return
         await self.modal.open(body.get("trigger_id", ""), cmd, user, body.get("channel_id", ""))
 
     # -- buttons on the answers ------------------------------------------------------------
-    async def on_page(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
-                      respond: Any) -> None:
+    async def on_page(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
         try:
             page = int(_json(action.get("value")).get("page", 1))
@@ -210,19 +238,22 @@ class SlashCommands:
             page = 1
         async with self.db.sessions() as s:
             answer = attention_answer(await needs_attention(s, limit=200), page)
-        await respond(response_type="ephemeral", replace_original=True, text=answer.text,
-                      blocks=answer.blocks)
+        await respond(
+            response_type="ephemeral", replace_original=True, text=answer.text, blocks=answer.blocks
+        )
 
-    async def on_confirm_history(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
-                                 respond: Any) -> None:
+    async def on_confirm_history(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
+    ) -> None:
         await ack()
         user = (body.get("user") or {}).get("id", "")
         value = _json(action.get("value"))
         cmd = cp.parse(f"history {value.get('integration', '')} --since {value.get('since', '')}")
 
         async def tell(answer: SlackBody) -> None:
-            await respond(response_type="ephemeral", replace_original=True, text=answer.text,
-                          blocks=answer.blocks)
+            await respond(
+                response_type="ephemeral", replace_original=True, text=answer.text, blocks=answer.blocks
+            )
 
         if not isinstance(cmd, cp.History):
             await tell(note("That button no longer works. Nothing was changed."))
@@ -230,8 +261,12 @@ class SlashCommands:
         if not await self.allowed(user, cmd, tell):
             return
         queued = await self.engine.transfer_history(cmd.integration, cmd.since, user)
-        await tell(note(f"{queued} posting{'s' if queued != 1 else ''} of *{cmd.integration}* "
-                        f"dated from {cmd.since.isoformat()} queued for transfer."))
+        await tell(
+            note(
+                f"{queued} posting{'s' if queued != 1 else ''} of *{cmd.integration}* "
+                f"dated from {cmd.since.isoformat()} queued for transfer."
+            )
+        )
 
 
 def history_confirmation(integration: str, since: str, count: int) -> SlackBody:
@@ -240,11 +275,26 @@ def history_confirmation(integration: str, since: str, count: int) -> SlackBody:
 
     from bot.blocks import finish, section
 
-    text = (f"{count} posting{'s' if count != 1 else ''} of *{integration}* dated from {since} "
-            "wait for the history start. Transfer them now?")
-    return finish(text, [section(text), ActionsBlock(elements=[
-        button(f"Transfer {count}", CommandAction.CONFIRM_HISTORY,  # type: ignore[arg-type]
-               button_value(integration=integration, since=since), style="primary")])])
+    text = (
+        f"{count} posting{'s' if count != 1 else ''} of *{integration}* dated from {since} "
+        "wait for the history start. Transfer them now?"
+    )
+    return finish(
+        text,
+        [
+            section(text),
+            ActionsBlock(
+                elements=[
+                    button(
+                        f"Transfer {count}",
+                        CommandAction.CONFIRM_HISTORY,  # type: ignore[arg-type]
+                        button_value(integration=integration, since=since),
+                        style="primary",
+                    )
+                ]
+            ),
+        ],
+    )
 
 
 def _usage_of(cmd: Any) -> str:

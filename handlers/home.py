@@ -51,8 +51,10 @@ class HomeTab:
             statuses = await integration_status(s, self.engine.clock())
             groups = await needs_attention(s, limit=10)
         can_change = await self.bot.gatekeeper.allows(user)
-        result = await call(self.bot.client.views_publish(
-            user_id=user, view=home_view(statuses, groups, can_change)), "views.publish")
+        result = await call(
+            self.bot.client.views_publish(user_id=user, view=home_view(statuses, groups, can_change)),
+            "views.publish",
+        )
         if not result.ok:
             log.warning("could not publish the home tab: %s", result.error)
 
@@ -93,17 +95,25 @@ class HomeTab:
 
     async def _switch(self, user: str, integration: str, pause: bool) -> None:
         if not await self.bot.gatekeeper.allows(user):
-            await record(self.engine.db, self.engine.clock(), actor=user,
-                         action="pause" if pause else "resume",
-                         subject=f"integration:{integration}", outcome="refused",
-                         detail={"reason": "not in allowed_users or allowed_usergroup"})
+            await record(
+                self.engine.db,
+                self.engine.clock(),
+                actor=user,
+                action="pause" if pause else "resume",
+                subject=f"integration:{integration}",
+                outcome="refused",
+                detail={"reason": "not in allowed_users or allowed_usergroup"},
+            )
             await self.publish(user)
             body = refusal("pause or resume integrations", self.bot.gatekeeper.ask())
             channel = self.runtime.config.slack.channel
             if channel:
-                await call(self.bot.client.chat_postEphemeral(
-                    channel=channel, user=user, text=body.text, blocks=body.blocks),
-                    "chat.postEphemeral")
+                await call(
+                    self.bot.client.chat_postEphemeral(
+                        channel=channel, user=user, text=body.text, blocks=body.blocks
+                    ),
+                    "chat.postEphemeral",
+                )
             return
         if integration in self.engine.integrations:
             await self.engine.set_paused(integration, pause, user)

@@ -21,13 +21,13 @@ def bearer_ok(request: web.Request, runtime: Runtime) -> web.Response | None:
     """``None`` when the bearer token is right, else the answer to send."""
     token = runtime.env.ledgerops_ingest_token
     if token is None:
-        return web.json_response(
-            {"error": "LEDGEROPS_INGEST_TOKEN is not set on the server"}, status=503)
+        return web.json_response({"error": "LEDGEROPS_INGEST_TOKEN is not set on the server"}, status=503)
     given = request.headers.get("Authorization", "")
     expected = f"Bearer {token.get_secret_value()}"
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        return web.json_response({"error": "missing or wrong bearer token"}, status=401,
-                                 headers={"WWW-Authenticate": "Bearer"})
+        return web.json_response(
+            {"error": "missing or wrong bearer token"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
     return None
 
 
@@ -53,8 +53,7 @@ async def post_events(request: web.Request) -> web.Response:
     try:
         body = parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        return errors_response([FieldError(index=None, field="(body)",
-                                           message=f"not valid JSON: {exc}")])
+        return errors_response([FieldError(index=None, field="(body)", message=f"not valid JSON: {exc}")])
     events, errors = validate_batch(body, set(runtime.engine.integrations))
     if errors:
         return errors_response(errors)

@@ -43,17 +43,18 @@ class BulkResyncModal:
         flt = selection.filter(self.engine.integration_ids)
         count = await self.engine.bulk_count(flt)
         docs = await self.engine.bulk_documents(
-            BulkFilter(flt.integration, flt.states, flt.since, flt.until, flt.error_group_id))
+            BulkFilter(flt.integration, flt.states, flt.since, flt.until, flt.error_group_id)
+        )
         async with self.engine.db.sessions() as s:
             groups = await needs_attention(s, limit=100, sample=0)
         return bulk_modal(selection, count, docs, sorted(self.engine.integrations), groups)
 
     async def open(self, trigger_id: str, cmd: Any, user: str, channel: str) -> None:
-        selection = BulkSelection(integration=cmd.integration, since=cmd.since,
-                                  error_group=cmd.error_group, channel=channel)
+        selection = BulkSelection(
+            integration=cmd.integration, since=cmd.since, error_group=cmd.error_group, channel=channel
+        )
         view = await self.render(selection)
-        result = await call(self.bot.client.views_open(trigger_id=trigger_id, view=view),
-                            "views.open")
+        result = await call(self.bot.client.views_open(trigger_id=trigger_id, view=view), "views.open")
         if not result.ok:
             log.warning("could not open the bulk resync modal: %s", result.error)
 
@@ -62,8 +63,10 @@ class BulkResyncModal:
         view = body.get("view") or {}
         selection = BulkSelection.from_view(view)
         updated = await self.render(selection)
-        await call(self.bot.client.views_update(view_id=view.get("id"), hash=view.get("hash"),
-                                                view=updated), "views.update")
+        await call(
+            self.bot.client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=updated),
+            "views.update",
+        )
 
     async def on_submit(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         selection = BulkSelection.from_view(view)
@@ -73,8 +76,9 @@ class BulkResyncModal:
             return
         flt = selection.filter(self.engine.integration_ids)
         if not await self.engine.bulk_count(flt):
-            await ack(response_action="errors",
-                      errors={"states": "Nothing matches this selection; widen it."})
+            await ack(
+                response_action="errors", errors={"states": "Nothing matches this selection; widen it."}
+            )
             return
         await ack()
         view_id = str(view.get("id") or "")
@@ -88,21 +92,24 @@ class BulkResyncModal:
         """Queue the selection, updating one progress message as chunks go in."""
         total = await self.engine.bulk_count(flt)
         first = progress_message(BulkResult(), total, user, done=False)
-        posted = await call(self.bot.client.chat_postMessage(
-            channel=channel, text=first.text, blocks=first.blocks), "chat.postMessage")
+        posted = await call(
+            self.bot.client.chat_postMessage(channel=channel, text=first.text, blocks=first.blocks),
+            "chat.postMessage",
+        )
         ts = posted.data.get("ts") if posted.ok else None
 
         async def progress(result: BulkResult) -> None:
             if ts:
                 body = progress_message(result, total, user, done=False)
-                await call(self.bot.client.chat_update(channel=channel, ts=ts, text=body.text,
-                                                       blocks=body.blocks), "chat.update")
+                await call(
+                    self.bot.client.chat_update(channel=channel, ts=ts, text=body.text, blocks=body.blocks),
+                    "chat.update",
+                )
 
         result = await self.engine.resync_many(flt, user, progress=progress)
         final = progress_message(result, total, user, done=True)
         if ts:
-            await call(self.bot.client.chat_update(channel=channel, ts=ts, text=final.text,
-                                                   blocks=final.blocks), "chat.update")
-
-
-
+            await call(
+                self.bot.client.chat_update(channel=channel, ts=ts, text=final.text, blocks=final.blocks),
+                "chat.update",
+            )

@@ -48,14 +48,16 @@ def secret_key_from_env(environ: Mapping[str, str] | None = None) -> bytes:
         raise SecretKeyError(
             f"{SECRET_KEY_ENV} is not set; it encrypts stored credentials. Create one with: "
             "python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())'")
+            "print(Fernet.generate_key().decode())'"
+        )
     key = raw.encode()
     try:
         Fernet(key)
     except (ValueError, TypeError):
         raise SecretKeyError(
             f"{SECRET_KEY_ENV} is malformed: it must be a Fernet key "
-            "(32 bytes, url-safe base64-encoded, 44 characters)") from None
+            "(32 bytes, url-safe base64-encoded, 44 characters)"
+        ) from None
     return key
 
 
@@ -76,8 +78,11 @@ class DatabaseTokenStore:
     async def get(self, name: str) -> str | None:
         """The decrypted value stored under ``name``, or ``None``."""
         async with self._db.sessions() as s:
-            row = await s.scalar(select(Credential.value).where(
-                Credential.integration == self.integration, Credential.name == name))
+            row = await s.scalar(
+                select(Credential.value).where(
+                    Credential.integration == self.integration, Credential.name == name
+                )
+            )
         if row is None:
             return None
         try:
@@ -85,7 +90,8 @@ class DatabaseTokenStore:
         except InvalidToken:
             raise CredentialUnreadable(
                 f"The stored {name} of {self.integration} cannot be decrypted with "
-                f"{SECRET_KEY_ENV}; was the key changed? Link the integration again.") from None
+                f"{SECRET_KEY_ENV}; was the key changed? Link the integration again."
+            ) from None
 
     async def set(self, name: str, value: str, detail: dict[str, Any] | None = None) -> None:
         """Encrypt and store ``value`` (insert or replace), durable on return.
@@ -94,17 +100,22 @@ class DatabaseTokenStore:
         and when it was rotated).
         """
         values = {
-            "integration": self.integration, "name": name,
+            "integration": self.integration,
+            "name": name,
             "value": self._fernet.encrypt(value.encode()).decode(),
-            "detail": detail, "updated_at": datetime.now(UTC),
+            "detail": detail,
+            "updated_at": datetime.now(UTC),
         }
         # One statement, so two writers never collide on the primary key.
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
         stmt = insert(Credential).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[Credential.integration, Credential.name],
-            set_={"value": stmt.excluded.value, "detail": stmt.excluded.detail,
-                  "updated_at": stmt.excluded.updated_at},
+            set_={
+                "value": stmt.excluded.value,
+                "detail": stmt.excluded.detail,
+                "updated_at": stmt.excluded.updated_at,
+            },
         )
         async with self._db.sessions() as s, s.begin():
             await s.execute(stmt)

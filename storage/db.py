@@ -88,8 +88,10 @@ def connect(url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int = 10) 
     sync_engine = create_engine(
         url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1),
         connect_args={"timeout": 30, "check_same_thread": False},
-        pool_size=1, max_overflow=0,
+        pool_size=1,
+        max_overflow=0,
     )
     event.listen(sync_engine, "connect", _sqlite_pragmas)
-    return Database(engine=engine, sessions=sessions, sync_engine=sync_engine,
-                    _writer=SqliteWriter(sync_engine))
+    return Database(
+        engine=engine, sessions=sessions, sync_engine=sync_engine, _writer=SqliteWriter(sync_engine)
+    )

@@ -284,8 +284,7 @@ class Outage(Base):
 
     __tablename__ = "outages"
 
-    integration_id: Mapped[int] = mapped_column(Id, ForeignKey("integrations.id"),
-                                                primary_key=True)
+    integration_id: Mapped[int] = mapped_column(Id, ForeignKey("integrations.id"), primary_key=True)
     checked_attempt_id: Mapped[int] = mapped_column(BigInteger, default=0)
     # first transient failure after the ledger last answered; ``None``: not failing
     failing_since: Mapped[datetime | None]

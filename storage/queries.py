@@ -64,15 +64,22 @@ def recover_stuck(conn: Executor, now: datetime, company: str | None = None) -> 
         conn.execute(
             update(Posting)
             .where(Posting.id.in_(ids), Posting.state == PostingState.IN_FLIGHT)
-            .values(state=PostingState.PENDING, lookup_first=True, queued_trigger="sweeper",
-                    lease_expires_at=None, next_attempt_at=now, updated_at=now)
+            .values(
+                state=PostingState.PENDING,
+                lookup_first=True,
+                queued_trigger="sweeper",
+                lease_expires_at=None,
+                next_attempt_at=now,
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
     return ids
 
 
-def due_companies(conn: Executor, now: datetime, limit: int,
-                  exclude: frozenset[str] = frozenset()) -> list[str]:
+def due_companies(
+    conn: Executor, now: datetime, limit: int, exclude: frozenset[str] = frozenset()
+) -> list[str]:
     """Companies with due pending postings, oldest queue first, not held by anyone."""
     stmt = (
         select(Posting.company_key)
@@ -91,8 +98,7 @@ def due_companies(conn: Executor, now: datetime, limit: int,
     return [c for c in conn.execute(stmt).scalars().all() if c not in exclude][:limit]
 
 
-def acquire_lease(conn: Executor, key: str, holder: str, now: datetime,
-                  until: datetime) -> bool:
+def acquire_lease(conn: Executor, key: str, holder: str, now: datetime, until: datetime) -> bool:
     """Take the company's lease if free or expired (or already ours)."""
     result = conn.execute(
         update(Lease)
@@ -112,20 +118,22 @@ def acquire_lease(conn: Executor, key: str, holder: str, now: datetime,
 
 def extend_lease(conn: Executor, key: str, holder: str, until: datetime) -> bool:
     result = conn.execute(
-        update(Lease).where(Lease.key == key, Lease.holder == holder).values(expires_at=until)
+        update(Lease)
+        .where(Lease.key == key, Lease.holder == holder)
+        .values(expires_at=until)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
 
 
-def release_lease(conn: Executor, key: str, holder: str,
-                  hold_until: datetime | None = None) -> None:
+def release_lease(conn: Executor, key: str, holder: str, hold_until: datetime | None = None) -> None:
     """Give the lease back; ``hold_until`` keeps the company resting (ledger backoff)."""
     if hold_until is None:
         conn.execute(delete(Lease).where(Lease.key == key, Lease.holder == holder))
     else:
         conn.execute(
-            update(Lease).where(Lease.key == key, Lease.holder == holder)
+            update(Lease)
+            .where(Lease.key == key, Lease.holder == holder)
             .values(holder=BACKOFF_HOLDER, expires_at=hold_until)
             .execution_options(synchronize_session=False)
         )
@@ -144,18 +152,20 @@ _I = Integration.__table__
 _O = Outage.__table__
 
 _OUTAGE_DECLARED = select(_O.c.integration_id).where(
-    _O.c.integration_id == bindparam("iid"), _O.c.since.is_not(None),
-    _O.c.recovered_at.is_(None))
+    _O.c.integration_id == bindparam("iid"), _O.c.since.is_not(None), _O.c.recovered_at.is_(None)
+)
 
 
 def outage_declared(conn: Executor, integration_id: int) -> bool:
     """Whether the outage watch has announced that this integration's ledger is down."""
     return conn.execute(_OUTAGE_DECLARED, {"iid": integration_id}).first() is not None
 
+
 _CLAIM = (
     update(_P)
     .where(
-        _P.c.id == select(_P.c.id)
+        _P.c.id
+        == select(_P.c.id)
         # ``pending`` means due (a wait is ``retrying`` until the sweep releases it), so
         # the queue index (company, state, queued_at, id) serves this without a sort.
         .where(_P.c.company_key == bindparam("company"), _P.c.state == PostingState.PENDING)
@@ -164,24 +174,44 @@ _CLAIM = (
         .scalar_subquery(),
         _P.c.state == PostingState.PENDING,
         # A pause stops a drain already under way at its next posting, not only new drains.
-        ~select(_I.c.id).where(_I.c.id == _P.c.integration_id, _I.c.paused.is_(True))
-        .exists(),
+        ~select(_I.c.id).where(_I.c.id == _P.c.integration_id, _I.c.paused.is_(True)).exists(),
     )
     # sent_hash: what this attempt will write, known should the process die mid-call;
     # after an unknown outcome it keeps what the uncertain write carried.
-    .values(state=PostingState.IN_FLIGHT, lease_expires_at=bindparam("lease_until"),
-            updated_at=bindparam("now"),
-            sent_hash=case((_P.c.lookup_first, _P.c.sent_hash), else_=_P.c.desired_hash))
+    .values(
+        state=PostingState.IN_FLIGHT,
+        lease_expires_at=bindparam("lease_until"),
+        updated_at=bindparam("now"),
+        sent_hash=case((_P.c.lookup_first, _P.c.sent_hash), else_=_P.c.desired_hash),
+    )
     .returning(_P.c.id)
 )
 
 _CLAIMED = (
     select(
-        _P.c.id, _P.c.kind, _P.c.slot, _P.c.period, _P.c.external_ref, _P.c.desired_hash,
-        _P.c.synced_hash, _P.c.sent_hash, _P.c.lookup_first, _P.c.force, _P.c.attempts,
-        _P.c.queued_trigger, _P.c.queued_actor, _P.c.idempotency_key, _P.c.error_group_id,
-        _P.c.document_id, _D.c.kind.label("doc_kind"), _D.c.source, _D.c.external_id,
-        _D.c.data, _I.c.name.label("integration"), _I.c.monthly_quota, _I.c.quota_used,
+        _P.c.id,
+        _P.c.kind,
+        _P.c.slot,
+        _P.c.period,
+        _P.c.external_ref,
+        _P.c.desired_hash,
+        _P.c.synced_hash,
+        _P.c.sent_hash,
+        _P.c.lookup_first,
+        _P.c.force,
+        _P.c.attempts,
+        _P.c.queued_trigger,
+        _P.c.queued_actor,
+        _P.c.idempotency_key,
+        _P.c.error_group_id,
+        _P.c.document_id,
+        _D.c.kind.label("doc_kind"),
+        _D.c.source,
+        _D.c.external_id,
+        _D.c.data,
+        _I.c.name.label("integration"),
+        _I.c.monthly_quota,
+        _I.c.quota_used,
         _I.c.quota_month,
     )
     .join(_D, _D.c.id == _P.c.document_id)
@@ -203,15 +233,16 @@ def claim_next(conn: Executor, company: str, now: datetime, lease_until: datetim
 _SETTLE = update(_P).where(_P.c.id == bindparam("pid"), _P.c.state == PostingState.IN_FLIGHT)
 _SETTLE_SYNCED = _SETTLE.values(
     # ``synced`` unless the document changed while we were sending: then queued again.
-    state=case((_P.c.desired_hash == bindparam("sent"), PostingState.SYNCED.value),
-               else_=PostingState.PENDING.value),
-    synced_hash=bindparam("sent"), sent_hash=bindparam("sent"),
+    state=case(
+        (_P.c.desired_hash == bindparam("sent"), PostingState.SYNCED.value), else_=PostingState.PENDING.value
+    ),
+    synced_hash=bindparam("sent"),
+    sent_hash=bindparam("sent"),
 )
 _ATTEMPT = Attempt.__table__.insert()
 
 
-def settle(conn: Executor, posting_id: int, values: dict[str, Any],
-           synced_hash: str | None = None) -> None:
+def settle(conn: Executor, posting_id: int, values: dict[str, Any], synced_hash: str | None = None) -> None:
     """Write an in-flight posting's outcome; ``synced_hash`` marks a successful write."""
     params = {"pid": posting_id, **values}
     if synced_hash is None:
@@ -225,17 +256,23 @@ def log_attempt(conn: Executor, values: dict[str, Any]) -> None:
     conn.execute(_ATTEMPT, values)
 
 
-def upsert_error_group(conn: Executor, *, fingerprint: str, integration_id: int, code: str,
-                       title: str, now: datetime) -> int:
+def upsert_error_group(
+    conn: Executor, *, fingerprint: str, integration_id: int, code: str, title: str, now: datetime
+) -> int:
     """Create the group or count one more repetition; returns its id."""
     stmt = _insert(conn, ErrorGroup).values(
-        fingerprint=fingerprint, integration_id=integration_id, error_code=code, title=title,
-        first_seen=now, last_seen=now, repetitions=1, open=True,
+        fingerprint=fingerprint,
+        integration_id=integration_id,
+        error_code=code,
+        title=title,
+        first_seen=now,
+        last_seen=now,
+        repetitions=1,
+        open=True,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["fingerprint"],
-        set_={"last_seen": now, "repetitions": ErrorGroup.repetitions + 1, "open": True,
-              "title": title},
+        set_={"last_seen": now, "repetitions": ErrorGroup.repetitions + 1, "open": True, "title": title},
     ).returning(ErrorGroup.id)
     return int(conn.execute(stmt).scalar_one())
 
@@ -246,9 +283,10 @@ def close_settled_groups(conn: Executor, group_ids: list[int]) -> list[int]:
         return []
     unsettled = (
         select(Posting.id)
-        .where(Posting.error_group_id == ErrorGroup.id,
-               Posting.state.not_in([PostingState.SYNCED, PostingState.BOOKED,
-                                     PostingState.IGNORED]))
+        .where(
+            Posting.error_group_id == ErrorGroup.id,
+            Posting.state.not_in([PostingState.SYNCED, PostingState.BOOKED, PostingState.IGNORED]),
+        )
         .exists()
     )
     result = conn.execute(
@@ -264,18 +302,25 @@ def close_settled_groups(conn: Executor, group_ids: list[int]) -> list[int]:
 def count_booking(conn: Executor, integration: str, month: str) -> None:
     """One more record created this month, for the integration's monthly quota."""
     conn.execute(
-        update(_I).where(_I.c.name == integration, _I.c.monthly_quota > 0)
-        .values(quota_used=case((_I.c.quota_month == month, _I.c.quota_used + 1), else_=1),
-                quota_month=month)
+        update(_I)
+        .where(_I.c.name == integration, _I.c.monthly_quota > 0)
+        .values(quota_used=case((_I.c.quota_month == month, _I.c.quota_used + 1), else_=1), quota_month=month)
     )
 
 
 def release_quota_blocked(conn: Executor, now: datetime) -> int:
     """A new month: postings held back by the monthly quota go back to the queue."""
     result = conn.execute(
-        update(_P).where(_P.c.state == PostingState.WAITING, _P.c.error_code == QUOTA_CODE)
-        .values(state=PostingState.PENDING, error_code=None, last_error=None, queued_at=now,
-                next_attempt_at=now, updated_at=now)
+        update(_P)
+        .where(_P.c.state == PostingState.WAITING, _P.c.error_code == QUOTA_CODE)
+        .values(
+            state=PostingState.PENDING,
+            error_code=None,
+            last_error=None,
+            queued_at=now,
+            next_attempt_at=now,
+            updated_at=now,
+        )
     )
     return int(result.rowcount or 0)
 
@@ -286,14 +331,16 @@ QUOTA_CODE = "quota"
 
 def mute_group(conn: Executor, group_id: int, until: datetime | None) -> bool:
     """Keep an error group's message quiet until ``until`` (``None``: speak again now)."""
-    result = conn.execute(update(ErrorGroup).where(ErrorGroup.id == group_id)
-                          .values(muted_until=until)
-                          .execution_options(synchronize_session=False))
+    result = conn.execute(
+        update(ErrorGroup)
+        .where(ErrorGroup.id == group_id)
+        .values(muted_until=until)
+        .execution_options(synchronize_session=False)
+    )
     return bool(result.rowcount)
 
 
-def claim_job_run(conn: Executor, job: str, run_key: str, holder: str,
-                  now: datetime) -> int | None:
+def claim_job_run(conn: Executor, job: str, run_key: str, holder: str, now: datetime) -> int | None:
     """Claim the one run of ``job`` for ``run_key`` (a day, a month); ``None``: already taken.
 
     The unique ``(job, run_key)`` makes this safe across replicas: on PostgreSQL a

@@ -24,8 +24,7 @@ from sync.changes import Change
 from sync.planner import PlannedPosting
 
 _P = Posting.__table__
-_REFRESH_HASH = update(_P).where(_P.c.id == bindparam("pid")).values(
-    desired_hash=bindparam("dh"))
+_REFRESH_HASH = update(_P).where(_P.c.id == bindparam("pid")).values(desired_hash=bindparam("dh"))
 
 
 @dataclass
@@ -38,15 +37,20 @@ class ChunkResult:
     fallback: list[Document] = field(default_factory=list)
 
 
-async def requeue_chunk(s: AsyncSession, docs: Sequence[Document],
-                        planned_of: Callable[[Document], dict[str, PlannedPosting]],
-                        resyncable: Sequence[str], actor: str | None, trigger: Trigger,
-                        now: datetime, changes: list[Change]) -> ChunkResult:
+async def requeue_chunk(
+    s: AsyncSession,
+    docs: Sequence[Document],
+    planned_of: Callable[[Document], dict[str, PlannedPosting]],
+    resyncable: Sequence[str],
+    actor: str | None,
+    trigger: Trigger,
+    now: datetime,
+    changes: list[Change],
+) -> ChunkResult:
     """Queue every planned posting of ``docs`` again, guarded by its state."""
     result = ChunkResult()
     existing: dict[int, dict[str, Posting]] = {}
-    for p in (await s.scalars(select(Posting).where(
-            Posting.document_id.in_([d.id for d in docs])))).all():
+    for p in (await s.scalars(select(Posting).where(Posting.document_id.in_([d.id for d in docs])))).all():
         existing.setdefault(p.document_id, {})[p.slot] = p
     take: dict[int, Posting] = {}
     refresh: list[dict[str, object]] = []
@@ -66,11 +70,26 @@ async def requeue_chunk(s: AsyncSession, docs: Sequence[Document],
                 refresh.append({"pid": p.id, "dh": planned[slot].desired_hash})
     if not take:
         return result
-    done = set((await s.execute(
-        update(_P).where(_P.c.id.in_(list(take)), _P.c.state.in_(list(resyncable)))
-        .values(state=PostingState.PENDING, queued_at=now, next_attempt_at=now, updated_at=now,
-                queued_trigger=trigger, queued_actor=actor, force=True)
-        .returning(_P.c.id))).scalars().all())
+    done = set(
+        (
+            await s.execute(
+                update(_P)
+                .where(_P.c.id.in_(list(take)), _P.c.state.in_(list(resyncable)))
+                .values(
+                    state=PostingState.PENDING,
+                    queued_at=now,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    queued_trigger=trigger,
+                    queued_actor=actor,
+                    force=True,
+                )
+                .returning(_P.c.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     refresh = [r for r in refresh if r["pid"] in done]
     if refresh:
         await s.execute(_REFRESH_HASH, refresh)

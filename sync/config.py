@@ -11,16 +11,42 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 IntegrationKind = Literal["economic", "procountor", "exact", "sandbox"]
 
 COMMON_KEYS = {
-    "name", "kind", "channel", "auto_transfer", "history_start", "monthly_quota",
-    "payment_account", "fee_account", "ready_statuses", "mappings", "numbers",
+    "name",
+    "kind",
+    "channel",
+    "auto_transfer",
+    "history_start",
+    "monthly_quota",
+    "payment_account",
+    "fee_account",
+    "ready_statuses",
+    "mappings",
+    "numbers",
 }
 KIND_KEYS: dict[str, set[str]] = {
     "economic": {"base_url", "app_secret_token", "agreement_grant_token", "journal"},
     "sandbox": {"accounts", "suppliers", "latency_ms"},
-    "procountor": {"base_url", "client_id", "client_secret", "api_key", "redirect_uri",
-                   "dimensions", "creditor_account", "company_currency"},
-    "exact": {"base_url", "division", "client_id", "client_secret", "refresh_token",
-              "export_dir", "purchase_journal", "general_journal", "redirect_uri"},
+    "procountor": {
+        "base_url",
+        "client_id",
+        "client_secret",
+        "api_key",
+        "redirect_uri",
+        "dimensions",
+        "creditor_account",
+        "company_currency",
+    },
+    "exact": {
+        "base_url",
+        "division",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "export_dir",
+        "purchase_journal",
+        "general_journal",
+        "redirect_uri",
+    },
 }
 
 
@@ -97,12 +123,15 @@ class IntegrationConfig(Strict):
 
     def public_settings(self) -> dict[str, Any]:
         """What may be stored and shown: everything but credentials."""
-        secret = {"app_secret_token", "agreement_grant_token", "client_secret", "api_key",
-                  "refresh_token", "client_id"}
-        return {
-            k: v for k, v in self.model_dump(mode="json", exclude_none=True).items()
-            if k not in secret
+        secret = {
+            "app_secret_token",
+            "agreement_grant_token",
+            "client_secret",
+            "api_key",
+            "refresh_token",
+            "client_id",
         }
+        return {k: v for k, v in self.model_dump(mode="json", exclude_none=True).items() if k not in secret}
 
 
 class WorkerConfig(Strict):

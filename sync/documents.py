@@ -33,12 +33,15 @@ def _cents(value: Decimal) -> Decimal:
     return value.quantize(CENTS)
 
 
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False),
-                  AfterValidator(_cents)]
-PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2,
-                                         allow_inf_nan=False), AfterValidator(_cents)]
-NonNegativeMoney = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2,
-                                            allow_inf_nan=False), AfterValidator(_cents)]
+Money = Annotated[
+    Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False), AfterValidator(_cents)
+]
+PositiveMoney = Annotated[
+    Decimal, Field(gt=0, max_digits=18, decimal_places=2, allow_inf_nan=False), AfterValidator(_cents)
+]
+NonNegativeMoney = Annotated[
+    Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False), AfterValidator(_cents)
+]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Text = Annotated[str, Field(max_length=250)]
 Name = Annotated[str, Field(min_length=1, max_length=255)]
@@ -252,9 +255,9 @@ def _message(err: dict[str, Any]) -> str:
     return msg
 
 
-def validate_event(raw: Any, index: int | None, known_integrations: set[str]) -> (
-    tuple[ValidEvent | None, list[FieldError]]
-):
+def validate_event(
+    raw: Any, index: int | None, known_integrations: set[str]
+) -> tuple[ValidEvent | None, list[FieldError]]:
     """Validate one raw event; return it, or the errors naming each bad field."""
     if not isinstance(raw, dict):
         return None, [FieldError(index=index, field="(event)", message="must be a JSON object")]
@@ -267,11 +270,14 @@ def validate_event(raw: Any, index: int | None, known_integrations: set[str]) ->
         ]
     errors: list[FieldError] = []
     if event.integration not in known_integrations:
-        errors.append(FieldError(
-            index=index, field="integration",
-            message=f"unknown integration '{event.integration}'; configured: "
-            + (", ".join(sorted(known_integrations)) or "none"),
-        ))
+        errors.append(
+            FieldError(
+                index=index,
+                field="integration",
+                message=f"unknown integration '{event.integration}'; configured: "
+                + (", ".join(sorted(known_integrations)) or "none"),
+            )
+        )
     try:
         data = DATA_MODELS[event.kind].model_validate(event.data)
     except ValidationError as exc:
@@ -294,10 +300,13 @@ def validate_batch(body: Any, known_integrations: set[str]) -> tuple[list[ValidE
         if not raw_events:
             return [], [FieldError(index=None, field="events", message="must not be empty")]
         if len(raw_events) > MAX_BATCH:
-            return [], [FieldError(
-                index=None, field="events",
-                message=f"at most {MAX_BATCH} events per request, got {len(raw_events)}",
-            )]
+            return [], [
+                FieldError(
+                    index=None,
+                    field="events",
+                    message=f"at most {MAX_BATCH} events per request, got {len(raw_events)}",
+                )
+            ]
         indexed: list[tuple[int | None, Any]] = list(enumerate(raw_events))
     else:
         indexed = [(None, body)]

@@ -42,10 +42,14 @@ def utcnow() -> datetime:
 
 
 #: states a person's resync may move to pending (not in flight, not booked, not queued)
-RESYNCABLE = (PostingState.FAILED, PostingState.RETRYING, PostingState.SYNCED,
-              PostingState.WAITING, PostingState.IGNORED)
-IGNORABLE = (PostingState.FAILED, PostingState.RETRYING, PostingState.PENDING,
-             PostingState.WAITING)
+RESYNCABLE = (
+    PostingState.FAILED,
+    PostingState.RETRYING,
+    PostingState.SYNCED,
+    PostingState.WAITING,
+    PostingState.IGNORED,
+)
+IGNORABLE = (PostingState.FAILED, PostingState.RETRYING, PostingState.PENDING, PostingState.WAITING)
 WAIT_AUTO_OFF = "auto_transfer_off"
 WAIT_HISTORY = "before_history_start"
 
@@ -148,8 +152,9 @@ class Engine:
             for cfg in self.integrations.values():
                 row = rows.get(cfg.name)
                 if row is None:
-                    row = Integration(name=cfg.name, kind=cfg.kind, created_at=now, paused=False,
-                                      quota_used=0)
+                    row = Integration(
+                        name=cfg.name, kind=cfg.kind, created_at=now, paused=False, quota_used=0
+                    )
                     s.add(row)
                 row.kind = cfg.kind
                 row.settings = cfg.public_settings()
@@ -157,17 +162,24 @@ class Engine:
                 row.history_start = cfg.history_start
                 row.monthly_quota = cfg.monthly_quota
             await s.flush()
-            self.integration_ids = {
-                r.name: r.id for r in (await s.scalars(select(Integration))).all()
-            }
+            self.integration_ids = {r.name: r.id for r in (await s.scalars(select(Integration))).all()}
             on = [self.integration_ids[c.name] for c in self.integrations.values() if c.auto_transfer]
             if on:
                 await s.execute(
                     update(Posting)
-                    .where(Posting.integration_id.in_(on), Posting.state == PostingState.WAITING,
-                           Posting.error_code == WAIT_AUTO_OFF)
-                    .values(state=PostingState.PENDING, error_code=None, last_error=None,
-                            next_attempt_at=now, queued_at=now, updated_at=now)
+                    .where(
+                        Posting.integration_id.in_(on),
+                        Posting.state == PostingState.WAITING,
+                        Posting.error_code == WAIT_AUTO_OFF,
+                    )
+                    .values(
+                        state=PostingState.PENDING,
+                        error_code=None,
+                        last_error=None,
+                        next_attempt_at=now,
+                        queued_at=now,
+                        updated_at=now,
+                    )
                 )
         await self.mapping_book.load()
 
@@ -213,7 +225,8 @@ class Engine:
         """Store a validated batch in one transaction and queue what it needs."""
         unsupported = [
             FieldError(index=i, field="kind", message=str(UnsupportedDocument(ev.event.kind)))
-            for i, ev in enumerate(events) if ev.event.kind not in SUPPORTED_KINDS
+            for i, ev in enumerate(events)
+            if ev.event.kind not in SUPPORTED_KINDS
         ]
         if unsupported:
             raise IngestRejected(unsupported)
@@ -226,7 +239,7 @@ class Engine:
             doc_ids = [d.id for d in docs.values()]
             postings: dict[int, dict[str, Posting]] = {}
             for chunk in _chunks(doc_ids, 500):
-                for p in (await s.scalars(select(Posting).where(Posting.document_id.in_(chunk)))):
+                for p in await s.scalars(select(Posting).where(Posting.document_id.in_(chunk))):
                     postings.setdefault(p.document_id, {})[p.slot] = p
             touched: list[tuple[ValidEvent, Document]] = []
             for ev in events:
@@ -236,10 +249,16 @@ class Engine:
                     result.stale.append(e.id)
                     continue
                 if doc is None:
-                    doc = Document(source=e.source, kind=e.kind, external_id=e.id,
-                                   integration_id=self.integration_ids[e.integration],
-                                   received_at=now, status="received", version=e.version,
-                                   data={})
+                    doc = Document(
+                        source=e.source,
+                        kind=e.kind,
+                        external_id=e.id,
+                        integration_id=self.integration_ids[e.integration],
+                        received_at=now,
+                        status="received",
+                        version=e.version,
+                        data={},
+                    )
                     s.add(doc)
                     docs[ev.key] = doc
                 doc.version, doc.data, doc.updated_at = e.version, ev.stored_data(), now
@@ -253,21 +272,22 @@ class Engine:
             await s.flush()
             for ev, doc in touched:
                 current = postings[doc.id]
-                changes.extend(Change(p.id, doc.id, p.state, p.error_group_id)
-                               for p in current.values())
-                result.accepted.append({
-                    "id": ev.event.id,
-                    "document": f"{ev.event.source}/{ev.event.kind}/{ev.event.id}",
-                    "version": ev.event.version,
-                    "postings": _posting_states(current),
-                })
+                changes.extend(Change(p.id, doc.id, p.state, p.error_group_id) for p in current.values())
+                result.accepted.append(
+                    {
+                        "id": ev.event.id,
+                        "document": f"{ev.event.source}/{ev.event.kind}/{ev.event.id}",
+                        "version": ev.event.version,
+                        "postings": _posting_states(current),
+                    }
+                )
         self.feed.publish(changes)
         self._wake()
         return result
 
-    async def _existing_documents(self, s: AsyncSession, events: Sequence[ValidEvent]) -> (
-        dict[tuple[str, str, str], Document]
-    ):
+    async def _existing_documents(
+        self, s: AsyncSession, events: Sequence[ValidEvent]
+    ) -> dict[tuple[str, str, str], Document]:
         keys = list({ev.key for ev in events})
         found: dict[tuple[str, str, str], Document] = {}
         for chunk in _chunks(keys, 300):
@@ -278,37 +298,58 @@ class Engine:
                 found[(doc.source, doc.kind, doc.external_id)] = doc
         return found
 
-    def _check_integrations_unchanged(self, events: Sequence[ValidEvent],
-                                      docs: dict[tuple[str, str, str], Document]) -> None:
+    def _check_integrations_unchanged(
+        self, events: Sequence[ValidEvent], docs: dict[tuple[str, str, str], Document]
+    ) -> None:
         by_id = {v: k for k, v in self.integration_ids.items()}
         errors = []
         for index, ev in enumerate(events):
             doc = docs.get(ev.key)
             if doc is not None and by_id.get(doc.integration_id) != ev.event.integration:
-                errors.append(FieldError(
-                    index=index, field="integration",
-                    message=f"document {ev.event.id} belongs to integration "
-                    f"'{by_id.get(doc.integration_id)}'; it cannot move to another",
-                ))
+                errors.append(
+                    FieldError(
+                        index=index,
+                        field="integration",
+                        message=f"document {ev.event.id} belongs to integration "
+                        f"'{by_id.get(doc.integration_id)}'; it cannot move to another",
+                    )
+                )
         if errors:
             raise IngestRejected(errors)
 
-    def _apply_plan(self, s: AsyncSession, doc: Document, integration: str,
-                    planned: list[PlannedPosting], current: dict[str, Posting],
-                    now: datetime) -> list[dict[str, Any]]:
+    def _apply_plan(
+        self,
+        s: AsyncSession,
+        doc: Document,
+        integration: str,
+        planned: list[PlannedPosting],
+        current: dict[str, Posting],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
         for want in planned:
             p = current.get(want.slot)
             code = _wait_code(want.wait_reason)
             if p is None:
                 p = Posting(
-                    document_id=doc.id, integration_id=doc.integration_id, kind=want.kind,
-                    slot=want.slot, period=want.period, desired_hash=want.desired_hash,
-                    idempotency_key=idempotency_key(integration, doc.source, doc.kind,
-                                                    doc.external_id, want.slot),
-                    company_key=integration, attempts=0, lookup_first=False, force=False,
+                    document_id=doc.id,
+                    integration_id=doc.integration_id,
+                    kind=want.kind,
+                    slot=want.slot,
+                    period=want.period,
+                    desired_hash=want.desired_hash,
+                    idempotency_key=idempotency_key(
+                        integration, doc.source, doc.kind, doc.external_id, want.slot
+                    ),
+                    company_key=integration,
+                    attempts=0,
+                    lookup_first=False,
+                    force=False,
                     state=PostingState.WAITING if code else PostingState.PENDING,
-                    error_code=code, last_error=want.wait_reason,
-                    queued_at=now, next_attempt_at=now, updated_at=now,
+                    error_code=code,
+                    last_error=want.wait_reason,
+                    queued_at=now,
+                    next_attempt_at=now,
+                    updated_at=now,
                     queued_trigger=Trigger.AUTO,
                 )
                 s.add(p)
@@ -318,19 +359,29 @@ class Engine:
             p.desired_hash = want.desired_hash
             state = PostingState(p.state)
             if state is PostingState.BOOKED and changed:
-                msg = (f"The document changed after {p.external_ref} was booked in the ledger; "
-                       "the change was not sent. Correct it in the ledger.")
+                msg = (
+                    f"The document changed after {p.external_ref} was booked in the ledger; "
+                    "the change was not sent. Correct it in the ledger."
+                )
                 p.last_error, p.updated_at = msg, now
-                s.add(Attempt(posting_id=p.id, started_at=now, finished_at=now,
-                              trigger=Trigger.AUTO, operation=Operation.NONE,
-                              outcome=Outcome.REFUSED, error_code="booked", message=msg,
-                              external_ref=p.external_ref))
+                s.add(
+                    Attempt(
+                        posting_id=p.id,
+                        started_at=now,
+                        finished_at=now,
+                        trigger=Trigger.AUTO,
+                        operation=Operation.NONE,
+                        outcome=Outcome.REFUSED,
+                        error_code="booked",
+                        message=msg,
+                        external_ref=p.external_ref,
+                    )
+                )
             elif state is PostingState.WAITING and code is None:
                 self._requeue(p, now, Trigger.AUTO, None)
             elif state is PostingState.WAITING:
                 p.error_code, p.last_error = code, want.wait_reason
-            elif changed and state in (PostingState.SYNCED, PostingState.FAILED,
-                                       PostingState.RETRYING):
+            elif changed and state in (PostingState.SYNCED, PostingState.FAILED, PostingState.RETRYING):
                 self._requeue(p, now, Trigger.AUTO, None)
         return _posting_states(current)
 
@@ -343,45 +394,76 @@ class Engine:
 
     # -- a person's actions -----------------------------------------------------------------
     async def document(self, s: AsyncSession, source: str, kind: str, external_id: str) -> Document:
-        doc = (await s.scalars(select(Document).where(
-            Document.source == source, Document.kind == kind, Document.external_id == external_id,
-        ))).one_or_none()
+        doc = (
+            await s.scalars(
+                select(Document).where(
+                    Document.source == source,
+                    Document.kind == kind,
+                    Document.external_id == external_id,
+                )
+            )
+        ).one_or_none()
         if doc is None:
             raise DocumentNotFound(f"No {kind} {external_id} from {source}.")
         return doc
 
-    async def resync(self, source: str, kind: str, external_id: str, posting_kinds: Sequence[str],
-                     actor: str | None, trigger: Trigger = Trigger.MANUAL) -> list[ActionOutcome]:
+    async def resync(
+        self,
+        source: str,
+        kind: str,
+        external_id: str,
+        posting_kinds: Sequence[str],
+        actor: str | None,
+        trigger: Trigger = Trigger.MANUAL,
+    ) -> list[ActionOutcome]:
         """Queue the named postings of one document again (``all``: every one that applies)."""
         now = self.clock()
         outcomes: list[ActionOutcome] = []
         changes: list[Change] = []
         async with self.db.sessions() as s, s.begin():
             doc = await self.document(s, source, kind, external_id)
-            outcomes = await self._resync_document(s, doc, set(posting_kinds), actor, trigger,
-                                                   now, changes)
-            s.add(Activity(actor=actor, action="resync", subject=f"document:{doc.id}", at=now,
-                           outcome="ok" if any(o.ok for o in outcomes) else "refused",
-                           detail={"postings": [o.kind for o in outcomes],
-                                   "messages": [o.message for o in outcomes]}))
+            outcomes = await self._resync_document(s, doc, set(posting_kinds), actor, trigger, now, changes)
+            s.add(
+                Activity(
+                    actor=actor,
+                    action="resync",
+                    subject=f"document:{doc.id}",
+                    at=now,
+                    outcome="ok" if any(o.ok for o in outcomes) else "refused",
+                    detail={
+                        "postings": [o.kind for o in outcomes],
+                        "messages": [o.message for o in outcomes],
+                    },
+                )
+            )
         self.feed.publish(changes)
         self._wake()
         return outcomes
 
-    async def _resync_document(self, s: AsyncSession, doc: Document, kinds: set[str],
-                               actor: str | None, trigger: Trigger, now: datetime,
-                               changes: list[Change]) -> list[ActionOutcome]:
+    async def _resync_document(
+        self,
+        s: AsyncSession,
+        doc: Document,
+        kinds: set[str],
+        actor: str | None,
+        trigger: Trigger,
+        now: datetime,
+        changes: list[Change],
+    ) -> list[ActionOutcome]:
         integration = next(n for n, i in self.integration_ids.items() if i == doc.integration_id)
         data = DATA_MODELS[doc.kind].model_validate(doc.data)
         planned = self._resync_plan(doc)
-        existing = {p.slot: p for p in (await s.scalars(
-            select(Posting).where(Posting.document_id == doc.id)
-        )).all()}
-        # a kind ("journal") names every posting of that kind; a slot ("journal:2026-10") one
-        wanted = set(planned) if "all" in kinds else {
-            slot for slot in set(planned) | set(existing)
-            if slot in kinds or slot.split(":")[0] in kinds
+        existing = {
+            p.slot: p for p in (await s.scalars(select(Posting).where(Posting.document_id == doc.id))).all()
         }
+        # a kind ("journal") names every posting of that kind; a slot ("journal:2026-10") one
+        wanted = (
+            set(planned)
+            if "all" in kinds
+            else {
+                slot for slot in set(planned) | set(existing) if slot in kinds or slot.split(":")[0] in kinds
+            }
+        )
         outcomes: list[ActionOutcome] = []
         for kind in sorted(kinds - {"all"}):
             if not any(slot == kind or slot.split(":")[0] == kind for slot in wanted):
@@ -414,38 +496,63 @@ class Engine:
         integration = next(n for n, i in self.integration_ids.items() if i == doc.integration_id)
         data = DATA_MODELS[doc.kind].model_validate(doc.data)
         # A person asked: history-start and auto-transfer do not hold it back.
-        return {p.slot: p for p in plan(doc.kind, data,
-                                        Eligibility(True, None, self.rules(integration).ready_statuses))}
+        return {
+            p.slot: p
+            for p in plan(doc.kind, data, Eligibility(True, None, self.rules(integration).ready_statuses))
+        }
 
-    async def _requeue_guarded(self, s: AsyncSession, p: Posting, want: PlannedPosting | None,
-                               trigger: Trigger, actor: str | None, now: datetime) -> ActionOutcome:
+    async def _requeue_guarded(
+        self,
+        s: AsyncSession,
+        p: Posting,
+        want: PlannedPosting | None,
+        trigger: Trigger,
+        actor: str | None,
+        now: datetime,
+    ) -> ActionOutcome:
         if p.state == PostingState.BOOKED:
-            return ActionOutcome(p.id, p.kind, False, (
-                f"{_label(p)} is booked in the ledger as {p.external_ref}. A booked voucher "
-                "cannot be changed, and a second one would book it twice; correct it in the ledger."
-            ))
+            return ActionOutcome(
+                p.id,
+                p.kind,
+                False,
+                (
+                    f"{_label(p)} is booked in the ledger as {p.external_ref}. A booked voucher "
+                    "cannot be changed, and a second one would book it twice; correct it in the ledger."
+                ),
+            )
         if p.state == PostingState.IN_FLIGHT:
             return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is being sent right now.")
         if p.state == PostingState.PENDING:
             return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is already queued.")
         values: dict[str, Any] = dict(
-            state=PostingState.PENDING, queued_at=now, next_attempt_at=now, updated_at=now,
-            queued_trigger=trigger, queued_actor=actor, force=True,
+            state=PostingState.PENDING,
+            queued_at=now,
+            next_attempt_at=now,
+            updated_at=now,
+            queued_trigger=trigger,
+            queued_actor=actor,
+            force=True,
         )
         if want is not None:
             values["desired_hash"] = want.desired_hash
         done = await s.execute(
-            update(Posting).where(Posting.id == p.id, Posting.state.in_(RESYNCABLE))
-            .values(**values).execution_options(synchronize_session=False)
+            update(Posting)
+            .where(Posting.id == p.id, Posting.state.in_(RESYNCABLE))
+            .values(**values)
+            .execution_options(synchronize_session=False)
         )
         if not done.rowcount:
             return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is already queued.")
         return ActionOutcome(p.id, p.kind, True, f"{_label(p)} queued.")
 
-    async def resync_many(self, flt: BulkFilter, actor: str | None,
-                          trigger: Trigger = Trigger.BULK,
-                          progress: Callable[[BulkResult], Any] | None = None,
-                          chunk: int = 500) -> BulkResult:
+    async def resync_many(
+        self,
+        flt: BulkFilter,
+        actor: str | None,
+        trigger: Trigger = Trigger.BULK,
+        progress: Callable[[BulkResult], Any] | None = None,
+        chunk: int = 500,
+    ) -> BulkResult:
         """Bulk resync: unpaid bills -> invoice posting; paid -> invoice and payment.
 
         Works through the matching documents in id order, a chunk per
@@ -458,17 +565,19 @@ class Engine:
             changes: list[Change] = []
             async with self.db.sessions() as s, s.begin():
                 stmt = (
-                    select(Document).where(Document.id > last_id)
-                    .where(Document.id.in_(self._bulk_postings(flt).with_only_columns(
-                        Posting.document_id)))
-                    .order_by(Document.id).limit(chunk)
+                    select(Document)
+                    .where(Document.id > last_id)
+                    .where(Document.id.in_(self._bulk_postings(flt).with_only_columns(Posting.document_id)))
+                    .order_by(Document.id)
+                    .limit(chunk)
                 )
                 docs = list((await s.scalars(stmt)).all())
                 if not docs:
                     break
                 # the chunk in a few statements; documents that need a new posting one by one
-                done = await requeue_chunk(s, docs, self._resync_plan, RESYNCABLE, actor,
-                                           trigger, now, changes)
+                done = await requeue_chunk(
+                    s, docs, self._resync_plan, RESYNCABLE, actor, trigger, now, changes
+                )
                 result.documents += len(docs)
                 result.queued += done.queued
                 result.refused += done.refused
@@ -476,8 +585,7 @@ class Engine:
                     name = next(n for n, i in self.integration_ids.items() if i == iid)
                     await s.run_sync(clear_backoff, name)
                 for doc in done.fallback:
-                    outcomes = await self._resync_document(s, doc, {"all"}, actor, trigger, now,
-                                                           changes)
+                    outcomes = await self._resync_document(s, doc, {"all"}, actor, trigger, now, changes)
                     result.queued += sum(1 for o in outcomes if o.ok)
                     result.refused += sum(1 for o in outcomes if not o.ok)
                 last_id = docs[-1].id
@@ -487,10 +595,20 @@ class Engine:
             if progress is not None:
                 await progress(result)
         async with self.db.sessions() as s, s.begin():
-            s.add(Activity(actor=actor, action="resync_many", subject="bulk", at=self.clock(),
-                           outcome="ok", detail={"documents": result.documents,
-                                                 "queued": result.queued,
-                                                 "refused": result.refused}))
+            s.add(
+                Activity(
+                    actor=actor,
+                    action="resync_many",
+                    subject="bulk",
+                    at=self.clock(),
+                    outcome="ok",
+                    detail={
+                        "documents": result.documents,
+                        "queued": result.queued,
+                        "refused": result.refused,
+                    },
+                )
+            )
         return result
 
     async def bulk_count(self, flt: BulkFilter) -> int:
@@ -503,8 +621,13 @@ class Engine:
         """The first documents a bulk resync would touch (to narrow the selection)."""
         async with self.db.sessions() as s:
             ids = self._bulk_postings(flt).with_only_columns(Posting.document_id)
-            return list((await s.scalars(select(Document).where(Document.id.in_(ids))
-                                         .order_by(Document.id).limit(limit))).all())
+            return list(
+                (
+                    await s.scalars(
+                        select(Document).where(Document.id.in_(ids)).order_by(Document.id).limit(limit)
+                    )
+                ).all()
+            )
 
     def _bulk_postings(self, flt: BulkFilter) -> Any:
         stmt = select(Posting.id).where(Posting.state.in_(flt.states))
@@ -530,29 +653,50 @@ class Engine:
             if p is None:
                 return ActionOutcome(posting_id, "", False, "No such posting.")
             done = await s.execute(
-                update(Posting).where(Posting.id == posting_id, Posting.state.in_(IGNORABLE))
+                update(Posting)
+                .where(Posting.id == posting_id, Posting.state.in_(IGNORABLE))
                 .values(state=PostingState.IGNORED, updated_at=now, queued_actor=actor)
                 .execution_options(synchronize_session=False)
             )
             ok = bool(done.rowcount)
-            message = f"{_label(p)} ignored." if ok else (
-                f"{_label(p)} is {p.state.replace('_', ' ')}; only a posting that waits or failed "
-                "can be ignored.")
-            s.add(Activity(actor=actor, action="ignore", subject=f"posting:{posting_id}", at=now,
-                           outcome="ok" if ok else "refused", detail={"message": message}))
+            message = (
+                f"{_label(p)} ignored."
+                if ok
+                else (
+                    f"{_label(p)} is {p.state.replace('_', ' ')}; only a posting that waits or failed "
+                    "can be ignored."
+                )
+            )
+            s.add(
+                Activity(
+                    actor=actor,
+                    action="ignore",
+                    subject=f"posting:{posting_id}",
+                    at=now,
+                    outcome="ok" if ok else "refused",
+                    detail={"message": message},
+                )
+            )
             if ok:
-                s.add(Attempt(posting_id=posting_id, started_at=now, finished_at=now,
-                              trigger=Trigger.MANUAL, actor=actor, operation=Operation.NONE,
-                              outcome=Outcome.REFUSED, message="Ignored by a person."))
+                s.add(
+                    Attempt(
+                        posting_id=posting_id,
+                        started_at=now,
+                        finished_at=now,
+                        trigger=Trigger.MANUAL,
+                        actor=actor,
+                        operation=Operation.NONE,
+                        outcome=Outcome.REFUSED,
+                        message="Ignored by a person.",
+                    )
+                )
                 if p.error_group_id is not None:
                     # the last open member ignored: the group has nothing left to fix
                     gid = p.error_group_id
                     await s.run_sync(lambda ss: close_settled_groups(ss, [gid]))
-            change = Change(p.id, p.document_id, PostingState.IGNORED if ok else p.state,
-                            p.error_group_id)
+            change = Change(p.id, p.document_id, PostingState.IGNORED if ok else p.state, p.error_group_id)
         self.feed.publish([change])
         return ActionOutcome(posting_id, p.kind, ok, message)
-
 
     # -- an integration's switches --------------------------------------------------------
     def _known(self, integration: str) -> None:
@@ -565,36 +709,47 @@ class Engine:
         now = self.clock()
         async with self.db.sessions() as s, s.begin():
             done = await s.execute(
-                update(Integration).where(Integration.name == integration,
-                                          Integration.paused.is_not(paused))
-                .values(paused=paused).execution_options(synchronize_session=False)
+                update(Integration)
+                .where(Integration.name == integration, Integration.paused.is_not(paused))
+                .values(paused=paused)
+                .execution_options(synchronize_session=False)
             )
-            s.add(Activity(actor=actor, action="pause" if paused else "resume",
-                           subject=f"integration:{integration}", at=now,
-                           outcome="ok" if done.rowcount else "unchanged"))
+            s.add(
+                Activity(
+                    actor=actor,
+                    action="pause" if paused else "resume",
+                    subject=f"integration:{integration}",
+                    at=now,
+                    outcome="ok" if done.rowcount else "unchanged",
+                )
+            )
         if not paused:
             self._wake()
         word = "paused" if paused else "resumed"
         if not done.rowcount:
             return f"{integration} was already {word}."
-        return f"{integration} {word}." + ("" if not paused else
-                                          " Nothing is sent until it is resumed; nothing queued is lost.")
+        return f"{integration} {word}." + (
+            "" if not paused else " Nothing is sent until it is resumed; nothing queued is lost."
+        )
 
-    async def set_mapping(self, integration: str, what: str, source: str, number: int,
-                          actor: str | None) -> list[int]:
+    async def set_mapping(
+        self, integration: str, what: str, source: str, number: int, actor: str | None
+    ) -> list[int]:
         """Store a mapping a person set; queue again what failed for lack of it."""
         self._known(integration)
         async with self.db.sessions() as s, s.begin():
-            requeued = await self.mapping_book.set(s, integration, what, source, number, actor,
-                                                   self.clock())
+            requeued = await self.mapping_book.set(s, integration, what, source, number, actor, self.clock())
         self._wake()
         return requeued
 
     def _history_filter(self, integration: str, since: date) -> Any:
         cfg = self.integrations[integration]
-        cond = [Posting.integration_id == self.integration_ids[integration],
-                Posting.state == PostingState.WAITING, Posting.error_code == WAIT_HISTORY,
-                Document.doc_date >= since]
+        cond = [
+            Posting.integration_id == self.integration_ids[integration],
+            Posting.state == PostingState.WAITING,
+            Posting.error_code == WAIT_HISTORY,
+            Document.doc_date >= since,
+        ]
         if cfg.history_start:
             cond.append(Document.doc_date < cfg.history_start)
         return cond
@@ -603,51 +758,78 @@ class Engine:
         """How many postings ``history`` would send (they wait for the history start)."""
         self._known(integration)
         async with self.db.sessions() as s:
-            return int(await s.scalar(
-                select(func.count()).select_from(Posting)
-                .join(Document, Document.id == Posting.document_id)
-                .where(*self._history_filter(integration, since))) or 0)
+            return int(
+                await s.scalar(
+                    select(func.count())
+                    .select_from(Posting)
+                    .join(Document, Document.id == Posting.document_id)
+                    .where(*self._history_filter(integration, since))
+                )
+                or 0
+            )
 
     async def transfer_history(self, integration: str, since: date, actor: str | None) -> int:
         """Send documents dated from ``since`` that waited because of the history start."""
         self._known(integration)
         now = self.clock()
         async with self.db.sessions() as s, s.begin():
-            ids = select(Posting.id).join(Document, Document.id == Posting.document_id) \
+            ids = (
+                select(Posting.id)
+                .join(Document, Document.id == Posting.document_id)
                 .where(*self._history_filter(integration, since))
+            )
             done = await s.execute(
-                update(Posting).where(Posting.id.in_(ids), Posting.state == PostingState.WAITING)
-                .values(state=PostingState.PENDING, error_code=None, last_error=None,
-                        queued_at=now, next_attempt_at=now, updated_at=now,
-                        queued_trigger=Trigger.MANUAL, queued_actor=actor)
+                update(Posting)
+                .where(Posting.id.in_(ids), Posting.state == PostingState.WAITING)
+                .values(
+                    state=PostingState.PENDING,
+                    error_code=None,
+                    last_error=None,
+                    queued_at=now,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    queued_trigger=Trigger.MANUAL,
+                    queued_actor=actor,
+                )
                 .execution_options(synchronize_session=False)
             )
-            s.add(Activity(actor=actor, action="history", subject=f"integration:{integration}",
-                           at=now, outcome="ok",
-                           detail={"since": since.isoformat(), "queued": done.rowcount}))
+            s.add(
+                Activity(
+                    actor=actor,
+                    action="history",
+                    subject=f"integration:{integration}",
+                    at=now,
+                    outcome="ok",
+                    detail={"since": since.isoformat(), "queued": done.rowcount},
+                )
+            )
         self._wake()
         return int(done.rowcount or 0)
 
 
 def _label(p: Posting) -> str:
-    name = {"invoice": "The invoice posting", "payment": "The payment posting",
-            "journal": "The journal"}.get(p.kind, f"The {p.kind.replace('_', ' ')} posting")
+    name = {"invoice": "The invoice posting", "payment": "The payment posting", "journal": "The journal"}.get(
+        p.kind, f"The {p.kind.replace('_', ' ')} posting"
+    )
     return f"{name} ({p.period})" if p.period else name
 
 
 def _why_no_posting(doc: Document, kind: str, data: Any) -> str:
     if doc.kind == "bill" and kind == PostingKind.PAYMENT and getattr(data, "paid", None) is None:
-        return ("The bill is not paid, so it has no payment posting to sync. "
-                "Mark it paid in the source first.")
+        return "The bill is not paid, so it has no payment posting to sync. Mark it paid in the source first."
     if doc.kind == "bill" and kind == PostingKind.INVOICE and not getattr(data, "approved", True):
         return "The bill is not approved, so it has no invoice posting yet."
     return f"A {doc.kind.replace('_', ' ')} has no {kind} posting."
 
 
 def _posting_states(current: dict[str, Posting]) -> list[dict[str, Any]]:
-    return [{"kind": p.kind, "period": p.period, "state": p.state} if p.period
-            else {"kind": p.kind, "state": p.state} for p in current.values()]
+    return [
+        {"kind": p.kind, "period": p.period, "state": p.state}
+        if p.period
+        else {"kind": p.kind, "state": p.state}
+        for p in current.values()
+    ]
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]

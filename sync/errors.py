@@ -42,7 +42,7 @@ class MappingMissing(Exception):
         self.what, self.value, self.integration = what, value, integration
         super().__init__(
             f"The {what} '{value}' has no account mapping in {integration}. "
-            f"Map it (/ledger map {what} \"{value}\" <number>) and resync."
+            f'Map it (/ledger map {what} "{value}" <number>) and resync.'
         )
 
 
@@ -65,8 +65,13 @@ def classify(exc: BaseException, *, during_write: bool) -> Failure:
     if isinstance(exc, UnknownOutcomeError):
         return Failure(FailureKind.UNCERTAIN, exc.code, exc.message)
     if isinstance(exc, TransientError):
-        return Failure(FailureKind.TRANSIENT, exc.code, exc.message, exc.retry_after,
-                       rate_limited=isinstance(exc, RateLimitedError))
+        return Failure(
+            FailureKind.TRANSIENT,
+            exc.code,
+            exc.message,
+            exc.retry_after,
+            rate_limited=isinstance(exc, RateLimitedError),
+        )
     if isinstance(exc, NeedsPersonError):
         return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
     if isinstance(exc, ConnectorError):

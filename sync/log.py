@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Attempt, Document, Integration, Posting
 from storage.states import PostingState
 
-QUEUED_STATES = (PostingState.WAITING, PostingState.PENDING, PostingState.IN_FLIGHT,
-                 PostingState.RETRYING)
+QUEUED_STATES = (PostingState.WAITING, PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING)
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -37,27 +36,29 @@ def posting_view(p: Posting) -> dict[str, Any]:
     return view
 
 
-async def document_view(s: AsyncSession, source: str, kind: str, external_id: str) -> (
-    dict[str, Any] | None
-):
+async def document_view(s: AsyncSession, source: str, kind: str, external_id: str) -> dict[str, Any] | None:
     """The document, its postings and its attempts (newest first), or ``None``."""
-    row = (await s.execute(
-        select(Document, Integration.name)
-        .join(Integration, Integration.id == Document.integration_id)
-        .where(Document.source == source, Document.kind == kind,
-               Document.external_id == external_id)
-    )).one_or_none()
+    row = (
+        await s.execute(
+            select(Document, Integration.name)
+            .join(Integration, Integration.id == Document.integration_id)
+            .where(Document.source == source, Document.kind == kind, Document.external_id == external_id)
+        )
+    ).one_or_none()
     if row is None:
         return None
     doc, integration = row
-    postings = list((await s.scalars(
-        select(Posting).where(Posting.document_id == doc.id).order_by(Posting.id)
-    )).all())
+    postings = list(
+        (await s.scalars(select(Posting).where(Posting.document_id == doc.id).order_by(Posting.id))).all()
+    )
     by_id = {p.id: p for p in postings}
-    attempts = (await s.scalars(
-        select(Attempt).where(Attempt.posting_id.in_(list(by_id) or [0]))
-        .order_by(Attempt.started_at.desc(), Attempt.id.desc())
-    )).all()
+    attempts = (
+        await s.scalars(
+            select(Attempt)
+            .where(Attempt.posting_id.in_(list(by_id) or [0]))
+            .order_by(Attempt.started_at.desc(), Attempt.id.desc())
+        )
+    ).all()
     return {
         "source": doc.source,
         "kind": doc.kind,
@@ -83,14 +84,16 @@ def attempt_view(a: Attempt, p: Posting) -> dict[str, Any]:
     }
 
 
-async def postings_page(s: AsyncSession, *, state: str | None, integration: str | None,
-                        cursor: int | None, limit: int = 100) -> dict[str, Any]:
+async def postings_page(
+    s: AsyncSession, *, state: str | None, integration: str | None, cursor: int | None, limit: int = 100
+) -> dict[str, Any]:
     """Postings filtered by state and integration, in id order, keyset-paginated."""
     stmt = (
         select(Posting, Document, Integration.name)
         .join(Document, Document.id == Posting.document_id)
         .join(Integration, Integration.id == Posting.integration_id)
-        .order_by(Posting.id).limit(limit + 1)
+        .order_by(Posting.id)
+        .limit(limit + 1)
     )
     if state:
         stmt = stmt.where(Posting.state == state)
@@ -103,8 +106,11 @@ async def postings_page(s: AsyncSession, *, state: str | None, integration: str 
     rows = rows[:limit]
     return {
         "postings": [
-            {"document": {"source": d.source, "kind": d.kind, "id": d.external_id},
-             "integration": name, **posting_view(p)}
+            {
+                "document": {"source": d.source, "kind": d.kind, "id": d.external_id},
+                "integration": name,
+                **posting_view(p),
+            }
             for p, d, name in rows
         ],
         "next_cursor": str(rows[-1][0].id) if more and rows else None,

@@ -19,8 +19,7 @@ from storage.states import PostingState, Trigger
 from sync.config import IntegrationConfig
 from sync.vouchers import MappingLookup
 
-CONFIG_TABLES = {"category": "categories", "department": "departments",
-                 "payment-method": "payment_methods"}
+CONFIG_TABLES = {"category": "categories", "department": "departments", "payment-method": "payment_methods"}
 
 
 @dataclass(frozen=True)
@@ -57,45 +56,81 @@ class MappingBook:
     def lookup(self, integration: str) -> MappingLookup:
         def find(what: str, source: str) -> int | None:
             return self.where(integration, what, source).number
+
         return find
 
     def listing(self, integration: str) -> list[tuple[str, str, MappingSource]]:
         """Every mapping of an integration with its origin, for ``status``."""
         cfg = self.configs[integration]
-        keys = {(what, src) for what, table in CONFIG_TABLES.items()
-                for src in getattr(cfg.mappings, table)}
+        keys = {(what, src) for what, table in CONFIG_TABLES.items() for src in getattr(cfg.mappings, table)}
         keys |= {(w, src) for (i, w, src) in self._stored if i == integration}
         return [(w, src, self.where(integration, w, src)) for w, src in sorted(keys)]
 
-    async def set(self, s: AsyncSession, integration: str, what: str, source: str, number: int,
-                  actor: str | None, now: datetime) -> list[int]:
+    async def set(
+        self,
+        s: AsyncSession,
+        integration: str,
+        what: str,
+        source: str,
+        number: int,
+        actor: str | None,
+        now: datetime,
+    ) -> list[int]:
         """Store a mapping and queue again what failed for lack of it; returns those postings."""
-        existing = (await s.scalars(select(Mapping).where(
-            Mapping.integration == integration, Mapping.what == what, Mapping.source == source,
-        ))).one_or_none()
+        existing = (
+            await s.scalars(
+                select(Mapping).where(
+                    Mapping.integration == integration,
+                    Mapping.what == what,
+                    Mapping.source == source,
+                )
+            )
+        ).one_or_none()
         if existing is None:
-            s.add(Mapping(integration=integration, what=what, source=source, number=number,
-                          set_by=actor, set_at=now))
+            s.add(
+                Mapping(
+                    integration=integration, what=what, source=source, number=number, set_by=actor, set_at=now
+                )
+            )
         else:
             existing.number, existing.set_by, existing.set_at = number, actor, now
-        integration_id = await s.scalar(select(Integration.id).where(
-            Integration.name == integration))
+        integration_id = await s.scalar(select(Integration.id).where(Integration.name == integration))
         needle = f"The {what} '{source}' has no account mapping"
-        failed = list((await s.scalars(select(Posting.id).where(
-            Posting.integration_id == integration_id,
-            Posting.state == PostingState.FAILED,
-            Posting.error_code == f"unmapped_{what}",
-            Posting.last_error.startswith(needle),
-        ))).all())
+        failed = list(
+            (
+                await s.scalars(
+                    select(Posting.id).where(
+                        Posting.integration_id == integration_id,
+                        Posting.state == PostingState.FAILED,
+                        Posting.error_code == f"unmapped_{what}",
+                        Posting.last_error.startswith(needle),
+                    )
+                )
+            ).all()
+        )
         if failed:
             await s.execute(
-                update(Posting).where(Posting.id.in_(failed), Posting.state == PostingState.FAILED)
-                .values(state=PostingState.PENDING, queued_at=now, next_attempt_at=now,
-                        updated_at=now, queued_trigger=Trigger.MANUAL, queued_actor=actor)
+                update(Posting)
+                .where(Posting.id.in_(failed), Posting.state == PostingState.FAILED)
+                .values(
+                    state=PostingState.PENDING,
+                    queued_at=now,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    queued_trigger=Trigger.MANUAL,
+                    queued_actor=actor,
+                )
                 .execution_options(synchronize_session=False)
             )
-        s.add(Activity(actor=actor, action="map", subject=f"integration:{integration}", at=now,
-                       outcome="ok", detail={"what": what, "source": source, "number": number,
-                                             "requeued": len(failed)}))
+        s.add(
+            Activity(
+                actor=actor,
+                action="map",
+                subject=f"integration:{integration}",
+                at=now,
+                outcome="ok",
+                detail={"what": what, "source": source, "number": number, "requeued": len(failed)},
+            )
+        )
         self._stored[(integration, what, source)] = (number, actor)
         return failed

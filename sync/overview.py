@@ -30,12 +30,15 @@ class IntegrationStatus:
 
 async def integration_status(s: AsyncSession, now: datetime) -> list[IntegrationStatus]:
     """Per integration: postings by state, synced today, open error groups."""
-    rows = {i.name: IntegrationStatus(i.name, i.kind, i.paused)
-            for i in (await s.scalars(select(Integration).order_by(Integration.name))).all()}
+    rows = {
+        i.name: IntegrationStatus(i.name, i.kind, i.paused)
+        for i in (await s.scalars(select(Integration).order_by(Integration.name))).all()
+    }
     by_state = await s.execute(
         select(Integration.name, Posting.state, func.count())
         .join(Posting, Posting.integration_id == Integration.id)
-        .group_by(Integration.name, Posting.state))
+        .group_by(Integration.name, Posting.state)
+    )
     for name, state, n in by_state.all():
         rows[name].counts[state] = int(n)
     midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
@@ -43,13 +46,16 @@ async def integration_status(s: AsyncSession, now: datetime) -> list[Integration
         select(Integration.name, func.count())
         .join(Posting, Posting.integration_id == Integration.id)
         .where(Posting.state == PostingState.SYNCED, Posting.updated_at >= midnight)
-        .group_by(Integration.name))
+        .group_by(Integration.name)
+    )
     for name, n in today.all():
         rows[name].synced_today = int(n)
     groups = await s.execute(
         select(Integration.name, func.count())
         .join(ErrorGroup, ErrorGroup.integration_id == Integration.id)
-        .where(ErrorGroup.open.is_(True)).group_by(Integration.name))
+        .where(ErrorGroup.open.is_(True))
+        .group_by(Integration.name)
+    )
     for name, n in groups.all():
         rows[name].open_groups = int(n)
     return list(rows.values())
@@ -71,11 +77,16 @@ class CompanyQueue:
 async def company_queues(s: AsyncSession, now: datetime) -> list[CompanyQueue]:
     """Queued, in-flight and retrying postings per company, and since when."""
     rows = await s.execute(
-        select(Posting.company_key, Posting.state, func.count(), func.min(Posting.queued_at),
-               func.min(Posting.next_attempt_at))
-        .where(Posting.state.in_([PostingState.PENDING, PostingState.IN_FLIGHT,
-                                  PostingState.RETRYING]))
-        .group_by(Posting.company_key, Posting.state))
+        select(
+            Posting.company_key,
+            Posting.state,
+            func.count(),
+            func.min(Posting.queued_at),
+            func.min(Posting.next_attempt_at),
+        )
+        .where(Posting.state.in_([PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING]))
+        .group_by(Posting.company_key, Posting.state)
+    )
     out: dict[str, CompanyQueue] = {}
     for company, state, n, since, next_at in rows.all():
         q = out.setdefault(company, CompanyQueue(company, 0, 0, 0, None, None, None))
@@ -88,8 +99,9 @@ async def company_queues(s: AsyncSession, now: datetime) -> list[CompanyQueue]:
                 q.in_flight = int(n)
             if since is not None and (q.queued_since is None or since < q.queued_since):
                 q.queued_since = since
-    rests = await s.execute(select(Lease.key, Lease.expires_at).where(
-        Lease.holder == BACKOFF_HOLDER, Lease.expires_at > now))
+    rests = await s.execute(
+        select(Lease.key, Lease.expires_at).where(Lease.holder == BACKOFF_HOLDER, Lease.expires_at > now)
+    )
     for company, until in rests.all():
         if company in out:
             out[company].resting_until = until
@@ -111,8 +123,7 @@ class AttentionGroup:
     documents: list[tuple[str, str, str]]
 
 
-async def needs_attention(s: AsyncSession, *, limit: int = 20,
-                          sample: int = 5) -> list[AttentionGroup]:
+async def needs_attention(s: AsyncSession, *, limit: int = 20, sample: int = 5) -> list[AttentionGroup]:
     """Open error groups with failed postings, largest first."""
     counts = await s.execute(
         select(ErrorGroup, Integration.name, func.count(Posting.id))
@@ -120,17 +131,33 @@ async def needs_attention(s: AsyncSession, *, limit: int = 20,
         .join(Posting, Posting.error_group_id == ErrorGroup.id)
         .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
         .group_by(ErrorGroup.id, Integration.name)
-        .order_by(func.count(Posting.id).desc(), ErrorGroup.id).limit(limit))
+        .order_by(func.count(Posting.id).desc(), ErrorGroup.id)
+        .limit(limit)
+    )
     out: list[AttentionGroup] = []
     for group, name, n in counts.all():
-        docs = (await s.execute(
-            select(Document.source, Document.kind, Document.external_id)
-            .join(Posting, Posting.document_id == Document.id)
-            .where(Posting.error_group_id == group.id, Posting.state == PostingState.FAILED)
-            .order_by(Posting.id).limit(sample))).all()
-        out.append(AttentionGroup(group.id, name, group.error_code, group.title, int(n),
-                                  group.first_seen, group.last_seen, group.muted_until,
-                                  [tuple(d) for d in docs]))  # type: ignore[misc]
+        docs = (
+            await s.execute(
+                select(Document.source, Document.kind, Document.external_id)
+                .join(Posting, Posting.document_id == Document.id)
+                .where(Posting.error_group_id == group.id, Posting.state == PostingState.FAILED)
+                .order_by(Posting.id)
+                .limit(sample)
+            )
+        ).all()
+        out.append(
+            AttentionGroup(
+                group.id,
+                name,
+                group.error_code,
+                group.title,
+                int(n),
+                group.first_seen,
+                group.last_seen,
+                group.muted_until,
+                [tuple(d) for d in docs],
+            )
+        )  # type: ignore[misc]
     return out
 
 
@@ -139,8 +166,7 @@ async def find_documents(s: AsyncSession, ref: str, limit: int = 5) -> list[Docu
     stmt = select(Document)
     if ref.count("/") == 2:
         source, kind, ext = ref.split("/")
-        stmt = stmt.where(Document.source == source, Document.kind == kind,
-                          Document.external_id == ext)
+        stmt = stmt.where(Document.source == source, Document.kind == kind, Document.external_id == ext)
     elif ":" in ref:
         kind, _, ext = ref.partition(":")
         stmt = stmt.where(Document.kind == kind, Document.external_id == ext)

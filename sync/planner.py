@@ -64,41 +64,44 @@ def plan_bill(bill: BillData, rules: Eligibility, *, history: bool = False) -> l
     if not bill.approved:
         return []
     reason = wait_reason(rules, bill.date, history=history)
-    invoice = content_hash({
-        "supplier": bill.supplier.number,
-        "invoice_number": bill.invoice_number,
-        "amount": str(bill.amount),
-        "currency": bill.currency,
-        "date": bill.date,
-        "due_date": bill.due_date,
-        "category": bill.category,
-        "department": bill.department,
-        "text": bill.text,
-    })
-    planned = [PlannedPosting(PostingKind.INVOICE, invoice, reason)]
-    if bill.paid is not None:
-        payment = content_hash({
+    invoice = content_hash(
+        {
             "supplier": bill.supplier.number,
             "invoice_number": bill.invoice_number,
-            "amount": str(bill.paid.amount),
+            "amount": str(bill.amount),
             "currency": bill.currency,
-            "date": bill.paid.date,
-        })
+            "date": bill.date,
+            "due_date": bill.due_date,
+            "category": bill.category,
+            "department": bill.department,
+            "text": bill.text,
+        }
+    )
+    planned = [PlannedPosting(PostingKind.INVOICE, invoice, reason)]
+    if bill.paid is not None:
+        payment = content_hash(
+            {
+                "supplier": bill.supplier.number,
+                "invoice_number": bill.invoice_number,
+                "amount": str(bill.paid.amount),
+                "currency": bill.currency,
+                "date": bill.paid.date,
+            }
+        )
         planned.append(PlannedPosting(PostingKind.PAYMENT, payment, reason))
     return planned
 
 
-def plan_payroll(run: PayrollRunData, rules: Eligibility, *, history: bool = False) -> (
-    list[PlannedPosting]
-):
+def plan_payroll(run: PayrollRunData, rules: Eligibility, *, history: bool = False) -> list[PlannedPosting]:
     """One journal per period the run's lines touch: corrections book where they belong."""
     reason = wait_reason(rules, run.date, history=history)
     periods: dict[str, list[Any]] = {}
     for line in run.lines:
         periods.setdefault(line.period, []).append(line.model_dump(mode="json"))
     return [
-        PlannedPosting(PostingKind.JOURNAL, content_hash({"date": run.date, "lines": lines}),
-                       reason, period=period)
+        PlannedPosting(
+            PostingKind.JOURNAL, content_hash({"date": run.date, "lines": lines}), reason, period=period
+        )
         for period, lines in sorted(periods.items())
     ]
 

@@ -18,8 +18,9 @@ class RetryPolicy:
     jitter: float = 0.2
     max_attempts: int = 12
 
-    def delay(self, attempts: int, *, retry_after: float | None = None,
-              rng: random.Random | None = None) -> float:
+    def delay(
+        self, attempts: int, *, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
         """Seconds to wait after the ``attempts``-th failed try (1-based)."""
         raw = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
         spread = raw * self.jitter

@@ -76,8 +76,9 @@ def build_request(
     raise NotSendable(f"A {doc_kind} has no {posting_kind} posting.", code="no_such_posting")
 
 
-def _bill_request(cfg: IntegrationConfig, lookup: MappingLookup, bill: BillData,
-                  posting_kind: str, key: str) -> PostingRequest:
+def _bill_request(
+    cfg: IntegrationConfig, lookup: MappingLookup, bill: BillData, posting_kind: str, key: str
+) -> PostingRequest:
     supplier = Party(number=bill.supplier.number, name=bill.supplier.name)
     if posting_kind == PostingKind.INVOICE:
         return PostingRequest(
@@ -92,9 +93,7 @@ def _bill_request(cfg: IntegrationConfig, lookup: MappingLookup, bill: BillData,
             reference=bill.invoice_number,
             supplier=supplier,
             account=_mapped(lookup, cfg, "category", bill.category),
-            department=(
-                _mapped(lookup, cfg, "department", bill.department) if bill.department else None
-            ),
+            department=(_mapped(lookup, cfg, "department", bill.department) if bill.department else None),
         )
     if posting_kind == PostingKind.PAYMENT:
         if bill.paid is None:
@@ -119,12 +118,12 @@ def _bill_request(cfg: IntegrationConfig, lookup: MappingLookup, bill: BillData,
     raise NotSendable(f"A bill has no {posting_kind} posting.", code="no_such_posting")
 
 
-def _payroll_request(cfg: IntegrationConfig, run: PayrollRunData, period: str,
-                     key: str) -> PostingRequest:
+def _payroll_request(cfg: IntegrationConfig, run: PayrollRunData, period: str, key: str) -> PostingRequest:
     if run.company_is_test:
         raise NotSendable(
             f"Payroll run {run.run} comes from a company marked as a test company; "
-            "test payroll is not booked.", "test_company",
+            "test payroll is not booked.",
+            "test_company",
         )
     lines = tuple(
         JournalLine(
@@ -132,8 +131,7 @@ def _payroll_request(cfg: IntegrationConfig, run: PayrollRunData, period: str,
             amount=line.amount,
             text=line.text or f"Payroll {run.run}",
             dimensions={
-                k: v for k, v in (("cost_center", line.cost_center), ("cost_unit", line.cost_unit))
-                if v
+                k: v for k, v in (("cost_center", line.cost_center), ("cost_unit", line.cost_unit)) if v
             },
         )
         for line in run.lines

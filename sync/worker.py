@@ -164,21 +164,28 @@ class Worker:
                 finished = clock()
                 extend = finished - renewed > self.lease / 3
 
-                def record_and_claim(conn: Connection, row: Any = claimed,
-                                     report: Report = report, started: datetime = started,
-                                     finished: datetime = finished, extend: bool = extend
-                                     ) -> Any | None:
+                def record_and_claim(
+                    conn: Connection,
+                    row: Any = claimed,
+                    report: Report = report,
+                    started: datetime = started,
+                    finished: datetime = finished,
+                    extend: bool = extend,
+                ) -> Any | None:
                     self._record(conn, row, report, started, finished)
                     if report.hold_company_until is not None or self._stopping:
                         return None
-                    if extend and not extend_lease(conn, company, self.holder,
-                                                   finished + self.lease):
+                    if extend and not extend_lease(conn, company, self.holder, finished + self.lease):
                         log.warning("lost lease", extra={"company": company})
                         return None
                     return claim_next(conn, company, finished, finished + self.lease)
 
-                observed = AttemptObserved(claimed.integration, report.operation, report.outcome,
-                                           (finished - started).total_seconds())
+                observed = AttemptObserved(
+                    claimed.integration,
+                    report.operation,
+                    report.outcome,
+                    (finished - started).total_seconds(),
+                )
                 claimed = await db.run(record_and_claim)
                 for listener in self.engine.attempt_listeners:
                     listener(observed)
@@ -201,16 +208,22 @@ class Worker:
         try:
             if cfg is None:
                 raise UnsupportedPostingError(
-                    f"Integration {row.integration} is no longer in the config.", code="no_config")
+                    f"Integration {row.integration} is no longer in the config.", code="no_config"
+                )
             request = build_request(
-                cfg=cfg, lookup=engine.mappings(row.integration), doc_kind=row.doc_kind,
-                doc_data=row.data, posting_kind=row.kind, period=row.period,
+                cfg=cfg,
+                lookup=engine.mappings(row.integration),
+                doc_kind=row.doc_kind,
+                doc_data=row.data,
+                posting_kind=row.kind,
+                period=row.period,
                 key=row.idempotency_key,
             )
             connector = engine.connector(row.integration)
             if not connector.supports(row.kind):
                 raise UnsupportedPostingError(
-                    f"{cfg.kind} cannot take {row.kind.replace('_', ' ')} postings.")
+                    f"{cfg.kind} cannot take {row.kind.replace('_', ' ')} postings."
+                )
             ref: str | None = row.external_ref
             status: RecordStatus | None = None
             synced_hash = row.synced_hash
@@ -226,22 +239,34 @@ class Worker:
                 if status is None:
                     status = await self._call(connector.status(ref, request))
                 if status is RecordStatus.BOOKED:
-                    return Report(Outcome.BOOKED, operation,
-                                  PostingResult(ref, RecordStatus.BOOKED), lookup_done=lookup_done)
+                    return Report(
+                        Outcome.BOOKED,
+                        operation,
+                        PostingResult(ref, RecordStatus.BOOKED),
+                        lookup_done=lookup_done,
+                    )
                 if status is RecordStatus.MISSING:
                     ref = None
                 elif not row.force and synced_hash == row.desired_hash:
-                    return Report(Outcome.SYNCED, operation, PostingResult(ref, status),
-                                  lookup_done=lookup_done)
+                    return Report(
+                        Outcome.SYNCED, operation, PostingResult(ref, status), lookup_done=lookup_done
+                    )
                 else:
                     operation = Operation.UPDATE
                     result = await self._call(connector.update(ref, request))
                     return Report(Outcome.SYNCED, operation, result, lookup_done=True)
             if _quota_used_up(row, engine.clock()):
-                return Report(Outcome.REFUSED, Operation.NONE, failure=Failure(
-                    FailureKind.NEEDS_PERSON, QUOTA_CODE,
-                    f"The monthly quota of {row.monthly_quota} bookings is used up; "
-                    "this waits until the 1st of next month."), lookup_done=lookup_done)
+                return Report(
+                    Outcome.REFUSED,
+                    Operation.NONE,
+                    failure=Failure(
+                        FailureKind.NEEDS_PERSON,
+                        QUOTA_CODE,
+                        f"The monthly quota of {row.monthly_quota} bookings is used up; "
+                        "this waits until the 1st of next month.",
+                    ),
+                    lookup_done=lookup_done,
+                )
             operation = Operation.CREATE
             result = await self._call(connector.create(request))
             return Report(Outcome.SYNCED, operation, result, lookup_done=True)
@@ -250,13 +275,20 @@ class Worker:
             failure = classify(exc, during_write=writing)
             if failure.kind is FailureKind.NEEDS_PERSON and writing:
                 lookup_done = True  # a definite refusal: nothing was written
-            log.info("attempt failed", extra={"posting": row.id, "document": row.document_id,
-                                              "code": failure.code, "kind": failure.kind})
-            return Report(_outcome_of(failure), operation, failure=failure,
-                          lookup_done=lookup_done)
+            log.info(
+                "attempt failed",
+                extra={
+                    "posting": row.id,
+                    "document": row.document_id,
+                    "code": failure.code,
+                    "kind": failure.kind,
+                },
+            )
+            return Report(_outcome_of(failure), operation, failure=failure, lookup_done=lookup_done)
 
-    def _record(self, conn: Connection, row: Any, report: Report, started: datetime,
-                finished: datetime) -> None:
+    def _record(
+        self, conn: Connection, row: Any, report: Report, started: datetime, finished: datetime
+    ) -> None:
         """Write the attempt and the posting's new state (inside the caller's transaction)."""
         engine = self.engine
         attempts = row.attempts + 1
@@ -264,8 +296,12 @@ class Worker:
         if trigger == Trigger.AUTO and row.attempts:
             trigger = Trigger.RETRY
         values: dict[str, Any] = {
-            "attempts": attempts, "lease_expires_at": None, "updated_at": finished,
-            "queued_trigger": None, "queued_actor": None, "force": False,
+            "attempts": attempts,
+            "lease_expires_at": None,
+            "updated_at": finished,
+            "queued_trigger": None,
+            "queued_actor": None,
+            "force": False,
             "lookup_first": row.lookup_first and not report.lookup_done,
         }
         message: str | None = None
@@ -278,18 +314,28 @@ class Worker:
         if outcome is Outcome.SYNCED:
             synced_hash = row.desired_hash
             values.update(
-                external_ref=ref, erp_status=RecordStatus.DRAFT.value, last_error=None,
-                error_code=None, next_attempt_at=finished, queued_at=finished,
+                external_ref=ref,
+                erp_status=RecordStatus.DRAFT.value,
+                last_error=None,
+                error_code=None,
+                next_attempt_at=finished,
+                queued_at=finished,
             )
         elif outcome is Outcome.REFUSED and failure is not None and failure.code == QUOTA_CODE:
             message, error_code = failure.message, failure.code
             values.update(state=PostingState.WAITING, last_error=message, error_code=error_code)
         elif outcome is Outcome.BOOKED:
-            values.update(state=PostingState.BOOKED, external_ref=ref,
-                          erp_status=RecordStatus.BOOKED.value, error_code=None)
+            values.update(
+                state=PostingState.BOOKED,
+                external_ref=ref,
+                erp_status=RecordStatus.BOOKED.value,
+                error_code=None,
+            )
             if row.synced_hash != row.desired_hash:
-                message = (f"{ref} is booked in the ledger, so it cannot be changed; the "
-                           "latest change was not sent. Correct it in the ledger.")
+                message = (
+                    f"{ref} is booked in the ledger, so it cannot be changed; the "
+                    "latest change was not sent. Correct it in the ledger."
+                )
                 values["last_error"] = message
                 error_code = "booked"
         else:
@@ -300,40 +346,61 @@ class Worker:
                 values.update(lookup_first=True, sent_hash=row.desired_hash)
             # While an outage of the whole ledger is announced, a posting is not at fault for
             # failing: it waits with the rest instead of giving up (no per-item messages).
-            give_up = outcome in (Outcome.RETRYING, Outcome.UNCERTAIN) and \
-                not failure.rate_limited and engine.policy.gives_up(attempts) and \
-                not outage_declared(conn, engine.integration_ids[row.integration])
+            give_up = (
+                outcome in (Outcome.RETRYING, Outcome.UNCERTAIN)
+                and not failure.rate_limited
+                and engine.policy.gives_up(attempts)
+                and not outage_declared(conn, engine.integration_ids[row.integration])
+            )
             if outcome is Outcome.FAILED or give_up:
                 if give_up:
                     message = f"Gave up after {attempts} attempts. Last error: {message}"
                     values["last_error"] = message
                     outcome = Outcome.FAILED
                 group_id = upsert_error_group(
-                    conn, fingerprint=fingerprint(
-                        row.integration, error_code, failure.message,
-                        (row.external_id, row.idempotency_key, ref or "")),
+                    conn,
+                    fingerprint=fingerprint(
+                        row.integration,
+                        error_code,
+                        failure.message,
+                        (row.external_id, row.idempotency_key, ref or ""),
+                    ),
                     integration_id=engine.integration_ids[row.integration],
-                    code=error_code, title=failure.message, now=finished,
+                    code=error_code,
+                    title=failure.message,
+                    now=finished,
                 )
                 values.update(state=PostingState.FAILED, error_group_id=group_id)
             else:
                 at = engine.policy.next_attempt(finished, attempts, failure.retry_after)
                 values.update(state=PostingState.RETRYING, next_attempt_at=at)
-                report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT \
-                    else None
+                report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT else None
         settle(conn, row.id, values, synced_hash)
         if outcome is Outcome.SYNCED and report.operation is Operation.CREATE and row.monthly_quota:
             count_booking(conn, row.integration, finished.strftime("%Y-%m"))
-        log_attempt(conn, dict(
-            posting_id=row.id, started_at=started, finished_at=finished, trigger=trigger,
-            actor=row.queued_actor, operation=report.operation, outcome=outcome,
-            error_code=error_code, message=message, external_ref=ref,
-        ))
+        log_attempt(
+            conn,
+            dict(
+                posting_id=row.id,
+                started_at=started,
+                finished_at=finished,
+                trigger=trigger,
+                actor=row.queued_actor,
+                operation=report.operation,
+                outcome=outcome,
+                error_code=error_code,
+                message=message,
+                external_ref=ref,
+            ),
+        )
         if outcome in (Outcome.SYNCED, Outcome.BOOKED) and group_id is not None:
             close_settled_groups(conn, [group_id])
-        report.change = Change(row.id, row.document_id,
-                               str(PostingState.SYNCED if outcome is Outcome.SYNCED
-                                   else values["state"]), group_id)
+        report.change = Change(
+            row.id,
+            row.document_id,
+            str(PostingState.SYNCED if outcome is Outcome.SYNCED else values["state"]),
+            group_id,
+        )
 
     def _publish(self, report: Report) -> None:
         if report.change is not None:

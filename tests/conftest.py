@@ -97,8 +97,11 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         path = tmp_path / "test.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite+aiosqlite:///{path}"
-    need(bool(PG_URL), "TEST_DATABASE_URL is not set (PostgreSQL tests); e.g. "
-         "TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    need(
+        bool(PG_URL),
+        "TEST_DATABASE_URL is not set (PostgreSQL tests); e.g. "
+        "TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+    )
     return await _pg_reset()
 
 
@@ -127,8 +130,13 @@ async def make_runtime(db_url: str, clock: FakeClock) -> AsyncIterator[Any]:
     made: list[Runtime] = []
 
     async def factory(config: Any = None, **kwargs: Any) -> Runtime:
-        rt = await Runtime.create(make_env(db_url), config or make_config(), migrate=False,
-                                  clock=kwargs.pop("clock", clock), **kwargs)
+        rt = await Runtime.create(
+            make_env(db_url),
+            config or make_config(),
+            migrate=False,
+            clock=kwargs.pop("clock", clock),
+            **kwargs,
+        )
         made.append(rt)
         return rt
 
@@ -150,7 +158,8 @@ async def server(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
-                                 headers={"Authorization": f"Bearer {INGEST_TOKEN}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {INGEST_TOKEN}"}
+    ) as client:
         yield client
     await runner.cleanup()

@@ -30,9 +30,10 @@ class FakeClock:
 
 def sandbox_integration(name: str = "books-dk", **overrides: Any) -> IntegrationConfig:
     values: dict[str, Any] = dict(
-        name=name, kind="sandbox", payment_account=5820,
-        mappings=Mappings(categories={"Office supplies": 2800, "Software": 2820},
-                          departments={"Sales": 1}),
+        name=name,
+        kind="sandbox",
+        payment_account=5820,
+        mappings=Mappings(categories={"Office supplies": 2800, "Software": 2820}, departments={"Sales": 1}),
     )
     values.update(overrides)
     return IntegrationConfig(**values)
@@ -48,8 +49,7 @@ def make_config(*integrations: IntegrationConfig, **sections: Any) -> ConfigFile
 
 
 def make_env(database_url: str, **overrides: Any) -> Environment:
-    values: dict[str, Any] = dict(database_url=database_url,
-                                  ledgerops_ingest_token=SecretStr(INGEST_TOKEN))
+    values: dict[str, Any] = dict(database_url=database_url, ledgerops_ingest_token=SecretStr(INGEST_TOKEN))
     values.update(overrides)
     return Environment(**values)
 
@@ -84,12 +84,19 @@ def bill(
     if department is not None:
         body["department"] = department
     body.update(data)
-    return {"source": "ap", "kind": "bill", "id": id, "version": version,
-            "integration": integration, "data": body}
+    return {
+        "source": "ap",
+        "kind": "bill",
+        "id": id,
+        "version": version,
+        "integration": integration,
+        "data": body,
+    }
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0,
-                     message: str = "condition") -> Any:
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, message: str = "condition"
+) -> Any:
     """Await ``check()`` until it returns something truthy, or fail after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -34,14 +34,14 @@ def test_ingest_file_then_status(workdir: Path, capsys: pytest.CaptureFixture[st
     lines = [json.dumps(bill("C-1")), json.dumps(bill("C-2")), ""]
     (workdir / "events.jsonl").write_text("\n".join(lines))
     assert app.main(["ingest", str(workdir / "events.jsonl")]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
-        "accepted": 2, "stale": 0}
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"accepted": 2, "stale": 0}
     assert app.main(["status"]) == 0
     assert json.loads(capsys.readouterr().out) == {"books-dk": {"pending": 2}}
 
 
-def test_ingest_file_with_a_bad_line_stores_nothing(workdir: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_file_with_a_bad_line_stores_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = bill("C-3", amount="-1")
     (workdir / "events.jsonl").write_text(json.dumps(bill("C-4")) + "\n" + json.dumps(bad) + "\n")
     assert app.main(["ingest", str(workdir / "events.jsonl")]) == 1
@@ -52,9 +52,11 @@ def test_ingest_file_with_a_bad_line_stores_nothing(workdir: Path,
 
 
 def test_startup_errors_are_one_line_naming_the_setting(
-        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     (workdir / "ledgerops.toml").write_text(
-        CONFIG.replace("payment_account = 5820", 'payment_account = 5820\ncolour = "blue"'))
+        CONFIG.replace("payment_account = 5820", 'payment_account = 5820\ncolour = "blue"')
+    )
     assert app.main(["status"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "integrations[books-dk].colour: unknown key" in err
@@ -64,8 +66,7 @@ def test_startup_errors_are_one_line_naming_the_setting(
     assert "SLACK_BOT_TOKEN" in err and "not-a-token-secret" not in err
 
 
-def test_connect_refuses_what_needs_no_sign_in(workdir: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_connect_refuses_what_needs_no_sign_in(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert app.main(["connect", "books-dk"]) == 2
     assert "needs no `connect`" in capsys.readouterr().err
     assert app.main(["connect", "nowhere"]) == 2

@@ -33,8 +33,7 @@ from tests.fakes.slack_api import (
 from tests.support import FakeClock, bill, make_config, make_env, sandbox_integration
 from tests.test_slack_blocks import checked, snapshot
 
-SLACK = SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP,
-                    digest_time="07:30")
+SLACK = SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP, digest_time="07:30")
 
 
 def two_books(**dk: Any) -> ConfigFile:
@@ -42,13 +41,17 @@ def two_books(**dk: Any) -> ConfigFile:
 
 
 @asynccontextmanager
-async def two_replicas(db_url: str, clock: FakeClock, config: ConfigFile) -> (
-    AsyncIterator[tuple[SlackHarness, Runtime]]
-):
+async def two_replicas(
+    db_url: str, clock: FakeClock, config: ConfigFile
+) -> AsyncIterator[tuple[SlackHarness, Runtime]]:
     """A harness (with the fake Slack) and a second runtime on the same database and Slack."""
     async with slack_harness(db_url, clock, config=config) as h:
-        env = make_env(db_url, slack_bot_token=SecretStr(BOT_TOKEN),
-                       slack_signing_secret=SecretStr(SIGNING_SECRET), slack_api_url=h.fake.url)
+        env = make_env(
+            db_url,
+            slack_bot_token=SecretStr(BOT_TOKEN),
+            slack_signing_secret=SecretStr(SIGNING_SECRET),
+            slack_api_url=h.fake.url,
+        )
         other = await Runtime.create(env, config, migrate=False, clock=clock)
         try:
             yield h, other
@@ -75,10 +78,17 @@ async def both_send(h: SlackHarness, other: Runtime) -> None:
 
 
 async def test_two_replicas_post_one_digest_a_day(
-        replicas: tuple[SlackHarness, Runtime], clock: FakeClock) -> None:
+    replicas: tuple[SlackHarness, Runtime], clock: FakeClock
+) -> None:
     h, other = replicas
-    await h.ingest(bill("D-1"), bill("D-2"), bill("D-3"), bill("D-4", category="Travel"),
-                   bill("D-5", category="Travel"), bill("D-6", category="Meals"))
+    await h.ingest(
+        bill("D-1"),
+        bill("D-2"),
+        bill("D-3"),
+        bill("D-4", category="Travel"),
+        bill("D-5", category="Travel"),
+        bill("D-6", category="Meals"),
+    )
     await h.runtime.worker.run_until_idle()
     await h.runtime.engine.set_paused("books-se", True, ALICE)
     await h.ingest(bill("S-1", integration="books-se"), bill("S-2", integration="books-se"))
@@ -93,15 +103,18 @@ async def test_two_replicas_post_one_digest_a_day(
     posts = h.fake.posts()[before:]
     assert len(posts) == 1
     digest = h.fake.text_of(h.fake.ts_of(posts[0]))
-    for fact in (f"Daily digest · {day}", "*books-dk* (the sandbox ledger)",
-                 "3 synced · :red_circle: 3 failed · :hourglass_flowing_sand: 0 waiting",
-                 "*books-se* (the sandbox ledger) :double_vertical_bar: *paused*",
-                 "0 synced · :red_circle: 0 failed · :hourglass_flowing_sand: 2 waiting",
-                 "*2 bills:* The category 'Travel' has no account mapping",
-                 "*1 bill:* The category 'Meals'", "Paused: *books-se*"):
+    for fact in (
+        f"Daily digest · {day}",
+        "*books-dk* (the sandbox ledger)",
+        "3 synced · :red_circle: 3 failed · :hourglass_flowing_sand: 0 waiting",
+        "*books-se* (the sandbox ledger) :double_vertical_bar: *paused*",
+        "0 synced · :red_circle: 0 failed · :hourglass_flowing_sand: 2 waiting",
+        "*2 bills:* The category 'Travel' has no account mapping",
+        "*1 bill:* The category 'Meals'",
+        "Paused: *books-se*",
+    ):
         assert fact in digest, fact
-    assert posts[0].args["text"] == (f"Daily digest {day}: 3 synced, 3 failed, 2 waiting; "
-                                     "paused: books-se")
+    assert posts[0].args["text"] == (f"Daily digest {day}: 3 synced, 3 failed, 2 waiting; paused: books-se")
 
     # the same day again (a restart, a misfire): nothing more
     assert await sweeps(other).digest() == "already posted today"
@@ -113,8 +126,7 @@ async def test_two_replicas_post_one_digest_a_day(
     await h.runtime.engine.set_paused("books-se", False, ALICE)
     await h.runtime.worker.run_until_idle()
     results = await asyncio.gather(sweeps(other).digest(), sweeps(h.runtime).digest())
-    assert sorted(results) == ["already posted today",
-                               f"digest of {local_day(clock.now)} queued"]
+    assert sorted(results) == ["already posted today", f"digest of {local_day(clock.now)} queued"]
     await both_send(h, other)
     posts = h.fake.posts()[before:]
     assert len(posts) == 2
@@ -134,16 +146,17 @@ async def quota_reset_once(h: SlackHarness, other: Runtime, clock: FakeClock) ->
     await h.runtime.worker.run_until_idle()
     clock.advance(10 * 24 * 3600)  # December
     results = await asyncio.gather(sweeps(h.runtime).quota_reset(), sweeps(other).quota_reset())
-    assert sorted(results) == ["2 resumed after the monthly quota reset",
-                               "already reset this month"]
+    assert sorted(results) == ["2 resumed after the monthly quota reset", "already reset this month"]
     await both_send(h, other)
     [post] = h.fake.posts()
-    assert post.args["text"] == ("Monthly booking quota reset (2026-12): 2 postings held back "
-                                 "by the quota are being sent now.")
+    assert post.args["text"] == (
+        "Monthly booking quota reset (2026-12): 2 postings held back by the quota are being sent now."
+    )
 
 
 async def test_digest_job_runs_daily_at_the_configured_local_time(
-        replicas: tuple[SlackHarness, Runtime], clock: FakeClock) -> None:
+    replicas: tuple[SlackHarness, Runtime], clock: FakeClock
+) -> None:
     h, _ = replicas
     scheduler = h.runtime.scheduler
     assert scheduler is not None
@@ -163,16 +176,24 @@ async def test_without_slack_there_is_no_digest_job(runtime: Runtime) -> None:
 
 def test_digest_message() -> None:
     at = datetime(2026, 11, 22, 7, 30, tzinfo=UTC)
-    d = Digest(day="2026-11-22", since=at - timedelta(days=1), until=at, integrations=(
-        IntegrationDay("books-dk", "economic", False, synced=124, failed=3, waiting=17),
-        IntegrationDay("books-se", "procountor", True, synced=0, failed=0, waiting=40)),
-        groups=(OpenGroup(4, "books-dk", "Account 2800 does not exist.", 2, "bills"),
-                OpenGroup(9, "books-dk", "Supplier <3001> does not exist.", 1, "bill")),
-        more_groups=3, totals={"synced": 124, "failed": 3, "waiting": 57})
+    d = Digest(
+        day="2026-11-22",
+        since=at - timedelta(days=1),
+        until=at,
+        integrations=(
+            IntegrationDay("books-dk", "economic", False, synced=124, failed=3, waiting=17),
+            IntegrationDay("books-se", "procountor", True, synced=0, failed=0, waiting=40),
+        ),
+        groups=(
+            OpenGroup(4, "books-dk", "Account 2800 does not exist.", 2, "bills"),
+            OpenGroup(9, "books-dk", "Supplier <3001> does not exist.", 1, "bill"),
+        ),
+        more_groups=3,
+        totals={"synced": 124, "failed": 3, "waiting": 57},
+    )
     assert Digest.from_detail(d.to_detail()) == d  # stored as JSON, rebuilt the same
     body = checked(digest_message(d))
-    assert body.text == ("Daily digest 2026-11-22: 124 synced, 3 failed, 57 waiting; "
-                         "paused: books-se")
+    assert body.text == ("Daily digest 2026-11-22: 124 synced, 3 failed, 57 waiting; paused: books-se")
     assert "Supplier &lt;3001&gt;" in str(body.blocks)
     assert "…and 3 more open error groups" in str(body.blocks)
     snapshot("digest", body)

@@ -92,12 +92,10 @@ async def test_payment_posting_only_once_the_bill_is_paid(runtime: Runtime) -> N
     [refused] = await runtime.engine.resync("ap", "bill", "B-4", ["payment"], "U0ALICE")
     assert not refused.ok and "not paid" in refused.message
     assert [p["kind"] for p in (await view(runtime, "B-4"))["postings"]] == ["invoice"]
-    await ingest(runtime, bill("B-4", version=2,
-                               paid={"date": "2026-11-20", "amount": "1250.00"}))
+    await ingest(runtime, bill("B-4", version=2, paid={"date": "2026-11-20", "amount": "1250.00"}))
     await runtime.worker.run_until_idle()
     v = await view(runtime, "B-4")
-    assert {p["kind"]: p["state"] for p in v["postings"]} == {"invoice": "synced",
-                                                            "payment": "synced"}
+    assert {p["kind"]: p["state"] for p in v["postings"]} == {"invoice": "synced", "payment": "synced"}
     payment = LEDGERS["books-dk"].vouchers[posting(v, "payment")["external_ref"]]
     assert payment.account == "5820" and payment.kind == "payment"
     # the invoice did not change, so it was not sent again
@@ -111,8 +109,9 @@ async def test_unapproved_bill_has_no_posting(runtime: Runtime) -> None:
     assert LEDGERS.get("books-dk") is None or not LEDGERS["books-dk"].vouchers
 
 
-async def test_unmapped_category_needs_a_person_and_is_not_retried(runtime: Runtime,
-                                                                   clock: FakeClock) -> None:
+async def test_unmapped_category_needs_a_person_and_is_not_retried(
+    runtime: Runtime, clock: FakeClock
+) -> None:
     await ingest(runtime, bill("B-6", category="Travel"))
     await runtime.worker.run_until_idle()
     p = posting(await view(runtime, "B-6"))
@@ -124,20 +123,23 @@ async def test_unmapped_category_needs_a_person_and_is_not_retried(runtime: Runt
 
 
 async def test_similar_failures_share_one_error_group(runtime: Runtime) -> None:
-    await ingest(runtime, *[bill(f"G-{i}", category="Travel") for i in range(5)],
-                 bill("G-x", category="Meals"))
+    await ingest(
+        runtime, *[bill(f"G-{i}", category="Travel") for i in range(5)], bill("G-x", category="Meals")
+    )
     await runtime.worker.run_until_idle()
     async with runtime.db.sessions() as s:
-        groups = (await s.execute(
-            select(ErrorGroup.title, func.count(Posting.id))
-            .join(Posting, Posting.error_group_id == ErrorGroup.id)
-            .group_by(ErrorGroup.title))).all()
+        groups = (
+            await s.execute(
+                select(ErrorGroup.title, func.count(Posting.id))
+                .join(Posting, Posting.error_group_id == ErrorGroup.id)
+                .group_by(ErrorGroup.title)
+            )
+        ).all()
     counts = sorted(n for _, n in groups)
     assert counts == [1, 5]
 
 
-async def test_timeout_after_write_never_makes_a_second_record(runtime: Runtime,
-                                                               clock: FakeClock) -> None:
+async def test_timeout_after_write_never_makes_a_second_record(runtime: Runtime, clock: FakeClock) -> None:
     await ingest(runtime, bill("B-7"))
     SandboxConnector.from_settings("books-dk", {}).ledger.switches.timeouts_after_write = 1
     await runtime.worker.run_until_idle()
@@ -166,7 +168,8 @@ class CrashAfterLedger(Worker):
 
 
 async def test_crash_between_ledger_answer_and_commit_never_duplicates(
-        runtime: Runtime, clock: FakeClock) -> None:
+    runtime: Runtime, clock: FakeClock
+) -> None:
     await ingest(runtime, bill("B-8"))
     crashing = CrashAfterLedger(runtime.engine)
     CrashAfterLedger.crashed = False
@@ -183,8 +186,7 @@ async def test_crash_between_ledger_answer_and_commit_never_duplicates(
     assert len(LEDGERS["books-dk"].vouchers) == 1
 
 
-async def test_transient_outage_retries_with_backoff_then_syncs(runtime: Runtime,
-                                                                clock: FakeClock) -> None:
+async def test_transient_outage_retries_with_backoff_then_syncs(runtime: Runtime, clock: FakeClock) -> None:
     await ingest(runtime, bill("B-9"))
     ledger = SandboxConnector.from_settings("books-dk", {}).ledger
     ledger.switches.outage = True
@@ -243,16 +245,24 @@ async def test_change_while_in_flight_is_sent_afterwards(make_runtime: Any) -> N
 
 async def test_bulk_resync_unpaid_invoice_paid_both(runtime: Runtime) -> None:
     paid = {"date": "2026-11-20", "amount": "1250.00"}
-    await ingest(runtime, bill("U-1", category="Travel"), bill("P-1", category="Travel", paid=paid),
-                 bill("OK-1"))
+    await ingest(
+        runtime, bill("U-1", category="Travel"), bill("P-1", category="Travel", paid=paid), bill("OK-1")
+    )
     await runtime.worker.run_until_idle()
     result = await runtime.engine.resync_many(BulkFilter(), "U0ALICE")
     assert result.documents == 2
     assert result.queued == 3  # U-1 invoice; P-1 invoice and payment
     async with runtime.db.sessions() as s:
-        states = dict((await s.execute(
-            select(Posting.slot + ":" + Posting.document_id.cast(__import__("sqlalchemy").String),
-                   Posting.state))).all())
+        states = dict(
+            (
+                await s.execute(
+                    select(
+                        Posting.slot + ":" + Posting.document_id.cast(__import__("sqlalchemy").String),
+                        Posting.state,
+                    )
+                )
+            ).all()
+        )
     assert sorted(states.values()).count("pending") == 3
 
 
@@ -273,8 +283,10 @@ async def test_ignore_stops_a_failed_posting(runtime: Runtime, clock: FakeClock)
 async def test_double_resync_queues_once(runtime: Runtime) -> None:
     await ingest(runtime, bill("B-13", category="Travel"))
     await runtime.worker.run_until_idle()
-    first, second = (await runtime.engine.resync("ap", "bill", "B-13", ["invoice"], "U1"),
-                     await runtime.engine.resync("ap", "bill", "B-13", ["invoice"], "U2"))
+    first, second = (
+        await runtime.engine.resync("ap", "bill", "B-13", ["invoice"], "U1"),
+        await runtime.engine.resync("ap", "bill", "B-13", ["invoice"], "U2"),
+    )
     assert first[0].ok and not second[0].ok and "already queued" in second[0].message
     await runtime.worker.run_until_idle()
     async with runtime.db.sessions() as s:
@@ -349,14 +361,15 @@ class CountingConnector(SandboxConnector):
             cls.in_flight[company] -= 1
 
 
-async def test_one_posting_per_company_in_flight_even_with_several_workers(
-        make_runtime: Any) -> None:
+async def test_one_posting_per_company_in_flight_even_with_several_workers(make_runtime: Any) -> None:
     CountingConnector.in_flight, CountingConnector.peak = {}, {}
     CountingConnector.total_peak = 0
     CountingConnector.overlap = asyncio.Event()
-    config = make_config(sandbox_integration("co-a", latency_ms=5),
-                         sandbox_integration("co-b", latency_ms=5),
-                         sandbox_integration("co-c", latency_ms=5))
+    config = make_config(
+        sandbox_integration("co-a", latency_ms=5),
+        sandbox_integration("co-b", latency_ms=5),
+        sandbox_integration("co-c", latency_ms=5),
+    )
 
     def factory(cfg: IntegrationConfig) -> Connector:
         base = connector_for(cfg)
@@ -365,8 +378,9 @@ async def test_one_posting_per_company_in_flight_even_with_several_workers(
 
     # three processes' worth of workers sharing one database
     runtimes = [await make_runtime(config, connectors=factory) for _ in range(3)]
-    await ingest(runtimes[0], *[bill(f"{co}-{i}", integration=co)
-                                for co in ("co-a", "co-b", "co-c") for i in range(8)])
+    await ingest(
+        runtimes[0], *[bill(f"{co}-{i}", integration=co) for co in ("co-a", "co-b", "co-c") for i in range(8)]
+    )
     await asyncio.gather(*(rt.worker.run_until_idle() for rt in runtimes))
     assert CountingConnector.peak == {"co-a": 1, "co-b": 1, "co-c": 1}
     assert CountingConnector.total_peak >= 2  # companies ran in parallel
@@ -389,8 +403,7 @@ async def test_rate_limits_never_make_a_posting_give_up(runtime: Runtime, clock:
     assert posting(await view(runtime, "B-16"))["state"] == "synced"
 
 
-async def test_a_voucher_number_reused_by_the_ledger_is_never_overwritten(
-        runtime: Runtime) -> None:
+async def test_a_voucher_number_reused_by_the_ledger_is_never_overwritten(runtime: Runtime) -> None:
     await ingest(runtime, bill("R-1"))
     await runtime.worker.run_until_idle()
     ledger = LEDGERS["books-dk"]

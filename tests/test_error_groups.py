@@ -26,8 +26,9 @@ async def groups(rt: Runtime) -> list[ErrorGroup]:
 async def test_group_closes_when_its_postings_are_synced_or_booked(runtime: Runtime) -> None:
     await ingest(runtime, bill("X-1"), bill("X-2"))
     await runtime.worker.run_until_idle()
-    await ingest(runtime, bill("X-1", version=2, category="Travel"),
-                 bill("X-2", version=2, category="Travel"))
+    await ingest(
+        runtime, bill("X-1", version=2, category="Travel"), bill("X-2", version=2, category="Travel")
+    )
     await runtime.worker.run_until_idle()
     [group] = await groups(runtime)
     assert group.open and group.error_code == "unmapped_category"
@@ -53,8 +54,7 @@ async def test_group_closes_when_its_last_open_posting_is_ignored(runtime: Runti
     assert not group.open
 
 
-async def test_give_up_puts_postings_into_one_gave_up_group(runtime: Runtime,
-                                                            clock: FakeClock) -> None:
+async def test_give_up_puts_postings_into_one_gave_up_group(runtime: Runtime, clock: FakeClock) -> None:
     runtime.engine.connector("books-dk")
     # every write is made and its answer lost: each posting retries (look-up first) on its own
     LEDGERS["books-dk"].switches.timeouts_after_write = 3
@@ -67,8 +67,7 @@ async def test_give_up_puts_postings_into_one_gave_up_group(runtime: Runtime,
     assert group.error_code == GAVE_UP and group.repetitions == 3
     assert group.title == "Still failing after 24 hours: The ledger did not answer within 30 s."
     async with runtime.db.sessions() as s:
-        rows = (await s.execute(select(Posting.state, Posting.error_group_id,
-                                       Posting.error_code))).all()
+        rows = (await s.execute(select(Posting.state, Posting.error_group_id, Posting.error_code))).all()
     assert set(rows) == {("failed", group.id, GAVE_UP)}
 
 
@@ -80,8 +79,7 @@ async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
         yield h
 
 
-async def test_given_up_postings_show_as_one_group_message(slack: SlackHarness,
-                                                           clock: FakeClock) -> None:
+async def test_given_up_postings_show_as_one_group_message(slack: SlackHarness, clock: FakeClock) -> None:
     LEDGERS["books-dk"].switches.timeouts_after_write = 3
     await slack.ingest(bill("G-1"), bill("G-2"), bill("G-3"))
     await slack.runtime.worker.run_until_idle()
@@ -90,11 +88,11 @@ async def test_given_up_postings_show_as_one_group_message(slack: SlackHarness,
     await slack.deliver()
     [post] = slack.fake.posts()
     assert post.args["text"].startswith(
-        "3 bills: Still failing after 24 hours: The ledger did not answer within 30 s.")
+        "3 bills: Still failing after 24 hours: The ledger did not answer within 30 s."
+    )
 
 
-async def test_a_muted_group_stays_quiet_until_muted_until(slack: SlackHarness,
-                                                           clock: FakeClock) -> None:
+async def test_a_muted_group_stays_quiet_until_muted_until(slack: SlackHarness, clock: FakeClock) -> None:
     LEDGERS["books-dk"].accounts.pop("2800")
     await slack.ingest(bill("M-1"), bill("M-2"))
     await slack.runtime.worker.run_until_idle()
@@ -119,8 +117,7 @@ async def test_a_muted_group_stays_quiet_until_muted_until(slack: SlackHarness,
     assert len(slack.fake.posts()) == 1
 
 
-async def test_a_muted_group_gets_no_message_of_its_own_either(slack: SlackHarness,
-                                                              clock: FakeClock) -> None:
+async def test_a_muted_group_gets_no_message_of_its_own_either(slack: SlackHarness, clock: FakeClock) -> None:
     LEDGERS["books-dk"].accounts.pop("2800")
     await slack.ingest(bill("Q-1"))
     await slack.runtime.worker.run_until_idle()
@@ -137,8 +134,7 @@ async def test_a_muted_group_gets_no_message_of_its_own_either(slack: SlackHarne
     assert post.args["text"].startswith("2 bills: Account 2800 does not exist.")
 
 
-async def test_resync_all_on_a_muted_group_ends_the_mute(slack: SlackHarness,
-                                                         clock: FakeClock) -> None:
+async def test_resync_all_on_a_muted_group_ends_the_mute(slack: SlackHarness, clock: FakeClock) -> None:
     books = LEDGERS["books-dk"]
     books.accounts.pop("2800")
     await slack.ingest(bill("U-1"), bill("U-2"))
@@ -146,8 +142,7 @@ async def test_resync_all_on_a_muted_group_ends_the_mute(slack: SlackHarness,
     await slack.deliver()
     ts = slack.fake.ts_of(slack.fake.posts()[0])
     [group] = await groups(slack.runtime)
-    await slack.runtime.db.run(
-        lambda conn: mute_group(conn, group.id, clock.now + timedelta(hours=24)))
+    await slack.runtime.db.run(lambda conn: mute_group(conn, group.id, clock.now + timedelta(hours=24)))
     books.accounts["2800"] = "Office supplies"
     await slack.press_button(ts, "ledgerops.resync_group", user=ALICE)
     await slack.settle_clicks()

@@ -18,14 +18,21 @@ async def count(runtime: Runtime, model: Any) -> int:
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def test_approved_bill_becomes_invoice_posting_in_ledger(server: httpx.AsyncClient,
-                                                               runtime: Runtime) -> None:
+async def test_approved_bill_becomes_invoice_posting_in_ledger(
+    server: httpx.AsyncClient, runtime: Runtime
+) -> None:
     answer = await server.post("/api/v1/events", json=bill("B-1"))
     assert answer.status_code == 202, answer.text
     body = answer.json()
     assert body["stale"] == []
-    assert body["accepted"] == [{"id": "B-1", "document": "ap/bill/B-1", "version": 1,
-                                 "postings": [{"kind": "invoice", "state": "pending"}]}]
+    assert body["accepted"] == [
+        {
+            "id": "B-1",
+            "document": "ap/bill/B-1",
+            "version": 1,
+            "postings": [{"kind": "invoice", "state": "pending"}],
+        }
+    ]
     await runtime.worker.run_until_idle()
     view = (await server.get("/api/v1/documents/ap/bill/B-1")).json()
     [posting] = view["postings"]
@@ -40,7 +47,8 @@ async def test_approved_bill_becomes_invoice_posting_in_ledger(server: httpx.Asy
 
 
 async def test_same_event_twice_is_stored_once_and_reported_stale(
-        server: httpx.AsyncClient, runtime: Runtime) -> None:
+    server: httpx.AsyncClient, runtime: Runtime
+) -> None:
     first = await server.post("/api/v1/events", json=bill("B-2", version=3))
     again = await server.post("/api/v1/events", json=bill("B-2", version=3))
     older = await server.post("/api/v1/events", json=bill("B-2", version=2, amount="1.00"))
@@ -54,7 +62,8 @@ async def test_same_event_twice_is_stored_once_and_reported_stale(
 
 
 async def test_invalid_batch_names_every_bad_field_and_stores_nothing(
-        server: httpx.AsyncClient, runtime: Runtime) -> None:
+    server: httpx.AsyncClient, runtime: Runtime
+) -> None:
     good = bill("B-3")
     missing = bill("B-4")
     del missing["data"]["supplier"]
@@ -63,49 +72,54 @@ async def test_invalid_batch_names_every_bad_field_and_stores_nothing(
     unknown_integration = bill("B-7", integration="nowhere")
     unknown_kind = {**bill("B-8"), "kind": "receipt"}
     wrong_type = bill("B-9", approved="yes")
-    answer = await server.post("/api/v1/events", json={"events": [
-        good, missing, negative, bad_date, unknown_integration, unknown_kind, wrong_type]})
+    answer = await server.post(
+        "/api/v1/events",
+        json={"events": [good, missing, negative, bad_date, unknown_integration, unknown_kind, wrong_type]},
+    )
     assert answer.status_code == 400
     errors = {(e["index"], e["field"]) for e in answer.json()["errors"]}
-    assert {(1, "data.supplier"), (2, "data.amount"), (3, "data.date"), (4, "integration"),
-            (5, "kind"), (6, "data.approved")} <= errors
+    assert {
+        (1, "data.supplier"),
+        (2, "data.amount"),
+        (3, "data.date"),
+        (4, "integration"),
+        (5, "kind"),
+        (6, "data.approved"),
+    } <= errors
     assert (0, "data.amount") not in errors
     assert all(e["message"] for e in answer.json()["errors"])
     assert await count(runtime, Document) == 0
 
 
-async def test_oversized_batch_and_body_are_refused(server: httpx.AsyncClient,
-                                                    runtime: Runtime) -> None:
+async def test_oversized_batch_and_body_are_refused(server: httpx.AsyncClient, runtime: Runtime) -> None:
     many = {"events": [bill(f"B-{i}") for i in range(1001)]}
     answer = await server.post("/api/v1/events", json=many)
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["field"] == "events"
     huge = b'{"events": [' + b" " * (5 * 1024 * 1024) + b"]}"
-    answer = await server.post("/api/v1/events", content=huge,
-                               headers={"Content-Type": "application/json"})
+    answer = await server.post("/api/v1/events", content=huge, headers={"Content-Type": "application/json"})
     assert answer.status_code == 413
     assert await count(runtime, Document) == 0
 
 
-async def test_wrong_or_missing_token_is_refused(server: httpx.AsyncClient,
-                                                 runtime: Runtime) -> None:
-    wrong = await server.post("/api/v1/events", json=bill(),
-                              headers={"Authorization": "Bearer nope"})
+async def test_wrong_or_missing_token_is_refused(server: httpx.AsyncClient, runtime: Runtime) -> None:
+    wrong = await server.post("/api/v1/events", json=bill(), headers={"Authorization": "Bearer nope"})
     missing = await server.post("/api/v1/events", json=bill(), headers={"Authorization": ""})
-    read = await server.get("/api/v1/documents/ap/bill/B-1042",
-                            headers={"Authorization": "Bearer nope"})
+    read = await server.get("/api/v1/documents/ap/bill/B-1042", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == missing.status_code == read.status_code == 401
     assert await count(runtime, Document) == 0
 
 
-async def test_read_api_404_and_posting_listing(server: httpx.AsyncClient,
-                                                runtime: Runtime) -> None:
+async def test_read_api_404_and_posting_listing(server: httpx.AsyncClient, runtime: Runtime) -> None:
     assert (await server.get("/api/v1/documents/ap/bill/none")).status_code == 404
     await server.post("/api/v1/events", json={"events": [bill(f"L-{i}") for i in range(5)]})
     page = (await server.get("/api/v1/postings", params={"state": "pending", "limit": 3})).json()
     assert len(page["postings"]) == 3 and page["next_cursor"]
-    rest = (await server.get("/api/v1/postings", params={
-        "state": "pending", "limit": 3, "cursor": page["next_cursor"]})).json()
+    rest = (
+        await server.get(
+            "/api/v1/postings", params={"state": "pending", "limit": 3, "cursor": page["next_cursor"]}
+        )
+    ).json()
     assert len(rest["postings"]) == 2 and rest["next_cursor"] is None
     bad = await server.get("/api/v1/postings", params={"state": "lost"})
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "state"

@@ -59,8 +59,9 @@ def token_of(sandbox: SandboxServer) -> str:
     return sandbox.runtime.env.slack_bot_token.get_secret_value()
 
 
-async def api(http: httpx.AsyncClient, sandbox: SandboxServer, method: str,
-              token: str | None = None, **args: Any) -> dict[str, Any]:
+async def api(
+    http: httpx.AsyncClient, sandbox: SandboxServer, method: str, token: str | None = None, **args: Any
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token if token is not None else token_of(sandbox)}"}
     r = await http.post(f"/slack-api/{method}", json=args, headers=headers)
     assert r.status_code == 200  # Slack answers errors with 200 and ok: false
@@ -77,34 +78,32 @@ async def page_post(http: httpx.AsyncClient, path: str, **body: Any) -> httpx.Re
 
 # -- the Web API ------------------------------------------------------------------------------
 
-async def test_web_api_checks_the_bot_token(sandbox: SandboxServer,
-                                            http: httpx.AsyncClient) -> None:
+
+async def test_web_api_checks_the_bot_token(sandbox: SandboxServer, http: httpx.AsyncClient) -> None:
     r = await http.post("/slack-api/auth.test")
     assert r.json() == {"ok": False, "error": "not_authed"}
-    assert await api(http, sandbox, "auth.test", token="xoxb-wrong") == {
-        "ok": False, "error": "invalid_auth"}
+    assert await api(http, sandbox, "auth.test", token="xoxb-wrong") == {"ok": False, "error": "invalid_auth"}
     me = await api(http, sandbox, "auth.test")
     assert me["ok"] and me["user_id"] == "U0LEDGEROPS" and me["bot_id"] == "B0LEDGEROPS"
     assert (await api(http, sandbox, "chat.frobnicate"))["error"] == "unknown_method"
     # nothing the wrong token asked for happened
-    assert await api(http, sandbox, "chat.postMessage", token="xoxb-wrong", channel=CHANNEL,
-                     text="hi") == {"ok": False, "error": "invalid_auth"}
+    assert await api(http, sandbox, "chat.postMessage", token="xoxb-wrong", channel=CHANNEL, text="hi") == {
+        "ok": False,
+        "error": "invalid_auth",
+    }
     assert (await state(http))["channels"][0]["messages"] == []
 
 
-async def test_post_thread_update_and_errors_like_slack(sandbox: SandboxServer,
-                                                        http: httpx.AsyncClient) -> None:
+async def test_post_thread_update_and_errors_like_slack(
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Bill* failed"}}]
-    posted = await api(http, sandbox, "chat.postMessage", channel=CHANNEL, text="Bill failed",
-                       blocks=blocks)
-    assert posted["ok"] and posted["channel"] == CHANNEL and posted["message"]["text"] == \
-        "Bill failed"
+    posted = await api(http, sandbox, "chat.postMessage", channel=CHANNEL, text="Bill failed", blocks=blocks)
+    assert posted["ok"] and posted["channel"] == CHANNEL and posted["message"]["text"] == "Bill failed"
     ts = posted["ts"]
-    reply = await api(http, sandbox, "chat.postMessage", channel=CHANNEL, text="attempt 2",
-                      thread_ts=ts)
+    reply = await api(http, sandbox, "chat.postMessage", channel=CHANNEL, text="attempt 2", thread_ts=ts)
     assert reply["ok"] and reply["message"]["thread_ts"] == ts
-    updated = await api(http, sandbox, "chat.update", channel=CHANNEL, ts=ts, text="Bill synced",
-                        blocks=[])
+    updated = await api(http, sandbox, "chat.update", channel=CHANNEL, ts=ts, text="Bill synced", blocks=[])
     assert updated["ok"] and updated["ts"] == ts and updated["text"] == "Bill synced"
     [msg] = (await state(http))["channels"][0]["messages"]
     assert msg["text"] == "Bill synced" and msg["edited"] and msg["blocks"] == []
@@ -114,22 +113,31 @@ async def test_post_thread_update_and_errors_like_slack(sandbox: SandboxServer,
         "message_not_found": ("chat.update", {"channel": CHANNEL, "ts": "1.000001", "text": "x"}),
         "channel_not_found": ("chat.postMessage", {"channel": "C0NOPE", "text": "x"}),
         "no_text": ("chat.postMessage", {"channel": CHANNEL}),
-        "thread_not_found": ("chat.postMessage", {"channel": CHANNEL, "text": "x",
-                                                  "thread_ts": "1.000001"}),
-        "invalid_blocks": ("chat.postMessage", {"channel": CHANNEL, "text": "x", "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]}),
+        "thread_not_found": ("chat.postMessage", {"channel": CHANNEL, "text": "x", "thread_ts": "1.000001"}),
+        "invalid_blocks": (
+            "chat.postMessage",
+            {
+                "channel": CHANNEL,
+                "text": "x",
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}],
+            },
+        ),
     }
     for error, (method, args) in errors.items():
         assert (await api(http, sandbox, method, **args))["error"] == error, error
 
 
-async def test_the_bots_own_client_works_against_the_stand_in(sandbox: SandboxServer,
-                                                              http: httpx.AsyncClient) -> None:
+async def test_the_bots_own_client_works_against_the_stand_in(
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
     """slack_sdk sends JSON to some methods, forms or GET to others: all are understood."""
     assert sandbox.runtime.slack is not None
     client = sandbox.runtime.slack.client
-    posted = await client.chat_postMessage(channel=CHANNEL, text="hello", blocks=[
-        {"type": "divider"}, {"type": "context", "elements": [{"type": "mrkdwn", "text": "x"}]}])
+    posted = await client.chat_postMessage(
+        channel=CHANNEL,
+        text="hello",
+        blocks=[{"type": "divider"}, {"type": "context", "elements": [{"type": "mrkdwn", "text": "x"}]}],
+    )
     assert posted["ok"]
     assert (await client.usergroups_users_list(usergroup="S0FINANCE"))["users"] == [BOB]
     assert (await client.users_info(user=ALICE))["user"]["real_name"] == "Alice (finance)"
@@ -138,40 +146,42 @@ async def test_the_bots_own_client_works_against_the_stand_in(sandbox: SandboxSe
     assert "usergroups.users.list" in traffic and "users.info" in traffic
 
 
-async def test_ephemerals_are_seen_by_their_user_only(sandbox: SandboxServer,
-                                                      http: httpx.AsyncClient) -> None:
-    sent = await api(http, sandbox, "chat.postEphemeral", channel=CHANNEL, user=ALICE,
-                     text="only for Alice")
+async def test_ephemerals_are_seen_by_their_user_only(
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
+    sent = await api(http, sandbox, "chat.postEphemeral", channel=CHANNEL, user=ALICE, text="only for Alice")
     assert sent["ok"] and sent["message_ts"]
     assert [e["text"] for e in (await state(http, ALICE))["ephemerals"]] == ["only for Alice"]
     assert (await state(http, BOB))["ephemerals"] == []
-    assert (await api(http, sandbox, "chat.postEphemeral", channel=CHANNEL, user="U0NOBODY",
-                      text="x"))["error"] == "user_not_in_channel"
+    assert (await api(http, sandbox, "chat.postEphemeral", channel=CHANNEL, user="U0NOBODY", text="x"))[
+        "error"
+    ] == "user_not_in_channel"
     await page_post(http, "dismiss", user=ALICE, ts=sent["message_ts"])
     assert (await state(http, ALICE))["ephemerals"] == []
 
 
 async def test_views_need_a_fresh_trigger_and_home_is_per_user(
-        sandbox: SandboxServer, http: httpx.AsyncClient) -> None:
-    home = {"type": "home", "blocks": [{"type": "header",
-                                        "text": {"type": "plain_text", "text": "Status"}}]}
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
+    home = {"type": "home", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "Status"}}]}
     published = await api(http, sandbox, "views.publish", user_id=ALICE, view=home)
     assert published["ok"] and published["view"]["type"] == "home"
     assert (await state(http, ALICE))["home"]["view"]["blocks"][0]["type"] == "header"
     assert (await state(http, BOB))["home"] is None
-    again = await api(http, sandbox, "views.publish", user_id=ALICE, view=home,
-                      hash="stale")
+    again = await api(http, sandbox, "views.publish", user_id=ALICE, view=home, hash="stale")
     assert again["error"] == "hash_conflict"
     modal = {"type": "modal", "title": {"type": "plain_text", "text": "Resync"}, "blocks": []}
-    assert (await api(http, sandbox, "views.open", trigger_id="12.34.made-up",
-                      view=modal))["error"] == "invalid_trigger_id"
-    assert (await api(http, sandbox, "views.update", view_id="V0NOPE",
-                      view=modal))["error"] == "not_found"
-    assert (await api(http, sandbox, "usergroups.users.list",
-                      usergroup="S0NOPE"))["error"] == "no_such_subteam"
+    assert (await api(http, sandbox, "views.open", trigger_id="12.34.made-up", view=modal))[
+        "error"
+    ] == "invalid_trigger_id"
+    assert (await api(http, sandbox, "views.update", view_id="V0NOPE", view=modal))["error"] == "not_found"
+    assert (await api(http, sandbox, "usergroups.users.list", usergroup="S0NOPE"))[
+        "error"
+    ] == "no_such_subteam"
 
 
 # -- what the stand-in sends the bot -----------------------------------------------------------
+
 
 class Receiver:
     """A stand-in bot: checks each signature like bolt, records the body, answers as told."""
@@ -183,8 +193,9 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
-        if not self.verifier.is_valid(body, request.headers.get("X-Slack-Request-Timestamp"),
-                                      request.headers.get("X-Slack-Signature")):
+        if not self.verifier.is_valid(
+            body, request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature")
+        ):
             return web.Response(status=401)
         self.received.append((request.content_type, body))
         return self.answers.pop(0) if self.answers else web.Response(status=200)
@@ -200,10 +211,14 @@ class Receiver:
 async def wired() -> AsyncIterator[tuple[Workspace, Interactions, Receiver, str]]:
     """A workspace whose interactions go to a :class:`Receiver`; hooks served alongside."""
     receiver = Receiver("s3cret")
-    ws = Workspace(team_name="T", channels={CHANNEL: "finance"},
-                   people=[Person(ALICE, "alice", "Alice")], usergroups={},
-                   bot=Person("U0BOT", "ledgerops", "ledgerops", is_bot=True),
-                   commands=["/ledger"])
+    ws = Workspace(
+        team_name="T",
+        channels={CHANNEL: "finance"},
+        people=[Person(ALICE, "alice", "Alice")],
+        usergroups={},
+        bot=Person("U0BOT", "ledgerops", "ledgerops", is_bot=True),
+        commands=["/ledger"],
+    )
     sock = bind("127.0.0.1", 0)
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     forward = Interactions(ws, f"{base}/slack/events", "s3cret", f"{base}/slack-hooks")
@@ -218,35 +233,56 @@ async def wired() -> AsyncIterator[tuple[Workspace, Interactions, Receiver, str]
     await runner.cleanup()
 
 
-BUTTONS = [{"type": "actions", "block_id": "b1", "elements": [
-    {"type": "button", "action_id": "ledgerops.resync_invoice", "value": '{"document":1}',
-     "text": {"type": "plain_text", "text": "Resync invoice posting"}, "style": "primary"},
-    {"type": "static_select", "action_id": "pick", "placeholder": {"type": "plain_text",
-                                                                   "text": "Pick"},
-     "options": [{"text": {"type": "plain_text", "text": "A"}, "value": "a"}]}]}]
+BUTTONS = [
+    {
+        "type": "actions",
+        "block_id": "b1",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "ledgerops.resync_invoice",
+                "value": '{"document":1}',
+                "text": {"type": "plain_text", "text": "Resync invoice posting"},
+                "style": "primary",
+            },
+            {
+                "type": "static_select",
+                "action_id": "pick",
+                "placeholder": {"type": "plain_text", "text": "Pick"},
+                "options": [{"text": {"type": "plain_text", "text": "A"}, "value": "a"}],
+            },
+        ],
+    }
+]
 
 
 async def test_click_is_a_signed_block_actions_payload(wired: Any) -> None:
     ws, forward, receiver, _ = wired
     msg = ws.post(CHANNEL, "U0BOT", "failed", blocks=BUTTONS)
-    result = await forward.click(ALICE, {"kind": "message", "channel": CHANNEL, "ts": msg.ts},
-                                 "b1", "ledgerops.resync_invoice")
+    result = await forward.click(
+        ALICE, {"kind": "message", "channel": CHANNEL, "ts": msg.ts}, "b1", "ledgerops.resync_invoice"
+    )
     assert result.ok
     p = receiver.payload()
     assert p["type"] == "block_actions" and p["user"]["id"] == ALICE
-    assert p["container"] == {"type": "message", "message_ts": msg.ts, "channel_id": CHANNEL,
-                              "is_ephemeral": False}
+    assert p["container"] == {
+        "type": "message",
+        "message_ts": msg.ts,
+        "channel_id": CHANNEL,
+        "is_ephemeral": False,
+    }
     assert p["channel"]["id"] == CHANNEL and p["message"]["ts"] == msg.ts
     assert p["trigger_id"] and p["response_url"].startswith("http://127.0.0.1:")
     [action] = p["actions"]
-    assert action["action_id"] == "ledgerops.resync_invoice" and action["value"] == \
-        '{"document":1}' and action["block_id"] == "b1"
-    await forward.click(ALICE, {"kind": "message", "channel": CHANNEL, "ts": msg.ts}, "b1",
-                        "pick", "a")
+    assert (
+        action["action_id"] == "ledgerops.resync_invoice"
+        and action["value"] == '{"document":1}'
+        and action["block_id"] == "b1"
+    )
+    await forward.click(ALICE, {"kind": "message", "channel": CHANNEL, "ts": msg.ts}, "b1", "pick", "a")
     assert receiver.payload()["actions"][0]["selected_option"]["value"] == "a"
     with pytest.raises(Refused):  # an option the bot never offered is never sent
-        await forward.click(ALICE, {"kind": "message", "channel": CHANNEL, "ts": msg.ts}, "b1",
-                            "pick", "z")
+        await forward.click(ALICE, {"kind": "message", "channel": CHANNEL, "ts": msg.ts}, "b1", "pick", "z")
 
 
 async def test_slash_command_form_ack_and_response_url(wired: Any) -> None:
@@ -258,8 +294,7 @@ async def test_slash_command_form_ack_and_response_url(wired: Any) -> None:
     assert form["channel_id"] == CHANNEL and form["trigger_id"] and form["response_url"]
     assert [e.text for e in ws.ephemerals[ALICE]] == ["3 failed"]
     async with httpx.AsyncClient() as client:
-        r = await client.post(form["response_url"], json={"response_type": "in_channel",
-                                                          "text": "queued 12"})
+        r = await client.post(form["response_url"], json={"response_type": "in_channel", "text": "queued 12"})
         assert r.status_code == 200
         assert [m.text for m in ws.messages[CHANNEL].values()] == ["/ledger status", "queued 12"]
         for _ in range(4):
@@ -274,20 +309,34 @@ async def test_slash_command_form_ack_and_response_url(wired: Any) -> None:
 
 async def test_modal_submit_honours_response_action(wired: Any) -> None:
     ws, forward, receiver, _ = wired
-    view = ws.open_modal(ALICE, {"type": "modal", "callback_id": "bulk", "title": {
-        "type": "plain_text", "text": "Resync"}, "submit": {"type": "plain_text", "text": "Go"},
-        "blocks": [{"type": "input", "block_id": "since", "label": {"type": "plain_text",
-                                                                     "text": "Since"},
-                    "element": {"type": "datepicker", "action_id": "d"}}]})
+    view = ws.open_modal(
+        ALICE,
+        {
+            "type": "modal",
+            "callback_id": "bulk",
+            "title": {"type": "plain_text", "text": "Resync"},
+            "submit": {"type": "plain_text", "text": "Go"},
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": "since",
+                    "label": {"type": "plain_text", "text": "Since"},
+                    "element": {"type": "datepicker", "action_id": "d"},
+                }
+            ],
+        },
+    )
     assert await forward.submit(ALICE, view.id, {}) is None  # required and empty: Slack says so
     assert view.errors == {"since": "Please fill out this field."} and not receiver.received
-    receiver.answers.append(web.json_response({"response_action": "errors",
-                                               "errors": {"since": "Not in the future"}}))
+    receiver.answers.append(
+        web.json_response({"response_action": "errors", "errors": {"since": "Not in the future"}})
+    )
     await forward.submit(ALICE, view.id, {"since": {"d": "2099-01-01"}})
     p = receiver.payload()
     assert p["type"] == "view_submission" and p["view"]["callback_id"] == "bulk"
-    assert p["view"]["state"]["values"] == {"since": {"d": {"type": "datepicker",
-                                                             "selected_date": "2099-01-01"}}}
+    assert p["view"]["state"]["values"] == {
+        "since": {"d": {"type": "datepicker", "selected_date": "2099-01-01"}}
+    }
     assert view.errors == {"since": "Not in the future"} and ws.modals[ALICE] == [view]
     await forward.submit(ALICE, view.id, {"since": {"d": "2026-01-01"}})  # empty ack: closes
     assert ws.modals[ALICE] == []
@@ -305,6 +354,7 @@ async def test_app_home_opened_is_an_event_callback(wired: Any) -> None:
 
 # -- through the real bot -----------------------------------------------------------------------
 
+
 async def _message_with(http: httpx.AsyncClient, text: str) -> dict[str, Any] | None:
     msgs = (await state(http))["channels"][0]["messages"]
     return next((m for m in msgs if text in json.dumps(m)), None)
@@ -321,22 +371,32 @@ def _button(msg: dict[str, Any], action_id: str) -> tuple[str, str]:
 async def _failed_bill(sandbox: SandboxServer, http: httpx.AsyncClient) -> dict[str, Any]:
     """A bill that failed because the ledger was unreachable, as the channel shows it."""
     await page_post(http, "ledger", integration="sandbox-dk", op="reachable", value=False)
-    r = await http.post("/api/v1/events", json=bill("B-7", integration="sandbox-dk"),
-                        headers={"Authorization": "Bearer sandbox-ingest-token"})
+    r = await http.post(
+        "/api/v1/events",
+        json=bill("B-7", integration="sandbox-dk"),
+        headers={"Authorization": "Bearer sandbox-ingest-token"},
+    )
     assert r.status_code == 202
-    return await eventually(lambda: _message_with(http, "could not be posted"), timeout=20,
-                            message="the failure message")
+    return await eventually(
+        lambda: _message_with(http, "could not be posted"), timeout=20, message="the failure message"
+    )
 
 
 async def test_click_forwarded_by_the_stand_in_reaches_the_bot(
-        sandbox: SandboxServer, http: httpx.AsyncClient) -> None:
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
     msg = await _failed_bill(sandbox, http)
     assert "Could not connect to the ledger" in json.dumps(msg)
     await page_post(http, "ledger", integration="sandbox-dk", op="reachable", value=True)
     block_id, action_id = _button(msg, "ledgerops.resync_invoice")
-    r = await page_post(http, "act", user=ALICE, where={"kind": "message", "channel": CHANNEL,
-                                                        "ts": msg["ts"]},
-                        block_id=block_id, action_id=action_id)
+    r = await page_post(
+        http,
+        "act",
+        user=ALICE,
+        where={"kind": "message", "channel": CHANNEL, "ts": msg["ts"]},
+        block_id=block_id,
+        action_id=action_id,
+    )
     assert r.json() == {"ok": True, "status": 200, "error": None}  # bolt verified the signature
 
     async def synced() -> bool:
@@ -348,13 +408,19 @@ async def test_click_forwarded_by_the_stand_in_reaches_the_bot(
 
 
 async def test_user_not_allowed_is_refused_and_nothing_changes(
-        sandbox: SandboxServer, http: httpx.AsyncClient) -> None:
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
     msg = await _failed_bill(sandbox, http)
     await page_post(http, "ledger", integration="sandbox-dk", op="reachable", value=True)
     block_id, action_id = _button(msg, "ledgerops.resync_invoice")
-    r = await page_post(http, "act", user=MALLORY, where={"kind": "message", "channel": CHANNEL,
-                                                          "ts": msg["ts"]},
-                        block_id=block_id, action_id=action_id)
+    r = await page_post(
+        http,
+        "act",
+        user=MALLORY,
+        where={"kind": "message", "channel": CHANNEL, "ts": msg["ts"]},
+        block_id=block_id,
+        action_id=action_id,
+    )
     assert r.json()["status"] == 200
 
     async def refusal() -> str:
@@ -367,14 +433,25 @@ async def test_user_not_allowed_is_refused_and_nothing_changes(
 
 
 async def test_bolt_listeners_round_trip_through_the_stand_in(
-        sandbox: SandboxServer, http: httpx.AsyncClient) -> None:
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
     """A command acked ephemerally, respond() in the channel, a modal opened and submitted."""
     assert sandbox.runtime.slack is not None
     bolt = sandbox.runtime.slack.app
-    modal = {"type": "modal", "callback_id": "t", "title": {"type": "plain_text", "text": "T"},
-             "submit": {"type": "plain_text", "text": "OK"}, "blocks": [
-                 {"type": "input", "block_id": "n", "label": {"type": "plain_text", "text": "N"},
-                  "element": {"type": "plain_text_input", "action_id": "v"}}]}
+    modal = {
+        "type": "modal",
+        "callback_id": "t",
+        "title": {"type": "plain_text", "text": "T"},
+        "submit": {"type": "plain_text", "text": "OK"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "n",
+                "label": {"type": "plain_text", "text": "N"},
+                "element": {"type": "plain_text_input", "action_id": "v"},
+            }
+        ],
+    }
 
     @bolt.command("/ledgertest")
     async def command(ack: Any, respond: Any, client: Any, body: dict[str, Any]) -> None:
@@ -393,8 +470,7 @@ async def test_bolt_listeners_round_trip_through_the_stand_in(
     assert r.json()["status"] == 200
     seen = await state(http)
     assert [e["text"] for e in seen["ephemerals"]] == ["working on it"]
-    assert [m["text"] for m in seen["channels"][0]["messages"]] == ["/ledgertest go",
-                                                                   "done for everyone"]
+    assert [m["text"] for m in seen["channels"][0]["messages"]] == ["/ledgertest go", "done for everyone"]
     [view] = seen["modals"]
     await page_post(http, "submit", user=ALICE, view_id=view["id"], values={"n": {"v": "3"}})
     assert (await state(http))["modals"][0]["errors"] == {"n": "must be 7"}
@@ -403,8 +479,11 @@ async def test_bolt_listeners_round_trip_through_the_stand_in(
 
 
 async def test_page_routes_refuse_other_origins_and_non_json(http: httpx.AsyncClient) -> None:
-    r = await http.post("/local-slack/say", json={"user": ALICE, "channel": CHANNEL, "text": "x"},
-                        headers={"Origin": "https://evil.example"})
+    r = await http.post(
+        "/local-slack/say",
+        json={"user": ALICE, "channel": CHANNEL, "text": "x"},
+        headers={"Origin": "https://evil.example"},
+    )
     assert r.status_code == 403
     r = await http.post("/local-slack/say", data={"user": ALICE, "channel": CHANNEL, "text": "x"})
     assert r.status_code == 415
@@ -424,14 +503,19 @@ def test_static_files_download_nothing() -> None:
 
 # -- demo data and the CLI ---------------------------------------------------------------------
 
+
 async def test_demo_data_is_seeded_once_and_shows_each_problem(sqlite_url: str) -> None:
     async with open_sandbox(sqlite_url) as server:
         assert server.demo is not None
         await eventually(lambda: _finished(server), timeout=60, message="the demo script")
         async with server.runtime.db.sessions() as s:
-            rows = (await s.execute(select(Document.external_id, Posting.kind, Posting.state,
-                                           Posting.attempts)
-                                    .join(Posting, Posting.document_id == Document.id))).all()
+            rows = (
+                await s.execute(
+                    select(Document.external_id, Posting.kind, Posting.state, Posting.attempts).join(
+                        Posting, Posting.document_id == Document.id
+                    )
+                )
+            ).all()
         states = {(d, k): st for d, k, st, _ in rows}
         assert states[("B-1005", "invoice")] == states[("B-1006", "invoice")] == "failed"
         assert states[("B-1008", "invoice")] == "booked"
@@ -447,9 +531,9 @@ async def _finished(server: SandboxServer) -> bool:
     return bool(server.demo and server.demo.finished.is_set())
 
 
-def test_sandbox_refuses_a_real_token_and_real_ledgers(monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str],
-                                                       tmp_path: Path) -> None:
+def test_sandbox_refuses_a_real_token_and_real_ledgers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-real-one")
     assert cli.main(["sandbox"]) == 2
     assert "SLACK_BOT_TOKEN is set" in capsys.readouterr().err
@@ -464,11 +548,20 @@ def test_python_app_py_prints_one_line_and_serves(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SLACK_", "LEDGEROPS_", "DATABASE_URL", "PORT"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "LEDGEROPS_", "DATABASE_URL", "PORT"))
+    }
     env["PORT"] = str(port)
-    proc = subprocess.Popen([sys.executable, str(Path(cli.__file__).resolve())], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(cli.__file__).resolve())],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         ready, _, _ = io_select.select([proc.stdout], [], [], 60)  # a deadline, not a sleep

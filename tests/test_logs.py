@@ -42,8 +42,7 @@ def events(out: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def test_one_json_object_per_line_with_ids_as_fields(
-        lines: tuple[logging.Logger, io.StringIO]) -> None:
+def test_one_json_object_per_line_with_ids_as_fields(lines: tuple[logging.Logger, io.StringIO]) -> None:
     log, out = lines
     log.info("attempt failed", extra={"posting": 12, "document": 7, "code": "unreachable"})
     log.warning("two\nlines of message")
@@ -57,17 +56,22 @@ def test_one_json_object_per_line_with_ids_as_fields(
 def test_tokens_are_masked_wherever_they_appear(lines: tuple[logging.Logger, io.StringIO]) -> None:
     log, out = lines
     log.info("calling Slack with %s", BOT)
-    log.info("request", extra={"headers": {"Authorization": "Bearer x"},
-                               "note": "sent Bearer x to the ledger",
-                               "nested": [{"reply": f"token was {BOT}"}],
-                               "app": "xapp-1-A0-123-abc", "token": "plain-looking-secret"})
+    log.info(
+        "request",
+        extra={
+            "headers": {"Authorization": "Bearer x"},
+            "note": "sent Bearer x to the ledger",
+            "nested": [{"reply": f"token was {BOT}"}],
+            "app": "xapp-1-A0-123-abc",
+            "token": "plain-looking-secret",
+        },
+    )
     try:
         raise RuntimeError(f"auth failed for Bearer abc.def and {BOT}")
     except RuntimeError:
         log.exception("call failed")
     text = out.getvalue()
-    for secret in (BOT, "Bearer x", "Bearer abc.def", "xapp-1-A0-123-abc",
-                   "plain-looking-secret"):
+    for secret in (BOT, "Bearer x", "Bearer abc.def", "xapp-1-A0-123-abc", "plain-looking-secret"):
         assert secret not in text, secret
     first, second, third = events(out)
     assert first["event"] == f"calling Slack with {REDACTED}"
@@ -98,15 +102,28 @@ def test_python_app_py_serve_logs_json_lines(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = tmp_path / "ledgerops.toml"
-    config.write_text('[[integrations]]\nname = "books-dk"\nkind = "sandbox"\n'
-                      'payment_account = 5820\n', encoding="utf-8")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SLACK_", "LEDGEROPS_", "DATABASE_URL", "PORT"))}
-    env.update(PORT=str(port), LEDGEROPS_CONFIG=str(config), LEDGEROPS_INGEST_TOKEN="ingest-secret",
-               DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}")
-    proc = subprocess.Popen([sys.executable, str(Path(cli.__file__).resolve()), "serve",
-                             "--host", "127.0.0.1"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    config.write_text(
+        '[[integrations]]\nname = "books-dk"\nkind = "sandbox"\npayment_account = 5820\n', encoding="utf-8"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "LEDGEROPS_", "DATABASE_URL", "PORT"))
+    }
+    env.update(
+        PORT=str(port),
+        LEDGEROPS_CONFIG=str(config),
+        LEDGEROPS_INGEST_TOKEN="ingest-secret",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(cli.__file__).resolve()), "serve", "--host", "127.0.0.1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         ready, _, _ = io_select.select([proc.stdout], [], [], 60)  # a deadline, not a sleep
@@ -114,19 +131,31 @@ def test_python_app_py_serve_logs_json_lines(tmp_path: Path) -> None:
         assert proc.stdout.readline() == f"ledgerops: listening on http://127.0.0.1:{port}\n"
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": "Bearer ingest-secret"}
-        event = {"source": "ap", "kind": "bill", "id": "L-1", "version": 1,
-                 "integration": "books-dk", "data": {
-                     "supplier": {"number": 3001, "name": "Kontorland A/S"},
-                     "invoice_number": "INV-L-1", "amount": "10.00", "currency": "DKK",
-                     "date": "2026-11-02", "due_date": "2026-12-02", "category": "Travel",
-                     "approved": True, "paid": None}}
-        assert httpx.post(f"{base}/api/v1/events", json={"events": [event]}, headers=auth,
-                          timeout=10).status_code in (200, 202)
+        event = {
+            "source": "ap",
+            "kind": "bill",
+            "id": "L-1",
+            "version": 1,
+            "integration": "books-dk",
+            "data": {
+                "supplier": {"number": 3001, "name": "Kontorland A/S"},
+                "invoice_number": "INV-L-1",
+                "amount": "10.00",
+                "currency": "DKK",
+                "date": "2026-11-02",
+                "due_date": "2026-12-02",
+                "category": "Travel",
+                "approved": True,
+                "paid": None,
+            },
+        }
+        assert httpx.post(
+            f"{base}/api/v1/events", json={"events": [event]}, headers=auth, timeout=10
+        ).status_code in (200, 202)
         deadline = time.monotonic() + 30
         state = None
         while time.monotonic() < deadline and state != "failed":  # polls the API, no sleep
-            view = httpx.get(f"{base}/api/v1/documents/ap/bill/L-1", headers=auth,
-                             timeout=10).json()
+            view = httpx.get(f"{base}/api/v1/documents/ap/bill/L-1", headers=auth, timeout=10).json()
             state = view["postings"][0]["state"]
         assert state == "failed"
         httpx.get(f"{base}/healthz", headers={"Authorization": f"Bearer {BOT}"}, timeout=10)

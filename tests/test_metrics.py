@@ -23,8 +23,10 @@ async def scrape(h: SlackHarness) -> dict[str, dict[tuple[str, tuple[tuple[str, 
     response = await h.http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return {f.name: {(s.name, tuple(sorted(s.labels.items()))): s.value for s in f.samples}
-            for f in text_string_to_metric_families(response.text)}
+    return {
+        f.name: {(s.name, tuple(sorted(s.labels.items()))): s.value for s in f.samples}
+        for f in text_string_to_metric_families(response.text)
+    }
 
 
 async def test_metrics_expose_every_family(slack: SlackHarness, clock: FakeClock) -> None:
@@ -53,18 +55,14 @@ async def test_metrics_expose_every_family(slack: SlackHarness, clock: FakeClock
     assert attempts[("ledgerops_attempts_total", (dk, ("outcome", "synced")))] == 1
     assert attempts[("ledgerops_attempts_total", (dk, ("outcome", "failed")))] == 1
     duration = m["ledgerops_sync_duration_seconds"]
-    assert duration[("ledgerops_sync_duration_seconds_count",
-                     (dk, ("operation", "create")))] == 1
+    assert duration[("ledgerops_sync_duration_seconds_count", (dk, ("operation", "create")))] == 1
     assert any(name.endswith("_bucket") for name, _ in duration)
-    assert m["ledgerops_queue_age_seconds"][
-        ("ledgerops_queue_age_seconds", (("company", "books-dk"),))] == 30
+    assert m["ledgerops_queue_age_seconds"][("ledgerops_queue_age_seconds", (("company", "books-dk"),))] == 30
     calls = m["ledgerops_slack_api_calls"]
     post = ("method", "chat.postMessage")
     assert calls[("ledgerops_slack_api_calls_total", (post, ("result", "rate_limited")))] == 1
     assert calls[("ledgerops_slack_api_calls_total", (post, ("result", "ok")))] == 1
     assert m["ledgerops_slack_rate_limited"][("ledgerops_slack_rate_limited_total", (post,))] == 1
     jobs = m["ledgerops_scheduler_job_runs"]
-    assert jobs[("ledgerops_scheduler_job_runs_total",
-                 (("job", "retry_due"), ("result", "ok")))] == 1
-    assert jobs[("ledgerops_scheduler_job_runs_total",
-                 (("job", "give_up_old"), ("result", "failed")))] == 1
+    assert jobs[("ledgerops_scheduler_job_runs_total", (("job", "retry_due"), ("result", "ok")))] == 1
+    assert jobs[("ledgerops_scheduler_job_runs_total", (("job", "give_up_old"), ("result", "failed")))] == 1

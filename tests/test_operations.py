@@ -27,16 +27,16 @@ async def test_pause_stops_transfers_and_resume_sends_what_was_queued(runtime: R
 
 
 async def test_map_fixes_the_failures_it_caused_and_wins_over_config(runtime: Runtime) -> None:
-    await ingest(runtime, bill("M-1", category="Travel"), bill("M-2", category="Travel"),
-                 bill("M-3", category="Meals"))
+    await ingest(
+        runtime, bill("M-1", category="Travel"), bill("M-2", category="Travel"), bill("M-3", category="Meals")
+    )
     await runtime.worker.run_until_idle()
     requeued = await runtime.engine.set_mapping("books-dk", "category", "Travel", 2750, "U0ALICE")
     assert len(requeued) == 2
     await runtime.worker.run_until_idle()
     assert posting(await view(runtime, "M-1"))["state"] == "synced"
     assert posting(await view(runtime, "M-3"))["state"] == "failed"
-    assert LEDGERS["books-dk"].vouchers[posting(await view(runtime, "M-2"))["external_ref"]] \
-        .account == "2750"
+    assert LEDGERS["books-dk"].vouchers[posting(await view(runtime, "M-2"))["external_ref"]].account == "2750"
     await runtime.engine.set_mapping("books-dk", "category", "Office supplies", 2820, "U0BOB")
     source = runtime.engine.mapping_book.where("books-dk", "category", "Office supplies")
     assert (source.number, source.origin, source.set_by) == (2820, "database", "U0BOB")
@@ -48,7 +48,8 @@ async def test_map_fixes_the_failures_it_caused_and_wins_over_config(runtime: Ru
 
 async def test_history_transfers_only_when_asked(make_runtime: object, clock: FakeClock) -> None:
     rt: Runtime = await make_runtime(  # type: ignore[operator]
-        make_config(sandbox_integration(history_start=date(2026, 11, 1))))
+        make_config(sandbox_integration(history_start=date(2026, 11, 1)))
+    )
     await ingest(rt, bill("H-1", date="2026-09-10"), bill("H-2", date="2026-10-10"))
     await rt.worker.run_until_idle()
     assert await rt.engine.history_count("books-dk", date(2026, 10, 1)) == 1
@@ -58,8 +59,7 @@ async def test_history_transfers_only_when_asked(make_runtime: object, clock: Fa
     assert posting(await view(rt, "H-1"))["state"] == "waiting"
 
 
-async def test_queue_shows_what_waits_per_company_and_since_when(runtime: Runtime,
-                                                                 clock: FakeClock) -> None:
+async def test_queue_shows_what_waits_per_company_and_since_when(runtime: Runtime, clock: FakeClock) -> None:
     since = clock.now
     await ingest(runtime, bill("Q-1"), bill("Q-2"))
     async with runtime.db.sessions() as s:

@@ -33,7 +33,8 @@ async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
     """Worker, watch and outbox driven by the test; a posting may try 6 times before giving up."""
     config = make_config(
         slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP),
-        retry=RetryConfig(base_seconds=30, max_seconds=600, max_attempts=6))
+        retry=RetryConfig(base_seconds=30, max_seconds=600, max_attempts=6),
+    )
     async with slack_harness(db_url, clock, config=config) as h:
         await h.notifier.reconcile()
         h.runtime.engine.connector("books-dk")  # the sandbox ledger exists from here on
@@ -64,7 +65,8 @@ async def ingest_bills(h: SlackHarness, prefix: str, n: int) -> None:
 
 
 async def test_30_minute_outage_with_500_postings_makes_one_message_and_no_duplicates(
-        slack: SlackHarness) -> None:
+    slack: SlackHarness,
+) -> None:
     ledger = LEDGERS["books-dk"]
     ledger.switches.outage = True
     await ingest_bills(slack, "O", 500)
@@ -77,8 +79,9 @@ async def test_30_minute_outage_with_500_postings_makes_one_message_and_no_dupli
         assert len(posts) == (0 if m < 10 else 1), f"minute {m}: {len(posts)} posts"
     [post] = slack.fake.posts()
     ts = slack.fake.ts_of(post)
-    assert post.args["text"].startswith("The sandbox ledger unreachable since 10:00 UTC, "
-                                        "500 items waiting, retrying every")
+    assert post.args["text"].startswith(
+        "The sandbox ledger unreachable since 10:00 UTC, 500 items waiting, retrying every"
+    )
     shown = slack.fake.messages[ts]["text"]
     assert "520 items waiting" in shown  # updated in place
     assert slack.fake.of("chat.update", ts=ts)
@@ -122,7 +125,8 @@ async def test_a_short_hiccup_is_not_an_outage(slack: SlackHarness) -> None:
 
 
 async def test_a_new_outage_gets_a_new_message_and_the_old_one_stays_as_history(
-        slack: SlackHarness, clock: FakeClock) -> None:
+    slack: SlackHarness, clock: FakeClock
+) -> None:
     ledger = LEDGERS["books-dk"]
     for round_ in range(2):
         ledger.switches.outage = True
@@ -137,7 +141,8 @@ async def test_a_new_outage_gets_a_new_message_and_the_old_one_stays_as_history(
     assert len(posts) == 2
     for p in posts:
         assert slack.fake.messages[slack.fake.ts_of(p)]["text"].startswith(
-            "The sandbox ledger reachable again")
+            "The sandbox ledger reachable again"
+        )
 
 
 async def test_replicas_watching_at_once_announce_one_outage(slack: SlackHarness) -> None:
@@ -147,8 +152,7 @@ async def test_replicas_watching_at_once_announce_one_outage(slack: SlackHarness
     slack.clock.advance(11 * 60)
     here = sweeps_of(slack)
     other = Sweeps(slack.runtime.engine, here.config, channel_of=here.channel_of)
-    results = await asyncio.gather(here.outage_watch(), other.outage_watch(),
-                                   here.outage_watch())
+    results = await asyncio.gather(here.outage_watch(), other.outage_watch(), here.outage_watch())
     assert "books-dk unreachable" in results
     await slack.deliver()
     assert len(slack.fake.posts()) == 1
@@ -175,18 +179,25 @@ async def test_scheduler_runs_the_watch_on_its_configured_interval(runtime: Runt
 
 
 def test_outage_message_while_down_and_after() -> None:
-    down = OutageNotice(integration="books-dk", kind="economic", since=AT, waiting=124,
-                        retry_seconds=600, next_try_at=AT + timedelta(minutes=40),
-                        last_seen=AT + timedelta(minutes=30), error_code="unreachable",
-                        last_error="Could not connect to the ledger (connection refused).")
+    down = OutageNotice(
+        integration="books-dk",
+        kind="economic",
+        since=AT,
+        waiting=124,
+        retry_seconds=600,
+        next_try_at=AT + timedelta(minutes=40),
+        last_seen=AT + timedelta(minutes=30),
+        error_code="unreachable",
+        last_error="Could not connect to the ledger (connection refused).",
+    )
     body = checked(outage_message(down))
-    assert body.text == ("e-conomic unreachable since 10:02 UTC, 124 items waiting, "
-                         "retrying every 10 min (books-dk)")
+    assert body.text == (
+        "e-conomic unreachable since 10:02 UTC, 124 items waiting, retrying every 10 min (books-dk)"
+    )
     snapshot("outage_down", body)
     back = OutageNotice(**{**down.__dict__, "recovered_at": AT + timedelta(minutes=32)})
     body = checked(outage_message(back))
     assert body.text.startswith("e-conomic reachable again (books-dk)")
     assert "124 items that waited" in str(body.blocks)
     snapshot("outage_recovered", body)
-    assert [duration(s) for s in (45, 600, 5400, 3 * 86400)] == ["45 s", "10 min", "1 h 30 min",
-                                                                  "3 d"]
+    assert [duration(s) for s in (45, 600, 5400, 3 * 86400)] == ["45 s", "10 min", "1 h 30 min", "3 d"]

@@ -17,20 +17,28 @@ def payroll(version: int = 1, company_is_test: bool = False) -> dict[str, Any]:
         {"account": "4000", "amount": "1200.00", "period": "2026-10", "text": "Overtime Oct"},
         {"account": "6900", "amount": "-1200.00", "period": "2026-10"},
     ]
-    return {"source": "payroll", "kind": "payroll_run", "id": "RUN-2026-11", "version": version,
-            "integration": "books-dk", "data": {"run": "2026-11", "date": "2026-11-25",
-                                                "company_is_test": company_is_test,
-                                                "lines": lines}}
+    return {
+        "source": "payroll",
+        "kind": "payroll_run",
+        "id": "RUN-2026-11",
+        "version": version,
+        "integration": "books-dk",
+        "data": {"run": "2026-11", "date": "2026-11-25", "company_is_test": company_is_test, "lines": lines},
+    }
 
 
 async def test_corrections_book_in_their_own_period(runtime: Runtime) -> None:
     result = await ingest(runtime, payroll())
     assert [(p["kind"], p["period"]) for p in result.accepted[0]["postings"]] == [
-        ("journal", "2026-10"), ("journal", "2026-11")]
+        ("journal", "2026-10"),
+        ("journal", "2026-11"),
+    ]
     await runtime.worker.run_until_idle()
     vouchers = sorted(LEDGERS["books-dk"].vouchers.values(), key=lambda v: v.date)
     assert [(v.date.isoformat(), v.body["period"]) for v in vouchers] == [
-        ("2026-10-31", "2026-10"), ("2026-11-25", "2026-11")]
+        ("2026-10-31", "2026-10"),
+        ("2026-11-25", "2026-11"),
+    ]
     for v in vouchers:
         assert sum(Decimal(amount) for _, amount in v.body["lines"]) == 0
 
@@ -38,15 +46,15 @@ async def test_corrections_book_in_their_own_period(runtime: Runtime) -> None:
 async def test_resync_of_one_journal_leaves_the_other_period_alone(runtime: Runtime) -> None:
     await ingest(runtime, payroll())
     await runtime.worker.run_until_idle()
-    [outcome] = await runtime.engine.resync("payroll", "payroll_run", "RUN-2026-11",
-                                            ["journal:2026-10"], "U0ALICE")
+    [outcome] = await runtime.engine.resync(
+        "payroll", "payroll_run", "RUN-2026-11", ["journal:2026-10"], "U0ALICE"
+    )
     assert outcome.ok and "2026-10" in outcome.message
     await runtime.worker.run_until_idle()
     assert sorted(v.revision for v in LEDGERS["books-dk"].vouchers.values()) == [1, 2]
 
 
-async def test_test_company_payroll_is_refused_and_not_retried(runtime: Runtime,
-                                                               clock: Any) -> None:
+async def test_test_company_payroll_is_refused_and_not_retried(runtime: Runtime, clock: Any) -> None:
     await ingest(runtime, payroll(company_is_test=True))
     await runtime.worker.run_until_idle()
     clock.advance(24 * 3600)

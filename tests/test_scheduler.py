@@ -13,7 +13,8 @@ from tests.test_engine_rules import CrashAfterLedger, ingest, posting, view
 
 
 async def test_stuck_posting_is_recovered_once_and_synced_without_duplicate(
-        runtime: Runtime, clock: FakeClock) -> None:
+    runtime: Runtime, clock: FakeClock
+) -> None:
     await ingest(runtime, bill("S-1"))
     crashing = CrashAfterLedger(runtime.engine)
     CrashAfterLedger.crashed = False
@@ -55,14 +56,18 @@ async def test_give_up_after_age_needs_a_person(runtime: Runtime, clock: FakeClo
     assert p["state"] == "failed" and "gave up" in p["last_error"]
 
 
-async def test_scheduler_starts_each_job_with_its_interval_and_reports_status(
-        runtime: Runtime) -> None:
+async def test_scheduler_starts_each_job_with_its_interval_and_reports_status(runtime: Runtime) -> None:
     scheduler = Scheduler(Sweeps(runtime.engine, SchedulerConfig(retry_seconds=15)))
     scheduler.start()
     try:
         jobs = {j.name: j for j in scheduler.overview()}
-        assert set(jobs) == {"retry_due", "recover_stuck", "give_up_old", "quota_reset",
-                             "outage_watch"}  # no digest without Slack (see test_digest.py)
+        assert set(jobs) == {
+            "retry_due",
+            "recover_stuck",
+            "give_up_old",
+            "quota_reset",
+            "outage_watch",
+        }  # no digest without Slack (see test_digest.py)
         assert all(j.next_run is not None for j in jobs.values())
         await scheduler.run_job("retry_due", scheduler.sweeps.retry_due)
         assert scheduler.status["retry_due"].last_result == "0 back in the queue"
@@ -77,11 +82,13 @@ async def test_scheduler_starts_each_job_with_its_interval_and_reports_status(
 
 
 async def test_monthly_quota_holds_back_and_the_reset_resumes_exactly_those(
-        make_runtime: object, clock: FakeClock) -> None:
+    make_runtime: object, clock: FakeClock
+) -> None:
     from tests.support import make_config, sandbox_integration
 
     rt: Runtime = await make_runtime(  # type: ignore[operator]
-        make_config(sandbox_integration(monthly_quota=2)))
+        make_config(sandbox_integration(monthly_quota=2))
+    )
     await ingest(rt, bill("Q-1"), bill("Q-2"), bill("Q-3"), bill("Q-4", category="Travel"))
     await rt.worker.run_until_idle()
     states = {d: posting(await view(rt, d))["state"] for d in ("Q-1", "Q-2", "Q-3", "Q-4")}

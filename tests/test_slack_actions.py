@@ -39,8 +39,7 @@ def ledger(runtime: Runtime, name: str = "books-dk") -> SandboxLedger:
 
 async def posting(runtime: Runtime, kind: str = "invoice") -> Posting:
     async with runtime.db.sessions() as s:
-        return (await s.scalars(select(Posting).where(Posting.kind == kind)
-                                .order_by(Posting.id))).first()
+        return (await s.scalars(select(Posting).where(Posting.kind == kind).order_by(Posting.id))).first()
 
 
 async def attempts(runtime: Runtime) -> int:
@@ -57,28 +56,36 @@ async def test_failure_message_shows_the_bill_and_the_right_buttons(slack: Slack
     ts = slack.fake.ts_of(post)
     assert post.args["channel"] == "C0FINANCE"
     shown = slack.fake.text_of(ts)
-    for fact in ("Kontorland A/S", "INV-B-1", "1,250.00 DKK", "books-dk", "Invoice posting",
-                 "Account 2800 does not exist.", "attempts: 1"):
+    for fact in (
+        "Kontorland A/S",
+        "INV-B-1",
+        "1,250.00 DKK",
+        "books-dk",
+        "Invoice posting",
+        "Account 2800 does not exist.",
+        "attempts: 1",
+    ):
         assert fact in shown, fact
     # unpaid: no payment posting to resync
-    assert slack.fake.action_ids(ts) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG,
-                                         ActionId.IGNORE]
+    assert slack.fake.action_ids(ts) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG, ActionId.IGNORE]
 
 
 async def test_paid_bill_offers_payment_resync_too(slack: SlackHarness) -> None:
-    await slack.ingest(bill("B-2", category="Travel",
-                            paid={"date": "2026-11-20", "amount": "1250.00"}))
+    await slack.ingest(bill("B-2", category="Travel", paid={"date": "2026-11-20", "amount": "1250.00"}))
     await slack.runtime.worker.run_until_idle()
     await slack.deliver()
     [post] = slack.fake.posts()
     ts = slack.fake.ts_of(post)
     assert "has no account mapping" in slack.fake.text_of(ts)
-    assert slack.fake.action_ids(ts) == [ActionId.RESYNC_INVOICE, ActionId.RESYNC_PAYMENT,
-                                         ActionId.SHOW_LOG, ActionId.IGNORE]
+    assert slack.fake.action_ids(ts) == [
+        ActionId.RESYNC_INVOICE,
+        ActionId.RESYNC_PAYMENT,
+        ActionId.SHOW_LOG,
+        ActionId.IGNORE,
+    ]
 
 
-async def test_click_acks_at_once_then_resyncs_and_rebuilds_the_message(
-        slack: SlackHarness) -> None:
+async def test_click_acks_at_once_then_resyncs_and_rebuilds_the_message(slack: SlackHarness) -> None:
     books = ledger(slack.runtime)
     books.accounts.pop("2800")
     await slack.ingest(bill("B-3"))
@@ -93,8 +100,9 @@ async def test_click_acks_at_once_then_resyncs_and_rebuilds_the_message(
     assert answer.status_code == 200
     assert loop.time() - started < ACK_DEADLINE
     await slack.settle_clicks()
-    await eventually(lambda: _shows(slack, ts, "Resync requested by <@U0ALICE>"),
-                     message="message says who asked")
+    await eventually(
+        lambda: _shows(slack, ts, "Resync requested by <@U0ALICE>"), message="message says who asked"
+    )
     assert slack.fake.action_ids(ts) == [ActionId.SHOW_LOG]
 
     await slack.runtime.worker.run_until_idle()
@@ -106,8 +114,7 @@ async def test_click_acks_at_once_then_resyncs_and_rebuilds_the_message(
     # the new attempt went into the message's thread
     await slack.deliver()
     [reply] = slack.fake.replies(ts)
-    assert "synced" in json.dumps(reply.args["blocks"]) and "U0ALICE" in json.dumps(
-        reply.args["blocks"])
+    assert "synced" in json.dumps(reply.args["blocks"]) and "U0ALICE" in json.dumps(reply.args["blocks"])
     p = await posting(slack.runtime)
     assert p.state == "synced" and p.external_ref == "2026-50001"
 
@@ -145,12 +152,14 @@ async def test_double_click_and_two_people_run_the_resync_once(slack: SlackHarne
     answers = await asyncio.gather(
         slack.press_button(ts, ActionId.RESYNC_INVOICE, user=ALICE),
         slack.press_button(ts, ActionId.RESYNC_INVOICE, user=ALICE),
-        slack.press_button(ts, ActionId.RESYNC_INVOICE, user=BOB))  # BOB: via the user group
+        slack.press_button(ts, ActionId.RESYNC_INVOICE, user=BOB),
+    )  # BOB: via the user group
     assert [a.status_code for a in answers] == [200, 200, 200]
     await slack.settle_clicks()
     async with slack.runtime.db.sessions() as s:
-        outcomes = sorted((await s.scalars(select(Activity.outcome)
-                                           .where(Activity.action == "resync"))).all())
+        outcomes = sorted(
+            (await s.scalars(select(Activity.outcome).where(Activity.action == "resync"))).all()
+        )
     assert outcomes == ["ok", "refused", "refused"]
     told = slack.fake.ephemerals(ALICE) + slack.fake.ephemerals(BOB)
     assert len(told) == 2 and all("already queued" in c.args["text"] for c in told)
@@ -158,8 +167,7 @@ async def test_double_click_and_two_people_run_the_resync_once(slack: SlackHarne
     assert await attempts(slack.runtime) == before + 1
 
 
-async def test_user_outside_the_allow_list_is_refused_and_nothing_changes(
-        slack: SlackHarness) -> None:
+async def test_user_outside_the_allow_list_is_refused_and_nothing_changes(slack: SlackHarness) -> None:
     ledger(slack.runtime).accounts.pop("2800")
     await slack.ingest(bill("B-6"))
     await slack.runtime.worker.run_until_idle()
@@ -179,16 +187,16 @@ async def test_user_outside_the_allow_list_is_refused_and_nothing_changes(
     await slack.runtime.worker.run_until_idle()
     assert await attempts(slack.runtime) == before
     async with slack.runtime.db.sessions() as s:
-        refused = (await s.execute(select(Activity.actor, Activity.action, Activity.outcome)
-                                   .order_by(Activity.id))).all()
+        refused = (
+            await s.execute(select(Activity.actor, Activity.action, Activity.outcome).order_by(Activity.id))
+        ).all()
     assert refused == [(MALLORY, "resync_invoice", "refused"), (MALLORY, "ignore", "refused")]
     assert len(slack.fake.of("usergroups.users.list")) == 1  # cached
     # the refusal is in the log
     await slack.press_button(ts, ActionId.SHOW_LOG, user=ALICE)
     await slack.settle_clicks()
     [log] = slack.fake.ephemerals(ALICE)
-    assert "U0MALLORY" in json.dumps(log.args["blocks"]) and "refused" in json.dumps(
-        log.args["blocks"])
+    assert "U0MALLORY" in json.dumps(log.args["blocks"]) and "refused" in json.dumps(log.args["blocks"])
 
 
 async def test_booked_posting_shows_why_and_offers_no_resync(slack: SlackHarness) -> None:

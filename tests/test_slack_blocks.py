@@ -83,55 +83,84 @@ def buttons(body: SlackBody) -> list[str]:
 
 def a_bill(paid: bool = False, supplier: str = "Kontorland A/S") -> DocumentFacts:
     data: dict[str, Any] = {
-        "supplier": {"number": "3001", "name": supplier}, "invoice_number": "INV-1042",
-        "amount": "1250.00", "currency": "DKK", "date": "2026-11-02", "category": "Travel",
-        "approved": True, "paid": {"date": "2026-11-20", "amount": "1250.00"} if paid else None,
+        "supplier": {"number": "3001", "name": supplier},
+        "invoice_number": "INV-1042",
+        "amount": "1250.00",
+        "currency": "DKK",
+        "date": "2026-11-02",
+        "category": "Travel",
+        "approved": True,
+        "paid": {"date": "2026-11-20", "amount": "1250.00"} if paid else None,
     }
     return DocumentFacts(id=7, source="ap", kind="bill", external_id="B-1042", data=data)
 
 
-def a_notice(state: str = "failed", *, paid: bool = False, supplier: str = "Kontorland A/S",
-             error: str | None = "Account 2800 does not exist.", **posting: Any) -> PostingNotice:
-    values: dict[str, Any] = dict(id=12, kind="invoice", state=state, integration="books-dk",
-                                  attempts=1, last_error=error)
+def a_notice(
+    state: str = "failed",
+    *,
+    paid: bool = False,
+    supplier: str = "Kontorland A/S",
+    error: str | None = "Account 2800 does not exist.",
+    **posting: Any,
+) -> PostingNotice:
+    values: dict[str, Any] = dict(
+        id=12, kind="invoice", state=state, integration="books-dk", attempts=1, last_error=error
+    )
     values.update(posting)
-    return PostingNotice(document=a_bill(paid, supplier), posting=PostingFacts(**values),
-                         last_attempt_at=AT,
-                         sibling_states={"invoice": state, **({"payment": "synced"} if paid
-                                                              else {})},
-                         fixed_by=posting.get("queued_actor") if state == "synced" else None)
+    return PostingNotice(
+        document=a_bill(paid, supplier),
+        posting=PostingFacts(**values),
+        last_attempt_at=AT,
+        sibling_states={"invoice": state, **({"payment": "synced"} if paid else {})},
+        fixed_by=posting.get("queued_actor") if state == "synced" else None,
+    )
 
 
 def test_failed_unpaid_bill_offers_invoice_resync_log_and_ignore() -> None:
     body = checked(posting_message(a_notice()))
     assert buttons(body) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG, ActionId.IGNORE]
     text = json.dumps(body.blocks)
-    for fact in ("Kontorland A/S", "INV-1042", "1,250.00 DKK", "books-dk",
-                 "Account 2800 does not exist.", "attempts: 1", "Invoice posting"):
+    for fact in (
+        "Kontorland A/S",
+        "INV-1042",
+        "1,250.00 DKK",
+        "books-dk",
+        "Account 2800 does not exist.",
+        "attempts: 1",
+        "Invoice posting",
+    ):
         assert fact in text
-    assert read_button_value(body.blocks[-1]["elements"][0]["value"], "document", "posting") == \
-        {"document": 7, "posting": 12}
+    assert read_button_value(body.blocks[-1]["elements"][0]["value"], "document", "posting") == {
+        "document": 7,
+        "posting": 12,
+    }
     snapshot("posting_failed_unpaid", body)
 
 
 def test_failed_paid_bill_also_offers_payment_resync() -> None:
     body = checked(posting_message(a_notice(paid=True)))
-    assert buttons(body) == [ActionId.RESYNC_INVOICE, ActionId.RESYNC_PAYMENT,
-                             ActionId.SHOW_LOG, ActionId.IGNORE]
+    assert buttons(body) == [
+        ActionId.RESYNC_INVOICE,
+        ActionId.RESYNC_PAYMENT,
+        ActionId.SHOW_LOG,
+        ActionId.IGNORE,
+    ]
     snapshot("posting_failed_paid", body)
 
 
 def test_queued_after_a_click_names_who_asked_and_offers_no_second_resync() -> None:
-    body = checked(posting_message(a_notice("pending", queued_actor="U0ALICE",
-                                            queued_trigger="manual")))
+    body = checked(posting_message(a_notice("pending", queued_actor="U0ALICE", queued_trigger="manual")))
     assert "Resync requested by <@U0ALICE>" in json.dumps(body.blocks)
     assert buttons(body) == [ActionId.SHOW_LOG]
     snapshot("posting_queued", body)
 
 
 def test_synced_shows_voucher_and_who_fixed_it() -> None:
-    body = checked(posting_message(a_notice("synced", error=None, external_ref="2026-50001",
-                                            queued_actor="U0ALICE", attempts=2)))
+    body = checked(
+        posting_message(
+            a_notice("synced", error=None, external_ref="2026-50001", queued_actor="U0ALICE", attempts=2)
+        )
+    )
     text = json.dumps(body.blocks)
     assert "2026-50001" in text and "Fixed by <@U0ALICE>" in text
     assert buttons(body) == [ActionId.SHOW_LOG]
@@ -139,10 +168,17 @@ def test_synced_shows_voucher_and_who_fixed_it() -> None:
 
 
 def test_booked_explains_why_and_has_no_resync_button() -> None:
-    body = checked(posting_message(a_notice(
-        "booked", paid=True, external_ref="2026-50001",
-        error="2026-50001 is booked in the ledger, so it cannot be changed; the latest change "
-              "was not sent. Correct it in the ledger.")))
+    body = checked(
+        posting_message(
+            a_notice(
+                "booked",
+                paid=True,
+                external_ref="2026-50001",
+                error="2026-50001 is booked in the ledger, so it cannot be changed; the latest change "
+                "was not sent. Correct it in the ledger.",
+            )
+        )
+    )
     assert buttons(body) == [ActionId.SHOW_LOG]
     assert "cannot be changed" in json.dumps(body.blocks)
     snapshot("posting_booked", body)
@@ -153,16 +189,23 @@ def test_ignored_and_retrying_states() -> None:
     assert "Ignored by <@U0BOB>" in json.dumps(ignored.blocks)
     assert ActionId.IGNORE not in buttons(ignored)
     snapshot("posting_ignored", ignored)
-    retrying = checked(posting_message(a_notice(
-        "retrying", error="Could not connect to the ledger.",
-        next_attempt_at=AT + timedelta(minutes=2))))
+    retrying = checked(
+        posting_message(
+            a_notice(
+                "retrying",
+                error="Could not connect to the ledger.",
+                next_attempt_at=AT + timedelta(minutes=2),
+            )
+        )
+    )
     assert ActionId.RESYNC_INVOICE in buttons(retrying)
     snapshot("posting_retrying", retrying)
 
 
 def test_ledger_and_document_text_is_escaped_so_nobody_is_mentioned() -> None:
-    body = checked(posting_message(a_notice(
-        supplier="<!channel> & <@U0CEO>", error="Account <2800> & <!here> missing")))
+    body = checked(
+        posting_message(a_notice(supplier="<!channel> & <@U0CEO>", error="Account <2800> & <!here> missing"))
+    )
     raw = json.dumps({"text": body.text, "blocks": body.blocks})
     assert "<!channel>" not in raw and "<!here>" not in raw and "<@U0CEO>" not in raw
     assert "&lt;!channel&gt; &amp; &lt;@U0CEO&gt;" in raw
@@ -196,11 +239,19 @@ def test_button_values_are_small_json_and_junk_is_refused() -> None:
 
 def a_group(**counts: int) -> GroupNotice:
     members = tuple(GroupMember(a_bill(), "invoice") for _ in range(12))
-    return GroupNotice(group_id=3, integration="books-dk", error_code="account_not_found",
-                       title="Account 2800 does not exist.", first_seen=AT,
-                       last_seen=AT + timedelta(minutes=5), counts=counts, sample=members,
-                       document_kinds=frozenset({"bill"}), requested_by=("U0ALICE",),
-                       fixed_by=("U0ALICE",))
+    return GroupNotice(
+        group_id=3,
+        integration="books-dk",
+        error_code="account_not_found",
+        title="Account 2800 does not exist.",
+        first_seen=AT,
+        last_seen=AT + timedelta(minutes=5),
+        counts=counts,
+        sample=members,
+        document_kinds=frozenset({"bill"}),
+        requested_by=("U0ALICE",),
+        fixed_by=("U0ALICE",),
+    )
 
 
 def test_group_message_counts_bills_and_offers_resync_all() -> None:
@@ -225,13 +276,29 @@ def entries(n: int) -> list[LogEntry]:
     out = []
     for i in range(n):
         failed = i % 2 == 0
-        out.append(LogEntry(at=AT + timedelta(minutes=i), outcome="failed" if failed else "synced",
-                            posting="invoice", trigger="manual", actor="U0ALICE",
-                            operation="create", message="Account 2800 does not exist. " * 60
-                            if failed else None, external_ref=None if failed else "2026-50001",
-                            order=i))
-    out.append(LogEntry(at=AT, outcome="refused", actor="U0MALLORY", action="resync_invoice",
-                        message="not in allowed_users", order=99))
+        out.append(
+            LogEntry(
+                at=AT + timedelta(minutes=i),
+                outcome="failed" if failed else "synced",
+                posting="invoice",
+                trigger="manual",
+                actor="U0ALICE",
+                operation="create",
+                message="Account 2800 does not exist. " * 60 if failed else None,
+                external_ref=None if failed else "2026-50001",
+                order=i,
+            )
+        )
+    out.append(
+        LogEntry(
+            at=AT,
+            outcome="refused",
+            actor="U0MALLORY",
+            action="resync_invoice",
+            message="not in allowed_users",
+            order=99,
+        )
+    )
     return sorted(out, key=lambda e: e.at, reverse=True)
 
 
@@ -240,8 +307,11 @@ def test_log_page_stays_within_limits_and_pages_on() -> None:
     body = checked(log_page(a_bill(), "books-dk", 1, log[:LOG_PAGE_SIZE], 0, has_more=True))
     assert buttons(body) == [ActionId.LOG_PAGE]
     value = body.blocks[-1]["elements"][0]["value"]
-    assert read_button_value(value, "document", "integration", "page") == \
-        {"document": 7, "integration": 1, "page": 1}
+    assert read_button_value(value, "document", "integration", "page") == {
+        "document": 7,
+        "integration": 1,
+        "page": 1,
+    }
     snapshot("log_page", body)
     last = checked(log_page(a_bill(), "books-dk", 1, log[30:], 2, has_more=False))
     assert buttons(last) == [] and "U0MALLORY" in json.dumps(last.blocks)
@@ -258,6 +328,11 @@ def test_thread_reply_and_refusal() -> None:
 
 def test_action_ids_are_stable() -> None:
     assert [a.value for a in ActionId] == [
-        "ledgerops.resync_invoice", "ledgerops.resync_payment", "ledgerops.resync_posting",
-        "ledgerops.show_log", "ledgerops.log_page", "ledgerops.ignore", "ledgerops.resync_group",
+        "ledgerops.resync_invoice",
+        "ledgerops.resync_payment",
+        "ledgerops.resync_posting",
+        "ledgerops.show_log",
+        "ledgerops.log_page",
+        "ledgerops.ignore",
+        "ledgerops.resync_group",
     ]

@@ -60,12 +60,20 @@ async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
         yield h
 
 
-async def command(h: SlackHarness, text: str, urls: ResponseUrls, *,
-                  user: str = ALICE) -> httpx.Response:
-    form = {"token": "unused", "team_id": "T0TEAM", "channel_id": CHANNEL,
-            "channel_name": "finance", "user_id": user, "user_name": user.lower(),
-            "command": "/ledger", "text": text, "api_app_id": "A0APP",
-            "response_url": f"{urls.base}/respond", "trigger_id": "1234.5678.abcd"}
+async def command(h: SlackHarness, text: str, urls: ResponseUrls, *, user: str = ALICE) -> httpx.Response:
+    form = {
+        "token": "unused",
+        "team_id": "T0TEAM",
+        "channel_id": CHANNEL,
+        "channel_name": "finance",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": "/ledger",
+        "text": text,
+        "api_app_id": "A0APP",
+        "response_url": f"{urls.base}/respond",
+        "trigger_id": "1234.5678.abcd",
+    }
     body = urllib.parse.urlencode(form)
     return await h.http.post("/slack/events", content=body, headers=signed_headers(body))
 
@@ -79,8 +87,7 @@ async def fail_some(h: SlackHarness) -> None:
     await h.runtime.worker.run_until_idle()
 
 
-async def test_status_answers_privately_with_counts(slack: SlackHarness,
-                                                    responses: ResponseUrls) -> None:
+async def test_status_answers_privately_with_counts(slack: SlackHarness, responses: ResponseUrls) -> None:
     await fail_some(slack)
     answer = await command(slack, "status", responses)
     assert answer.status_code == 200
@@ -90,16 +97,16 @@ async def test_status_answers_privately_with_counts(slack: SlackHarness,
     assert "1 open error group" in shown(body)
 
 
-async def test_attention_groups_failures_with_resync_all(slack: SlackHarness,
-                                                         responses: ResponseUrls) -> None:
+async def test_attention_groups_failures_with_resync_all(
+    slack: SlackHarness, responses: ResponseUrls
+) -> None:
     await fail_some(slack)
     body = (await command(slack, "attention", responses)).json()
     assert "2 postings" in shown(body) and "Travel" in shown(body)
     assert "ledgerops.resync_group" in shown(body)
 
 
-async def test_log_of_a_document_newest_first(slack: SlackHarness,
-                                              responses: ResponseUrls) -> None:
+async def test_log_of_a_document_newest_first(slack: SlackHarness, responses: ResponseUrls) -> None:
     await fail_some(slack)
     body = (await command(slack, "log bill:B-1", responses)).json()
     assert "Travel" in shown(body)
@@ -108,17 +115,17 @@ async def test_log_of_a_document_newest_first(slack: SlackHarness,
 
 
 async def test_unknown_input_answers_with_usage_and_changes_nothing(
-        slack: SlackHarness, responses: ResponseUrls) -> None:
+    slack: SlackHarness, responses: ResponseUrls
+) -> None:
     body = (await command(slack, "frobnicate now", responses)).json()
     assert "unknown command" in shown(body) and "resync" in shown(body)
-    body = (await command(slack, "map category \"Travel\" 12ab", responses)).json()
+    body = (await command(slack, 'map category "Travel" 12ab', responses)).json()
     assert "not an account number" in shown(body)
     async with slack.runtime.db.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(Mapping)) == 0
 
 
-async def test_map_fixes_the_group_and_requeues(slack: SlackHarness,
-                                                responses: ResponseUrls) -> None:
+async def test_map_fixes_the_group_and_requeues(slack: SlackHarness, responses: ResponseUrls) -> None:
     await fail_some(slack)
     ack = await command(slack, 'map category "Travel" 2750', responses)
     assert "Working on it" in shown(ack.json())
@@ -133,22 +140,23 @@ async def test_map_fixes_the_group_and_requeues(slack: SlackHarness,
 
 
 async def test_changing_command_refused_for_a_user_not_allowed(
-        slack: SlackHarness, responses: ResponseUrls) -> None:
+    slack: SlackHarness, responses: ResponseUrls
+) -> None:
     await fail_some(slack)
     await command(slack, "pause books-dk", responses, user=MALLORY)
     await slack.settle_clicks()
     assert "not allowed" in shown(responses.answers[-1])
     async with slack.runtime.db.sessions() as s:
-        refused = await s.scalar(select(func.count()).select_from(Activity)
-                                 .where(Activity.outcome == "refused"))
+        refused = await s.scalar(
+            select(func.count()).select_from(Activity).where(Activity.outcome == "refused")
+        )
     assert refused == 1
     await command(slack, "pause books-dk", responses)
     await slack.settle_clicks()
     assert "books-dk paused" in shown(responses.answers[-1])
 
 
-async def test_resync_and_restart_of_one_document(slack: SlackHarness,
-                                                  responses: ResponseUrls) -> None:
+async def test_resync_and_restart_of_one_document(slack: SlackHarness, responses: ResponseUrls) -> None:
     await fail_some(slack)
     await command(slack, "resync B-3 payment", responses)
     await slack.settle_clicks()
@@ -161,16 +169,16 @@ async def test_resync_and_restart_of_one_document(slack: SlackHarness,
 
 
 async def test_bulk_resync_modal_counts_confirms_and_queues_once(
-        slack: SlackHarness, responses: ResponseUrls) -> None:
+    slack: SlackHarness, responses: ResponseUrls
+) -> None:
     events = [bill(f"M-{i}", category="Travel") for i in range(1000)]
     for start in range(0, 1000, 500):
-        await slack.ingest(*events[start:start + 500])
+        await slack.ingest(*events[start : start + 500])
     await slack.runtime.worker.run_until_idle()
     await command(slack, "resync failed books-dk", responses)
     await slack.settle_clicks()
     [opened] = slack.fake.of("views.open")
-    view = opened.args["view"] if isinstance(opened.args["view"], dict) else json.loads(
-        opened.args["view"])
+    view = opened.args["view"] if isinstance(opened.args["view"], dict) else json.loads(opened.args["view"])
     assert "1,000 documents" in shown(view)
     submission = _submission(view, confirmed=False)
     refused = await _submit(slack, submission)
@@ -180,8 +188,7 @@ async def test_bulk_resync_modal_counts_confirms_and_queues_once(
     assert first.status_code == second.status_code == 200
     await slack.settle_clicks()
     async with slack.runtime.db.sessions() as s:
-        pending = await s.scalar(select(func.count()).select_from(Posting)
-                                 .where(Posting.state == "pending"))
+        pending = await s.scalar(select(func.count()).select_from(Posting).where(Posting.state == "pending"))
     assert pending == 1000
     updates = [u for u in slack.fake.of("chat.update")]
     assert "1,000 postings queued" in shown(updates[-1].args)
@@ -189,16 +196,26 @@ async def test_bulk_resync_modal_counts_confirms_and_queues_once(
 
 def _submission(view: dict[str, Any], *, confirmed: bool) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "integration": {"ledgerops.bulk_filter": {"type": "static_select", "selected_option": {
-            "value": "books-dk"}}},
-        "states": {"ledgerops.bulk_filter": {"type": "multi_static_select",
-                                             "selected_options": [{"value": "failed"}]}},
-        "confirm": {"confirm": {"type": "checkboxes", "selected_options":
-                                [{"value": "yes"}] if confirmed else []}},
+        "integration": {
+            "ledgerops.bulk_filter": {"type": "static_select", "selected_option": {"value": "books-dk"}}
+        },
+        "states": {
+            "ledgerops.bulk_filter": {
+                "type": "multi_static_select",
+                "selected_options": [{"value": "failed"}],
+            }
+        },
+        "confirm": {
+            "confirm": {"type": "checkboxes", "selected_options": [{"value": "yes"}] if confirmed else []}
+        },
     }
-    return {"type": "view_submission", "team": {"id": "T0TEAM"},
-            "user": {"id": ALICE, "team_id": "T0TEAM"}, "api_app_id": "A0APP",
-            "view": {**view, "id": "V0BULK", "state": {"values": values}, "hash": "h"}}
+    return {
+        "type": "view_submission",
+        "team": {"id": "T0TEAM"},
+        "user": {"id": ALICE, "team_id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "view": {**view, "id": "V0BULK", "state": {"values": values}, "hash": "h"},
+    }
 
 
 async def _submit(h: SlackHarness, payload: dict[str, Any]) -> httpx.Response:
@@ -208,10 +225,21 @@ async def _submit(h: SlackHarness, payload: dict[str, Any]) -> httpx.Response:
 
 async def test_home_tab_shows_status_and_pause(slack: SlackHarness) -> None:
     await fail_some(slack)
-    event = {"token": "unused", "team_id": "T0TEAM", "api_app_id": "A0APP",
-             "type": "event_callback", "event_id": "Ev1", "event_time": 1790000000,
-             "event": {"type": "app_home_opened", "user": ALICE, "channel": "D0HOME",
-                       "tab": "home", "event_ts": "1790000000.1"}}
+    event = {
+        "token": "unused",
+        "team_id": "T0TEAM",
+        "api_app_id": "A0APP",
+        "type": "event_callback",
+        "event_id": "Ev1",
+        "event_time": 1790000000,
+        "event": {
+            "type": "app_home_opened",
+            "user": ALICE,
+            "channel": "D0HOME",
+            "tab": "home",
+            "event_ts": "1790000000.1",
+        },
+    }
     body = json.dumps(event)
     headers = {**signed_headers(body), "Content-Type": "application/json"}
     answer = await slack.http.post("/slack/events", content=body, headers=headers)
@@ -246,32 +274,35 @@ async def test_queue_help_and_resume(slack: SlackHarness, responses: ResponseUrl
 
 
 async def test_history_asks_with_the_count_then_transfers(
-        db_url: str, clock: FakeClock, responses: ResponseUrls) -> None:
+    db_url: str, clock: FakeClock, responses: ResponseUrls
+) -> None:
     from datetime import date
 
     from bot.config import SlackConfig
     from tests.fakes.slack_api import USERGROUP
     from tests.support import make_config, sandbox_integration
 
-    config = make_config(sandbox_integration(history_start=date(2026, 11, 1)),
-                         slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE],
-                                           allowed_usergroup=USERGROUP))
+    config = make_config(
+        sandbox_integration(history_start=date(2026, 11, 1)),
+        slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP),
+    )
     async with slack_harness(db_url, clock, config=config) as h:
         await h.ingest(bill("H-1", date="2026-10-05"), bill("H-2", date="2026-09-05"))
         await command(h, "history books-dk --since 2026-10-01", responses)
         await h.settle_clicks()
         ask = responses.answers[-1]
         assert "1 posting" in shown(ask) and "ledgerops.confirm_history" in shown(ask)
-        value = next(e["value"] for b in ask["blocks"] if b["type"] == "actions"
-                     for e in b["elements"])
-        payload = json.loads(urllib.parse.unquote(
-            click_body("ledgerops.confirm_history", value, user=ALICE).removeprefix("payload=")))
+        value = next(e["value"] for b in ask["blocks"] if b["type"] == "actions" for e in b["elements"])
+        payload = json.loads(
+            urllib.parse.unquote(
+                click_body("ledgerops.confirm_history", value, user=ALICE).removeprefix("payload=")
+            )
+        )
         payload["response_url"] = f"{responses.base}/respond"
         body = "payload=" + urllib.parse.quote(json.dumps(payload))
         await h.http.post("/slack/events", content=body, headers=signed_headers(body))
         await h.settle_clicks()
-        await eventually(lambda: _answered(responses, "queued for transfer"),
-                         message="history confirmed")
+        await eventually(lambda: _answered(responses, "queued for transfer"), message="history confirmed")
         async with h.runtime.db.sessions() as s:
             states = dict((await s.execute(select(Posting.document_id, Posting.state))).all())
         assert sorted(states.values()) == ["pending", "waiting"]

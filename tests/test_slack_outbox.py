@@ -62,14 +62,12 @@ async def test_slack_down_for_a_while_loses_and_duplicates_nothing(slack: SlackH
 
 
 async def test_slack_answering_503_and_refusing_is_retried_later(slack: SlackHarness) -> None:
-    slack.fake.plan("chat.postMessage", Planned(status=503), Planned(status=200,
-                                                                      error="fatal_error"))
+    slack.fake.plan("chat.postMessage", Planned(status=503), Planned(status=200, error="fatal_error"))
     await fail(slack, unmapped(1, "Travel"))
     await slack.deliver()
     assert len(slack.fake.posts()) == 1
     tries = [c for c in slack.fake.calls if c.method == "chat.postMessage"]
-    assert [c.status for c in tries] == [503, 200, 200] and [c.ok for c in tries] == [
-        False, False, True]
+    assert [c.status for c in tries] == [503, 200, 200] and [c.ok for c in tries] == [False, False, True]
     assert tries[1].at is not None and tries[0].at is not None and tries[1].at > tries[0].at
 
 
@@ -93,8 +91,7 @@ async def test_at_most_one_post_per_second_per_channel(slack: SlackHarness) -> N
     assert all(b - a >= timedelta(seconds=1) for a, b in pairwise(times))
 
 
-async def test_200_failures_with_one_fingerprint_make_one_group_message(
-        slack: SlackHarness) -> None:
+async def test_200_failures_with_one_fingerprint_make_one_group_message(slack: SlackHarness) -> None:
     slack.runtime.engine.connector("books-dk")
     LEDGERS["books-dk"].accounts.pop("2800")
     await fail(slack, *(bill(f"G-{i}") for i in range(200)))
@@ -128,8 +125,7 @@ async def test_200_failures_with_one_fingerprint_make_one_group_message(
     assert states == {"synced"}
 
 
-async def test_a_post_that_may_have_gone_through_is_not_posted_again(
-        slack: SlackHarness) -> None:
+async def test_a_post_that_may_have_gone_through_is_not_posted_again(slack: SlackHarness) -> None:
     slack.fake.plan("chat.postMessage", Planned(status=500, do_it=True))  # done, answer lost
     await fail(slack, unmapped(1, "Travel"))
     await slack.deliver()
@@ -145,8 +141,7 @@ async def test_a_post_that_may_have_gone_through_is_not_posted_again(
     assert len(slack.fake.posts()) == 1 and len(slack.fake.messages) == 2
 
 
-async def test_start_up_posts_failures_that_happened_without_slack(
-        db_url: str, clock: FakeClock) -> None:
+async def test_start_up_posts_failures_that_happened_without_slack(db_url: str, clock: FakeClock) -> None:
     quiet = await Runtime.create(make_env(db_url), make_config(), migrate=False, clock=clock)
     assert quiet.notifier is None  # no bot token: sandbox mode, nothing to Slack
     valid = [bill("Q-1", category="Travel")]
@@ -163,8 +158,7 @@ async def test_start_up_posts_failures_that_happened_without_slack(
         assert "Travel" in post.args["text"]
 
 
-async def test_deleted_message_is_posted_anew_and_new_incident_gets_new_message(
-        slack: SlackHarness) -> None:
+async def test_deleted_message_is_posted_anew_and_new_incident_gets_new_message(slack: SlackHarness) -> None:
     slack.runtime.engine.connector("books-dk")
     books = LEDGERS["books-dk"]
     books.accounts.pop("2800")
@@ -190,7 +184,13 @@ async def test_deleted_message_is_posted_anew_and_new_incident_gets_new_message(
 
 def _value(h: SlackHarness, ts: str, action: ActionId) -> str:
     """The value a button had when the message was first posted."""
-    call = next(c for c in h.fake.calls if c.method == "chat.postMessage" and c.ok
-                and c.result.get("ts") == ts)
-    return next(e["value"] for b in call.args["blocks"] if b["type"] == "actions"
-                for e in b["elements"] if e["action_id"] == action)
+    call = next(
+        c for c in h.fake.calls if c.method == "chat.postMessage" and c.ok and c.result.get("ts") == ts
+    )
+    return next(
+        e["value"]
+        for b in call.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action
+    )

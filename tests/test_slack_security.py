@@ -43,8 +43,7 @@ async def nothing_changed(h: SlackHarness) -> None:
 async def a_click(h: SlackHarness) -> str:
     async with h.runtime.db.sessions() as s:
         p = (await s.scalars(select(Posting))).one()
-    return click_body(ActionId.RESYNC_INVOICE, button_value(document=p.document_id, posting=p.id),
-                      user=ALICE)
+    return click_body(ActionId.RESYNC_INVOICE, button_value(document=p.document_id, posting=p.id), user=ALICE)
 
 
 async def test_forged_signature_is_refused(slack: SlackHarness) -> None:
@@ -53,11 +52,13 @@ async def test_forged_signature_is_refused(slack: SlackHarness) -> None:
     answer = await slack.http.post("/slack/events", content=body, headers=forged)
     assert answer.status_code == 401
     tampered = signed_headers(body)
-    answer = await slack.http.post("/slack/events", content=body.replace("U0ALICE", "U0EVE"),
-                                   headers=tampered)
+    answer = await slack.http.post(
+        "/slack/events", content=body.replace("U0ALICE", "U0EVE"), headers=tampered
+    )
     assert answer.status_code == 401
-    unsigned = await slack.http.post("/slack/events", content=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded"})
+    unsigned = await slack.http.post(
+        "/slack/events", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert unsigned.status_code == 401
     await slack.settle_clicks()
     await nothing_changed(slack)
@@ -88,14 +89,14 @@ async def test_http_mode_needs_a_signing_secret(db_url: str, clock: FakeClock) -
 
 
 async def test_socket_mode_mounts_no_http_route(db_url: str, clock: FakeClock) -> None:
-    env = make_env(db_url, slack_bot_token=SecretStr(BOT_TOKEN),
-                   slack_app_token=SecretStr("xapp-1-test"))
+    env = make_env(db_url, slack_bot_token=SecretStr(BOT_TOKEN), slack_app_token=SecretStr("xapp-1-test"))
     runtime = await Runtime.create(env, make_config(), migrate=False, clock=clock)
     try:
         assert runtime.slack is not None and not runtime.slack.http_mode
         app = build_web_app(runtime)
-        assert "/slack/events" not in {r.resource.canonical for r in app.router.routes()
-                                       if r.resource is not None}
+        assert "/slack/events" not in {
+            r.resource.canonical for r in app.router.routes() if r.resource is not None
+        }
         assert runtime.slack.listeners_registered
     finally:
         await runtime.close()
@@ -105,8 +106,11 @@ async def test_nobody_may_act_until_someone_is_named(slack: SlackHarness) -> Non
     from bot.auth import Gatekeeper
     from bot.config import SlackConfig
 
-    closed = Gatekeeper(SlackConfig(channel="C0FINANCE"), slack.runtime.slack.client,  # type: ignore[union-attr]
-                        slack.clock)
+    closed = Gatekeeper(
+        SlackConfig(channel="C0FINANCE"),
+        slack.runtime.slack.client,  # type: ignore[union-attr]
+        slack.clock,
+    )
     assert not await closed.allows(ALICE)
     assert "allowed_users" in closed.ask()
     slack.fake.usergroups.clear()  # the user group cannot be read: members are not assumed
@@ -118,7 +122,16 @@ def test_manifest_declares_what_the_contract_says() -> None:
     from pathlib import Path
 
     text = (Path(__file__).parent.parent / "manifest.yml").read_text(encoding="utf-8")
-    for needle in ("- chat:write", "- commands", "- users:read", "- usergroups:read",
-                   "command: /ledger", "interactivity:", "is_enabled: true",
-                   "home_tab_enabled: true", "- app_home_opened", "/slack/events"):
+    for needle in (
+        "- chat:write",
+        "- commands",
+        "- users:read",
+        "- usergroups:read",
+        "command: /ledger",
+        "interactivity:",
+        "is_enabled: true",
+        "home_tab_enabled: true",
+        "- app_home_opened",
+        "/slack/events",
+    ):
         assert needle in text, needle

@@ -17,17 +17,21 @@ NOW = datetime(2026, 11, 22, tzinfo=UTC)
 async def test_one_failing_transaction_does_not_undo_the_others(sqlite_url: str) -> None:
     db = connect(sqlite_url)
     try:
+
         def add(key: str) -> str:
             def fn(conn: Connection) -> str:
                 conn.execute(insert(Lease).values(key=key, holder="h", expires_at=NOW))
                 if key == "bad":
                     raise ValueError("refused")
                 return key
+
             return fn  # type: ignore[return-value]
 
         keys = [f"k{i}" for i in range(9)] + ["bad"]
-        results = await asyncio.gather(*(db.run(add(k)) for k in keys),  # type: ignore[arg-type]
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(db.run(add(k)) for k in keys),  # type: ignore[arg-type]
+            return_exceptions=True,
+        )
         assert results[:9] == keys[:9]
         assert isinstance(results[9], ValueError)
         async with db.sessions() as s:

@@ -25,10 +25,15 @@ def invoice_hash(b: BillData) -> str:
     return plan_bill(b, Eligibility())[0].desired_hash
 
 
-@pytest.mark.parametrize("field,value", [
-    ("amount", "1300.00"), ("category", "Software"), ("department", "Sales"),
-    ("due_date", "2027-01-01"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("amount", "1300.00"),
+        ("category", "Software"),
+        ("department", "Sales"),
+        ("due_date", "2027-01-01"),
+    ],
+)
 def test_changes_that_matter_change_the_invoice(field: str, value: str) -> None:
     assert invoice_hash(bill_data()) != invoice_hash(bill_data(**{field: value}))
 
@@ -46,14 +51,19 @@ def test_paid_bill_plans_invoice_and_payment_unapproved_plans_nothing() -> None:
 
 
 def test_payroll_corrections_plan_one_journal_per_period() -> None:
-    run = PayrollRunData.model_validate({"run": "2026-11", "date": "2026-11-25", "lines": [
-        {"account": "4000", "amount": "1000.00", "period": "2026-11"},
-        {"account": "6900", "amount": "-1000.00", "period": "2026-11"},
-        {"account": "4000", "amount": "50.00", "period": "2026-10"},
-        {"account": "6900", "amount": "-50.00", "period": "2026-10"},
-    ]})
-    assert [p.slot for p in plan_payroll(run, Eligibility())] == [
-        "journal:2026-10", "journal:2026-11"]
+    run = PayrollRunData.model_validate(
+        {
+            "run": "2026-11",
+            "date": "2026-11-25",
+            "lines": [
+                {"account": "4000", "amount": "1000.00", "period": "2026-11"},
+                {"account": "6900", "amount": "-1000.00", "period": "2026-11"},
+                {"account": "4000", "amount": "50.00", "period": "2026-10"},
+                {"account": "6900", "amount": "-50.00", "period": "2026-10"},
+            ],
+        }
+    )
+    assert [p.slot for p in plan_payroll(run, Eligibility())] == ["journal:2026-10", "journal:2026-11"]
 
 
 def test_backoff_grows_within_jitter_bounds_and_is_capped() -> None:
@@ -113,6 +123,5 @@ def test_environment_errors_name_the_setting_and_hide_secrets() -> None:
 
 
 def test_history_start_date_is_parsed() -> None:
-    cfg = parse_config('[[integrations]]\nname = "dk"\nkind = "sandbox"\n'
-                       'history_start = 2026-01-01\n')
+    cfg = parse_config('[[integrations]]\nname = "dk"\nkind = "sandbox"\nhistory_start = 2026-01-01\n')
     assert cfg.integrations[0].history_start == date(2026, 1, 1)

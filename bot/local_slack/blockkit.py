@@ -76,9 +76,7 @@ def _elements(block: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from (e for e in block.get("elements") or [] if isinstance(e, dict))
 
 
-def find_element(blocks: list[dict[str, Any]] | None, block_id: str, action_id: str) -> (
-    dict[str, Any] | None
-):
+def find_element(blocks: list[dict[str, Any]] | None, block_id: str, action_id: str) -> dict[str, Any] | None:
     """The interactive element ``action_id`` of block ``block_id``."""
     for block in blocks or []:
         if block.get("block_id") != block_id:
@@ -127,12 +125,14 @@ def choice(element: dict[str, Any], chosen: Any) -> dict[str, Any]:
     return {key: "" if chosen is None else str(chosen)}
 
 
-def action_of(element: dict[str, Any], block_id: str, chosen: Any, action_ts: str) -> (
-    dict[str, Any]
-):
+def action_of(element: dict[str, Any], block_id: str, chosen: Any, action_ts: str) -> dict[str, Any]:
     """One entry of ``block_actions.actions``."""
-    action: dict[str, Any] = {"type": element.get("type"), "action_id": element.get("action_id"),
-                              "block_id": block_id, "action_ts": action_ts}
+    action: dict[str, Any] = {
+        "type": element.get("type"),
+        "action_id": element.get("action_id"),
+        "block_id": block_id,
+        "action_ts": action_ts,
+    }
     if element.get("type") == "button":
         action["text"] = element.get("text")
         if "value" in element:
@@ -184,7 +184,6 @@ def missing_inputs(blocks: list[dict[str, Any]], values: dict[str, Any]) -> dict
         bid = str(block.get("block_id"))
         element = block.get("element") or {}
         entry = (values.get(bid) or {}).get(element.get("action_id"), {})
-        if not any(entry.get(k) for k in ("value", "selected_option", "selected_options",
-                                          "selected_date")):
+        if not any(entry.get(k) for k in ("value", "selected_option", "selected_options", "selected_date")):
             errors[bid] = "Please fill out this field."
     return errors

@@ -70,8 +70,7 @@ class Delivery:
 class Interactions:
     """Forwards a person's actions to the bot and applies the bot's answers."""
 
-    def __init__(self, workspace: Workspace, events_url: str, signing_secret: str,
-                 hooks_url: str):
+    def __init__(self, workspace: Workspace, events_url: str, signing_secret: str, hooks_url: str):
         self.ws = workspace
         self.events_url = events_url
         self.hooks_url = hooks_url.rstrip("/")
@@ -87,14 +86,21 @@ class Interactions:
     async def deliver(self, body: str, content_type: str, what: str) -> Delivery:
         """POST one signed request to the bot, as Slack does; never raises."""
         ts = str(int(time.time()))
-        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
-                   "X-Slack-Signature": self.signer.generate_signature(timestamp=ts, body=body),
-                   "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": self.signer.generate_signature(timestamp=ts, body=body),
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
-            async with self._session.post(self.events_url, data=body.encode(), headers=headers,
-                                          timeout=aiohttp.ClientTimeout(total=ACK_SECONDS)) as r:
+            async with self._session.post(
+                self.events_url,
+                data=body.encode(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=ACK_SECONDS),
+            ) as r:
                 result = Delivery(r.status, await r.text())
         except TimeoutError:
             result = Delivery(0, "", "timeout")
@@ -104,8 +110,7 @@ class Interactions:
         return result
 
     async def _form(self, fields: dict[str, str], what: str) -> Delivery:
-        return await self.deliver(urllib.parse.urlencode(fields),
-                                  "application/x-www-form-urlencoded", what)
+        return await self.deliver(urllib.parse.urlencode(fields), "application/x-www-form-urlencoded", what)
 
     async def _payload(self, payload: dict[str, Any], what: str) -> Delivery:
         return await self._form({"payload": json.dumps(payload)}, what)
@@ -114,14 +119,18 @@ class Interactions:
         person = self.ws.person(user)
         if person is None or person.is_bot:
             raise Refused(f"unknown user {user}")
-        return {"id": user, "username": person.name, "name": person.name,
-                "team_id": self.ws.team_id}
+        return {"id": user, "username": person.name, "name": person.name, "team_id": self.ws.team_id}
 
     def _base(self, kind: str, user: str) -> dict[str, Any]:
-        return {"type": kind, "user": self._user(user), "api_app_id": self.ws.app_id,
-                "token": "sandbox-verification-token",
-                "team": {"id": self.ws.team_id, "domain": self.ws.team_domain},
-                "enterprise": None, "is_enterprise_install": False}
+        return {
+            "type": kind,
+            "user": self._user(user),
+            "api_app_id": self.ws.app_id,
+            "token": "sandbox-verification-token",
+            "team": {"id": self.ws.team_id, "domain": self.ws.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
 
     def _view_json(self, view: View) -> dict[str, Any]:
         return view.to_slack(self.ws.team_id, self.ws.app_id, self.ws.bot_id)
@@ -130,8 +139,15 @@ class Interactions:
         return f"{self.hooks_url}/{self.ws.new_hook(user, channel, source, ts)}"
 
     # -- block_actions ----------------------------------------------------------------------
-    async def click(self, user: str, where: dict[str, Any], block_id: str, action_id: str,
-                    chosen: Any = None, values: dict[str, Any] | None = None) -> Delivery:
+    async def click(
+        self,
+        user: str,
+        where: dict[str, Any],
+        block_id: str,
+        action_id: str,
+        chosen: Any = None,
+        values: dict[str, Any] | None = None,
+    ) -> Delivery:
         """A button press or a choice in a select, overflow or date picker."""
         payload = self._base("block_actions", user)
         kind = where.get("kind")
@@ -142,20 +158,26 @@ class Interactions:
                 raise Refused("no such message")
             blocks = msg.blocks
             payload.update(
-                container={"type": "message", "message_ts": ts, "channel_id": channel,
-                           "is_ephemeral": False},
+                container={"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
                 channel={"id": channel, "name": self.ws.channels[channel]},
-                message=msg.to_slack(), response_url=self._hook(user, channel, "message", ts))
+                message=msg.to_slack(),
+                response_url=self._hook(user, channel, "message", ts),
+            )
         elif kind == "ephemeral":
             eph = self.ws.ephemeral(user, str(where.get("ts")))
             if eph is None:
                 raise Refused("no such ephemeral message")
             blocks = eph.blocks
             payload.update(
-                container={"type": "message", "message_ts": eph.ts, "channel_id": eph.channel,
-                           "is_ephemeral": True},
+                container={
+                    "type": "message",
+                    "message_ts": eph.ts,
+                    "channel_id": eph.channel,
+                    "is_ephemeral": True,
+                },
                 channel={"id": eph.channel, "name": self.ws.channels.get(eph.channel, "")},
-                response_url=self._hook(user, eph.channel, "ephemeral", eph.ts))
+                response_url=self._hook(user, eph.channel, "ephemeral", eph.ts),
+            )
         elif kind == "view":
             view = self.ws.views.get(str(where.get("view_id")))
             if view is None or view.user != user:
@@ -165,8 +187,7 @@ class Interactions:
                 view.values = state_values(blocks, values or {})
             except BlockError as exc:
                 raise Refused(str(exc)) from None
-            payload.update(container={"type": "view", "view_id": view.id},
-                           view=self._view_json(view))
+            payload.update(container={"type": "view", "view_id": view.id}, view=self._view_json(view))
         else:
             raise Refused("where must be message, ephemeral or view")
         element = find_element(blocks, block_id, action_id)
@@ -181,8 +202,10 @@ class Interactions:
         payload["trigger_id"] = self.ws.new_trigger(user)
         result = await self._payload(payload, f"block_actions {action_id}")
         if not result.ok:
-            self.ws.notice(user, f"ledgerops did not respond ({result.slack_error()}): "
-                                 "the click may not have reached it.")
+            self.ws.notice(
+                user,
+                f"ledgerops did not respond ({result.slack_error()}): the click may not have reached it.",
+            )
         return result
 
     # -- slash commands -----------------------------------------------------------------------
@@ -194,23 +217,36 @@ class Interactions:
         command, _, text = line.strip().partition(" ")
         if command not in self.ws.commands:
             self.ws.post_ephemeral(
-                user, channel, f"{command} is not a valid command. In Slack, all messages that "
-                "start with the \"/\" character are interpreted as commands.", author=SLACKBOT)
+                user,
+                channel,
+                f"{command} is not a valid command. In Slack, all messages that "
+                'start with the "/" character are interpreted as commands.',
+                author=SLACKBOT,
+            )
             return None
         person = self.ws.people[user]
         token = self.ws.new_hook(user, channel, "command", None, command_line=line.strip())
         hook = self.ws.hooks[token]
-        fields = {"token": "sandbox-verification-token", "team_id": self.ws.team_id,
-                  "team_domain": self.ws.team_domain, "channel_id": channel,
-                  "channel_name": self.ws.channels[channel], "user_id": user,
-                  "user_name": person.name, "command": command, "text": text.strip(),
-                  "api_app_id": self.ws.app_id, "is_enterprise_install": "false",
-                  "response_url": f"{self.hooks_url}/{token}",
-                  "trigger_id": self.ws.new_trigger(user)}
+        fields = {
+            "token": "sandbox-verification-token",
+            "team_id": self.ws.team_id,
+            "team_domain": self.ws.team_domain,
+            "channel_id": channel,
+            "channel_name": self.ws.channels[channel],
+            "user_id": user,
+            "user_name": person.name,
+            "command": command,
+            "text": text.strip(),
+            "api_app_id": self.ws.app_id,
+            "is_enterprise_install": "false",
+            "response_url": f"{self.hooks_url}/{token}",
+            "trigger_id": self.ws.new_trigger(user),
+        }
         result = await self._form(fields, f"{command} {text.strip()}".strip())
         if not result.ok:
-            self.ws.post_ephemeral(user, channel, f"{command} failed with the error "
-                                   f"\"{result.slack_error()}\"", author=SLACKBOT)
+            self.ws.post_ephemeral(
+                user, channel, f'{command} failed with the error "{result.slack_error()}"', author=SLACKBOT
+            )
             return result
         answer = result.json()
         if answer is None and result.body.strip():
@@ -219,8 +255,15 @@ class Interactions:
             hook.last_ephemeral = self._show(user, channel, answer, hook=hook)
         return result
 
-    def _show(self, user: str, channel: str, answer: dict[str, Any], *, hook: Hook | None = None,
-              thread_ts: str | None = None) -> str | None:
+    def _show(
+        self,
+        user: str,
+        channel: str,
+        answer: dict[str, Any],
+        *,
+        hook: Hook | None = None,
+        thread_ts: str | None = None,
+    ) -> str | None:
         """Show an answer (ack body or response_url post); returns an ephemeral's ts."""
         text = str(answer.get("text") or "")
         blocks = answer.get("blocks")
@@ -234,8 +277,14 @@ class Interactions:
             if hook is not None and hook.command_line:  # Slack shows the command answered
                 self.ws.post(channel, user, _escape(hook.command_line), bot=False)
                 hook.command_line = None
-            self.ws.post(channel, self.ws.bot.id, text, blocks=blocks,
-                         attachments=answer.get("attachments"), thread_ts=thread_ts)
+            self.ws.post(
+                channel,
+                self.ws.bot.id,
+                text,
+                blocks=blocks,
+                attachments=answer.get("attachments"),
+                thread_ts=thread_ts,
+            )
             return None
         return self.ws.post_ephemeral(user, channel, text, blocks, thread_ts=thread_ts).ts
 
@@ -256,8 +305,7 @@ class Interactions:
             self.ws.touch()
             return None
         payload = self._base("view_submission", user)
-        payload.update(trigger_id=self.ws.new_trigger(user), view=self._view_json(view),
-                       response_urls=[])
+        payload.update(trigger_id=self.ws.new_trigger(user), view=self._view_json(view), response_urls=[])
         result = await self._payload(payload, f"view_submission {view.body.get('callback_id')}")
         if not result.ok:
             view.errors = {"": "We had some trouble connecting. Try again?"}
@@ -305,19 +353,35 @@ class Interactions:
     async def home_opened(self, user: str) -> Delivery:
         """The App Home tab was opened: ``app_home_opened`` (Events API)."""
         self._user(user)
-        event: dict[str, Any] = {"type": "app_home_opened", "user": user,
-                                 "channel": self.ws.dm_channel, "tab": "home",
-                                 "event_ts": self.ws.new_ts()}
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": self.ws.dm_channel,
+            "tab": "home",
+            "event_ts": self.ws.new_ts(),
+        }
         home = self.ws.homes.get(user)
         if home is not None:
             event["view"] = self._view_json(home)
-        body = {"token": "sandbox-verification-token", "team_id": self.ws.team_id,
-                "api_app_id": self.ws.app_id, "event": event, "type": "event_callback",
-                "event_id": self.ws.new_id("Ev"), "event_time": int(time.time()),
-                "authorizations": [{"enterprise_id": None, "team_id": self.ws.team_id,
-                                    "user_id": self.ws.bot.id, "is_bot": True,
-                                    "is_enterprise_install": False}],
-                "is_ext_shared_channel": False}
+        body = {
+            "token": "sandbox-verification-token",
+            "team_id": self.ws.team_id,
+            "api_app_id": self.ws.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": self.ws.new_id("Ev"),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.ws.team_id,
+                    "user_id": self.ws.bot.id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
         return await self.deliver(json.dumps(body), "application/json", "app_home_opened")
 
     # -- response_url -------------------------------------------------------------------------
@@ -341,15 +405,13 @@ class Interactions:
         self.ws.log("api", f"response_url ({hook.source})", "ok")
         if self._replace_or_delete(hook, answer):
             return web.json_response({"ok": True})
-        ts = self._show(hook.user, hook.channel, answer, hook=hook,
-                        thread_ts=answer.get("thread_ts"))
+        ts = self._show(hook.user, hook.channel, answer, hook=hook, thread_ts=answer.get("thread_ts"))
         if ts is not None:
             hook.last_ephemeral = ts
         return web.json_response({"ok": True})
 
     def _replace_or_delete(self, hook: Hook, answer: dict[str, Any]) -> bool:
-        replace, delete = _flag(answer.get("replace_original")), _flag(
-            answer.get("delete_original"))
+        replace, delete = _flag(answer.get("replace_original")), _flag(answer.get("delete_original"))
         if not (replace or delete):
             return False
         if hook.source == "message" and hook.message_ts:
@@ -359,8 +421,7 @@ class Interactions:
             if delete:
                 self.ws.delete(msg)
             else:
-                self.ws.update(msg, str(answer.get("text") or ""),
-                               _blocks_or_none(answer.get("blocks")))
+                self.ws.update(msg, str(answer.get("text") or ""), _blocks_or_none(answer.get("blocks")))
             return True
         target = hook.message_ts if hook.source == "ephemeral" else hook.last_ephemeral
         eph = self.ws.ephemeral(hook.user, target) if target else None
@@ -369,8 +430,7 @@ class Interactions:
         if delete:
             self.ws.dismiss(hook.user, eph.ts)
         else:
-            eph.text, eph.blocks = str(answer.get("text") or ""), _blocks_or_none(
-                answer.get("blocks"))
+            eph.text, eph.blocks = str(answer.get("text") or ""), _blocks_or_none(answer.get("blocks"))
             self.ws.touch()
         return True
 

@@ -62,38 +62,66 @@ class LedgerPanel:
             "reachable": not sw.outage,
             "latency_ms": sw.latency_ms,
             "fail_next": sw.fail_next,
-            "vouchers": [{"ref": v.ref, "kind": v.kind, "date": v.date.isoformat(),
-                          "text": v.text, "amount": f"{v.amount:,.2f}",
-                          "booked": v.status is RecordStatus.BOOKED}
-                         for v in reversed(vouchers)],
+            "vouchers": [
+                {
+                    "ref": v.ref,
+                    "kind": v.kind,
+                    "date": v.date.isoformat(),
+                    "text": v.text,
+                    "amount": f"{v.amount:,.2f}",
+                    "booked": v.status is RecordStatus.BOOKED,
+                }
+                for v in reversed(vouchers)
+            ],
             "voucher_count": len(ledger.vouchers),
         }
 
     async def _queue_view(self, name: str) -> dict[str, Any]:
         integration_id = self.runtime.engine.integration_ids.get(name)
         async with self.runtime.db.sessions() as s:
-            counts = dict((await s.execute(
-                select(Posting.state, func.count()).where(Posting.integration_id == integration_id)
-                .group_by(Posting.state))).all())
-            rows = (await s.execute(
-                select(Attempt, Posting.kind, Document.kind, Document.external_id)
-                .join(Posting, Posting.id == Attempt.posting_id)
-                .join(Document, Document.id == Posting.document_id)
-                .join(Integration, Integration.id == Posting.integration_id)
-                .where(Integration.name == name)
-                .order_by(Attempt.id.desc()).limit(SHOWN_ATTEMPTS))).all()
-            retrying = (await s.execute(
-                select(Posting.next_attempt_at).where(Posting.integration_id == integration_id,
-                                                      Posting.state == "retrying")
-                .order_by(Posting.next_attempt_at).limit(1))).scalar_one_or_none()
+            counts = dict(
+                (
+                    await s.execute(
+                        select(Posting.state, func.count())
+                        .where(Posting.integration_id == integration_id)
+                        .group_by(Posting.state)
+                    )
+                ).all()
+            )
+            rows = (
+                await s.execute(
+                    select(Attempt, Posting.kind, Document.kind, Document.external_id)
+                    .join(Posting, Posting.id == Attempt.posting_id)
+                    .join(Document, Document.id == Posting.document_id)
+                    .join(Integration, Integration.id == Posting.integration_id)
+                    .where(Integration.name == name)
+                    .order_by(Attempt.id.desc())
+                    .limit(SHOWN_ATTEMPTS)
+                )
+            ).all()
+            retrying = (
+                await s.execute(
+                    select(Posting.next_attempt_at)
+                    .where(Posting.integration_id == integration_id, Posting.state == "retrying")
+                    .order_by(Posting.next_attempt_at)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
         return {
             "postings": {str(k): int(v) for k, v in counts.items()},
             "next_retry": _iso(retrying),
-            "attempts": [{"at": _iso(a.finished_at or a.started_at),
-                          "document": f"{doc_kind} {doc_id}", "posting": posting_kind,
-                          "trigger": a.trigger, "outcome": a.outcome, "message": a.message,
-                          "ref": a.external_ref}
-                         for a, posting_kind, doc_kind, doc_id in rows],
+            "attempts": [
+                {
+                    "at": _iso(a.finished_at or a.started_at),
+                    "document": f"{doc_kind} {doc_id}",
+                    "posting": posting_kind,
+                    "trigger": a.trigger,
+                    "outcome": a.outcome,
+                    "message": a.message,
+                    "ref": a.external_ref,
+                }
+                for a, posting_kind, doc_kind, doc_id in rows
+            ],
         }
 
     def apply(self, name: str, op: str, value: Any) -> None:

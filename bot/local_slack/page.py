@@ -48,9 +48,16 @@ class Page:
         app.router.add_static("/local-slack/static/", STATIC, append_version=False)
         app.router.add_get("/local-slack/state", self.state)
         app.router.add_get("/local-slack/stream", self.stream)
-        for name, handler in {"act": self.act, "command": self.command, "say": self.say,
-                              "submit": self.submit, "close": self.close, "home": self.home,
-                              "dismiss": self.dismiss, "ledger": self.ledger}.items():
+        for name, handler in {
+            "act": self.act,
+            "command": self.command,
+            "say": self.say,
+            "submit": self.submit,
+            "close": self.close,
+            "home": self.home,
+            "dismiss": self.dismiss,
+            "ledger": self.ledger,
+        }.items():
             app.router.add_post(f"/local-slack/{name}", _guarded(handler))
 
     async def index(self, _request: web.Request) -> web.FileResponse:
@@ -67,14 +74,14 @@ class Page:
 
     async def state(self, request: web.Request) -> web.Response:
         """``GET /local-slack/state?user=U…``: what that user sees, once."""
-        return web.json_response(await self.state_for(self._user(request)),
-                                 headers={"Cache-Control": "no-store"})
+        return web.json_response(
+            await self.state_for(self._user(request)), headers={"Cache-Control": "no-store"}
+        )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the whole state whenever it differs from the last one sent."""
         user = self._user(request)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-store"})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await resp.prepare(request)
         last = ""
         with contextlib.suppress(ConnectionResetError):
@@ -90,17 +97,27 @@ class Page:
     async def state_for(self, user: str) -> dict[str, Any]:
         """What ``user`` sees now (their ephemerals and modals, everyone's channel)."""
         ws = self.ws
-        people = {p.id: {"name": p.name, "real_name": p.real_name, "is_bot": p.is_bot}
-                  for p in ws.people.values()}
+        people = {
+            p.id: {"name": p.name, "real_name": p.real_name, "is_bot": p.is_bot} for p in ws.people.values()
+        }
         channels = []
         for cid, name in ws.channels.items():
             msgs = ws.messages[cid]
             top = [m for m in msgs.values() if not m.thread_ts][-SHOWN_MESSAGES:]
-            channels.append({"id": cid, "name": name, "messages": [
-                {**_message(m), "replies": [_message(msgs[r]) for r in m.replies if r in msgs]}
-                for m in top]})
-        view = lambda v: {"id": v.id, "view": v.body, "errors": v.errors,  # noqa: E731
-                          "hash": v.hash}
+            channels.append(
+                {
+                    "id": cid,
+                    "name": name,
+                    "messages": [
+                        {**_message(m), "replies": [_message(msgs[r]) for r in m.replies if r in msgs]}
+                        for m in top
+                    ],
+                }
+            )
+
+        def view(v: Any) -> dict[str, Any]:
+            return {"id": v.id, "view": v.body, "errors": v.errors, "hash": v.hash}
+
         home = ws.homes.get(user)
         return {
             "me": user,
@@ -108,34 +125,62 @@ class Page:
             "bot": {"id": ws.bot.id, "name": ws.bot.name},
             "command": ws.commands[0] if ws.commands else "/ledger",
             "dm": ws.dm_channel,  # the app's own conversation: its ephemerals show on Home
-            "users": [{"id": p.id, "name": p.name, "real_name": p.real_name, "title": p.title,
-                       "allowed": self.slack.allowed(p.id)}
-                      for p in ws.people.values() if not p.is_bot],
+            "users": [
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "real_name": p.real_name,
+                    "title": p.title,
+                    "allowed": self.slack.allowed(p.id),
+                }
+                for p in ws.people.values()
+                if not p.is_bot
+            ],
             "people": people,
             "usergroups": {gid: handle for gid, (handle, _) in ws.usergroups.items()},
             "channels": channels,
-            "ephemerals": [{"ts": e.ts, "channel": e.channel, "text": e.text,
-                            "blocks": e.blocks, "thread_ts": e.thread_ts, "author": e.author}
-                           for e in ws.ephemerals.get(user, [])],
+            "ephemerals": [
+                {
+                    "ts": e.ts,
+                    "channel": e.channel,
+                    "text": e.text,
+                    "blocks": e.blocks,
+                    "thread_ts": e.thread_ts,
+                    "author": e.author,
+                }
+                for e in ws.ephemerals.get(user, [])
+            ],
             "modals": [view(v) for v in ws.modals.get(user, [])],
             "home": view(home) if home else None,
             "notices": ws.notices.get(user, []),
-            "traffic": [{"at": t.at, "direction": t.direction, "what": t.what,
-                         "status": t.status} for t in list(ws.traffic)[-12:]],
+            "traffic": [
+                {"at": t.at, "direction": t.direction, "what": t.what, "status": t.status}
+                for t in list(ws.traffic)[-12:]
+            ],
             "panel": await self.slack.panel.snapshot(),
         }
 
     # -- doing -------------------------------------------------------------------------------
     async def act(self, body: dict[str, Any]) -> dict[str, Any]:
         """A click or a choice: ``block_actions`` to the bot."""
-        return _answer(await self.slack.interactions.click(
-            _str(body, "user"), body.get("where") or {}, _str(body, "block_id"),
-            _str(body, "action_id"), body.get("chosen"), body.get("values") or {}))
+        return _answer(
+            await self.slack.interactions.click(
+                _str(body, "user"),
+                body.get("where") or {},
+                _str(body, "block_id"),
+                _str(body, "action_id"),
+                body.get("chosen"),
+                body.get("values") or {},
+            )
+        )
 
     async def command(self, body: dict[str, Any]) -> dict[str, Any]:
         """A typed ``/ledger …``: the slash-command request to the bot."""
-        return _answer(await self.slack.interactions.command(
-            _str(body, "user"), _str(body, "channel"), _str(body, "text")))
+        return _answer(
+            await self.slack.interactions.command(
+                _str(body, "user"), _str(body, "channel"), _str(body, "text")
+            )
+        )
 
     async def say(self, body: dict[str, Any]) -> dict[str, Any]:
         """A plain message from a person: shown in the channel; the bot does not read it."""
@@ -149,13 +194,15 @@ class Page:
 
     async def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         """A modal's submit button: ``view_submission`` to the bot."""
-        return _answer(await self.slack.interactions.submit(
-            _str(body, "user"), _str(body, "view_id"), body.get("values") or {}))
+        return _answer(
+            await self.slack.interactions.submit(
+                _str(body, "user"), _str(body, "view_id"), body.get("values") or {}
+            )
+        )
 
     async def close(self, body: dict[str, Any]) -> dict[str, Any]:
         """A modal's close button."""
-        return _answer(await self.slack.interactions.close(_str(body, "user"),
-                                                            _str(body, "view_id")))
+        return _answer(await self.slack.interactions.close(_str(body, "user"), _str(body, "view_id")))
 
     async def home(self, body: dict[str, Any]) -> dict[str, Any]:
         """The App Home tab was opened: ``app_home_opened`` to the bot."""
@@ -175,6 +222,7 @@ class Page:
 
 def _guarded(handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> Handler:
     """JSON in, JSON out; same-origin only; a refused request is a 400 naming why."""
+
     async def route(request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin is not None and origin != f"{request.scheme}://{request.host}":
@@ -211,5 +259,12 @@ def _escape(text: str) -> str:
 
 
 def _message(m: Any) -> dict[str, Any]:
-    return {"ts": m.ts, "user": m.user, "text": m.text, "blocks": m.blocks,
-            "attachments": m.attachments, "edited": bool(m.edited), "bot": bool(m.bot_id)}
+    return {
+        "ts": m.ts,
+        "user": m.user,
+        "text": m.text,
+        "blocks": m.blocks,
+        "attachments": m.attachments,
+        "edited": bool(m.edited),
+        "bot": bool(m.bot_id),
+    }

@@ -22,9 +22,11 @@ from bot.runtime import Runtime
 from bot.sandbox_config import SANDBOX_HOST, local_slack_environment
 from handlers.routes import build_web_app
 
-RESTARTED = ("This database already had documents, so no demo was seeded. The sandbox ledger "
-             "and the channel live in memory and start empty; delete sandbox-data/ to start "
-             "over.")
+RESTARTED = (
+    "This database already had documents, so no demo was seeded. The sandbox ledger "
+    "and the channel live in memory and start empty; delete sandbox-data/ to start "
+    "over."
+)
 #: the channel fills in seconds, not after the production grouping window
 SANDBOX_OUTBOX = OutboxSettings(group_window=2.0, post_interval=0.5, poll_seconds=1.0)
 
@@ -57,15 +59,22 @@ def bind(host: str, port: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"PORT: cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                          "set PORT to a free port") from None
+        raise ConfigError(
+            f"PORT: cannot listen on {host}:{port} ({exc.strerror or exc}); set PORT to a free port"
+        ) from None
     return sock
 
 
-async def start_sandbox(env: Environment, config: ConfigFile, *, port: int | None = None,
-                        seed: bool = True, outbox: OutboxSettings | None = None,
-                        demo: dict[str, Any] | None = None,
-                        extra_commands: Sequence[str] = ()) -> SandboxServer:
+async def start_sandbox(
+    env: Environment,
+    config: ConfigFile,
+    *,
+    port: int | None = None,
+    seed: bool = True,
+    outbox: OutboxSettings | None = None,
+    demo: dict[str, Any] | None = None,
+    extra_commands: Sequence[str] = (),
+) -> SandboxServer:
     """Bind 127.0.0.1, start the bot (migrations, worker, notifier) with the stand-in,
     and seed the demo when the database is empty.
 
@@ -79,9 +88,12 @@ async def start_sandbox(env: Environment, config: ConfigFile, *, port: int | Non
         env = local_slack_environment(env, url)
         runtime = await Runtime.create(env, config, outbox=outbox or SANDBOX_OUTBOX)
         box: dict[str, Any] = {"demo": None, "note": None}
-        slack = LocalSlack(runtime, url, extra_commands=extra_commands,
-                           demo_status=lambda: box["demo"].status() if box["demo"]
-                           else box["note"])
+        slack = LocalSlack(
+            runtime,
+            url,
+            extra_commands=extra_commands,
+            demo_status=lambda: box["demo"].status() if box["demo"] else box["note"],
+        )
         app = build_web_app(runtime)
         slack.mount(app)
         runner = web.AppRunner(app, access_log=None)

@@ -24,12 +24,17 @@ class LocalSlack:
     ``{base_url}/slack-api/`` and must carry the runtime's bot token.
     """
 
-    def __init__(self, runtime: Runtime, base_url: str, *,
-                 users: Sequence[SandboxUser] = SANDBOX_USERS,
-                 usergroups: dict[str, tuple[str, tuple[str, ...]]] | None = None,
-                 extra_commands: Sequence[str] = (),
-                 demo_status: Callable[[], str | None] | None = None,
-                 team_name: str = "Finance (sandbox)"):
+    def __init__(
+        self,
+        runtime: Runtime,
+        base_url: str,
+        *,
+        users: Sequence[SandboxUser] = SANDBOX_USERS,
+        usergroups: dict[str, tuple[str, tuple[str, ...]]] | None = None,
+        extra_commands: Sequence[str] = (),
+        demo_status: Callable[[], str | None] | None = None,
+        team_name: str = "Finance (sandbox)",
+    ):
         env, config = runtime.env, runtime.config
         if env.slack_bot_token is None or env.slack_signing_secret is None:
             raise ValueError("the stand-in needs the runtime's bot token and signing secret")
@@ -41,15 +46,21 @@ class LocalSlack:
         # Someone on allowed_users of a config file we were given still gets a seat.
         people += [Person(u, u.lower(), u) for u in self.config.allowed_users if u not in known]
         self.workspace = Workspace(
-            team_name=team_name, channels=_channels(runtime), people=people,
+            team_name=team_name,
+            channels=_channels(runtime),
+            people=people,
             usergroups=SANDBOX_USERGROUPS if usergroups is None else usergroups,
             bot=Person("U0LEDGEROPS", "ledgerops", "ledgerops", is_bot=True),
-            commands=[self.config.command, *extra_commands])
+            commands=[self.config.command, *extra_commands],
+        )
         self.default_user = people[0].id
         self.api = WebApi(self.workspace, env.slack_bot_token.get_secret_value())
-        self.interactions = Interactions(self.workspace, f"{base}/slack/events",
-                                         env.slack_signing_secret.get_secret_value(),
-                                         f"{base}/slack-hooks")
+        self.interactions = Interactions(
+            self.workspace,
+            f"{base}/slack/events",
+            env.slack_signing_secret.get_secret_value(),
+            f"{base}/slack-hooks",
+        )
         self.panel = LedgerPanel(runtime, demo_status)
         self.page = Page(self)
 

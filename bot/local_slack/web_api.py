@@ -58,8 +58,11 @@ class WebApi:
         method = request.match_info["method"]
         args = await _arguments(request)
         auth = request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") \
+        token = (
+            auth.removeprefix("Bearer ").strip()
+            if auth.startswith("Bearer ")
             else str(args.pop("token", "") or "")
+        )
         if not token:
             answer: Answer = {"ok": False, "error": "not_authed"}
         elif token != self.token:
@@ -68,17 +71,23 @@ class WebApi:
             answer = {"ok": False, "error": "unknown_method"}
         else:
             answer = self.methods[method](args)
-        self.ws.log("api", _describe(method, args),
-                    "ok" if answer.get("ok") else str(answer.get("error")))
+        self.ws.log("api", _describe(method, args), "ok" if answer.get("ok") else str(answer.get("error")))
         return web.json_response(answer)
 
     # -- auth, people, channels -------------------------------------------------------------
     def auth_test(self, _args: dict[str, Any]) -> Answer:
         """Who the token belongs to (bolt asks once, to learn its bot user)."""
         ws = self.ws
-        return {"ok": True, "url": f"https://{ws.team_domain}.slack.invalid/",
-                "team": ws.team_name, "user": ws.bot.name, "team_id": ws.team_id,
-                "user_id": ws.bot.id, "bot_id": ws.bot_id, "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": f"https://{ws.team_domain}.slack.invalid/",
+            "team": ws.team_name,
+            "user": ws.bot.name,
+            "team_id": ws.team_id,
+            "user_id": ws.bot.id,
+            "bot_id": ws.bot_id,
+            "is_enterprise_install": False,
+        }
 
     def users_info(self, args: dict[str, Any]) -> Answer:
         """One member's profile."""
@@ -99,14 +108,21 @@ class WebApi:
         channel = str(args.get("channel", ""))
         if channel not in self.ws.channels:
             return {"ok": False, "error": "channel_not_found"}
-        return {"ok": True, "channel": {"id": channel, "name": self.ws.channels[channel],
-                                        "is_channel": True, "is_member": True,
-                                        "is_archived": False}}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": self.ws.channels[channel],
+                "is_channel": True,
+                "is_member": True,
+                "is_archived": False,
+            },
+        }
 
     # -- messages -------------------------------------------------------------------------
-    def _content(self, args: dict[str, Any], *, need: bool = True) -> (
-        tuple[str, list[dict[str, Any]] | None, Answer | None]
-    ):
+    def _content(
+        self, args: dict[str, Any], *, need: bool = True
+    ) -> tuple[str, list[dict[str, Any]] | None, Answer | None]:
         text = str(args.get("text") or "")
         blocks = args.get("blocks")
         if len(text) > TEXT_LIMIT:
@@ -131,9 +147,14 @@ class WebApi:
         thread_ts = args.get("thread_ts") or None
         if thread_ts and self.ws.message(channel, str(thread_ts)) is None:
             return {"ok": False, "error": "thread_not_found"}
-        msg = self.ws.post(channel, self.ws.bot.id, text, blocks=blocks,
-                           attachments=args.get("attachments"),
-                           thread_ts=str(thread_ts) if thread_ts else None)
+        msg = self.ws.post(
+            channel,
+            self.ws.bot.id,
+            text,
+            blocks=blocks,
+            attachments=args.get("attachments"),
+            thread_ts=str(thread_ts) if thread_ts else None,
+        )
         return {"ok": True, "channel": channel, "ts": msg.ts, "message": msg.to_slack()}
 
     def update(self, args: dict[str, Any]) -> Answer:
@@ -150,10 +171,13 @@ class WebApi:
         if error:
             return error
         # Slack keeps what an update leaves out.
-        self.ws.update(msg, text if "text" in args else msg.text,
-                       blocks if "blocks" in args else msg.blocks, args.get("attachments"))
-        return {"ok": True, "channel": channel, "ts": ts, "text": msg.text,
-                "message": msg.to_slack()}
+        self.ws.update(
+            msg,
+            text if "text" in args else msg.text,
+            blocks if "blocks" in args else msg.blocks,
+            args.get("attachments"),
+        )
+        return {"ok": True, "channel": channel, "ts": ts, "text": msg.text, "message": msg.to_slack()}
 
     def delete(self, args: dict[str, Any]) -> Answer:
         """Delete one of the bot's messages."""
@@ -176,30 +200,38 @@ class WebApi:
         text, blocks, error = self._content(args)
         if error:
             return error
-        eph = self.ws.post_ephemeral(user, channel, text, blocks,
-                                     thread_ts=str(args["thread_ts"]) if args.get("thread_ts")
-                                     else None)
+        eph = self.ws.post_ephemeral(
+            user, channel, text, blocks, thread_ts=str(args["thread_ts"]) if args.get("thread_ts") else None
+        )
         return {"ok": True, "message_ts": eph.ts}
 
     # -- views -----------------------------------------------------------------------------
     def _view_body(self, args: dict[str, Any], kind: str) -> tuple[dict[str, Any], Answer | None]:
         view = args.get("view")
         if not isinstance(view, dict) or view.get("type") != kind:
-            return {}, {"ok": False, "error": "invalid_arguments",
-                        "response_metadata": {"messages": [f"view must be a {kind} view"]}}
+            return {}, {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": [f"view must be a {kind} view"]},
+            }
         if kind == "modal" and not (view.get("title") or {}).get("text"):
-            return {}, {"ok": False, "error": "invalid_arguments",
-                        "response_metadata": {"messages": ["a modal needs a title"]}}
+            return {}, {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": ["a modal needs a title"]},
+            }
         try:
             body = dict(view, blocks=check_blocks(view.get("blocks") or [], limit=VIEW_BLOCKS))
         except BlockError as exc:
-            return {}, {"ok": False, "error": "invalid_arguments",
-                        "response_metadata": {"messages": [str(exc)]}}
+            return {}, {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": [str(exc)]},
+            }
         return body, None
 
     def _view_answer(self, view: View) -> Answer:
-        return {"ok": True, "view": view.to_slack(self.ws.team_id, self.ws.app_id,
-                                                  self.ws.bot_id)}
+        return {"ok": True, "view": view.to_slack(self.ws.team_id, self.ws.app_id, self.ws.bot_id)}
 
     def open_view(self, args: dict[str, Any], *, push: bool) -> Answer:
         """Open (or push) a modal; needs a trigger_id issued in the last three seconds."""

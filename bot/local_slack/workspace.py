@@ -37,10 +37,16 @@ class Person:
 
     def to_slack(self, team_id: str) -> dict[str, Any]:
         """``users.info``'s ``user`` object."""
-        return {"id": self.id, "team_id": team_id, "name": self.name, "deleted": False,
-                "real_name": self.real_name, "is_bot": self.is_bot, "tz": "Europe/Copenhagen",
-                "profile": {"real_name": self.real_name, "display_name": self.name,
-                            "title": self.title}}
+        return {
+            "id": self.id,
+            "team_id": team_id,
+            "name": self.name,
+            "deleted": False,
+            "real_name": self.real_name,
+            "is_bot": self.is_bot,
+            "tz": "Europe/Copenhagen",
+            "profile": {"real_name": self.real_name, "display_name": self.name, "title": self.title},
+        }
 
 
 @dataclass
@@ -60,8 +66,7 @@ class Message:
 
     def to_slack(self) -> dict[str, Any]:
         """The message as Slack shows it to apps (``block_actions.message``)."""
-        out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user,
-                               "text": self.text}
+        out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
         if self.bot_id:
             out["bot_id"] = self.bot_id
         if self.blocks is not None:
@@ -114,14 +119,24 @@ class View:
         """The ``view`` object of ``views.*`` answers and of interaction payloads."""
         b = self.body
         return {
-            "id": self.id, "team_id": team_id, "type": self.type,
-            "blocks": b.get("blocks") or [], "private_metadata": b.get("private_metadata", ""),
-            "callback_id": b.get("callback_id", ""), "state": {"values": self.values},
-            "hash": self.hash, "title": b.get("title"), "close": b.get("close"),
-            "submit": b.get("submit"), "clear_on_close": bool(b.get("clear_on_close")),
+            "id": self.id,
+            "team_id": team_id,
+            "type": self.type,
+            "blocks": b.get("blocks") or [],
+            "private_metadata": b.get("private_metadata", ""),
+            "callback_id": b.get("callback_id", ""),
+            "state": {"values": self.values},
+            "hash": self.hash,
+            "title": b.get("title"),
+            "close": b.get("close"),
+            "submit": b.get("submit"),
+            "clear_on_close": bool(b.get("clear_on_close")),
             "notify_on_close": bool(b.get("notify_on_close")),
-            "external_id": b.get("external_id", ""), "previous_view_id": self.previous_id,
-            "root_view_id": self.root_id, "app_id": app_id, "app_installed_team_id": team_id,
+            "external_id": b.get("external_id", ""),
+            "previous_view_id": self.previous_id,
+            "root_view_id": self.root_id,
+            "app_id": app_id,
+            "app_installed_team_id": team_id,
             "bot_id": bot_id,
         }
 
@@ -154,9 +169,16 @@ class Traffic:
 class Workspace:
     """One team, its channels and people, and everything the bot has shown them."""
 
-    def __init__(self, *, team_name: str, channels: dict[str, str], people: list[Person],
-                 usergroups: dict[str, tuple[str, tuple[str, ...]]], bot: Person,
-                 commands: list[str]):
+    def __init__(
+        self,
+        *,
+        team_name: str,
+        channels: dict[str, str],
+        people: list[Person],
+        usergroups: dict[str, tuple[str, tuple[str, ...]]],
+        bot: Person,
+        commands: list[str],
+    ):
         self.team_id, self.team_name, self.team_domain = "T0SANDBOX", team_name, "sandbox"
         self.app_id, self.bot_id = "A0LEDGEROPS", "B0LEDGEROPS"
         self.bot = bot
@@ -234,12 +256,14 @@ class Workspace:
             return None, "expired_trigger_id"
         return user, None
 
-    def new_hook(self, user: str, channel: str, source: str, message_ts: str | None, *,
-                 command_line: str | None = None) -> str:
+    def new_hook(
+        self, user: str, channel: str, source: str, message_ts: str | None, *, command_line: str | None = None
+    ) -> str:
         """A response_url token for an interaction (30 minutes, five uses)."""
         token = secrets.token_urlsafe(18)
-        self.hooks[token] = Hook(user, channel, source, message_ts,
-                                 time.monotonic() + HOOK_SECONDS, command_line=command_line)
+        self.hooks[token] = Hook(
+            user, channel, source, message_ts, time.monotonic() + HOOK_SECONDS, command_line=command_line
+        )
         return token
 
     def log(self, direction: str, what: str, status: str) -> None:
@@ -253,17 +277,32 @@ class Workspace:
         return self.people.get(user_id)
 
     # -- messages -------------------------------------------------------------------------
-    def post(self, channel: str, user: str, text: str, *, blocks: list[dict[str, Any]] | None
-             = None, attachments: list[dict[str, Any]] | None = None,
-             thread_ts: str | None = None, bot: bool = True) -> Message:
+    def post(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        bot: bool = True,
+    ) -> Message:
         """Add a message (a reply when ``thread_ts`` names a message of the channel)."""
         msgs = self.messages[channel]
         parent = msgs.get(thread_ts) if thread_ts else None
         if parent is not None and parent.thread_ts:  # a reply to a reply joins the thread
             parent = msgs.get(parent.thread_ts)
-        msg = Message(channel=channel, ts=self.new_ts(), user=user, text=text, blocks=blocks,
-                      attachments=attachments, thread_ts=parent.ts if parent else None,
-                      bot_id=self.bot_id if bot else None)
+        msg = Message(
+            channel=channel,
+            ts=self.new_ts(),
+            user=user,
+            text=text,
+            blocks=blocks,
+            attachments=attachments,
+            thread_ts=parent.ts if parent else None,
+            bot_id=self.bot_id if bot else None,
+        )
         msgs[msg.ts] = msg
         if parent is not None:
             parent.replies.append(msg.ts)
@@ -274,7 +313,7 @@ class Workspace:
     def _forget_old(self, channel: str) -> None:
         msgs = self.messages[channel]
         top = [m for m in msgs.values() if not m.thread_ts]
-        for old in top[:max(0, len(top) - KEEP_MESSAGES)]:
+        for old in top[: max(0, len(top) - KEEP_MESSAGES)]:
             for reply in old.replies:
                 msgs.pop(reply, None)
             msgs.pop(old.ts, None)
@@ -283,8 +322,13 @@ class Workspace:
         """A message (or thread reply) of a channel by its ts."""
         return self.messages.get(channel, {}).get(ts)
 
-    def update(self, msg: Message, text: str, blocks: list[dict[str, Any]] | None,
-               attachments: list[dict[str, Any]] | None = None) -> None:
+    def update(
+        self,
+        msg: Message,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Replace a message's content in place (``chat.update``)."""
         msg.text, msg.blocks, msg.edited = text, blocks, self.new_ts()
         if attachments is not None:
@@ -300,12 +344,26 @@ class Workspace:
         self.touch()
 
     # -- ephemerals and notices -------------------------------------------------------------
-    def post_ephemeral(self, user: str, channel: str, text: str,
-                       blocks: list[dict[str, Any]] | None = None, *,
-                       thread_ts: str | None = None, author: str | None = None) -> Ephemeral:
+    def post_ephemeral(
+        self,
+        user: str,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        thread_ts: str | None = None,
+        author: str | None = None,
+    ) -> Ephemeral:
         """Show a message to one user only."""
-        eph = Ephemeral(user=user, channel=channel, ts=self.new_ts(), text=text, blocks=blocks,
-                        thread_ts=thread_ts, author=author or self.bot.id)
+        eph = Ephemeral(
+            user=user,
+            channel=channel,
+            ts=self.new_ts(),
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            author=author or self.bot.id,
+        )
         mine = self.ephemerals.setdefault(user, [])
         mine.append(eph)
         del mine[:-KEEP_EPHEMERALS]
@@ -323,8 +381,7 @@ class Workspace:
 
     def notice(self, user: str, text: str) -> None:
         """A short complaint from Slack itself (the bot did not answer, …), shown as a toast."""
-        self.notices.setdefault(user, []).append({"id": next(self._ids), "text": text,
-                                                  "at": time.time()})
+        self.notices.setdefault(user, []).append({"id": next(self._ids), "text": text, "at": time.time()})
         del self.notices[user][:-5]
         self.touch()
 
@@ -338,9 +395,14 @@ class Workspace:
             stack.clear()
         previous = stack[-1] if stack else None
         view_id = self.new_id("V")
-        view = View(id=view_id, user=user, body=body, hash=self._hash(),
-                    root_id=stack[0].id if stack else view_id,
-                    previous_id=previous.id if previous else None)
+        view = View(
+            id=view_id,
+            user=user,
+            body=body,
+            hash=self._hash(),
+            root_id=stack[0].id if stack else view_id,
+            previous_id=previous.id if previous else None,
+        )
         stack.append(view)
         self.views[view.id] = view
         self.touch()
@@ -352,9 +414,7 @@ class Workspace:
         self.touch()
         return view
 
-    def close_modal(self, user: str, view_id: str | None = None, *, all_: bool = False) -> (
-        list[View]
-    ):
+    def close_modal(self, user: str, view_id: str | None = None, *, all_: bool = False) -> list[View]:
         """Close the top modal (or every one); return what was closed."""
         stack = self.modals.get(user, [])
         if not stack or (view_id and stack[-1].id != view_id and not all_):
@@ -384,8 +444,7 @@ class Workspace:
         if view_id:
             return self.views.get(view_id)
         if external_id:
-            return next((v for v in self.views.values()
-                         if v.body.get("external_id") == external_id), None)
+            return next((v for v in self.views.values() if v.body.get("external_id") == external_id), None)
         return None
 
     @staticmethod

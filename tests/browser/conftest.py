@@ -18,8 +18,14 @@ from tests.browser.support import open_sandbox
 from tests.conftest import need
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 
 
@@ -33,8 +39,11 @@ async def sandbox(sqlite_url: str) -> AsyncIterator[SandboxServer]:
 @pytest.fixture
 def chromium() -> Path:
     """Debian's Chromium, or a skip saying how to install it."""
-    need(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM}: "
-         "apt-get install -y chromium (the browser tests drive Debian's Chromium)")
+    need(
+        CHROMIUM.exists(),
+        f"Chromium is not installed at {CHROMIUM}: "
+        "apt-get install -y chromium (the browser tests drive Debian's Chromium)",
+    )
     try:
         import playwright.async_api  # noqa: F401
     except ImportError:  # pragma: no cover - the dev extra installs it
@@ -47,8 +56,7 @@ async def browser(chromium: Path) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(chromium), headless=True,
-                                           args=CHROMIUM_ARGS)
+        chromium = await p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()
 

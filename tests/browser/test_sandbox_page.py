@@ -81,8 +81,9 @@ async def test_user_not_allowed_sees_the_refusal(page: Any, shots: Shots) -> Non
     await shots("ignored-by-alice", focus=catering)
 
 
-async def test_slash_command_status_answers_privately(page: Any, shots: Shots,
-                                                      sandbox: SandboxServer) -> None:
+async def test_slash_command_status_answers_privately(
+    page: Any, shots: Shots, sandbox: SandboxServer
+) -> None:
     expect = _expect()
     await expect(page.locator("#live")).to_have_text("live")
     box = page.get_by_label("Message", exact=True)
@@ -95,8 +96,10 @@ async def test_slash_command_status_answers_privately(page: Any, shots: Shots,
         # No /ledger listener in the bot yet (handlers/commands.py, issue 7): Slack's own
         # complaint shows, as in a real workspace.
         await expect(answer).to_contain_text('/ledger failed with the error "dispatch_failed"')
-        pytest.xfail("the bot has no /ledger listener yet (handlers/commands.py is not "
-                     "registered in handlers/routes.py)")
+        pytest.xfail(
+            "the bot has no /ledger listener yet (handlers/commands.py is not "
+            "registered in handlers/routes.py)"
+        )
     await expect(answer).to_contain_text("sandbox-dk")
     await expect(answer).to_contain_text("Only visible to you")
 
@@ -112,14 +115,15 @@ async def test_app_home_opens(page: Any, shots: Shots, sandbox: SandboxServer) -
         await expect(home).to_contain_text("has not published a Home tab")
         await expect(home).to_contain_text("answered HTTP 404")  # delivered, signed, unhandled
         await shots("app-home-unpublished")
-        pytest.xfail("the bot has no app_home_opened listener yet (handlers/home.py is not "
-                     "registered in handlers/routes.py)")
+        pytest.xfail(
+            "the bot has no app_home_opened listener yet (handlers/home.py is not "
+            "registered in handlers/routes.py)"
+        )
     await expect(home).to_contain_text("sandbox-dk", timeout=SLOW)
     await shots("app-home")
 
 
-async def test_modal_inputs_errors_and_submit(page: Any, shots: Shots,
-                                              sandbox: SandboxServer) -> None:
+async def test_modal_inputs_errors_and_submit(page: Any, shots: Shots, sandbox: SandboxServer) -> None:
     """A command that opens a modal with every input the bot may use (a test listener)."""
     expect = _expect()
     sandbox.slack.workspace.commands.append("/ledgertest")
@@ -146,37 +150,70 @@ async def test_modal_inputs_errors_and_submit(page: Any, shots: Shots,
     await dialog.get_by_role("button", name="Resync").click()
     await expect(dialog).to_have_count(0)
     await expect(page.locator("#messages article.msg.ephemeral").last).to_contain_text(
-        "sandbox-dk since 2026-11-01 (only these): the account exists now")
+        "sandbox-dk since 2026-11-01 (only these): the account exists now"
+    )
     await shots("modal-submitted")
 
 
 def _bot_answered(sandbox: SandboxServer, what: str) -> str | None:
     """The HTTP status the bot gave the stand-in's last request about ``what``."""
-    sent = [t for t in sandbox.slack.workspace.traffic if t.direction == "bot" and
-            t.what.startswith(what)]
+    sent = [t for t in sandbox.slack.workspace.traffic if t.direction == "bot" and t.what.startswith(what)]
     return sent[-1].status if sent else None
 
 
 def _modal_listeners(bolt: Any) -> None:
     text = lambda t: {"type": "plain_text", "text": t}  # noqa: E731
     option = lambda v: {"text": text(v), "value": v}  # noqa: E731
-    modal = {"type": "modal", "callback_id": "bulk-test", "title": text("Resync failed postings"),
-             "submit": text("Resync"), "close": text("Cancel"), "blocks": [
-                 {"type": "header", "text": text("412 documents")},
-                 {"type": "input", "block_id": "why", "label": text("Why"),
-                  "element": {"type": "plain_text_input", "action_id": "v", "multiline": True}},
-                 {"type": "input", "block_id": "integ", "label": text("Integration"),
-                  "element": {"type": "static_select", "action_id": "v",
-                              "options": [option("sandbox-dk"), option("economic-dk")]}},
-                 {"type": "input", "block_id": "states", "label": text("States"),
-                  "optional": True, "element": {"type": "multi_static_select", "action_id": "v",
-                                                "options": [option("failed"), option("booked")]}},
-                 {"type": "input", "block_id": "since", "label": text("Since"),
-                  "element": {"type": "datepicker", "action_id": "v"}},
-                 {"type": "input", "block_id": "only", "label": text("Documents"),
-                  "optional": True, "element": {"type": "checkboxes", "action_id": "v",
-                                                "options": [option("Only these")]}},
-             ]}
+    modal = {
+        "type": "modal",
+        "callback_id": "bulk-test",
+        "title": text("Resync failed postings"),
+        "submit": text("Resync"),
+        "close": text("Cancel"),
+        "blocks": [
+            {"type": "header", "text": text("412 documents")},
+            {
+                "type": "input",
+                "block_id": "why",
+                "label": text("Why"),
+                "element": {"type": "plain_text_input", "action_id": "v", "multiline": True},
+            },
+            {
+                "type": "input",
+                "block_id": "integ",
+                "label": text("Integration"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": "v",
+                    "options": [option("sandbox-dk"), option("economic-dk")],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "states",
+                "label": text("States"),
+                "optional": True,
+                "element": {
+                    "type": "multi_static_select",
+                    "action_id": "v",
+                    "options": [option("failed"), option("booked")],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "since",
+                "label": text("Since"),
+                "element": {"type": "datepicker", "action_id": "v"},
+            },
+            {
+                "type": "input",
+                "block_id": "only",
+                "label": text("Documents"),
+                "optional": True,
+                "element": {"type": "checkboxes", "action_id": "v", "options": [option("Only these")]},
+            },
+        ],
+    }
 
     @bolt.command("/ledgertest")
     async def open_modal(ack: Any, client: Any, body: dict[str, Any]) -> None:
@@ -193,6 +230,8 @@ def _modal_listeners(bolt: Any) -> None:
         await ack()
         only = " (only these)" if v["only"]["v"]["selected_options"] else ""
         await client.chat_postEphemeral(
-            channel="C0FINANCE", user=body["user"]["id"],
+            channel="C0FINANCE",
+            user=body["user"]["id"],
             text=f"{v['integ']['v']['selected_option']['value']} since "
-                 f"{v['since']['v']['selected_date']}{only}: {why}")
+            f"{v['since']['v']['selected_date']}{only}: {why}",
+        )

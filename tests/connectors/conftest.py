@@ -62,8 +62,12 @@ async def _economic() -> AsyncIterator[LedgerHarness]:
     fake = FakeEconomic()
     url = await fake.start()
     connector = EconomicConnector(
-        name="economic-test", base_url=url, app_secret_token=APP_SECRET_TOKEN,
-        agreement_grant_token=AGREEMENT_GRANT_TOKEN, journal=1, payment_account=5820,
+        name="economic-test",
+        base_url=url,
+        app_secret_token=APP_SECRET_TOKEN,
+        agreement_grant_token=AGREEMENT_GRANT_TOKEN,
+        journal=1,
+        payment_account=5820,
         timeout=FAKE_TIMEOUT_SECONDS,
     )
     try:

@@ -51,10 +51,17 @@ class LedgerHarness(Protocol):
 
 def invoice_request(key: str, **overrides: Any) -> PostingRequest:
     base = PostingRequest(
-        kind="invoice", idempotency_key=key, company_key="books", date=date(2026, 11, 2),
-        due_date=date(2026, 12, 2), currency="DKK", amount=Decimal("1250.00"),
-        text="Kontorland invoice INV-1", reference="INV-1",
-        supplier=Party("3001", "Kontorland A/S"), account="2800",
+        kind="invoice",
+        idempotency_key=key,
+        company_key="books",
+        date=date(2026, 11, 2),
+        due_date=date(2026, 12, 2),
+        currency="DKK",
+        amount=Decimal("1250.00"),
+        text="Kontorland invoice INV-1",
+        reference="INV-1",
+        supplier=Party("3001", "Kontorland A/S"),
+        account="2800",
     )
     return replace(base, **overrides)
 

@@ -49,20 +49,29 @@ TOKENS = (APP_SECRET_TOKEN, AGREEMENT_GRANT_TOKEN)
 
 def sent_entries(fake: FakeEconomic, kind: str) -> list[dict[str, Any]]:
     """Every entry of ``kind`` the fake received in voucher POSTs, in order."""
-    return [entry for r in fake.posted("POST", "/journals/1/vouchers")
-            for entry in r.body["entries"].get(kind, [])]
+    return [
+        entry
+        for r in fake.posted("POST", "/journals/1/vouchers")
+        for entry in r.body["entries"].get(kind, [])
+    ]
 
 
 def payment_request(key: str, **overrides: Any) -> PostingRequest:
-    return invoice_request(key, kind="payment", account="5820", due_date=None,
-                           text="Payment Kontorland invoice INV-1", **overrides)
+    return invoice_request(
+        key,
+        kind="payment",
+        account="5820",
+        due_date=None,
+        text="Payment Kontorland invoice INV-1",
+        **overrides,
+    )
 
 
 # -- what goes into the voucher ----------------------------------------------------------------
 async def test_invoice_is_a_supplier_invoice_with_mapped_account_and_department(
-        economic: EconomicHarness) -> None:
-    req = invoice_request("LO-ECON0001", account="2820", department="2",
-                          amount=Decimal("1250.50"))
+    economic: EconomicHarness,
+) -> None:
+    req = invoice_request("LO-ECON0001", account="2820", department="2", amount=Decimal("1250.50"))
     result = await economic.connector.create(req)
     assert result.external_ref == "2026-50001"
     [post] = economic.fake.posted("POST", "/journals/1/vouchers")
@@ -83,8 +92,7 @@ async def test_invoice_is_a_supplier_invoice_with_mapped_account_and_department(
     assert "voucher" not in entry and "voucherNumber" not in post.body
 
 
-async def test_payment_is_a_supplier_payment_against_the_payment_account(
-        economic: EconomicHarness) -> None:
+async def test_payment_is_a_supplier_payment_against_the_payment_account(economic: EconomicHarness) -> None:
     result = await economic.connector.create(payment_request("LO-ECON0002"))
     assert result.status is RecordStatus.DRAFT
     assert sent_entries(economic.fake, "supplierInvoices") == []
@@ -96,7 +104,8 @@ async def test_payment_is_a_supplier_payment_against_the_payment_account(
 
 
 async def test_the_idempotency_key_is_in_the_entry_text_within_250_characters(
-        economic: EconomicHarness) -> None:
+    economic: EconomicHarness,
+) -> None:
     await economic.connector.create(invoice_request("LO-ECON0003", text="Kontorland " * 40))
     [entry] = sent_entries(economic.fake, "supplierInvoices")
     assert entry["text"].endswith(" [LO-ECON0003]")
@@ -107,7 +116,8 @@ async def test_the_idempotency_key_is_in_the_entry_text_within_250_characters(
 
 # -- update, booking, look-up ------------------------------------------------------------------
 async def test_update_deletes_the_old_entries_and_reposts_with_the_same_number(
-        economic: EconomicHarness) -> None:
+    economic: EconomicHarness,
+) -> None:
     fake = economic.fake
     created = await economic.connector.create(invoice_request("LO-ECON0004"))
     [old] = fake.draft_vouchers()[created.external_ref]
@@ -115,20 +125,17 @@ async def test_update_deletes_the_old_entries_and_reposts_with_the_same_number(
     changed = invoice_request("LO-ECON0004", amount=Decimal("990.00"), account="2820")
     updated = await economic.connector.update(created.external_ref, changed)
     assert updated.external_ref == created.external_ref == "2026-50001"
-    assert [r.path for r in fake.posted("DELETE", "/journals")] == \
-        [f"/journals/1/entries/{old.number}"]
+    assert [r.path for r in fake.posted("DELETE", "/journals")] == [f"/journals/1/entries/{old.number}"]
     repost = fake.posted("POST", "/journals/1/vouchers")[-1]
     assert repost.body["entries"]["supplierInvoices"][0]["voucher"] == {"voucherNumber": 50001}
     [new] = fake.draft_vouchers()["2026-50001"]
     assert new.number != old.number
-    assert (new.data["amount"], new.data["contraAccount"]) == \
-        (Decimal("-990.00"), {"accountNumber": 2820})
+    assert (new.data["amount"], new.data["contraAccount"]) == (Decimal("-990.00"), {"accountNumber": 2820})
     assert sorted(fake.draft_vouchers()) == ["2026-50001", "2026-50002"]
     assert fake.records_with_key("LO-ECON0004") == 1
 
 
-async def test_booked_voucher_is_found_by_key_and_never_rewritten(
-        economic: EconomicHarness) -> None:
+async def test_booked_voucher_is_found_by_key_and_never_rewritten(economic: EconomicHarness) -> None:
     fake = economic.fake
     req = invoice_request("LO-ECON0006")
     created = await economic.connector.create(req)
@@ -143,8 +150,7 @@ async def test_booked_voucher_is_found_by_key_and_never_rewritten(
     assert fake.writes == writes
 
 
-async def test_find_falls_back_to_the_date_when_text_cannot_be_filtered(
-        economic: EconomicHarness) -> None:
+async def test_find_falls_back_to_the_date_when_text_cannot_be_filtered(economic: EconomicHarness) -> None:
     fake = economic.fake
     req = invoice_request("LO-ECON0007")
     created = await economic.connector.create(req)
@@ -171,12 +177,10 @@ async def test_a_voucher_deleted_in_the_ledger_is_missing(economic: EconomicHarn
     assert err.value.code == "not_found"
 
 
-async def test_an_update_we_would_refuse_ourselves_keeps_the_old_entries(
-        economic: EconomicHarness) -> None:
+async def test_an_update_we_would_refuse_ourselves_keeps_the_old_entries(economic: EconomicHarness) -> None:
     created = await economic.connector.create(invoice_request("LO-ECON0023"))
     with pytest.raises(NeedsPersonError):
-        await economic.connector.update(created.external_ref,
-                                        invoice_request("LO-ECON0023", account="28A0"))
+        await economic.connector.update(created.external_ref, invoice_request("LO-ECON0023", account="28A0"))
     assert economic.fake.posted("DELETE", "/journals") == []
     assert len(economic.fake.draft_vouchers()[created.external_ref]) == 1
 
@@ -185,28 +189,28 @@ async def test_find_pages_through_a_long_journal(economic: EconomicHarness) -> N
     fake = economic.fake
     for n in range(1005):
         # Other vouchers in the journal, put there directly: more than one page of them.
-        fake.entries[10_000 + n] = JournalEntry(10_000 + n, 1, "2026", 40_000 + n,
-                                                "supplierInvoices", {"text": f"other {n}"})
+        fake.entries[10_000 + n] = JournalEntry(
+            10_000 + n, 1, "2026", 40_000 + n, "supplierInvoices", {"text": f"other {n}"}
+        )
     req = invoice_request("LO-ECON0010")
     await economic.connector.create(req)
     found = await economic.connector.find(req)
     assert found is not None and found.external_ref == "2026-50001"
-    pages = [r.query["skippages"] for r in fake.requests if r.path == "/journals/1/vouchers"
-             and r.method == "GET"]
+    pages = [
+        r.query["skippages"] for r in fake.requests if r.path == "/journals/1/vouchers" and r.method == "GET"
+    ]
     assert pages == ["0", "1"]
 
 
 # -- errors ------------------------------------------------------------------------------------
-async def test_validation_errors_carry_the_field_and_the_ledger_text(
-        economic: EconomicHarness) -> None:
+async def test_validation_errors_carry_the_field_and_the_ledger_text(economic: EconomicHarness) -> None:
     with pytest.raises(NeedsPersonError) as err:
         await economic.connector.create(invoice_request("LO-ECON0011", account="9999"))
     assert err.value.message == "contraAccount: Account 9999 does not exist."
     assert (err.value.field, err.value.code) == ("contraAccount", "account_not_found")
 
     with pytest.raises(NeedsPersonError) as err:
-        await economic.connector.create(invoice_request("LO-ECON0012",
-                                                        supplier=Party("4711", "Nobody")))
+        await economic.connector.create(invoice_request("LO-ECON0012", supplier=Party("4711", "Nobody")))
     assert err.value.message == "supplier: Supplier 4711 does not exist."
     assert err.value.code == "supplier_not_found"
 
@@ -218,17 +222,14 @@ async def test_validation_errors_carry_the_field_and_the_ledger_text(
     assert economic.fake.records_with_key("LO-ECON0013") == 0
 
 
-async def test_a_non_numeric_supplier_is_refused_before_anything_is_sent(
-        economic: EconomicHarness) -> None:
+async def test_a_non_numeric_supplier_is_refused_before_anything_is_sent(economic: EconomicHarness) -> None:
     with pytest.raises(NeedsPersonError) as err:
-        await economic.connector.create(invoice_request("LO-ECON0014",
-                                                        supplier=Party("K-1", "Kontorland")))
+        await economic.connector.create(invoice_request("LO-ECON0014", supplier=Party("K-1", "Kontorland")))
     assert err.value.field == "supplier"
     assert economic.fake.requests == []
 
 
-async def test_a_lost_answer_while_the_server_hangs_is_an_unknown_outcome(
-        economic: EconomicHarness) -> None:
+async def test_a_lost_answer_while_the_server_hangs_is_an_unknown_outcome(economic: EconomicHarness) -> None:
     fake = economic.fake
     fake.switches.timeout_mode = "hang"
     fake.switches.timeouts_after_write = 1
@@ -242,7 +243,8 @@ async def test_a_lost_answer_while_the_server_hangs_is_an_unknown_outcome(
 
 
 async def test_a_gateway_error_after_a_write_is_unknown_but_transient_on_a_read(
-        economic: EconomicHarness) -> None:
+    economic: EconomicHarness,
+) -> None:
     fake = economic.fake
     fake.switches.fail_status = 502
     fake.switches.fail_next = 1
@@ -258,8 +260,12 @@ async def test_an_unreachable_ledger_is_transient_even_for_a_write() -> None:
     fake = FakeEconomic()
     url = await fake.start()
     await fake.stop()  # the port is closed now: nothing can have been sent
-    connector = EconomicConnector(base_url=url, app_secret_token=APP_SECRET_TOKEN,
-                                  agreement_grant_token=AGREEMENT_GRANT_TOKEN, timeout=0.5)
+    connector = EconomicConnector(
+        base_url=url,
+        app_secret_token=APP_SECRET_TOKEN,
+        agreement_grant_token=AGREEMENT_GRANT_TOKEN,
+        timeout=0.5,
+    )
     try:
         with pytest.raises(TransientError) as err:
             await connector.create(invoice_request("LO-ECON0017"))
@@ -269,7 +275,8 @@ async def test_an_unreachable_ledger_is_transient_even_for_a_write() -> None:
 
 
 async def test_tokens_never_appear_in_errors_logs_or_reprs(
-        economic: EconomicHarness, caplog: pytest.LogCaptureFixture) -> None:
+    economic: EconomicHarness, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     fake = economic.fake
     seen: list[BaseException] = []
@@ -280,16 +287,19 @@ async def test_tokens_never_appear_in_errors_logs_or_reprs(
             await action
         seen.append(err.value)
 
-    wrong = EconomicConnector(base_url=url, app_secret_token=APP_SECRET_TOKEN + "-old",
-                              agreement_grant_token=AGREEMENT_GRANT_TOKEN, timeout=0.5)
+    wrong = EconomicConnector(
+        base_url=url,
+        app_secret_token=APP_SECRET_TOKEN + "-old",
+        agreement_grant_token=AGREEMENT_GRANT_TOKEN,
+        timeout=0.5,
+    )
     try:
         await expect(AuthenticationError, wrong.create(invoice_request("LO-ECON0018")))
         assert "Renew" in str(seen[-1])
     finally:
         await wrong.aclose()
     connector = economic.connector
-    await expect(NeedsPersonError, connector.create(invoice_request("LO-ECON0019",
-                                                                    account="9999")))
+    await expect(NeedsPersonError, connector.create(invoice_request("LO-ECON0019", account="9999")))
     fake.switches.rate_limit_next = 3
     await expect(TransientError, connector.create(invoice_request("LO-ECON0020")))
     fake.switches.fail_next = 1
@@ -298,27 +308,47 @@ async def test_tokens_never_appear_in_errors_logs_or_reprs(
     await expect(UnknownOutcomeError, connector.create(invoice_request("LO-ECON0022")))
     texts = [caplog.text, repr(connector), repr(wrong)]
     for exc in seen:
-        texts += [str(exc), repr(exc), getattr(exc, "message", ""), repr(exc.__cause__),
-                  repr(exc.__context__), repr(vars(exc))]
+        texts += [
+            str(exc),
+            repr(exc),
+            getattr(exc, "message", ""),
+            repr(exc.__cause__),
+            repr(exc.__context__),
+            repr(vars(exc)),
+        ]
     for token in TOKENS:
         assert not any(token in text for text in texts), token
     # The fake got them, so the test would notice had they gone missing.
-    assert all(r.headers.get("X-AppSecretToken", "").startswith(APP_SECRET_TOKEN)
-               and r.headers.get("X-AgreementGrantToken") == AGREEMENT_GRANT_TOKEN
-               and r.headers.get("Content-Type") == "application/json" for r in fake.requests)
+    assert all(
+        r.headers.get("X-AppSecretToken", "").startswith(APP_SECRET_TOKEN)
+        and r.headers.get("X-AgreementGrantToken") == AGREEMENT_GRANT_TOKEN
+        and r.headers.get("Content-Type") == "application/json"
+        for r in fake.requests
+    )
 
 
 async def test_missing_tokens_are_a_startup_error_naming_the_integration() -> None:
     with pytest.raises(ValueError) as err:
         registry.build("economic", "economic-dk", {"app_secret_token": "s3cr3t-value"})
     assert "economic-dk" in str(err.value) and "s3cr3t-value" not in str(err.value)
-    built = registry.build("economic", "economic-dk", {
-        "app_secret_token": "a", "agreement_grant_token": "b", "journal": 3,
-        "payment_account": 5820, "fee_account": None})
+    built = registry.build(
+        "economic",
+        "economic-dk",
+        {
+            "app_secret_token": "a",
+            "agreement_grant_token": "b",
+            "journal": 3,
+            "payment_account": 5820,
+            "fee_account": None,
+        },
+    )
     try:
         assert isinstance(built, EconomicConnector)
-        assert (built.journal, built.base_url, built.payment_account) == \
-            (3, "https://restapi.e-conomic.com", "5820")
+        assert (built.journal, built.base_url, built.payment_account) == (
+            3,
+            "https://restapi.e-conomic.com",
+            "5820",
+        )
     finally:
         await built.aclose()
 
@@ -326,15 +356,24 @@ async def test_missing_tokens_are_a_startup_error_naming_the_integration() -> No
 # -- debtors -----------------------------------------------------------------------------------
 def debtor_request(key: str, number: str = "10001", name: str = "Hansen ApS") -> PostingRequest:
     return PostingRequest(
-        kind="relation", idempotency_key=key, company_key="books", date=invoice_request(key).date,
-        relation=RelationRecord(type="debtor", number=number, name=name, email="a@hansen.dk",
-                                vat_number="DK12345678",
-                                address=Address("Vej 1", "8000", "Aarhus", "Denmark")),
+        kind="relation",
+        idempotency_key=key,
+        company_key="books",
+        date=invoice_request(key).date,
+        relation=RelationRecord(
+            type="debtor",
+            number=number,
+            name=name,
+            email="a@hansen.dk",
+            vat_number="DK12345678",
+            address=Address("Vej 1", "8000", "Aarhus", "Denmark"),
+        ),
     )
 
 
 async def test_debtors_are_created_updated_and_refused_when_the_number_is_taken(
-        economic: EconomicHarness) -> None:
+    economic: EconomicHarness,
+) -> None:
     fake, connector = economic.fake, economic.connector
     created = await connector.create(debtor_request("LO-DEBT0001"))
     assert created.external_ref == "10001"
@@ -359,8 +398,9 @@ async def test_debtors_are_created_updated_and_refused_when_the_number_is_taken(
 
 # -- small pieces ------------------------------------------------------------------------------
 def test_decimals_are_json_numbers_and_text_cannot_forge_one() -> None:
-    raw = encode_json({"amount": Decimal("-1250.00"), "n": Decimal("7"),
-                       "text": '":1" 1250.00', "list": [Decimal("0.10")]})
+    raw = encode_json(
+        {"amount": Decimal("-1250.00"), "n": Decimal("7"), "text": '":1" 1250.00', "list": [Decimal("0.10")]}
+    )
     assert raw == b'{"amount":-1250.00,"n":7,"text":"\\":1\\" 1250.00","list":[0.10]}'
     with pytest.raises(ValueError):
         encode_json({"amount": Decimal("NaN")})
@@ -384,19 +424,26 @@ async def fake_economic() -> AsyncIterator[FakeEconomic]:
 
 async def economic_runtime(make_runtime: Any, fake: FakeEconomic) -> Any:
     integration = IntegrationConfig(
-        name="economic-dk", kind="economic", payment_account=5820, journal=1,
-        base_url=fake.url, app_secret_token="env:ECONOMIC_APP_SECRET_TOKEN",
+        name="economic-dk",
+        kind="economic",
+        payment_account=5820,
+        journal=1,
+        base_url=fake.url,
+        app_secret_token="env:ECONOMIC_APP_SECRET_TOKEN",
         agreement_grant_token="env:ECONOMIC_AGREEMENT_GRANT_TOKEN",
-        mappings=Mappings(categories={"Office supplies": 2800, "Software": 2820},
-                          departments={"Sales": 1}),
+        mappings=Mappings(categories={"Office supplies": 2800, "Software": 2820}, departments={"Sales": 1}),
     )
 
     def connectors(cfg: IntegrationConfig) -> EconomicConnector:
-        return EconomicConnector(name=cfg.name, base_url=fake.url,
-                                 app_secret_token=APP_SECRET_TOKEN,
-                                 agreement_grant_token=AGREEMENT_GRANT_TOKEN,
-                                 journal=cfg.journal or 1, payment_account=cfg.payment_account,
-                                 timeout=FAKE_TIMEOUT_SECONDS)
+        return EconomicConnector(
+            name=cfg.name,
+            base_url=fake.url,
+            app_secret_token=APP_SECRET_TOKEN,
+            agreement_grant_token=AGREEMENT_GRANT_TOKEN,
+            journal=cfg.journal or 1,
+            payment_account=cfg.payment_account,
+            timeout=FAKE_TIMEOUT_SECONDS,
+        )
 
     return await make_runtime(make_config(integration), connectors=connectors)
 
@@ -413,7 +460,8 @@ async def postings(runtime: Any) -> dict[str, Posting]:
 
 
 async def test_engine_a_timeout_after_the_write_leaves_exactly_one_voucher(
-        make_runtime: Any, clock: FakeClock, fake_economic: FakeEconomic) -> None:
+    make_runtime: Any, clock: FakeClock, fake_economic: FakeEconomic
+) -> None:
     runtime = await economic_runtime(make_runtime, fake_economic)
     fake_economic.switches.timeouts_after_write = 1
     await ingest(runtime, bill("B-7001", integration="economic-dk"))
@@ -429,12 +477,12 @@ async def test_engine_a_timeout_after_the_write_leaves_exactly_one_voucher(
     assert len(fake_economic.posted("POST", "/journals/1/vouchers")) == 1
     async with runtime.db.sessions() as s:
         attempts = (await s.scalars(select(Attempt).order_by(Attempt.id))).all()
-    assert [(a.operation, a.outcome) for a in attempts] == \
-        [("create", "uncertain"), ("lookup", "synced")]
+    assert [(a.operation, a.outcome) for a in attempts] == [("create", "uncertain"), ("lookup", "synced")]
 
 
 async def test_engine_payment_goes_only_once_the_bill_is_paid(
-        make_runtime: Any, fake_economic: FakeEconomic) -> None:
+    make_runtime: Any, fake_economic: FakeEconomic
+) -> None:
     runtime = await economic_runtime(make_runtime, fake_economic)
     await ingest(runtime, bill("B-7002", integration="economic-dk", department="Sales"))
     await runtime.worker.run_until_idle()
@@ -444,13 +492,23 @@ async def test_engine_payment_goes_only_once_the_bill_is_paid(
     assert invoice["contraAccount"] == {"accountNumber": 2800}
     assert invoice["departmentalDistribution"] == {"departmentalDistributionNumber": 1}
 
-    await ingest(runtime, bill("B-7002", version=2, integration="economic-dk",
-                               department="Sales", amount="1300.00",
-                               paid={"date": "2026-11-20", "amount": "1300.00"}))
+    await ingest(
+        runtime,
+        bill(
+            "B-7002",
+            version=2,
+            integration="economic-dk",
+            department="Sales",
+            amount="1300.00",
+            paid={"date": "2026-11-20", "amount": "1300.00"},
+        ),
+    )
     await runtime.worker.run_until_idle()
     rows = await postings(runtime)
     assert {k: (p.state, p.external_ref) for k, p in rows.items()} == {
-        "invoice": ("synced", "2026-50001"), "payment": ("synced", "2026-50002")}
+        "invoice": ("synced", "2026-50001"),
+        "payment": ("synced", "2026-50002"),
+    }
     [payment] = sent_entries(fake_economic, "supplierPayments")
     assert payment["contraAccount"] == {"accountNumber": 5820}
     assert (payment["amount"], payment["date"]) == (Decimal("1300.00"), "2026-11-20")

@@ -87,13 +87,25 @@ def _invoice(key: str, **overrides: Any) -> PostingRequest:
 
 
 PAYROLL: dict[str, Any] = {
-    "run": "R-2026-11", "date": "2026-11-25",
+    "run": "R-2026-11",
+    "date": "2026-11-25",
     "lines": [
-        {"account": "4000", "amount": "8000.00", "period": "2026-11", "cost_center": "CC-100",
-         "cost_unit": "CU-1", "text": "Salaries"},
+        {
+            "account": "4000",
+            "amount": "8000.00",
+            "period": "2026-11",
+            "cost_center": "CC-100",
+            "cost_unit": "CU-1",
+            "text": "Salaries",
+        },
         {"account": "4800", "amount": "-8000.00", "period": "2026-11", "text": "Liabilities"},
-        {"account": "4000", "amount": "120.00", "period": "2026-10", "cost_center": "CC-200",
-         "text": "Correction"},
+        {
+            "account": "4000",
+            "amount": "120.00",
+            "period": "2026-10",
+            "cost_center": "CC-200",
+            "text": "Correction",
+        },
         {"account": "4800", "amount": "-120.00", "period": "2026-10", "text": "Liabilities"},
     ],
 }
@@ -102,10 +114,15 @@ PAYROLL: dict[str, Any] = {
 def _journals(data: dict[str, Any]) -> list[PostingRequest]:
     cfg = IntegrationConfig(name="exact-nl", kind="exact", division=101)
     return [
-        build_request(cfg=cfg, lookup=config_mappings(cfg), doc_kind="payroll_run",
-                      doc_data=data, posting_kind="journal", period=period,
-                      key=idempotency_key("exact-nl", "payroll", "payroll_run", data["run"],
-                                          f"journal:{period}"))
+        build_request(
+            cfg=cfg,
+            lookup=config_mappings(cfg),
+            doc_kind="payroll_run",
+            doc_data=data,
+            posting_kind="journal",
+            period=period,
+            key=idempotency_key("exact-nl", "payroll", "payroll_run", data["run"], f"journal:{period}"),
+        )
         for period in sorted({line["period"] for line in data["lines"]})
     ]
 
@@ -115,8 +132,7 @@ async def test_a_rotated_refresh_token_survives_a_restart(fake: ExactFake, sqlit
     key = Fernet.generate_key()
     first_token = fake.issue_refresh_token()
     db = connect(sqlite_url)
-    first = build_connector(fake, DatabaseTokenStore(db, "exact-nl", key),
-                            refresh_token=first_token)
+    first = build_connector(fake, DatabaseTokenStore(db, "exact-nl", key), refresh_token=first_token)
     try:
         await first.create(_invoice("LO-RESTART01"))
     finally:
@@ -170,7 +186,8 @@ async def test_the_token_is_stored_before_it_is_used(fake: ExactFake) -> None:
 
 
 async def test_the_access_token_is_renewed_about_every_ten_minutes_not_more(
-        fake: ExactFake, manual: ManualTime, connector: ExactConnector) -> None:
+    fake: ExactFake, manual: ManualTime, connector: ExactConnector
+) -> None:
     for n in range(5):
         await connector.create(_invoice(f"LO-ACCESS{n:03d}"))
         manual.now += 100  # 8+ minutes in all
@@ -181,8 +198,7 @@ async def test_the_access_token_is_renewed_about_every_ten_minutes_not_more(
     assert fake.refreshes[1] - fake.refreshes[0] >= 540
 
 
-async def test_a_revoked_access_token_is_renewed_once(fake: ExactFake,
-                                                       connector: ExactConnector) -> None:
+async def test_a_revoked_access_token_is_renewed_once(fake: ExactFake, connector: ExactConnector) -> None:
     await connector.create(_invoice("LO-REVOKE001"))
     fake.revoke_access_tokens()
     await connector.create(_invoice("LO-REVOKE002"))
@@ -191,17 +207,24 @@ async def test_a_revoked_access_token_is_renewed_once(fake: ExactFake,
 
 def test_from_settings_needs_a_token_store() -> None:
     with pytest.raises(ValueError, match="token store"):
-        ExactConnector.from_settings("exact-nl", {"client_id": "a", "client_secret": "b",
-                                                  "division": 101})
-    conn = ExactConnector.from_settings("exact-nl", {
-        "client_id": "a", "client_secret": "s3cr3t", "division": 101,
-        "refresh_token": "rt-s3cr3t", "token_store": MemoryTokenStore()})
+        ExactConnector.from_settings("exact-nl", {"client_id": "a", "client_secret": "b", "division": 101})
+    conn = ExactConnector.from_settings(
+        "exact-nl",
+        {
+            "client_id": "a",
+            "client_secret": "s3cr3t",
+            "division": 101,
+            "refresh_token": "rt-s3cr3t",
+            "token_store": MemoryTokenStore(),
+        },
+    )
     assert "s3cr3t" not in repr(conn)
 
 
 # -- pacing ------------------------------------------------------------------------------
 async def test_calls_beyond_the_minute_allowance_wait_instead_of_getting_429(
-        fake: ExactFake, manual: ManualTime, connector: ExactConnector) -> None:
+    fake: ExactFake, manual: ManualTime, connector: ExactConnector
+) -> None:
     start = manual.now
     for n in range(150):  # 150 entries + 2 look-ups: three minutes of allowance
         await connector.create(_invoice(f"LO-PACE{n:05d}"))
@@ -214,7 +237,8 @@ async def test_calls_beyond_the_minute_allowance_wait_instead_of_getting_429(
 
 
 async def test_a_429_anyway_is_rate_limited_and_the_next_call_waits(
-        fake: ExactFake, manual: ManualTime, connector: ExactConnector) -> None:
+    fake: ExactFake, manual: ManualTime, connector: ExactConnector
+) -> None:
     await connector.create(_invoice("LO-OTHER0001"))
     # Another client used up this minute without our connector seeing it.
     div = fake.division(101)
@@ -247,8 +271,7 @@ async def test_a_used_up_day_is_refused_without_calling(manual: ManualTime) -> N
 
 
 async def test_a_long_wait_is_handed_back_to_the_worker(fake: ExactFake) -> None:
-    conn = build_connector(fake, MemoryTokenStore(), refresh_token=fake.issue_refresh_token(),
-                           max_wait=5.0)
+    conn = build_connector(fake, MemoryTokenStore(), refresh_token=fake.issue_refresh_token(), max_wait=5.0)
     try:
         for n in range(58):
             await conn.create(_invoice(f"LO-HAND{n:05d}"))
@@ -262,23 +285,26 @@ async def test_a_long_wait_is_handed_back_to_the_worker(fake: ExactFake) -> None
 
 # -- entries -----------------------------------------------------------------------------
 async def test_payroll_journals_per_period_balance_and_carry_cost_centres(
-        fake: ExactFake, connector: ExactConnector) -> None:
+    fake: ExactFake, connector: ExactConnector
+) -> None:
     refs = [(await connector.create(r)).external_ref for r in _journals(PAYROLL)]
     october, november = (fake.entry(ref) for ref in refs)
     assert (october["FinancialYear"], october["FinancialPeriod"]) == (2026, 10)
     assert (november["FinancialYear"], november["FinancialPeriod"]) == (2026, 11)
     for entry in (october, november):
         assert sum((ln["AmountFC"] for ln in entry["_lines"]), Decimal(0)) == 0
-    assert [(ln["GLAccountCode"], ln["CostCenter"], ln["CostUnit"])
-            for ln in november["_lines"]] == [("4000", "CC-100", "CU-1"), ("4800", None, None)]
+    assert [(ln["GLAccountCode"], ln["CostCenter"], ln["CostUnit"]) for ln in november["_lines"]] == [
+        ("4000", "CC-100", "CU-1"),
+        ("4800", None, None),
+    ]
 
 
 async def test_a_draft_journal_is_replaced_and_a_processed_one_refused(
-        fake: ExactFake, connector: ExactConnector) -> None:
+    fake: ExactFake, connector: ExactConnector
+) -> None:
     october = _journals(PAYROLL)[0]
     first = await connector.create(october)
-    changed = replace(october, lines=tuple(replace(ln, amount=ln.amount * 2)
-                                           for ln in october.lines))
+    changed = replace(october, lines=tuple(replace(ln, amount=ln.amount * 2) for ln in october.lines))
     updated = await connector.update(first.external_ref, changed)
     assert fake.records_with_key(october.idempotency_key) == 1
     assert await connector.status(updated.external_ref, changed) is RecordStatus.DRAFT
@@ -290,8 +316,7 @@ async def test_a_draft_journal_is_replaced_and_a_processed_one_refused(
     assert fake.records_with_key(october.idempotency_key) == 1
 
 
-async def test_a_lost_journal_repost_is_found_by_its_key(
-        fake: ExactFake, connector: ExactConnector) -> None:
+async def test_a_lost_journal_repost_is_found_by_its_key(fake: ExactFake, connector: ExactConnector) -> None:
     october = _journals(PAYROLL)[0]
     first = await connector.create(october)
     fake.timeouts_after_write = 1  # the old one is deleted, the new post loses its answer
@@ -305,10 +330,12 @@ async def test_a_lost_journal_repost_is_found_by_its_key(
     assert fake.records_with_key(october.idempotency_key) == 1
 
 
-async def test_unbalanced_journal_is_refused_before_sending(fake: ExactFake,
-                                                           connector: ExactConnector) -> None:
-    data = dict(PAYROLL, lines=[*PAYROLL["lines"], {"account": "4000", "amount": "1.00",
-                                                    "period": "2026-10"}])
+async def test_unbalanced_journal_is_refused_before_sending(
+    fake: ExactFake, connector: ExactConnector
+) -> None:
+    data = dict(
+        PAYROLL, lines=[*PAYROLL["lines"], {"account": "4000", "amount": "1.00", "period": "2026-10"}]
+    )
     with pytest.raises(NeedsPersonError) as err:
         await connector.create(_journals(data)[0])
     assert err.value.code == "unbalanced" and fake.calls == []
@@ -330,14 +357,26 @@ async def test_exact_error_text_is_passed_on(connector: ExactConnector) -> None:
 
 # -- relations ---------------------------------------------------------------------------
 def _relation(key: str, number: str = "10001", **overrides: Any) -> PostingRequest:
-    rel = RelationRecord("debtor", number, "Acme B.V.", "NL001234567B01", "ap@acme.nl",
-                         Address("Main 1", "3511 AB", "Utrecht", "NL"))
-    return PostingRequest(kind="relation", idempotency_key=key, company_key="exact-nl",
-                          date=invoice_request(key).date, relation=replace(rel, **overrides))
+    rel = RelationRecord(
+        "debtor",
+        number,
+        "Acme B.V.",
+        "NL001234567B01",
+        "ap@acme.nl",
+        Address("Main 1", "3511 AB", "Utrecht", "NL"),
+    )
+    return PostingRequest(
+        kind="relation",
+        idempotency_key=key,
+        company_key="exact-nl",
+        date=invoice_request(key).date,
+        relation=replace(rel, **overrides),
+    )
 
 
 async def test_relations_insert_refuse_an_existing_code_and_update(
-        fake: ExactFake, connector: ExactConnector) -> None:
+    fake: ExactFake, connector: ExactConnector
+) -> None:
     created = await connector.create(_relation("LO-REL00001"))
     with pytest.raises(RecordExistsError) as err:
         await connector.create(_relation("LO-REL00002"))
@@ -352,8 +391,14 @@ async def test_relations_insert_refuse_an_existing_code_and_update(
 
 # -- eExact XML --------------------------------------------------------------------------
 DEBTORS = [
-    RelationRecord("debtor", "10001", "Acme B.V.", "NL001234567B01", "ap@acme.nl",
-                   Address("Main 1", "3511 AB", "Utrecht", "nl")),
+    RelationRecord(
+        "debtor",
+        "10001",
+        "Acme B.V.",
+        "NL001234567B01",
+        "ap@acme.nl",
+        Address("Main 1", "3511 AB", "Utrecht", "nl"),
+    ),
     RelationRecord("debtor", "10002", "Café & Co <Utrecht>", email="info@cafe.nl"),
     RelationRecord("creditor", "20001", "Supplies Ltd"),
 ]
@@ -366,7 +411,10 @@ def test_the_xml_file_validates_against_exacts_schema() -> None:
     assert schema.validate(doc), schema.error_log
     accounts = doc.findall("Accounts/Account")
     assert [(a.get("code"), a.get("status"), a[0].tag) for a in accounts] == [
-        ("10001", "C", "Name"), ("10002", "C", "Name"), ("20001", "A", "Name")]
+        ("10001", "C", "Name"),
+        ("10002", "C", "Name"),
+        ("20001", "A", "Name"),
+    ]
     assert accounts[1].findtext("Name") == "Café & Co <Utrecht>"
     assert accounts[0].find("Address/Country").get("code") == "NL"
 
@@ -400,24 +448,26 @@ def test_a_missing_schema_is_a_clear_error(tmp_path: Path) -> None:
         exact_xml.write_accounts_xml(DEBTORS, schema_path=tmp_path / "nope.xsd")
 
 
-async def test_the_upload_answer_gives_an_outcome_per_row(fake: ExactFake,
-                                                          connector: ExactConnector) -> None:
+async def test_the_upload_answer_gives_an_outcome_per_row(fake: ExactFake, connector: ExactConnector) -> None:
     xml = await asyncio.to_thread(exact_xml.write_accounts_xml, DEBTORS)
     answer = await connector.upload_xml("Accounts", xml)
     outcomes = exact_xml.parse_upload_answer(answer)
     assert [(o.key, o.type, o.ok) for o in outcomes] == [
         ("10001", exact_xml.MessageType.SUCCESS, True),
         ("10002", exact_xml.MessageType.SUCCESS, True),
-        ("20001", exact_xml.MessageType.SUCCESS, True)]
+        ("20001", exact_xml.MessageType.SUCCESS, True),
+    ]
     parsed = exact_xml.parse_upload_answer(
         '<?xml version="1.0"?><eExact><Messages>'
         '<Message type="0"><Topic code="Accounts" node="Account"><Data keyAlt="10009"/></Topic>'
-        '<Description>Name: mandatory</Description></Message>'
+        "<Description>Name: mandatory</Description></Message>"
         '<Message type="3"><Topic code="Accounts" node="Account"/>'
-        '<Description>File rejected</Description></Message></Messages></eExact>')
+        "<Description>File rejected</Description></Message></Messages></eExact>"
+    )
     assert [(o.key, o.type, o.ok, o.description) for o in parsed] == [
         ("10009", exact_xml.MessageType.ERROR, False, "Name: mandatory"),
-        ("", exact_xml.MessageType.FATAL, False, "File rejected")]
+        ("", exact_xml.MessageType.FATAL, False, "File rejected"),
+    ]
 
 
 # -- credentials -------------------------------------------------------------------------
@@ -431,8 +481,7 @@ def test_the_secret_key_comes_from_the_environment() -> None:
     assert secret_key_from_env({SECRET_KEY_ENV: key.decode()}) == key
 
 
-async def test_the_token_store_keeps_integrations_apart_and_needs_its_key(
-        sqlite_url: str) -> None:
+async def test_the_token_store_keeps_integrations_apart_and_needs_its_key(sqlite_url: str) -> None:
     db = connect(sqlite_url)
     try:
         key = Fernet.generate_key()
@@ -440,8 +489,7 @@ async def test_the_token_store_keeps_integrations_apart_and_needs_its_key(
         await one.set("refresh_token", "rt-aaa", {"division": 1})
         await one.set("refresh_token", "rt-aaa-2", {"division": 1})  # replaced in place
         await two.set("refresh_token", "rt-bbb")
-        assert (await one.get("refresh_token"), await two.get("refresh_token")) == (
-            "rt-aaa-2", "rt-bbb")
+        assert (await one.get("refresh_token"), await two.get("refresh_token")) == ("rt-aaa-2", "rt-bbb")
         assert await one.get("division") is None
         assert "rt-" not in repr(one) and key.decode() not in repr(one)
         stranger = DatabaseTokenStore(db, "exact-a", Fernet.generate_key())
@@ -473,16 +521,20 @@ async def _connect(fake: ExactFake, cfg: IntegrationConfig, store: Any) -> str:
             browser.append(asyncio.get_running_loop().create_task(open_in_browser(line)))
 
     try:
-        return await connect_exact(cfg, store, open_url_printer=printer, port=0,
-                                   wait_seconds=5)
+        return await connect_exact(cfg, store, open_url_printer=printer, port=0, wait_seconds=5)
     finally:
         await asyncio.gather(*browser, return_exceptions=True)
         assert any("/api/oauth2/auth?" in line for line in printed)
 
 
 async def test_connect_links_one_administration_and_refuses_a_second(fake: ExactFake) -> None:
-    cfg = IntegrationConfig(name="exact-nl", kind="exact", base_url=fake.base_url,
-                            client_id=fake.client_id, client_secret=fake.client_secret)
+    cfg = IntegrationConfig(
+        name="exact-nl",
+        kind="exact",
+        base_url=fake.base_url,
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+    )
     store = MemoryTokenStore()
     message = await _connect(fake, cfg, store)
     assert message == "Linked exact-nl to Exact Online administration 101 (Books B.V.)."
@@ -491,9 +543,15 @@ async def test_connect_links_one_administration_and_refuses_a_second(fake: Exact
     assert fake.refresh_token_valid(linked)
 
     # The stored link works for the connector, without any token or division in the config.
-    conn = ExactConnector("exact-nl", client_id=fake.client_id, client_secret=fake.client_secret,
-                          token_store=store, base_url=fake.base_url, clock=fake.time.clock,
-                          sleep=fake.time.sleep)
+    conn = ExactConnector(
+        "exact-nl",
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        token_store=store,
+        base_url=fake.base_url,
+        clock=fake.time.clock,
+        sleep=fake.time.sleep,
+    )
     try:
         assert (await conn.create(_invoice("LO-LINKED01"))).external_ref
     finally:
@@ -509,8 +567,14 @@ async def test_connect_links_one_administration_and_refuses_a_second(fake: Exact
 
 
 async def test_connect_refuses_another_division_than_configured(fake: ExactFake) -> None:
-    cfg = IntegrationConfig(name="exact-nl", kind="exact", base_url=fake.base_url, division=202,
-                            client_id=fake.client_id, client_secret=fake.client_secret)
+    cfg = IntegrationConfig(
+        name="exact-nl",
+        kind="exact",
+        base_url=fake.base_url,
+        division=202,
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+    )
     store = MemoryTokenStore()
     with pytest.raises(ConnectError, match="linked to administration 202"):
         await _connect(fake, cfg, store)

@@ -59,16 +59,20 @@ def answer(status: int, body: Any = None, headers: dict[str, str] | None = None)
     """A JSON answer (or an empty one)."""
     if body is None:
         return web.Response(status=status, headers=headers)
-    return web.Response(status=status, text=dumps(body), content_type="application/json",
-                        headers=headers)
+    return web.Response(status=status, text=dumps(body), content_type="application/json", headers=headers)
 
 
-def problem(status: int, message: str, *, errors: Any = None, hint: str = "",
-            headers: dict[str, str] | None = None) -> web.Response:
+def problem(
+    status: int, message: str, *, errors: Any = None, hint: str = "", headers: dict[str, str] | None = None
+) -> web.Response:
     """e-conomic's error document (docs: "Annotated errors")."""
-    body: dict[str, Any] = {"message": message, "developerHint": hint,
-                            "logId": str(uuid.uuid4()), "httpStatusCode": status,
-                            "logTime": "2026-11-22T10:00:00"}
+    body: dict[str, Any] = {
+        "message": message,
+        "developerHint": hint,
+        "logId": str(uuid.uuid4()),
+        "httpStatusCode": status,
+        "logTime": "2026-11-22T10:00:00",
+    }
     if errors is not None:
         body["errors"] = errors
     return answer(status, body, headers)
@@ -166,8 +170,14 @@ def _matches(item: dict[str, Any], predicates: list[tuple[str, str, str]]) -> bo
                 return False
         else:
             left, right = str(value or "").lower(), wanted.lower()
-        if not {"eq": left == right, "ne": left != right, "gt": left > right,
-                "gte": left >= right, "lt": left < right, "lte": left <= right}[op]:
+        if not {
+            "eq": left == right,
+            "ne": left != right,
+            "gt": left > right,
+            "gte": left >= right,
+            "lt": left < right,
+            "lte": left <= right,
+        }[op]:
             return False
     return True
 
@@ -231,8 +241,9 @@ class FakeEconomic:
         self.tokens = (app_secret_token, agreement_grant_token)
         self.accounts = set(accounts)
         self.suppliers = dict(DEFAULT_SUPPLIERS if suppliers is None else suppliers)
-        self.distributions = dict(DEFAULT_DISTRIBUTIONS if departmental_distributions is None
-                                  else departmental_distributions)
+        self.distributions = dict(
+            DEFAULT_DISTRIBUTIONS if departmental_distributions is None else departmental_distributions
+        )
         self.currencies = set(currencies)
         # journal -> (first, last) voucher number of its range
         self.journals = dict(journals or {1: (50001, 59999)})
@@ -255,20 +266,22 @@ class FakeEconomic:
         """Serve on 127.0.0.1, a free port; returns the base URL."""
         self._release = asyncio.Event()
         app = web.Application(middlewares=[self._gate])
-        app.add_routes([
-            web.get("/journals", self._journals),
-            web.get(r"/journals/{journal:\d+}", self._journal),
-            web.get(r"/journals/{journal:\d+}/vouchers", self._vouchers),
-            web.post(r"/journals/{journal:\d+}/vouchers", self._post_vouchers),
-            web.get(r"/journals/{journal:\d+}/vouchers/{ref}", self._voucher),
-            web.get(r"/journals/{journal:\d+}/entries", self._journal_entries),
-            web.delete(r"/journals/{journal:\d+}/entries/{entry:\d+}", self._delete_entry),
-            web.get("/accounting-years/{year}/entries", self._year_entries),
-            web.get("/customers", self._customers),
-            web.post("/customers", self._post_customer),
-            web.get(r"/customers/{number:\d+}", self._customer),
-            web.put(r"/customers/{number:\d+}", self._put_customer),
-        ])
+        app.add_routes(
+            [
+                web.get("/journals", self._journals),
+                web.get(r"/journals/{journal:\d+}", self._journal),
+                web.get(r"/journals/{journal:\d+}/vouchers", self._vouchers),
+                web.post(r"/journals/{journal:\d+}/vouchers", self._post_vouchers),
+                web.get(r"/journals/{journal:\d+}/vouchers/{ref}", self._voucher),
+                web.get(r"/journals/{journal:\d+}/entries", self._journal_entries),
+                web.delete(r"/journals/{journal:\d+}/entries/{entry:\d+}", self._delete_entry),
+                web.get("/accounting-years/{year}/entries", self._year_entries),
+                web.get("/customers", self._customers),
+                web.post("/customers", self._post_customer),
+                web.get(r"/customers/{number:\d+}", self._customer),
+                web.put(r"/customers/{number:\d+}", self._put_customer),
+            ]
+        )
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=1.0)
@@ -300,8 +313,10 @@ class FakeEconomic:
         for entry in drafts:
             del self.entries[entry.number]
             amount = Decimal(entry.data["amount"])
-            for account, signed in ((CREDITORS_ACCOUNT, amount),
-                                    (entry.data["contraAccount"]["accountNumber"], -amount)):
+            for account, signed in (
+                (CREDITORS_ACCOUNT, amount),
+                (entry.data["contraAccount"]["accountNumber"], -amount),
+            ):
                 row = {
                     "entryNumber": self._next_ledger_entry,
                     "entryType": ENTRY_KINDS[entry.kind],
@@ -333,16 +348,20 @@ class FakeEconomic:
     def records_with_key(self, key: str) -> int:
         """Vouchers, drafts or booked, whose entry text carries ``[key]``."""
         marker = f"[{key}]"
-        refs = {(e.journal, e.year, e.voucher_number) for e in self.entries.values()
-                if marker in e.data.get("text", "")}
+        refs = {
+            (e.journal, e.year, e.voucher_number)
+            for e in self.entries.values()
+            if marker in e.data.get("text", "")
+        }
         for year, rows in self.ledger.items():
             refs |= {(0, year, r["voucherNumber"]) for r in rows if marker in r["text"]}
         return len(refs)
 
     def amount_of(self, external_ref: str, journal: int = 1) -> Decimal:
         """The summed entry amounts of a draft voucher (the supplier's side: invoice < 0)."""
-        return sum((Decimal(e.data["amount"]) for e in
-                    self.draft_vouchers(journal)[external_ref]), Decimal(0))
+        return sum(
+            (Decimal(e.data["amount"]) for e in self.draft_vouchers(journal)[external_ref]), Decimal(0)
+        )
 
     def posted(self, method: str = "POST", prefix: str = "/journals") -> list[Recorded]:
         """The recorded requests of one method under a path."""
@@ -356,23 +375,30 @@ class FakeEconomic:
             body = json.loads(raw, parse_float=Decimal) if raw else None
         except ValueError:
             body = raw
-        self.requests.append(Recorded(request.method, request.path, dict(request.query), body,
-                                      raw, dict(request.headers)))
+        self.requests.append(
+            Recorded(request.method, request.path, dict(request.query), body, raw, dict(request.headers))
+        )
         secret = request.headers.get("X-AppSecretToken")
         grant = request.headers.get("X-AgreementGrantToken")
         if (secret, grant) != self.tokens:
             # docs: wrong or missing tokens answer 401; the text never repeats them
-            return problem(401, "You are not authorized to access this resource.",
-                           hint="Check the X-AppSecretToken and X-AgreementGrantToken headers.")
+            return problem(
+                401,
+                "You are not authorized to access this resource.",
+                hint="Check the X-AppSecretToken and X-AgreementGrantToken headers.",
+            )
         if self.switches.rate_limit_next:
             wait, self.switches.rate_limit_next = self.switches.rate_limit_next, 0
-            return problem(429, "Too many requests.", headers={"Retry-After": str(wait)},
-                           hint="Honour the Retry-After header.")
+            return problem(
+                429,
+                "Too many requests.",
+                headers={"Retry-After": str(wait)},
+                hint="Honour the Retry-After header.",
+            )
         if self.switches.fail_next > 0:
             self.switches.fail_next -= 1
             status = self.switches.fail_status
-            return problem(status, "Service unavailable." if status == 503 else
-                           "An internal error occurred.")
+            return problem(status, "Service unavailable." if status == 503 else "An internal error occurred.")
         if request.method in ("POST", "PUT"):
             if not request.content_type.startswith("application/json"):
                 return problem(415, "Content-Type must be application/json.")
@@ -381,8 +407,12 @@ class FakeEconomic:
         try:
             return await handler(request)
         except Invalid as exc:
-            return problem(400, exc.message, errors=exc.errors,
-                           hint="Inspect validation errors and correct your request.")
+            return problem(
+                400,
+                exc.message,
+                errors=exc.errors,
+                hint="Inspect validation errors and correct your request.",
+            )
 
     async def _after_write(self, request: web.Request, response: web.Response) -> web.Response:
         """Count the write; when switched, lose the answer after it was applied."""
@@ -399,8 +429,9 @@ class FakeEconomic:
         return response
 
     # -- collections ---------------------------------------------------------------------
-    def _page(self, request: web.Request, items: list[dict[str, Any]],
-              filterable: Iterable[str] = ()) -> web.Response:
+    def _page(
+        self, request: web.Request, items: list[dict[str, Any]], filterable: Iterable[str] = ()
+    ) -> web.Response:
         query = request.query
         try:
             skip = int(query.get("skippages", "0"))
@@ -417,36 +448,41 @@ class FakeEconomic:
                 return problem(400, "This collection cannot be filtered.")
             predicates = parse_filter(query["filter"], filterable)
             items = [item for item in items if _matches(item, predicates)]
-        page = items[skip * size:(skip + 1) * size]
+        page = items[skip * size : (skip + 1) * size]
         self_url = f"{self.url}{request.path}"
         pagination: dict[str, Any] = {
-            "skipPages": skip, "pageSize": size, "maxPageSizeAllowed": MAX_PAGE_SIZE,
-            "results": len(items), "resultsWithoutFilter": total_unfiltered,
+            "skipPages": skip,
+            "pageSize": size,
+            "maxPageSizeAllowed": MAX_PAGE_SIZE,
+            "results": len(items),
+            "resultsWithoutFilter": total_unfiltered,
             "firstPage": f"{self_url}?skippages=0&pagesize={size}",
             "lastPage": f"{self_url}?skippages={max(0, (len(items) - 1) // size)}&pagesize={size}",
         }
         if (skip + 1) * size < len(items):
             pagination["nextPage"] = f"{self_url}?skippages={skip + 1}&pagesize={size}"
-        return answer(200, {"collection": page, "pagination": pagination,
-                            "self": str(request.rel_url)})
+        return answer(200, {"collection": page, "pagination": pagination, "self": str(request.rel_url)})
 
     # -- journals ------------------------------------------------------------------------
     def _journal_number(self, request: web.Request) -> int:
         number = int(request.match_info["journal"])
         if number not in self.journals:
-            raise web.HTTPNotFound(text=dumps({"message": f"Journal {number} not found.",
-                                               "httpStatusCode": 404}),
-                                   content_type="application/json")
+            raise web.HTTPNotFound(
+                text=dumps({"message": f"Journal {number} not found.", "httpStatusCode": 404}),
+                content_type="application/json",
+            )
         return number
 
     def _journal_doc(self, number: int) -> dict[str, Any]:
         first, last = self.journals[number]
-        return {"journalNumber": number, "name": f"Kassekladde {number}",
-                "settings": {"voucherNumbers": {"minimumVoucherNumber": first,
-                                                "maximumVoucherNumber": last}},
-                "vouchers": f"{self.url}/journals/{number}/vouchers",
-                "entries": f"{self.url}/journals/{number}/entries",
-                "self": f"{self.url}/journals/{number}"}
+        return {
+            "journalNumber": number,
+            "name": f"Kassekladde {number}",
+            "settings": {"voucherNumbers": {"minimumVoucherNumber": first, "maximumVoucherNumber": last}},
+            "vouchers": f"{self.url}/journals/{number}/vouchers",
+            "entries": f"{self.url}/journals/{number}/entries",
+            "self": f"{self.url}/journals/{number}",
+        }
 
     async def _journals(self, request: web.Request) -> web.Response:
         return self._page(request, [self._journal_doc(n) for n in sorted(self.journals)])
@@ -455,28 +491,36 @@ class FakeEconomic:
         return answer(200, self._journal_doc(self._journal_number(request)))
 
     def _entry_doc(self, entry: JournalEntry) -> dict[str, Any]:
-        return {**entry.data, "journalEntryNumber": entry.number,
-                "type": ENTRY_KINDS[entry.kind],
-                "voucher": {"voucherNumber": entry.voucher_number,
-                            "accountingYear": {"year": entry.year}},
-                "self": f"{self.url}/journals/{entry.journal}/entries/{entry.number}"}
+        return {
+            **entry.data,
+            "journalEntryNumber": entry.number,
+            "type": ENTRY_KINDS[entry.kind],
+            "voucher": {"voucherNumber": entry.voucher_number, "accountingYear": {"year": entry.year}},
+            "self": f"{self.url}/journals/{entry.journal}/entries/{entry.number}",
+        }
 
     def _voucher_entries(self, journal: int, year: str, number: int) -> list[JournalEntry]:
-        return [e for e in sorted(self.entries.values(), key=lambda e: e.number)
-                if (e.journal, e.year, e.voucher_number) == (journal, year, number)]
+        return [
+            e
+            for e in sorted(self.entries.values(), key=lambda e: e.number)
+            if (e.journal, e.year, e.voucher_number) == (journal, year, number)
+        ]
 
     def _voucher_doc(self, journal: int, year: str, number: int) -> dict[str, Any]:
         groups: dict[str, list[dict[str, Any]]] = {}
         for entry in self._voucher_entries(journal, year, number):
             groups.setdefault(entry.kind, []).append(self._entry_doc(entry))
-        return {"accountingYear": {"year": year}, "journal": {"journalNumber": journal},
-                "voucherNumber": number, "entries": groups,
-                "self": f"{self.url}/journals/{journal}/vouchers/{year}-{number}"}
+        return {
+            "accountingYear": {"year": year},
+            "journal": {"journalNumber": journal},
+            "voucherNumber": number,
+            "entries": groups,
+            "self": f"{self.url}/journals/{journal}/vouchers/{year}-{number}",
+        }
 
     async def _vouchers(self, request: web.Request) -> web.Response:
         journal = self._journal_number(request)
-        keys = sorted({(e.year, e.voucher_number) for e in self.entries.values()
-                       if e.journal == journal})
+        keys = sorted({(e.year, e.voucher_number) for e in self.entries.values() if e.journal == journal})
         return self._page(request, [self._voucher_doc(journal, y, n) for y, n in keys])
 
     async def _voucher(self, request: web.Request) -> web.Response:
@@ -489,8 +533,9 @@ class FakeEconomic:
     async def _journal_entries(self, request: web.Request) -> web.Response:
         journal = self._journal_number(request)
         # docs: "sorted by entry type"
-        entries = sorted((e for e in self.entries.values() if e.journal == journal),
-                         key=lambda e: (e.kind, e.number))
+        entries = sorted(
+            (e for e in self.entries.values() if e.journal == journal), key=lambda e: (e.kind, e.number)
+        )
         return self._page(request, [self._entry_doc(e) for e in entries])
 
     async def _delete_entry(self, request: web.Request) -> web.Response:
@@ -511,8 +556,7 @@ class FakeEconomic:
         for index, voucher in enumerate(vouchers):
             problems, plan = self._check_voucher(journal, voucher)
             if problems:
-                errors.append({"arrayIndex": index, **problems} if isinstance(body, list)
-                              else problems)
+                errors.append({"arrayIndex": index, **problems} if isinstance(body, list) else problems)
             plans.append(plan)
         if errors:
             # all or nothing: one bad voucher saves none
@@ -521,23 +565,28 @@ class FakeEconomic:
         # docs (ERP-NOTES): 201 with an array of vouchers
         return await self._after_write(request, answer(201, created))
 
-    def _check_voucher(self, journal: int,
-                       voucher: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _check_voucher(self, journal: int, voucher: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         problems: dict[str, Any] = {}
         if not isinstance(voucher, dict):
-            return {"voucher": {"errors": [error_item("E04000", "A voucher must be an object.")]}
-                    }, {}
+            return {"voucher": {"errors": [error_item("E04000", "A voucher must be an object.")]}}, {}
         year = str((voucher.get("accountingYear") or {}).get("year") or "")
         if not year:
-            problems["accountingYear"] = {"errors": [error_item(
-                "E04730", "Property accountingYear is required.")]}
+            problems["accountingYear"] = {
+                "errors": [error_item("E04730", "Property accountingYear is required.")]
+            }
         elif year not in self.years:
-            problems["accountingYear"] = {"errors": [error_item(
-                "E06000", f"Accounting year {year} does not exist.", year)]}
+            problems["accountingYear"] = {
+                "errors": [error_item("E06000", f"Accounting year {year} does not exist.", year)]
+            }
         given = (voucher.get("journal") or {}).get("journalNumber")
         if given is not None and given != journal:
-            problems["journal"] = {"errors": [error_item(
-                "E04000", f"journalNumber {given} does not match the journal in the URL.", given)]}
+            problems["journal"] = {
+                "errors": [
+                    error_item(
+                        "E04000", f"journalNumber {given} does not match the journal in the URL.", given
+                    )
+                ]
+            }
         groups = voucher.get("entries")
         entries: list[tuple[str, dict[str, Any]]] = []
         if not isinstance(groups, dict) or not any(groups.values()):
@@ -548,8 +597,9 @@ class FakeEconomic:
                 if kind not in ENTRY_KINDS:
                     # docs list financeVouchers, customerPayments, manualCustomerInvoices too;
                     # this fake implements the supplier entries the connector writes
-                    entry_problems[kind] = {"errors": [error_item(
-                        "E04000", f"The fake does not implement {kind}.")]}
+                    entry_problems[kind] = {
+                        "errors": [error_item("E04000", f"The fake does not implement {kind}.")]
+                    }
                     continue
                 listed = []
                 for index, item in enumerate(items or []):
@@ -566,8 +616,11 @@ class FakeEconomic:
         if number is None and not problems:
             number = self._next_voucher_number(journal, year)
             if number is None:
-                problems["voucherNumber"] = {"errors": [error_item(
-                    "E04000", f"No voucher number left in the range of journal {journal}.")]}
+                problems["voucherNumber"] = {
+                    "errors": [
+                        error_item("E04000", f"No voucher number left in the range of journal {journal}.")
+                    ]
+                }
         return problems, {"year": year, "number": number, "entries": entries}
 
     def _next_voucher_number(self, journal: int, year: str) -> int | None:
@@ -588,8 +641,7 @@ class FakeEconomic:
         found: dict[str, Any] = {}
 
         def refuse(field_name: str, code: str, message: str, value: Any = None) -> None:
-            found.setdefault(field_name, {"errors": []})["errors"].append(
-                error_item(code, message, value))
+            found.setdefault(field_name, {"errors": []})["errors"].append(error_item(code, message, value))
 
         if not isinstance(item, dict):
             refuse("entry", "E04000", "An entry must be an object.")
@@ -606,18 +658,15 @@ class FakeEconomic:
             refuse("amount", "E04000", "amount must be a number.", amount)
         elif Decimal(amount).as_tuple().exponent < -2:  # type: ignore[operator]
             # docs (annotated errors example): E04740 for more than two decimals
-            refuse("amount", "E04740", "amount scale cannot be greater then two decimal places.",
-                   amount)
+            refuse("amount", "E04740", "amount scale cannot be greater then two decimal places.", amount)
         # docs silent on the sign: either is a valid document (a positive supplier invoice
         # is a credit note), so the fake refuses neither; tests check what was sent.
         entry_date = self._date(item.get("date"))
         if entry_date is None:
-            refuse("date", "E04730", "Property date is required and must be YYYY-MM-DD.",
-                   item.get("date"))
+            refuse("date", "E04730", "Property date is required and must be YYYY-MM-DD.", item.get("date"))
         elif year and str(entry_date.year) != year:
             # docs silent: the year is named by its calendar year here
-            refuse("date", "E04000", f"Date {entry_date} is not in accounting year {year}.",
-                   item.get("date"))
+            refuse("date", "E04000", f"Date {entry_date} is not in accounting year {year}.", item.get("date"))
         if "dueDate" in item and self._date(item["dueDate"]) is None:
             refuse("dueDate", "E04000", "dueDate must be YYYY-MM-DD.", item["dueDate"])
         code = (item.get("currency") or {}).get("code")
@@ -629,22 +678,28 @@ class FakeEconomic:
             refuse("contraAccount", "E04730", "Property contraAccount is required.")
         elif contra not in self.accounts:
             refuse("contraAccount", "E06000", f"Account {contra} does not exist.", contra)
-        distribution = (item.get("departmentalDistribution") or {}).get(
-            "departmentalDistributionNumber")
+        distribution = (item.get("departmentalDistribution") or {}).get("departmentalDistributionNumber")
         if "departmentalDistribution" in item and distribution not in self.distributions:
-            refuse("departmentalDistribution", "E06000",
-                   f"Departmental distribution {distribution} does not exist.", distribution)
+            refuse(
+                "departmentalDistribution",
+                "E06000",
+                f"Departmental distribution {distribution} does not exist.",
+                distribution,
+            )
         text = item.get("text")
         if text is not None and len(str(text)) > 250:
             refuse("text", "E04000", "text may be at most 250 characters.", len(str(text)))
         invoice_number = item.get("supplierInvoiceNumber")
         if invoice_number is not None and len(str(invoice_number)) > 30:
-            refuse("supplierInvoiceNumber", "E04000",
-                   "supplierInvoiceNumber may be at most 30 characters.", invoice_number)
+            refuse(
+                "supplierInvoiceNumber",
+                "E04000",
+                "supplierInvoiceNumber may be at most 30 characters.",
+                invoice_number,
+            )
         number = (item.get("voucher") or {}).get("voucherNumber")
         if number is not None and (not isinstance(number, int) or not 0 < number < 999999999):
-            refuse("voucherNumber", "E04000", "voucherNumber must be between 1 and 999999998.",
-                   number)
+            refuse("voucherNumber", "E04000", "voucherNumber must be between 1 and 999999998.", number)
         return found
 
     @staticmethod
@@ -659,8 +714,7 @@ class FakeEconomic:
         for kind, item in plan["entries"]:
             data = {k: v for k, v in item.items() if k not in ("voucher", "self", "type")}
             data["amount"] = Decimal(data["amount"])
-            self.entries[self._next_entry] = JournalEntry(self._next_entry, journal, year,
-                                                          number, kind, data)
+            self.entries[self._next_entry] = JournalEntry(self._next_entry, journal, year, number, kind, data)
             self._next_entry += 1
         return self._voucher_doc(journal, year, number)
 
@@ -677,29 +731,34 @@ class FakeEconomic:
     # -- customers (docs: _customers.md) -------------------------------------------------
     def _check_customer(self, body: dict[str, Any]) -> None:
         found: dict[str, Any] = {}
-        required = {"currency": body.get("currency"), "name": body.get("name"),
-                    "customerGroup": (body.get("customerGroup") or {}).get("customerGroupNumber"),
-                    "paymentTerms": (body.get("paymentTerms") or {}).get("paymentTermsNumber"),
-                    "vatZone": (body.get("vatZone") or {}).get("vatZoneNumber")}
+        required = {
+            "currency": body.get("currency"),
+            "name": body.get("name"),
+            "customerGroup": (body.get("customerGroup") or {}).get("customerGroupNumber"),
+            "paymentTerms": (body.get("paymentTerms") or {}).get("paymentTermsNumber"),
+            "vatZone": (body.get("vatZone") or {}).get("vatZoneNumber"),
+        }
         for name, value in required.items():
             if value in (None, ""):
                 found[name] = {"errors": [error_item("E04730", f"Property {name} is required.")]}
         if body.get("currency") and body["currency"] not in self.currencies:
-            found["currency"] = {"errors": [error_item(
-                "E06000", "currency does not exist.", body["currency"])]}
+            found["currency"] = {
+                "errors": [error_item("E06000", "currency does not exist.", body["currency"])]
+            }
         if len(str(body.get("name") or "")) > 255:
-            found["name"] = {"errors": [error_item("E04000", "name may be at most 255 "
-                                                   "characters.")]}
+            found["name"] = {"errors": [error_item("E04000", "name may be at most 255 characters.")]}
         if found:
             raise Invalid(found)
 
     def _customer_doc(self, number: int) -> dict[str, Any]:
-        return {**self.customers[number], "customerNumber": number,
-                "self": f"{self.url}/customers/{number}"}
+        return {**self.customers[number], "customerNumber": number, "self": f"{self.url}/customers/{number}"}
 
     async def _customers(self, request: web.Request) -> web.Response:
-        return self._page(request, [self._customer_doc(n) for n in sorted(self.customers)],
-                          ["customerNumber", "name", "email"])
+        return self._page(
+            request,
+            [self._customer_doc(n) for n in sorted(self.customers)],
+            ["customerNumber", "name", "email"],
+        )
 
     async def _customer(self, request: web.Request) -> web.Response:
         number = int(request.match_info["number"])
@@ -715,8 +774,15 @@ class FakeEconomic:
             number = max(self.customers, default=0) + 1
         elif number in self.customers:
             # docs silent on a taken number: a 400 on customerNumber, like other validation
-            raise Invalid({"customerNumber": {"errors": [error_item(
-                "E06010", f"Customer number {number} is already in use.", number)]}})
+            raise Invalid(
+                {
+                    "customerNumber": {
+                        "errors": [
+                            error_item("E06010", f"Customer number {number} is already in use.", number)
+                        ]
+                    }
+                }
+            )
         self.customers[number] = {k: v for k, v in body.items() if k != "self"}
         return await self._after_write(request, answer(201, self._customer_doc(number)))
 

@@ -47,8 +47,13 @@ ACCESS_TTL = 600  # seconds of (scaled) time, as Exact's access tokens
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "eExact-XML.xsd"
 
 DEFAULT_GL_ACCOUNTS = {
-    "1100": "Bank", "1600": "Creditors", "2800": "Office supplies", "2820": "Software",
-    "4000": "Salaries", "4020": "Pension", "4800": "Payroll liabilities",
+    "1100": "Bank",
+    "1600": "Creditors",
+    "2800": "Office supplies",
+    "2820": "Software",
+    "4000": "Salaries",
+    "4020": "Pension",
+    "4800": "Payroll liabilities",
 }
 DEFAULT_SUPPLIERS = {"3001": "Kontorland B.V.", "3002": "Software Huis B.V."}
 DEFAULT_COST_CENTERS = {"CC-100", "CC-200", "1"}
@@ -62,8 +67,7 @@ class ScaledTime:
     ``s / scale`` real seconds. The fake and the connector under test share one.
     """
 
-    def __init__(self, scale: float = 1.0, start: float | None = None,
-                 real_start: float | None = None):
+    def __init__(self, scale: float = 1.0, start: float | None = None, real_start: float | None = None):
         # time.monotonic() is system-wide on Linux, so two processes given the same
         # start and real_start share one scaled clock (the benchmark runs the fake apart).
         self.scale = scale
@@ -194,9 +198,15 @@ class ExactFake:
             div.gl_accounts[gid] = {"ID": gid, "Code": code.rjust(CODE_MAX), "Description": name}
         for code, name in DEFAULT_SUPPLIERS.items():
             aid = str(uuid.uuid4())
-            div.accounts[aid] = {"ID": aid, "Code": code.rjust(CODE_MAX), "Name": name,
-                                 "Status": "A", "IsSupplier": True, "IsSales": False,
-                                 "Remarks": None}
+            div.accounts[aid] = {
+                "ID": aid,
+                "Code": code.rjust(CODE_MAX),
+                "Name": name,
+                "Status": "A",
+                "IsSupplier": True,
+                "IsSales": False,
+                "Remarks": None,
+            }
         return div
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -259,8 +269,11 @@ class ExactFake:
         count = 0
         for div in self.divisions.values():
             count += sum(1 for e in div.purchase.values() if key in (e.get("Description") or ""))
-            count += sum(1 for e in div.journal.values()
-                         if any(key in (ln.get("Description") or "") for ln in e["_lines"]))
+            count += sum(
+                1
+                for e in div.journal.values()
+                if any(key in (ln.get("Description") or "") for ln in e["_lines"])
+            )
             count += sum(1 for a in div.accounts.values() if key in (a.get("Remarks") or ""))
         return count
 
@@ -302,9 +315,14 @@ class ExactFake:
 
     def stats(self) -> dict[str, Any]:
         """Per division: calls, 429s for the allowance, and every minutely window."""
-        return {str(code): {"calls": d.calls, "rejected": d.rejected,
-                            "windows": [[w.start, w.count] for w in d.windows]}
-                for code, d in self.divisions.items()}
+        return {
+            str(code): {
+                "calls": d.calls,
+                "rejected": d.rejected,
+                "windows": [[w.start, w.count] for w in d.windows],
+            }
+            for code, d in self.divisions.items()
+        }
 
     # -- control API (not Exact's): lets a benchmark steer a fake in another process ----
     async def _control_refresh_token(self, request: web.Request) -> web.Response:
@@ -361,13 +379,16 @@ class ExactFake:
         access = "at-" + secrets.token_urlsafe(24)
         self._refresh[refresh] = grant
         self._access[access] = (grant, self.time.clock() + ACCESS_TTL)
-        return {"access_token": access, "token_type": "bearer", "expires_in": str(ACCESS_TTL),
-                "refresh_token": refresh}
+        return {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": str(ACCESS_TTL),
+            "refresh_token": refresh,
+        }
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
-        if (form.get("client_id"), form.get("client_secret")) != (self.client_id,
-                                                                 self.client_secret):
+        if (form.get("client_id"), form.get("client_secret")) != (self.client_id, self.client_secret):
             return _json({"error": "invalid_client"}, 400)
         if form.get("grant_type") == "refresh_token":
             # Rotation: the refresh token is spent; the answer carries the next one.
@@ -396,10 +417,20 @@ class ExactFake:
     async def _me(self, request: web.Request) -> web.Response:
         grant = request[GRANT_KEY]
         div = request[DIVISION_KEY]
-        return _json({"d": {"results": [{
-            "UserID": str(uuid.uuid5(uuid.NAMESPACE_DNS, grant.user)), "FullName": grant.user,
-            "CurrentDivision": div.code, "DivisionCustomerName": div.name,
-        }]}})
+        return _json(
+            {
+                "d": {
+                    "results": [
+                        {
+                            "UserID": str(uuid.uuid5(uuid.NAMESPACE_DNS, grant.user)),
+                            "FullName": grant.user,
+                            "CurrentDivision": div.code,
+                            "DivisionCustomerName": div.name,
+                        }
+                    ]
+                }
+            }
+        )
 
     # -- OData helpers ------------------------------------------------------------------
     _CLAUSE = re.compile(
@@ -408,7 +439,9 @@ class ExactFake:
           | substringof\('(?P<sv>(?:[^']|'')*)',\s*(?P<sf>\w+)\)\s+eq\s+true
           | startswith\((?P<pf>\w+),\s*'(?P<pv>(?:[^']|'')*)'\)\s+eq\s+true
           | (?P<ef>\w+)\s+eq\s+(?P<ev>'(?:[^']|'')*'|guid'[0-9a-fA-F-]+'|true|false|-?\d+)
-        )$""", re.X)
+        )$""",
+        re.X,
+    )
 
     def _predicate(self, text: str) -> Any:
         tests = []
@@ -427,17 +460,26 @@ class ExactFake:
                 tests.append(lambda r, f=field_, w=want: str(r.get(f) or "").startswith(w))
             else:
                 raw = m["ev"]
-                value: Any = (True if raw == "true" else False if raw == "false"
-                              else raw[5:-1] if raw.startswith("guid'")
-                              else raw[1:-1].replace("''", "'") if raw.startswith("'")
-                              else int(raw))
+                value: Any = (
+                    True
+                    if raw == "true"
+                    else False
+                    if raw == "false"
+                    else raw[5:-1]
+                    if raw.startswith("guid'")
+                    else raw[1:-1].replace("''", "'")
+                    if raw.startswith("'")
+                    else int(raw)
+                )
                 tests.append(lambda r, f=m["ef"], v=value: r.get(f) == v)
         return lambda row: all(t(row) for t in tests)
 
     def _public(self, row: dict[str, Any], request: web.Request, entity: str) -> dict[str, Any]:
         out = {k: v for k, v in row.items() if not k.startswith("_")}
-        lines_key = {"PurchaseEntries": "PurchaseEntryLines",
-                     "GeneralJournalEntries": "GeneralJournalEntryLines"}.get(entity)
+        lines_key = {
+            "PurchaseEntries": "PurchaseEntryLines",
+            "GeneralJournalEntries": "GeneralJournalEntryLines",
+        }.get(entity)
         if lines_key:
             if lines_key in request.query.get("$expand", ""):
                 out[lines_key] = {"results": [dict(ln) for ln in row["_lines"]]}
@@ -449,8 +491,7 @@ class ExactFake:
             out = {k: v for k, v in out.items() if k in keep}
         return out
 
-    def _listing(self, request: web.Request, rows: list[dict[str, Any]],
-                 entity: str) -> web.Response:
+    def _listing(self, request: web.Request, rows: list[dict[str, Any]], entity: str) -> web.Response:
         try:
             if "$filter" in request.query:
                 pred = self._predicate(request.query["$filter"])
@@ -458,7 +499,7 @@ class ExactFake:
         except ValueError as exc:
             return _error(400, str(exc))
         skip = int(request.query.get("$skiptoken", "0") or 0)
-        page = rows[skip:skip + PAGE_SIZE]
+        page = rows[skip : skip + PAGE_SIZE]
         d: dict[str, Any] = {"results": [self._public(r, request, entity) for r in page]}
         if skip + PAGE_SIZE < len(rows):
             d["__next"] = str(request.url.update_query({"$skiptoken": str(skip + PAGE_SIZE)}))
@@ -475,45 +516,53 @@ class ExactFake:
         route = (service.lower(), entity, request.method, key is not None)
         handlers: dict[tuple[str, str, str, bool], Any] = {
             ("financial", "GLAccounts", "GET", False): lambda: self._listing(
-                request, list(div.gl_accounts.values()), entity),
+                request, list(div.gl_accounts.values()), entity
+            ),
             ("crm", "Accounts", "GET", False): lambda: self._listing(
-                request, list(div.accounts.values()), entity),
+                request, list(div.accounts.values()), entity
+            ),
             ("crm", "Accounts", "GET", True): lambda: self._get(request, div.accounts, key, entity),
             ("crm", "Accounts", "POST", False): lambda: self._post_account(request, div),
             ("crm", "Accounts", "PUT", True): lambda: self._put_account(request, div, key),
             ("purchaseentry", "PurchaseEntries", "GET", False): lambda: self._listing(
-                request, list(div.purchase.values()), entity),
+                request, list(div.purchase.values()), entity
+            ),
             ("purchaseentry", "PurchaseEntries", "GET", True): lambda: self._get(
-                request, div.purchase, key, entity),
-            ("purchaseentry", "PurchaseEntries", "POST", False): lambda: self._post_purchase(
-                request, div),
-            ("purchaseentry", "PurchaseEntries", "PUT", True): lambda: self._put_purchase(
-                request, div, key),
-            ("purchaseentry", "PurchaseEntries", "DELETE", True): lambda: self._delete(
-                div.purchase, key),
+                request, div.purchase, key, entity
+            ),
+            ("purchaseentry", "PurchaseEntries", "POST", False): lambda: self._post_purchase(request, div),
+            ("purchaseentry", "PurchaseEntries", "PUT", True): lambda: self._put_purchase(request, div, key),
+            ("purchaseentry", "PurchaseEntries", "DELETE", True): lambda: self._delete(div.purchase, key),
             ("purchaseentry", "PurchaseEntryLines", "PUT", True): lambda: self._put_purchase_line(
-                request, div, key),
+                request, div, key
+            ),
             ("generaljournalentry", "GeneralJournalEntries", "GET", False): lambda: self._listing(
-                request, list(div.journal.values()), entity),
+                request, list(div.journal.values()), entity
+            ),
             ("generaljournalentry", "GeneralJournalEntries", "GET", True): lambda: self._get(
-                request, div.journal, key, entity),
-            ("generaljournalentry", "GeneralJournalEntries", "POST", False): lambda: (
-                self._post_journal(request, div)),
+                request, div.journal, key, entity
+            ),
+            ("generaljournalentry", "GeneralJournalEntries", "POST", False): lambda: self._post_journal(
+                request, div
+            ),
             ("generaljournalentry", "GeneralJournalEntries", "DELETE", True): lambda: self._delete(
-                div.journal, key),
-            ("generaljournalentry", "GeneralJournalEntryLines", "GET", False): lambda: (
-                self._listing(request, [ln for e in div.journal.values() for ln in e["_lines"]],
-                              entity)),
+                div.journal, key
+            ),
+            ("generaljournalentry", "GeneralJournalEntryLines", "GET", False): lambda: self._listing(
+                request, [ln for e in div.journal.values() for ln in e["_lines"]], entity
+            ),
         }
         handler = handlers.get(route)
         if handler is None:
-            return _error(405 if key is None else 404,
-                          f"{request.method} is not supported on {service}/{raw}.")
+            return _error(
+                405 if key is None else 404, f"{request.method} is not supported on {service}/{raw}."
+            )
         result = handler()
         return await result if asyncio.iscoroutine(result) else result
 
-    def _get(self, request: web.Request, table: dict[str, dict[str, Any]], key: str | None,
-             entity: str) -> web.Response:
+    def _get(
+        self, request: web.Request, table: dict[str, dict[str, Any]], key: str | None, entity: str
+    ) -> web.Response:
         row = table.get(str(key))
         if row is None:
             return _error(404, "Record not found.")
@@ -560,13 +609,19 @@ class ExactFake:
             errors.append(f"Line {n}: Cost unit {line['CostUnit']} does not exist.")
         return errors
 
-    def _new_line(self, div: Division, entry_id: str, line: dict[str, Any],
-                  n: int) -> dict[str, Any]:
+    def _new_line(self, div: Division, entry_id: str, line: dict[str, Any], n: int) -> dict[str, Any]:
         gl = self._gl(div, line["GLAccount"]) or {}
-        return {"ID": str(uuid.uuid4()), "EntryID": entry_id, "LineNumber": n,
-                "GLAccount": line["GLAccount"], "GLAccountCode": str(gl.get("Code", "")).strip(),
-                "AmountFC": Decimal(line["AmountFC"]), "Description": line.get("Description"),
-                "CostCenter": line.get("CostCenter"), "CostUnit": line.get("CostUnit")}
+        return {
+            "ID": str(uuid.uuid4()),
+            "EntryID": entry_id,
+            "LineNumber": n,
+            "GLAccount": line["GLAccount"],
+            "GLAccountCode": str(gl.get("Code", "")).strip(),
+            "AmountFC": Decimal(line["AmountFC"]),
+            "Description": line.get("Description"),
+            "CostCenter": line.get("CostCenter"),
+            "CostUnit": line.get("CostUnit"),
+        }
 
     async def _post_purchase(self, request: web.Request, div: Division) -> web.Response:
         body = await self._read(request)
@@ -591,22 +646,29 @@ class ExactFake:
         eid = str(uuid.uuid4())
         stored = [self._new_line(div, eid, ln, n) for n, ln in enumerate(lines, 1)]
         entry = {
-            "EntryID": eid, "EntryNumber": div.next_entry, "Division": div.code,
-            "Journal": body["Journal"], "Supplier": body["Supplier"],
-            "SupplierName": supplier["Name"] if supplier else "", "Status": 20,
-            "StatusDescription": "Open", "Type": 30, "EntryDate": _odata_date(body["EntryDate"]),
+            "EntryID": eid,
+            "EntryNumber": div.next_entry,
+            "Division": div.code,
+            "Journal": body["Journal"],
+            "Supplier": body["Supplier"],
+            "SupplierName": supplier["Name"] if supplier else "",
+            "Status": 20,
+            "StatusDescription": "Open",
+            "Type": 30,
+            "EntryDate": _odata_date(body["EntryDate"]),
             "DueDate": _odata_date(body["DueDate"]) if body.get("DueDate") else None,
-            "Currency": body.get("Currency") or "EUR", "Description": body.get("Description"),
+            "Currency": body.get("Currency") or "EUR",
+            "Description": body.get("Description"),
             "YourRef": body.get("YourRef"),
-            "AmountFC": sum((ln["AmountFC"] for ln in stored), Decimal(0)), "_lines": stored,
+            "AmountFC": sum((ln["AmountFC"] for ln in stored), Decimal(0)),
+            "_lines": stored,
         }
         div.next_entry += 1
         div.purchase[eid] = entry
         await self._hang_if_asked()
         return _json({"d": self._public(entry, request, "PurchaseEntries")}, 201)
 
-    async def _put_purchase(self, request: web.Request, div: Division,
-                            key: str | None) -> web.Response:
+    async def _put_purchase(self, request: web.Request, div: Division, key: str | None) -> web.Response:
         entry = div.purchase.get(str(key))
         if entry is None:
             return _error(404, "Record not found.")
@@ -627,8 +689,7 @@ class ExactFake:
         await self._hang_if_asked()
         return web.Response(status=204)
 
-    async def _put_purchase_line(self, request: web.Request, div: Division,
-                                 key: str | None) -> web.Response:
+    async def _put_purchase_line(self, request: web.Request, div: Division, key: str | None) -> web.Response:
         for entry in div.purchase.values():
             for n, line in enumerate(entry["_lines"]):
                 if line["ID"] != key:
@@ -653,8 +714,7 @@ class ExactFake:
             return _error(400, "The request body is not a valid entity.")
         errors: list[str] = []
         if body.get("JournalCode") != "90":
-            errors.append(f"JournalCode: journal {body.get('JournalCode')!r} is not a general "
-                          "journal.")
+            errors.append(f"JournalCode: journal {body.get('JournalCode')!r} is not a general journal.")
         lines = body.get("GeneralJournalEntryLines")
         if not isinstance(lines, list) or not lines:
             errors.append("GeneralJournalEntryLines: at least one line is mandatory.")
@@ -672,10 +732,16 @@ class ExactFake:
         for stored_line, line in zip(stored, lines, strict=True):
             stored_line["Date"] = _odata_date(line.get("Date") or date.today().isoformat())
         entry = {
-            "EntryID": eid, "EntryNumber": div.next_entry, "Division": div.code,
-            "JournalCode": body["JournalCode"], "FinancialYear": body.get("FinancialYear"),
-            "FinancialPeriod": body.get("FinancialPeriod"), "Status": 20,
-            "StatusDescription": "Open", "Type": 90, "_lines": stored,
+            "EntryID": eid,
+            "EntryNumber": div.next_entry,
+            "Division": div.code,
+            "JournalCode": body["JournalCode"],
+            "FinancialYear": body.get("FinancialYear"),
+            "FinancialPeriod": body.get("FinancialPeriod"),
+            "Status": 20,
+            "StatusDescription": "Open",
+            "Type": 90,
+            "_lines": stored,
         }
         div.next_entry += 1
         div.journal[eid] = entry
@@ -712,8 +778,7 @@ class ExactFake:
         await self._hang_if_asked()
         return _json({"d": self._public(row, request, "Accounts")}, 201)
 
-    async def _put_account(self, request: web.Request, div: Division,
-                           key: str | None) -> web.Response:
+    async def _put_account(self, request: web.Request, div: Division, key: str | None) -> web.Response:
         row = div.accounts.get(str(key))
         if row is None:
             return _error(404, "Record not found.")
@@ -740,8 +805,9 @@ class ExactFake:
         if doc is not None and self.schema_path.exists():
             schema = etree.XMLSchema(etree.parse(str(self.schema_path)))
             if not schema.validate(doc):
-                messages.append((3, "", f"The file does not match the schema: "
-                                        f"{schema.error_log.last_error.message}"))
+                messages.append(
+                    (3, "", f"The file does not match the schema: {schema.error_log.last_error.message}")
+                )
                 doc = None
         if doc is not None and topic != "Accounts":
             messages.append((3, "", f"Topic {topic} is not supported by this fake."))
@@ -753,13 +819,15 @@ class ExactFake:
                 if not code or not name:
                     messages.append((0, code, "Code and Name are mandatory."))
                     continue
-                existing = next((a for a in div.accounts.values() if a["Code"].strip() == code),
-                                None)
+                existing = next((a for a in div.accounts.values() if a["Code"].strip() == code), None)
                 row = existing or {"ID": str(uuid.uuid4()), "Code": code.rjust(CODE_MAX)}
-                row.update(Name=name, Status=node.get("status") or "A",
-                           Email=node.findtext("Email"),
-                           IsSupplier=(node.findtext("IsSupplier") == "true"),
-                           IsSales=(node.findtext("IsSales") == "true"))
+                row.update(
+                    Name=name,
+                    Status=node.get("status") or "A",
+                    Email=node.findtext("Email"),
+                    IsSupplier=(node.findtext("IsSupplier") == "true"),
+                    IsSales=(node.findtext("IsSales") == "true"),
+                )
                 div.accounts[row["ID"]] = row
                 messages.append((2, code, "Updated" if existing else "Created"))
         root = etree.Element("eExact")
@@ -791,15 +859,27 @@ class MemoryTokenStore:
         self.history.append((name, value))
 
 
-def build_connector(fake: ExactFake, store: Any, *, division: int | None = None,
-                    refresh_token: str | None = None, **overrides: Any) -> Any:
+def build_connector(
+    fake: ExactFake,
+    store: Any,
+    *,
+    division: int | None = None,
+    refresh_token: str | None = None,
+    **overrides: Any,
+) -> Any:
     """An Exact connector wired to the fake, sharing its scaled clock."""
     from connectors.exact import ExactConnector
 
     kwargs: dict[str, Any] = dict(
-        client_id=fake.client_id, client_secret=fake.client_secret, token_store=store,
-        division=division or next(iter(fake.divisions)), refresh_token=refresh_token,
-        base_url=fake.base_url, timeout=0.5, clock=fake.time.clock, sleep=fake.time.sleep,
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        token_store=store,
+        division=division or next(iter(fake.divisions)),
+        refresh_token=refresh_token,
+        base_url=fake.base_url,
+        timeout=0.5,
+        clock=fake.time.clock,
+        sleep=fake.time.sleep,
         max_wait=120.0,
     )
     kwargs.update(overrides)
@@ -846,8 +926,7 @@ async def exact_harness() -> AsyncIterator[ExactHarness]:
     await fake.start()
     store = MemoryTokenStore()
     try:
-        yield ExactHarness(fake, build_connector(fake, store,
-                                                 refresh_token=fake.issue_refresh_token()))
+        yield ExactHarness(fake, build_connector(fake, store, refresh_token=fake.issue_refresh_token()))
     finally:
         await fake.stop()
 
@@ -856,8 +935,9 @@ async def exact_harness() -> AsyncIterator[ExactHarness]:
 async def _serve(args: Any) -> None:
     clock = ScaledTime(args.scale, start=args.epoch0, real_start=args.real0)
     divisions = {int(code): f"Company {code}" for code in args.divisions.split(",")}
-    fake = ExactFake(divisions=divisions, time_source=clock, minutely_limit=args.limit,
-                     daily_limit=args.daily_limit)
+    fake = ExactFake(
+        divisions=divisions, time_source=clock, minutely_limit=args.limit, daily_limit=args.daily_limit
+    )
     await fake.start()
     print(fake.base_url, flush=True)
     stop = asyncio.Event()

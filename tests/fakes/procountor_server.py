@@ -43,17 +43,29 @@ DEFAULT_ACCOUNTS: dict[str, str] = {
 
 #: GET /dimensions: dimensions with their items (ids are database ids, as in Procountor)
 DEFAULT_DIMENSIONS: list[dict[str, Any]] = [
-    {"id": 87540, "name": "Cost center", "items": [
-        {"id": 136934, "codeName": "CC-100", "status": "ACTIVE"},
-        {"id": 136935, "codeName": "CC-200", "status": "ACTIVE"},
-    ]},
-    {"id": 87541, "name": "Cost unit", "items": [
-        {"id": 136940, "codeName": "CU-1", "status": "ACTIVE"},
-        {"id": 136941, "codeName": "CU-2", "status": "ACTIVE"},
-    ]},
-    {"id": 87542, "name": "Department", "items": [
-        {"id": 136950, "codeName": "1", "status": "ACTIVE"},
-    ]},
+    {
+        "id": 87540,
+        "name": "Cost center",
+        "items": [
+            {"id": 136934, "codeName": "CC-100", "status": "ACTIVE"},
+            {"id": 136935, "codeName": "CC-200", "status": "ACTIVE"},
+        ],
+    },
+    {
+        "id": 87541,
+        "name": "Cost unit",
+        "items": [
+            {"id": 136940, "codeName": "CU-1", "status": "ACTIVE"},
+            {"id": 136941, "codeName": "CU-2", "status": "ACTIVE"},
+        ],
+    },
+    {
+        "id": 87542,
+        "name": "Department",
+        "items": [
+            {"id": 136950, "codeName": "1", "status": "ACTIVE"},
+        ],
+    },
 ]
 
 NAME_MAX = 100  # not documented
@@ -80,13 +92,11 @@ def _dumps(obj: Any) -> str:
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=_dumps(data), status=status, headers=headers,
-                        content_type="application/json")
+    return web.Response(text=_dumps(data), status=status, headers=headers, content_type="application/json")
 
 
 def _errors(status: int, *errors: tuple[str, str]) -> web.Response:
-    return _json({"errors": [{"status": status, "field": f, "message": m} for f, m in errors]},
-                 status)
+    return _json({"errors": [{"status": status, "field": f, "message": m} for f, m in errors]}, status)
 
 
 class ProcountorFake:
@@ -183,8 +193,9 @@ class ProcountorFake:
             return _errors(403, ("company", "The user group of this API user is blocked."))
         if self.company_is_test and request.method in ("POST", "PUT"):
             # Not documented: a company flagged as a test company takes no bookings.
-            return _errors(403, ("company", "The company is marked as a test company; "
-                                            "receipts are not accepted."))
+            return _errors(
+                403, ("company", "The company is marked as a test company; receipts are not accepted.")
+            )
         return await handler(request)
 
     async def _hang_if_asked(self) -> None:
@@ -207,12 +218,14 @@ class ProcountorFake:
         if form.get("grant_type") != "client_credentials":
             return _json({"error": "unsupported_grant_type"}, 400)
         if (form.get("client_id"), form.get("client_secret"), form.get("api_key")) != (
-                self.client_id, self.client_secret, self.api_key):
+            self.client_id,
+            self.client_secret,
+            self.api_key,
+        ):
             return _json({"error": "invalid_client"}, 401)
         token = secrets.token_urlsafe(24)
         self.tokens.add(token)
-        return _json({"access_token": token, "token_type": "bearer",
-                      "expires_in": self.token_ttl})
+        return _json({"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl})
 
     # -- dimensions --------------------------------------------------------------------
     async def _get_dimensions(self, request: web.Request) -> web.Response:
@@ -250,8 +263,9 @@ class ProcountorFake:
             if not account:
                 errors.append((f"{at}.account", "must not be null"))
             elif str(account) not in self.accounts:
-                errors.append((f"{at}.account",
-                               f"Account {account} does not exist in the chart of accounts."))
+                errors.append(
+                    (f"{at}.account", f"Account {account} does not exist in the chart of accounts.")
+                )
             value = tx.get("accountingValue")
             if not isinstance(value, Decimal | int):
                 errors.append((f"{at}.accountingValue", "must be a number"))
@@ -259,28 +273,30 @@ class ProcountorFake:
             value = Decimal(value)
             total += value
             if len(str(tx.get("description") or "")) > DESCRIPTION_MAX:
-                errors.append((f"{at}.description",
-                               f"size must be between 0 and {DESCRIPTION_MAX}"))
+                errors.append((f"{at}.description", f"size must be between 0 and {DESCRIPTION_MAX}"))
             allocated: dict[int, Decimal] = {}
             for dv in tx.get("dimensionItemValues") or []:
                 dim_id, item_id = dv.get("dimensionId"), dv.get("itemId")
                 if dim_id not in dims:
-                    errors.append((f"{at}.dimensionItemValues",
-                                   f"Dimension {dim_id} does not exist."))
+                    errors.append((f"{at}.dimensionItemValues", f"Dimension {dim_id} does not exist."))
                 elif item_id not in dims[dim_id]:
-                    errors.append((f"{at}.dimensionItemValues", f"Dimension item {item_id} "
-                                   f"does not belong to dimension {dim_id}."))
+                    errors.append(
+                        (
+                            f"{at}.dimensionItemValues",
+                            f"Dimension item {item_id} does not belong to dimension {dim_id}.",
+                        )
+                    )
                 try:
                     allocated[dim_id] = allocated.get(dim_id, Decimal(0)) + Decimal(dv.get("value"))
                 except (InvalidOperation, TypeError):
                     errors.append((f"{at}.dimensionItemValues", "value must be a number"))
             for dim_id, amount in allocated.items():
                 if amount != value:
-                    errors.append((f"{at}.dimensionItemValues",
-                                   f"Dimension {dim_id} allocates {amount}, not {value}."))
+                    errors.append(
+                        (f"{at}.dimensionItemValues", f"Dimension {dim_id} allocates {amount}, not {value}.")
+                    )
         if not errors and total != 0:
-            errors.append(("transactions",
-                           f"The receipt does not balance: the transactions sum to {total}."))
+            errors.append(("transactions", f"The receipt does not balance: the transactions sum to {total}."))
         return errors
 
     def _next_version(self) -> str:
@@ -289,11 +305,15 @@ class ProcountorFake:
 
     def _store(self, rid: int, body: dict[str, Any], status: str) -> dict[str, Any]:
         receipt = {
-            "receiptId": rid, "type": "JOURNAL", "status": status, "name": body["name"],
-            "receiptDate": body["receiptDate"], "vatType": body.get("vatType"),
-            "vatStatus": body.get("vatStatus"), "accountantsNotes": body.get("accountantsNotes"),
-            "transactions": [dict(tx, id=rid * 100 + n) for n, tx in
-                             enumerate(body["transactions"])],
+            "receiptId": rid,
+            "type": "JOURNAL",
+            "status": status,
+            "name": body["name"],
+            "receiptDate": body["receiptDate"],
+            "vatType": body.get("vatType"),
+            "vatStatus": body.get("vatStatus"),
+            "accountantsNotes": body.get("accountantsNotes"),
+            "transactions": [dict(tx, id=rid * 100 + n) for n, tx in enumerate(body["transactions"])],
             "version": self._next_version(),
         }
         self.receipts[rid] = receipt
@@ -356,13 +376,23 @@ class ProcountorFake:
         previous = int(q.get("previousId", "0") or 0)
         size = min(int(q.get("size", "50")), 200)
         rows = [
-            r for rid, r in sorted(self.receipts.items())
-            if rid > previous and start <= date.fromisoformat(r["receiptDate"]) <= end
+            r
+            for rid, r in sorted(self.receipts.items())
+            if rid > previous
+            and start <= date.fromisoformat(r["receiptDate"]) <= end
             and (not types or r["type"] in types)
         ][:size]
         # "basic information": the list does not carry the receipt name.
-        basic = [{"receiptId": r["receiptId"], "type": r["type"], "status": r["status"],
-                  "receiptDate": r["receiptDate"], "version": r["version"]} for r in rows]
+        basic = [
+            {
+                "receiptId": r["receiptId"],
+                "type": r["type"],
+                "status": r["status"],
+                "receiptDate": r["receiptDate"],
+                "version": r["version"],
+            }
+            for r in rows
+        ]
         return _json({"results": basic, "meta": {"pageSize": size, "resultCount": len(basic)}})
 
 
@@ -400,8 +430,14 @@ class ProcountorHarness:
 
     def amount_of(self, external_ref: str) -> Decimal:
         receipt = self.fake.receipts[int(external_ref)]
-        return sum((Decimal(t["accountingValue"]) for t in receipt["transactions"]
-                    if Decimal(t["accountingValue"]) > 0), Decimal(0))
+        return sum(
+            (
+                Decimal(t["accountingValue"])
+                for t in receipt["transactions"]
+                if Decimal(t["accountingValue"]) > 0
+            ),
+            Decimal(0),
+        )
 
 
 def build_connector(fake: ProcountorFake, **overrides: Any) -> Any:
@@ -409,9 +445,13 @@ def build_connector(fake: ProcountorFake, **overrides: Any) -> Any:
     from connectors.procountor import ProcountorConnector
 
     kwargs: dict[str, Any] = dict(
-        client_id=fake.client_id, client_secret=fake.client_secret, api_key=fake.api_key,
-        base_url=fake.base_url, dimensions={"cost_center": 87540, "cost_unit": 87541},
-        creditor_account="2871", timeout=0.5,
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        api_key=fake.api_key,
+        base_url=fake.base_url,
+        dimensions={"cost_center": 87540, "cost_unit": 87541},
+        creditor_account="2871",
+        timeout=0.5,
     )
     kwargs.update(overrides)
     return ProcountorConnector("procountor-fi", **kwargs)

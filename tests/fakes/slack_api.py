@@ -116,8 +116,11 @@ class FakeSlack:
     # -- what tests read ------------------------------------------------------------------
     def of(self, method: str, **match: Any) -> list[Call]:
         """Calls of a method that Slack accepted, optionally matching some arguments."""
-        return [c for c in self.calls if c.method == method and c.ok
-                and all(c.args.get(k) == v for k, v in match.items())]
+        return [
+            c
+            for c in self.calls
+            if c.method == method and c.ok and all(c.args.get(k) == v for k, v in match.items())
+        ]
 
     def posts(self) -> list[Call]:
         """Top-level messages posted (not thread replies)."""
@@ -135,8 +138,12 @@ class FakeSlack:
 
     def action_ids(self, ts: str) -> list[str]:
         """The buttons the message shows now."""
-        return [e["action_id"] for b in self.messages[ts].get("blocks") or []
-                if b["type"] == "actions" for e in b["elements"]]
+        return [
+            e["action_id"]
+            for b in self.messages[ts].get("blocks") or []
+            if b["type"] == "actions"
+            for e in b["elements"]
+        ]
 
     def text_of(self, ts: str) -> str:
         """Everything the message shows now, as one string."""
@@ -167,29 +174,39 @@ class FakeSlack:
         if planned and not planned.do_it:
             call.status = planned.status
             headers = {"Retry-After": str(planned.retry_after)} if planned.retry_after else {}
-            return web.json_response({"ok": False, "error": planned.error or "ratelimited"},
-                                     status=planned.status, headers=headers)
+            return web.json_response(
+                {"ok": False, "error": planned.error or "ratelimited"}, status=planned.status, headers=headers
+            )
         answer = self._do(method, args)
         call.result = answer
         if planned:  # the work is done, the answer is lost
             call.status = planned.status
-            return web.json_response({"ok": False, "error": "internal_error"},
-                                     status=planned.status)
+            return web.json_response({"ok": False, "error": "internal_error"}, status=planned.status)
         call.ok = bool(answer.get("ok"))
         return web.json_response(answer)
 
     def _do(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
-            return {"ok": True, "url": "https://finance.example/", "team": "Finance",
-                    "user": "ledgerops", "team_id": "T0TEAM", "user_id": "U0BOT",
-                    "bot_id": "B0BOT", "is_enterprise_install": False}
+            return {
+                "ok": True,
+                "url": "https://finance.example/",
+                "team": "Finance",
+                "user": "ledgerops",
+                "team_id": "T0TEAM",
+                "user_id": "U0BOT",
+                "bot_id": "B0BOT",
+                "is_enterprise_install": False,
+            }
         if method == "chat.postMessage":
             ts = f"{1_790_000_000 + next(self._ts)}.000100"
-            self.messages[ts] = {"channel": args.get("channel"), "ts": ts,
-                                 "text": args.get("text"), "blocks": args.get("blocks"),
-                                 "thread_ts": args.get("thread_ts")}
-            return {"ok": True, "channel": args.get("channel"), "ts": ts,
-                    "message": self.messages[ts]}
+            self.messages[ts] = {
+                "channel": args.get("channel"),
+                "ts": ts,
+                "text": args.get("text"),
+                "blocks": args.get("blocks"),
+                "thread_ts": args.get("thread_ts"),
+            }
+            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": self.messages[ts]}
         if method == "chat.update":
             msg = self.messages.get(str(args.get("ts")))
             if msg is None or msg["channel"] != args.get("channel"):
@@ -213,31 +230,51 @@ class FakeSlack:
 
 # -- signed requests ---------------------------------------------------------------------------
 
-def signed_headers(body: str, *, secret: str = SIGNING_SECRET,
-                   timestamp: int | None = None) -> dict[str, str]:
+
+def signed_headers(
+    body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     """The headers Slack sends with a request body."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature,
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
-def click_body(action_id: str, value: str, *, user: str, channel: str = CHANNEL,
-               message_ts: str = "1790000001.000100") -> str:
+def click_body(
+    action_id: str, value: str, *, user: str, channel: str = CHANNEL, message_ts: str = "1790000001.000100"
+) -> str:
     """A ``block_actions`` payload as Slack posts it for a button press."""
     payload = {
-        "type": "block_actions", "api_app_id": "A0APP", "token": "unused",
+        "type": "block_actions",
+        "api_app_id": "A0APP",
+        "token": "unused",
         "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
-        "team": {"id": "T0TEAM", "domain": "finance"}, "is_enterprise_install": False,
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                      "is_ephemeral": False},
+        "team": {"id": "T0TEAM", "domain": "finance"},
+        "is_enterprise_install": False,
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
         "channel": {"id": channel, "name": "finance"},
         "trigger_id": "1234.5678.abcd",
         "message": {"type": "message", "ts": message_ts, "text": "…"},
         "response_url": "https://hooks.slack.invalid/actions/T0TEAM/1/x",
-        "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
-                     "value": value, "text": {"type": "plain_text", "text": "button"},
-                     "action_ts": f"{time.time():.6f}"}],
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "b",
+                "value": value,
+                "text": {"type": "plain_text", "text": "button"},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
     }
     return "payload=" + urllib.parse.quote(json.dumps(payload))
 
@@ -257,24 +294,26 @@ class SlackHarness:
         return self.runtime.notifier
 
     async def ingest(self, *events: dict[str, Any]) -> None:
-        valid, errors = validate_batch({"events": list(events)},
-                                       set(self.runtime.engine.integrations))
+        valid, errors = validate_batch({"events": list(events)}, set(self.runtime.engine.integrations))
         assert not errors, errors
         await self.runtime.engine.ingest(valid)
 
-    async def press(self, action_id: str, value: str, *, user: str = ALICE,
-                    message_ts: str = "1790000001.000100") -> httpx.Response:
+    async def press(
+        self, action_id: str, value: str, *, user: str = ALICE, message_ts: str = "1790000001.000100"
+    ) -> httpx.Response:
         """Press a button the way Slack reports it."""
         body = click_body(action_id, value, user=user, message_ts=message_ts)
         return await self.http.post("/slack/events", content=body, headers=signed_headers(body))
 
-    async def press_button(self, ts: str, action_id: str, *, user: str = ALICE) -> (
-        httpx.Response
-    ):
+    async def press_button(self, ts: str, action_id: str, *, user: str = ALICE) -> httpx.Response:
         """Press a button shown on the message ``ts`` (its value comes from the message)."""
-        value = next(e["value"] for b in self.fake.messages[ts]["blocks"]
-                     if b["type"] == "actions" for e in b["elements"]
-                     if e["action_id"] == action_id)
+        value = next(
+            e["value"]
+            for b in self.fake.messages[ts]["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == action_id
+        )
         return await self.press(action_id, value, user=user, message_ts=ts)
 
     async def settle_clicks(self) -> None:
@@ -303,15 +342,21 @@ def _seconds(s: float) -> Any:
 
 
 @asynccontextmanager
-async def slack_harness(db_url: str, clock: FakeClock, *, start: bool = False,
-                        config: Any = None) -> AsyncIterator[SlackHarness]:
+async def slack_harness(
+    db_url: str, clock: FakeClock, *, start: bool = False, config: Any = None
+) -> AsyncIterator[SlackHarness]:
     """Fake Slack + ledgerops (``start``: worker, notifier and bolt running in the background)."""
     fake = FakeSlack(clock=clock)
     await fake.start()
-    env = make_env(db_url, slack_bot_token=SecretStr(BOT_TOKEN),
-                   slack_signing_secret=SecretStr(SIGNING_SECRET), slack_api_url=fake.url)
-    config = config or make_config(slack=SlackConfig(
-        channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP))
+    env = make_env(
+        db_url,
+        slack_bot_token=SecretStr(BOT_TOKEN),
+        slack_signing_secret=SecretStr(SIGNING_SECRET),
+        slack_api_url=fake.url,
+    )
+    config = config or make_config(
+        slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP)
+    )
     runtime = await Runtime.create(env, config, migrate=False, clock=clock)
     runner = web.AppRunner(build_web_app(runtime), access_log=None)
     await runner.setup()
