@@ -122,7 +122,8 @@ class Posting(Base):
     period: Mapped[str | None] = mapped_column(String(7))
     state: Mapped[str] = mapped_column(String(20))
     action: Mapped[str | None] = mapped_column(String(10))
-    desired_hash: Mapped[str] = mapped_column(String(64))
+    # ``None``: the document no longer needs this posting (withdraw it from the ledger)
+    desired_hash: Mapped[str | None] = mapped_column(String(64))
     synced_hash: Mapped[str | None] = mapped_column(String(64))
     # what the last write carried, kept when its outcome was unknown
     sent_hash: Mapped[str | None] = mapped_column(String(64))
@@ -140,6 +141,8 @@ class Posting(Base):
     # A person asked for it: send even when nothing changed since the last sync.
     force: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_expires_at: Mapped[datetime | None]
+    # the drain that claimed it: only that drain may record its outcome (fencing)
+    lease_token: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_group_id: Mapped[int | None] = mapped_column(ForeignKey("error_groups.id"))

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage.models import (
     Attempt,
@@ -69,6 +69,7 @@ def recover_stuck(conn: Executor, now: datetime, company: str | None = None) -> 
                 lookup_first=True,
                 queued_trigger="sweeper",
                 lease_expires_at=None,
+                lease_token=None,
                 next_attempt_at=now,
                 updated_at=now,
             )
@@ -80,7 +81,12 @@ def recover_stuck(conn: Executor, now: datetime, company: str | None = None) -> 
 def due_companies(
     conn: Executor, now: datetime, limit: int, exclude: frozenset[str] = frozenset()
 ) -> list[str]:
-    """Companies with due pending postings, oldest queue first, not held by anyone."""
+    """Companies with due pending postings, oldest queue first, not held by anyone.
+
+    A company with a posting still in flight (its worker may be dead, but its lease has
+    not run out) is not due: its queue cannot move past that posting.
+    """
+    in_flight = aliased(Posting)
     stmt = (
         select(Posting.company_key)
         .join(Integration, Integration.id == Posting.integration_id)
@@ -92,6 +98,12 @@ def due_companies(
             or_(Lease.key.is_(None), Lease.expires_at < now),
         )
         .group_by(Posting.company_key)
+        # per company, after grouping: one index probe per candidate company, not per row
+        .having(
+            ~select(in_flight.id)
+            .where(in_flight.company_key == Posting.company_key, in_flight.state == PostingState.IN_FLIGHT)
+            .exists()
+        )
         .order_by(func.min(Posting.queued_at))
         .limit(limit + len(exclude))
     )
@@ -150,6 +162,7 @@ _P = Posting.__table__
 _D = Document.__table__
 _I = Integration.__table__
 _O = Outage.__table__
+_IN_FLIGHT = Posting.__table__.alias("in_flight")
 
 _OUTAGE_DECLARED = select(_O.c.integration_id).where(
     _O.c.integration_id == bindparam("iid"), _O.c.since.is_not(None), _O.c.recovered_at.is_(None)
@@ -173,6 +186,11 @@ _CLAIM = (
         .limit(1)
         .scalar_subquery(),
         _P.c.state == PostingState.PENDING,
+        # The queue never moves past an unresolved in-flight posting (a dead worker's, until
+        # its lease runs out and the sweeper turns it into a look-up-first retry).
+        ~select(_IN_FLIGHT.c.id)
+        .where(_IN_FLIGHT.c.company_key == bindparam("company"), _IN_FLIGHT.c.state == PostingState.IN_FLIGHT)
+        .exists(),
         # A pause stops a drain already under way at its next posting, not only new drains.
         ~select(_I.c.id).where(_I.c.id == _P.c.integration_id, _I.c.paused.is_(True)).exists(),
     )
@@ -181,6 +199,7 @@ _CLAIM = (
     .values(
         state=PostingState.IN_FLIGHT,
         lease_expires_at=bindparam("lease_until"),
+        lease_token=bindparam("token"),
         updated_at=bindparam("now"),
         sent_hash=case((_P.c.lookup_first, _P.c.sent_hash), else_=_P.c.desired_hash),
     )
@@ -220,17 +239,27 @@ _CLAIMED = (
 )
 
 
-def claim_next(conn: Executor, company: str, now: datetime, lease_until: datetime) -> Any | None:
-    """Move the company's first queued posting to ``in_flight``; return it with its document."""
+def claim_next(conn: Executor, company: str, now: datetime, lease_until: datetime, token: str) -> Any | None:
+    """Move the company's first queued posting to ``in_flight``; return it with its document.
+
+    ``token`` names the drain that claims it: only that drain may record its outcome.
+    Nothing is claimed while another posting of the company is in flight.
+    """
     posting_id = conn.execute(
-        _CLAIM, {"company": company, "now": now, "lease_until": lease_until}
+        _CLAIM, {"company": company, "now": now, "lease_until": lease_until, "token": token}
     ).scalar_one_or_none()
     if posting_id is None:
         return None
     return conn.execute(_CLAIMED, {"pid": posting_id}).one()
 
 
-_SETTLE = update(_P).where(_P.c.id == bindparam("pid"), _P.c.state == PostingState.IN_FLIGHT)
+# Fenced by the claiming drain's token: a stalled worker whose posting was recovered and
+# claimed again by another drain cannot record over it.
+_SETTLE = update(_P).where(
+    _P.c.id == bindparam("pid"),
+    _P.c.state == PostingState.IN_FLIGHT,
+    _P.c.lease_token == bindparam("token"),
+)
 _SETTLE_SYNCED = _SETTLE.values(
     # ``synced`` unless the document changed while we were sending: then queued again.
     state=case(
@@ -242,13 +271,19 @@ _SETTLE_SYNCED = _SETTLE.values(
 _ATTEMPT = Attempt.__table__.insert()
 
 
-def settle(conn: Executor, posting_id: int, values: dict[str, Any], synced_hash: str | None = None) -> None:
-    """Write an in-flight posting's outcome; ``synced_hash`` marks a successful write."""
-    params = {"pid": posting_id, **values}
+def settle(
+    conn: Executor, posting_id: int, token: str, values: dict[str, Any], synced_hash: str | None = None
+) -> bool:
+    """Write an in-flight posting's outcome; ``synced_hash`` marks a successful write.
+
+    ``False`` when the posting is no longer this drain's (``token``): nothing was written.
+    """
+    params = {"pid": posting_id, "token": token, **values, "lease_token": None}
     if synced_hash is None:
-        conn.execute(_SETTLE, params)
+        result = conn.execute(_SETTLE, params)
     else:
-        conn.execute(_SETTLE_SYNCED, {**params, "sent": synced_hash})
+        result = conn.execute(_SETTLE_SYNCED, {**params, "sent": synced_hash})
+    return bool(result.rowcount)
 
 
 def log_attempt(conn: Executor, values: dict[str, Any]) -> None:

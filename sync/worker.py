@@ -49,6 +49,10 @@ from sync.vouchers import build_request
 log = logging.getLogger(__name__)
 
 
+class LeaseLost(Exception):
+    """The posting was recovered and claimed by another drain while this one waited."""
+
+
 @dataclass
 class Report:
     """The outcome of one attempt, before it is written."""
@@ -145,12 +149,13 @@ class Worker:
         clock = self.engine.clock
         db = self.engine.db
         now = clock()
+        token = uuid.uuid4().hex  # fences this drain's writes (see storage.queries.settle)
 
         def start(conn: Connection) -> Any | None:
             if not acquire_lease(conn, company, self.holder, now, now + self.lease):
                 return False
             recover_stuck(conn, now, company)
-            return claim_next(conn, company, now, now + self.lease)
+            return claim_next(conn, company, now, now + self.lease, token)
 
         claimed = await db.run(start)
         if claimed is False:
@@ -172,13 +177,13 @@ class Worker:
                     finished: datetime = finished,
                     extend: bool = extend,
                 ) -> Any | None:
-                    self._record(conn, row, report, started, finished)
+                    self._record(conn, row, token, report, started, finished)
                     if report.hold_company_until is not None or self._stopping:
                         return None
                     if extend and not extend_lease(conn, company, self.holder, finished + self.lease):
                         log.warning("lost lease", extra={"company": company})
                         return None
-                    return claim_next(conn, company, finished, finished + self.lease)
+                    return claim_next(conn, company, finished, finished + self.lease, token)
 
                 observed = AttemptObserved(
                     claimed.integration,
@@ -186,7 +191,16 @@ class Worker:
                     report.outcome,
                     (finished - started).total_seconds(),
                 )
-                claimed = await db.run(record_and_claim)
+                try:
+                    claimed = await db.run(record_and_claim)
+                except LeaseLost:
+                    # Another drain took the posting over while we waited for the ledger:
+                    # its outcome is that drain's to record, and the company is its now.
+                    log.warning(
+                        "posting taken over; outcome not recorded",
+                        extra={"company": company, "posting": claimed.id},
+                    )
+                    return
                 for listener in self.engine.attempt_listeners:
                     listener(observed)
                 if extend:
@@ -287,9 +301,13 @@ class Worker:
             return Report(_outcome_of(failure), operation, failure=failure, lookup_done=lookup_done)
 
     def _record(
-        self, conn: Connection, row: Any, report: Report, started: datetime, finished: datetime
+        self, conn: Connection, row: Any, token: str, report: Report, started: datetime, finished: datetime
     ) -> None:
-        """Write the attempt and the posting's new state (inside the caller's transaction)."""
+        """Write the attempt and the posting's new state (inside the caller's transaction).
+
+        Raises :class:`LeaseLost` (rolling the transaction back) when the posting is no
+        longer this drain's: a stalled worker never records over the one that took over.
+        """
         engine = self.engine
         attempts = row.attempts + 1
         trigger = row.queued_trigger or (Trigger.RETRY if row.attempts else Trigger.AUTO)
@@ -375,7 +393,8 @@ class Worker:
                 at = engine.policy.next_attempt(finished, attempts, failure.retry_after)
                 values.update(state=PostingState.RETRYING, next_attempt_at=at)
                 report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT else None
-        settle(conn, row.id, values, synced_hash)
+        if not settle(conn, row.id, token, values, synced_hash):
+            raise LeaseLost(row.id)
         if outcome is Outcome.SYNCED and report.operation is Operation.CREATE and row.monthly_quota:
             count_booking(conn, row.integration, finished.strftime("%Y-%m"))
         log_attempt(
