@@ -188,6 +188,8 @@ _HEADLINES = {
     Status.SYNCED: ":white_check_mark: *The {label} of {doc} is synced* to *{integ}*.",
     Status.IGNORED: ":no_entry_sign: *The {label} of {doc} is ignored*; it will not be sent to *{integ}*.",
     Status.BOOKED: ":lock: *The {label} of {doc} is booked* in *{integ}*.",
+    Status.WITHDRAWN: ":wastebasket: *The {label} of {doc} is withdrawn* from *{integ}*: the document "
+    "no longer needs it, and nothing of it is left in the ledger.",
 }
 
 
@@ -279,6 +281,7 @@ def _plain_headline(status: Status, label: str, doc: str, integration: str, erro
         Status.BOOKED: "is booked in",
         Status.SYNCED: "is synced to",
         Status.IGNORED: "is ignored for",
+        Status.WITHDRAWN: "is withdrawn from",
         Status.RETRYING: "is retrying for",
         Status.WAITING: "is waiting for",
         Status.SENDING: "is being sent to",

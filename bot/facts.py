@@ -28,11 +28,12 @@ class Status(StrEnum):
     WAITING = "waiting"  # held back (auto-transfer off, before history start)
     SYNCED = "synced"
     IGNORED = "ignored"
+    WITHDRAWN = "withdrawn"  # the document no longer needs it; nothing of it is in the ledger
     RESOLVED = "resolved"  # an error group none of whose postings needs anything
 
 
 #: statuses after which a new failure deserves a new message, not an edit far up the channel
-SETTLED = frozenset({Status.SYNCED, Status.IGNORED, Status.RESOLVED})
+SETTLED = frozenset({Status.SYNCED, Status.IGNORED, Status.WITHDRAWN, Status.RESOLVED})
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class PostingFacts:
             PostingState.WAITING: Status.WAITING,
             PostingState.SYNCED: Status.SYNCED,
             PostingState.IGNORED: Status.IGNORED,
+            PostingState.WITHDRAWN: Status.WITHDRAWN,
         }.get(PostingState(self.state), Status.QUEUED)
 
 

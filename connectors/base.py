@@ -210,6 +210,11 @@ class Connector(Protocol):
         """Draft, booked or missing."""
         ...
 
+    async def delete(self, external_ref: str, request: PostingRequest) -> None:
+        """Remove a draft record the document no longer needs; raise :class:`BookedError`
+        when it is booked. Deleting a record that is already gone is not an error."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...

@@ -233,6 +233,17 @@ class SandboxLedger:
         self._after_write()
         return PostingResult(external_ref=external_ref, detail=f"voucher {external_ref}")
 
+    async def delete(self, external_ref: str, req: PostingRequest) -> None:
+        await self._enter()
+        pool = self.relations if req.kind == "relation" else self.vouchers
+        record = pool.get(external_ref)
+        if record is None or record.reference_key != req.idempotency_key:
+            return  # already gone, or the number is another document's: nothing of ours to delete
+        if record.status is RecordStatus.BOOKED:
+            raise BookedError(f"Voucher {external_ref} is booked and cannot be deleted.")
+        del pool[external_ref]
+        self._after_write()
+
     async def find(self, req: PostingRequest) -> PostingResult | None:
         await self._enter()
         for record in self.records_with_key(req.idempotency_key):
@@ -290,6 +301,9 @@ class SandboxConnector:
 
     async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
         return await self.ledger.status(external_ref, request)
+
+    async def delete(self, external_ref: str, request: PostingRequest) -> None:
+        await self.ledger.delete(external_ref, request)
 
     async def aclose(self) -> None:
         return None

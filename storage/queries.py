@@ -26,7 +26,7 @@ from storage.models import (
     Outage,
     Posting,
 )
-from storage.states import PostingState
+from storage.states import SETTLED_STATES, PostingState
 
 Executor = Connection | Session
 
@@ -268,18 +268,31 @@ _SETTLE_SYNCED = _SETTLE.values(
     synced_hash=bindparam("sent"),
     sent_hash=bindparam("sent"),
 )
+_SETTLE_WITHDRAWN = _SETTLE.values(
+    # ``withdrawn`` unless the document came to need it again meanwhile: then queued again.
+    state=case((_P.c.desired_hash.is_(None), PostingState.WITHDRAWN.value), else_=PostingState.PENDING.value),
+)
 _ATTEMPT = Attempt.__table__.insert()
 
 
 def settle(
-    conn: Executor, posting_id: int, token: str, values: dict[str, Any], synced_hash: str | None = None
+    conn: Executor,
+    posting_id: int,
+    token: str,
+    values: dict[str, Any],
+    synced_hash: str | None = None,
+    withdrawn: bool = False,
 ) -> bool:
-    """Write an in-flight posting's outcome; ``synced_hash`` marks a successful write.
+    """Write an in-flight posting's outcome; ``synced_hash`` marks a successful write,
+    ``withdrawn`` a record taken out of the ledger.
 
     ``False`` when the posting is no longer this drain's (``token``): nothing was written.
     """
     params = {"pid": posting_id, "token": token, **values, "lease_token": None}
-    if synced_hash is None:
+    if withdrawn:
+        params.pop("state", None)
+        result = conn.execute(_SETTLE_WITHDRAWN, params)
+    elif synced_hash is None:
         result = conn.execute(_SETTLE, params)
     else:
         result = conn.execute(_SETTLE_SYNCED, {**params, "sent": synced_hash})
@@ -320,7 +333,7 @@ def close_settled_groups(conn: Executor, group_ids: list[int]) -> list[int]:
         select(Posting.id)
         .where(
             Posting.error_group_id == ErrorGroup.id,
-            Posting.state.not_in([PostingState.SYNCED, PostingState.BOOKED, PostingState.IGNORED]),
+            Posting.state.not_in(SETTLED_STATES),
         )
         .exists()
     )

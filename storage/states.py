@@ -20,12 +20,14 @@ class PostingState(StrEnum):
     FAILED = "failed"
     BOOKED = "booked"
     IGNORED = "ignored"
+    #: the document no longer needs it: nothing of it is left in the ledger
+    WITHDRAWN = "withdrawn"
 
 
 #: States a worker may pick up (once due).
 CLAIMABLE_STATES = (PostingState.PENDING,)
 #: States in which nothing more will happen on its own.
-SETTLED_STATES = (PostingState.SYNCED, PostingState.BOOKED, PostingState.IGNORED)
+SETTLED_STATES = (PostingState.SYNCED, PostingState.BOOKED, PostingState.IGNORED, PostingState.WITHDRAWN)
 
 
 class PostingKind(StrEnum):
@@ -64,6 +66,7 @@ class Operation(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     LOOKUP = "lookup"
+    DELETE = "delete"
     NONE = "none"
 
 
@@ -76,6 +79,8 @@ class Outcome(StrEnum):
     BOOKED = "booked"
     UNCERTAIN = "uncertain"
     REFUSED = "refused"
+    #: the record the document no longer needs is gone from the ledger (or never got there)
+    WITHDRAWN = "withdrawn"
 
 
 class RelationAction(StrEnum):

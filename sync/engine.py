@@ -30,6 +30,7 @@ from sync.mappings import MappingBook
 from sync.planner import SUPPORTED_KINDS, Eligibility, PlannedPosting, UnsupportedDocument, plan
 from sync.policy import RetryPolicy
 from sync.vouchers import MappingLookup, idempotency_key
+from sync.withdrawal import withdraw
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +359,11 @@ class Engine:
             changed = p.desired_hash != want.desired_hash
             p.desired_hash = want.desired_hash
             state = PostingState(p.state)
-            if state is PostingState.BOOKED and changed:
+            if state is PostingState.BOOKED and changed and want.desired_hash == p.synced_hash:
+                # needed again exactly as booked (say, paid again after a withdrawal): in line
+                p.last_error = p.error_code = None
+                p.updated_at = now
+            elif state is PostingState.BOOKED and changed:
                 msg = (
                     f"The document changed after {p.external_ref} was booked in the ledger; "
                     "the change was not sent. Correct it in the ledger."
@@ -381,8 +386,19 @@ class Engine:
                 self._requeue(p, now, Trigger.AUTO, None)
             elif state is PostingState.WAITING:
                 p.error_code, p.last_error = code, want.wait_reason
-            elif changed and state in (PostingState.SYNCED, PostingState.FAILED, PostingState.RETRYING):
+            elif changed and state in (
+                PostingState.SYNCED,
+                PostingState.FAILED,
+                PostingState.RETRYING,
+                PostingState.WITHDRAWN,
+            ):
                 self._requeue(p, now, Trigger.AUTO, None)
+        wanted = {want.slot for want in planned}
+        for slot, p in current.items():
+            if slot not in wanted and p.desired_hash is not None:
+                entry = withdraw(p, doc.kind, now)
+                if entry is not None:
+                    s.add(entry)
         return _posting_states(current)
 
     @staticmethod
@@ -482,6 +498,9 @@ class Engine:
                 changes.append(Change(p.id, doc.id, p.state, None))
                 continue
             if p is None:
+                continue
+            if want is None and p.state == PostingState.WITHDRAWN:
+                outcomes.append(ActionOutcome(p.id, p.kind, False, _why_no_posting(doc, p.kind, data)))
                 continue
             outcome = await self._requeue_guarded(s, p, want, trigger, actor, now)
             outcomes.append(outcome)

@@ -45,6 +45,7 @@ from sync.engine import Engine
 from sync.errors import Failure, FailureKind, classify
 from sync.policy import fingerprint
 from sync.vouchers import build_request
+from sync.withdrawal import WITHDRAW_BOOKED, booked_reason, withdrawal_request
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,8 @@ class Worker:
                 raise UnsupportedPostingError(
                     f"Integration {row.integration} is no longer in the config.", code="no_config"
                 )
+            if row.desired_hash is None:
+                return await self._withdraw(row, engine.connector(row.integration))
             request = build_request(
                 cfg=cfg,
                 lookup=engine.mappings(row.integration),
@@ -285,20 +288,41 @@ class Worker:
             result = await self._call(connector.create(request))
             return Report(Outcome.SYNCED, operation, result, lookup_done=True)
         except Exception as exc:  # classified below; nothing escapes the worker
-            writing = operation in (Operation.CREATE, Operation.UPDATE)
-            failure = classify(exc, during_write=writing)
-            if failure.kind is FailureKind.NEEDS_PERSON and writing:
-                lookup_done = True  # a definite refusal: nothing was written
-            log.info(
-                "attempt failed",
-                extra={
-                    "posting": row.id,
-                    "document": row.document_id,
-                    "code": failure.code,
-                    "kind": failure.kind,
-                },
+            return _failed(row, exc, operation, lookup_done)
+
+    async def _withdraw(self, row: Any, connector: Any) -> Report:
+        """Take a record the document no longer needs out of the ledger (never a booked one)."""
+        request = withdrawal_request(row.integration, row)
+        operation, ref, lookup_done = Operation.NONE, row.external_ref, False
+        status: RecordStatus | None = None
+        try:
+            if ref is None and row.lookup_first:
+                operation = Operation.LOOKUP
+                found = await self._call(connector.find(request))
+                lookup_done = True
+                if found is not None:
+                    ref, status = found.external_ref, found.status
+            if ref is None:
+                return Report(Outcome.WITHDRAWN, operation, lookup_done=lookup_done)
+            if status is None:
+                status = await self._call(connector.status(ref, request))
+            if status is RecordStatus.BOOKED:
+                return Report(Outcome.BOOKED, operation, PostingResult(ref, status), lookup_done=lookup_done)
+            if status is RecordStatus.DRAFT:
+                operation = Operation.DELETE
+                await self._call(connector.delete(ref, request))
+            return Report(
+                Outcome.WITHDRAWN, operation, PostingResult(ref, RecordStatus.MISSING), lookup_done=True
             )
-            return Report(_outcome_of(failure), operation, failure=failure, lookup_done=lookup_done)
+        except Exception as exc:  # classified like any attempt; nothing escapes the worker
+            # A lost answer to a delete is harmless: the next try checks the record first.
+            return _failed(
+                row,
+                exc,
+                Operation.NONE if operation is Operation.DELETE else operation,
+                lookup_done,
+                shown=operation,
+            )
 
     def _record(
         self, conn: Connection, row: Any, token: str, report: Report, started: datetime, finished: datetime
@@ -329,7 +353,18 @@ class Worker:
         outcome = report.outcome
         failure = report.failure
         synced_hash: str | None = None
-        if outcome is Outcome.SYNCED:
+        if outcome is Outcome.WITHDRAWN:
+            # The record is gone; should the document need it again, it is created anew.
+            values.update(
+                state=PostingState.WITHDRAWN,
+                external_ref=None,
+                erp_status=None,
+                synced_hash=None,
+                sent_hash=None,
+                last_error=None,
+                error_code=None,
+            )
+        elif outcome is Outcome.SYNCED:
             synced_hash = row.desired_hash
             values.update(
                 external_ref=ref,
@@ -349,7 +384,10 @@ class Worker:
                 erp_status=RecordStatus.BOOKED.value,
                 error_code=None,
             )
-            if row.synced_hash != row.desired_hash:
+            if row.desired_hash is None:
+                message = booked_reason(row.doc_kind, row.kind, row.period, ref)
+                values["last_error"], error_code = message, WITHDRAW_BOOKED
+            elif row.synced_hash != row.desired_hash:
                 message = (
                     f"{ref} is booked in the ledger, so it cannot be changed; the "
                     "latest change was not sent. Correct it in the ledger."
@@ -393,7 +431,7 @@ class Worker:
                 at = engine.policy.next_attempt(finished, attempts, failure.retry_after)
                 values.update(state=PostingState.RETRYING, next_attempt_at=at)
                 report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT else None
-        if not settle(conn, row.id, token, values, synced_hash):
+        if not settle(conn, row.id, token, values, synced_hash, outcome is Outcome.WITHDRAWN):
             raise LeaseLost(row.id)
         if outcome is Outcome.SYNCED and report.operation is Operation.CREATE and row.monthly_quota:
             count_booking(conn, row.integration, finished.strftime("%Y-%m"))
@@ -412,7 +450,7 @@ class Worker:
                 external_ref=ref,
             ),
         )
-        if outcome in (Outcome.SYNCED, Outcome.BOOKED) and group_id is not None:
+        if outcome in (Outcome.SYNCED, Outcome.BOOKED, Outcome.WITHDRAWN) and group_id is not None:
             close_settled_groups(conn, [group_id])
         report.change = Change(
             row.id,
@@ -424,6 +462,21 @@ class Worker:
     def _publish(self, report: Report) -> None:
         if report.change is not None:
             self.engine.feed.publish([report.change])
+
+
+def _failed(
+    row: Any, exc: Exception, operation: Operation, lookup_done: bool, shown: Operation | None = None
+) -> Report:
+    """The report of an attempt that raised; ``shown`` is the operation the log names."""
+    writing = operation in (Operation.CREATE, Operation.UPDATE)
+    failure = classify(exc, during_write=writing)
+    if failure.kind is FailureKind.NEEDS_PERSON and writing:
+        lookup_done = True  # a definite refusal: nothing was written
+    log.info(
+        "attempt failed",
+        extra={"posting": row.id, "document": row.document_id, "code": failure.code, "kind": failure.kind},
+    )
+    return Report(_outcome_of(failure), shown or operation, failure=failure, lookup_done=lookup_done)
 
 
 def _quota_used_up(row: Any, now: datetime) -> bool:

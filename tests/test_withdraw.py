@@ -1,0 +1,154 @@
+"""A posting the document no longer needs is withdrawn from the ledger (issue 10.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.runtime import Runtime
+from connectors.sandbox import LEDGERS, SandboxConnector
+from sync.documents import validate_batch
+from sync.log import document_view
+from tests.fakes.slack_api import slack_harness
+from tests.support import FakeClock, bill
+
+PAID = {"date": "2026-11-20", "amount": "1250.00"}
+
+
+async def ingest(runtime: Runtime, *events: dict[str, Any]) -> None:
+    valid, errors = validate_batch({"events": list(events)}, set(runtime.engine.integrations))
+    assert not errors, errors
+    await runtime.engine.ingest(valid)
+
+
+async def view(runtime: Runtime, doc_id: str) -> dict[str, Any]:
+    async with runtime.db.sessions() as s:
+        result = await document_view(s, "ap", "bill", doc_id)
+    assert result is not None
+    return result
+
+
+def posting(v: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(p for p in v["postings"] if p["kind"] == kind)
+
+
+def payment_log(v: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in v["attempts"] if a["posting"] == "payment"]
+
+
+async def test_a_draft_payment_is_deleted_when_the_bill_is_no_longer_paid(runtime: Runtime) -> None:
+    await ingest(runtime, bill("B-1", paid=PAID))
+    await runtime.worker.run_until_idle()
+    ref = posting(await view(runtime, "B-1"), "payment")["external_ref"]
+    assert ref in LEDGERS["books-dk"].vouchers
+
+    await ingest(runtime, bill("B-1", version=2, paid=None))
+    await runtime.worker.run_until_idle()
+    v = await view(runtime, "B-1")
+    assert posting(v, "payment")["state"] == "withdrawn"
+    assert posting(v, "invoice")["state"] == "synced"
+    latest = payment_log(v)[0]
+    assert (latest["operation"], latest["outcome"], latest["external_ref"]) == ("delete", "withdrawn", ref)
+    ledger = LEDGERS["books-dk"]
+    assert ref not in ledger.vouchers
+    assert [x.kind for x in ledger.vouchers.values()] == ["invoice"]
+
+
+async def test_a_booked_payment_is_flagged_to_a_person_not_left_silently(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with slack_harness(db_url, clock) as h:
+        await h.notifier.reconcile()
+        runtime = h.runtime
+        await h.ingest(bill("B-2", paid=PAID))
+        await runtime.worker.run_until_idle()
+        ref = posting(await view(runtime, "B-2"), "payment")["external_ref"]
+        LEDGERS["books-dk"].book(ref)
+
+        await h.ingest(bill("B-2", version=2, paid=None))
+        await runtime.worker.run_until_idle()
+        v = await view(runtime, "B-2")
+        p = posting(v, "payment")
+        reason = f"payment {ref} is booked; the bill is no longer paid — reverse it in the ledger"
+        assert p["state"] == "booked" and p["last_error"] == reason
+        assert payment_log(v)[0]["outcome"] == "booked"
+        assert LEDGERS["books-dk"].vouchers[ref].status == "booked"  # never touched
+        await h.deliver()
+        shown = [h.fake.text_of(h.fake.ts_of(post)) for post in h.fake.posts()]
+        assert sum(reason in m for m in shown) == 1
+
+
+async def test_a_payment_never_sent_is_withdrawn_without_calling_the_ledger(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    ledger = SandboxConnector.from_settings("books-dk", {}).ledger
+    await ingest(runtime, bill("B-3"))
+    await runtime.worker.run_until_idle()
+    ledger.switches.outage = True
+    await ingest(runtime, bill("B-3", version=2, paid=PAID))
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "B-3"), "payment")["state"] == "retrying"
+    writes = ledger.writes
+
+    await ingest(runtime, bill("B-3", version=3, paid=None))
+    v = await view(runtime, "B-3")
+    assert posting(v, "payment")["state"] == "withdrawn"
+    assert payment_log(v)[0]["operation"] == "none"
+    ledger.switches.outage = False
+    clock.advance(3600)
+    await runtime.worker.run_until_idle()
+    assert ledger.writes == writes
+    assert [x.kind for x in ledger.vouchers.values()] == ["invoice"]
+
+
+async def test_an_uncertain_payment_is_looked_up_then_deleted(runtime: Runtime, clock: FakeClock) -> None:
+    ledger = SandboxConnector.from_settings("books-dk", {}).ledger
+    await ingest(runtime, bill("B-4"))
+    await runtime.worker.run_until_idle()
+    ledger.switches.timeouts_after_write = 1  # the payment is written, the answer lost
+    await ingest(runtime, bill("B-4", version=2, paid=PAID))
+    await runtime.worker.run_until_idle()
+    assert len(ledger.vouchers) == 2
+
+    await ingest(runtime, bill("B-4", version=3, paid=None))
+    clock.advance(3600)
+    await runtime.worker.run_until_idle()
+    v = await view(runtime, "B-4")
+    assert posting(v, "payment")["state"] == "withdrawn"
+    latest = payment_log(v)[0]
+    assert (latest["operation"], latest["outcome"]) == ("delete", "withdrawn")
+    assert [x.kind for x in ledger.vouchers.values()] == ["invoice"]
+
+
+async def test_paid_again_after_a_withdrawal_books_one_new_payment(runtime: Runtime) -> None:
+    await ingest(runtime, bill("B-5", paid=PAID))
+    await runtime.worker.run_until_idle()
+    await ingest(runtime, bill("B-5", version=2, paid=None))
+    await runtime.worker.run_until_idle()
+    await ingest(runtime, bill("B-5", version=3, paid={"date": "2026-11-25", "amount": "1250.00"}))
+    await runtime.worker.run_until_idle()
+    v = await view(runtime, "B-5")
+    assert posting(v, "payment")["state"] == "synced"
+    payments = [x for x in LEDGERS["books-dk"].vouchers.values() if x.kind == "payment"]
+    assert len(payments) == 1 and str(payments[0].date) == "2026-11-25"
+
+
+async def test_an_unapproved_bill_withdraws_its_invoice(runtime: Runtime) -> None:
+    await ingest(runtime, bill("B-6"))
+    await runtime.worker.run_until_idle()
+    await ingest(runtime, bill("B-6", version=2, approved=False))
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "B-6"), "invoice")["state"] == "withdrawn"
+    assert not LEDGERS["books-dk"].vouchers
+
+
+async def test_resync_of_a_withdrawn_payment_says_why_and_sends_nothing(runtime: Runtime) -> None:
+    await ingest(runtime, bill("B-7", paid=PAID))
+    await runtime.worker.run_until_idle()
+    await ingest(runtime, bill("B-7", version=2, paid=None))
+    await runtime.worker.run_until_idle()
+    writes = LEDGERS["books-dk"].writes
+    [outcome] = await runtime.engine.resync("ap", "bill", "B-7", ["payment"], "U0ALICE")
+    assert not outcome.ok and "not paid" in outcome.message
+    await runtime.worker.run_until_idle()
+    assert LEDGERS["books-dk"].writes == writes
+    assert posting(await view(runtime, "B-7"), "payment")["state"] == "withdrawn"
