@@ -142,6 +142,17 @@ class WorkerConfig(Strict):
     poll_seconds: float = Field(default=1.0, gt=0)
     call_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    @model_validator(mode="after")
+    def _call_ends_inside_the_lease(self) -> WorkerConfig:
+        # A call that outlives its posting's lease could land after another worker took the
+        # posting over and looked it up: the lease must outlast the longest call.
+        if self.call_timeout_seconds * 2 > self.lease_seconds:
+            raise ValueError(
+                f"call_timeout_seconds ({self.call_timeout_seconds:g}) must be at most half of "
+                f"lease_seconds ({self.lease_seconds})"
+            )
+        return self
+
 
 class RetryConfig(Strict):
     """Backoff for transient failures."""

@@ -160,3 +160,13 @@ async def test_a_stalled_worker_cannot_record_over_the_one_that_took_over(
     assert ledger.arrivals == ["B-1", "B-1*", "B-2"]
     assert set((await states(runtime)).values()) == {"synced"}
     assert len(LEDGERS["books-dk"].vouchers) == 2
+
+
+def test_a_call_timeout_that_could_outlive_the_lease_is_refused_at_start_up() -> None:
+    from pydantic import ValidationError
+
+    from sync.config import WorkerConfig
+
+    with pytest.raises(ValidationError, match="call_timeout_seconds"):
+        WorkerConfig(lease_seconds=60, call_timeout_seconds=45)
+    assert WorkerConfig(lease_seconds=60, call_timeout_seconds=30).lease_seconds == 60
