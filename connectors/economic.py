@@ -314,7 +314,17 @@ class EconomicConnector:
                 await self._call(
                     "DELETE", f"/journals/{self.journal}/entries/{entry_number}", write=True, allow=(404,)
                 )
-        answer = await self._call("POST", f"/journals/{self.journal}/vouchers", body=body, write=True)
+        try:
+            answer = await self._call("POST", f"/journals/{self.journal}/vouchers", body=body, write=True)
+        except NeedsPersonError as exc:
+            # A lost answer is repaired by the next try (status: missing -> create; found ->
+            # update again); a refusal is not, so the person must hear the draft is gone.
+            raise NeedsPersonError(
+                f"{exc.message} (The old entries of voucher {external_ref} were already removed; "
+                "fix this and resync to post it again.)",
+                code=exc.code,
+                field=exc.field,
+            ) from None
         return self._created(answer, request)
 
     async def find(self, request: PostingRequest) -> PostingResult | None:
