@@ -114,9 +114,16 @@ class ConnectorError(Exception):
 
     ``message`` is the ledger's own text (or ours, in a finance person's words),
     ``code`` a short stable code used for grouping, ``field`` the offending field.
+
+    ``outcome_known`` says whether the failed call provably wrote nothing: the
+    ledger gave a definite refusal, or the request never left. Only then may the
+    engine write again without looking first; anything else raised during a create
+    or update is an unknown outcome (``sync.errors.classify`` applies the rule).
     """
 
     default_code = "error"
+    #: nothing can have been written by the call that raised this
+    outcome_known = False
 
     def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
         super().__init__(message)
@@ -126,7 +133,13 @@ class ConnectorError(Exception):
 
 
 class TransientError(ConnectorError):
-    """The ledger could not be reached or asked us to wait: retry later."""
+    """Retry later. During a write it is an unknown outcome unless ``nothing_written``.
+
+    Pass ``nothing_written=True`` only when the request provably never left
+    (connection refused, DNS, connect or pool timeout, a sign-in that failed before
+    the write) or the ledger refused it definitely (a version conflict): then the
+    next try may write again without looking the record up first.
+    """
 
     default_code = "unavailable"
 
@@ -137,9 +150,11 @@ class TransientError(ConnectorError):
         code: str | None = None,
         field: str | None = None,
         retry_after: float | None = None,
+        nothing_written: bool = False,
     ):
         super().__init__(message, code=code, field=field)
         self.retry_after = retry_after
+        self.outcome_known = nothing_written
 
 
 class RateLimitedError(TransientError):
@@ -147,11 +162,26 @@ class RateLimitedError(TransientError):
 
     default_code = "rate_limited"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        retry_after: float | None = None,
+    ):
+        # A refusal to do anything yet: nothing was written.
+        super().__init__(message, code=code, field=field, retry_after=retry_after, nothing_written=True)
+
 
 class NeedsPersonError(ConnectorError):
-    """The ledger refused the content (validation, unknown account, closed period)."""
+    """The ledger refused the content (validation, unknown account, closed period).
+
+    A refusal that explains itself: nothing was written.
+    """
 
     default_code = "rejected"
+    outcome_known = True
 
 
 class AuthenticationError(NeedsPersonError):
@@ -170,6 +200,7 @@ class BookedError(ConnectorError):
     """The record is booked: it can never be changed and must not be created again."""
 
     default_code = "booked"
+    outcome_known = True
 
 
 class UnknownOutcomeError(ConnectorError):
@@ -282,21 +313,3 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def transport_failure(exc: Exception, *, system: str, record: str, write: bool) -> ConnectorError:
-    """An httpx transport error in the engine's terms, never chaining the error itself.
-
-    A connection that never opened sent nothing (retry); any other loss after a write
-    leaves the record's existence unknown (look it up before writing again).
-    """
-    import httpx  # connectors speak HTTP; base stays importable without touching it
-
-    name = type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return TransientError(f"Could not connect to {system} ({name}).", code="unreachable")
-    if write:
-        return UnknownOutcomeError(
-            f"{system} did not answer after the {record} was sent ({name}); it may or may not exist."
-        )
-    return TransientError(f"{system} did not answer ({name}).", code="timeout")

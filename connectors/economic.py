@@ -51,17 +51,14 @@ from connectors.base import (
     NeedsPersonError,
     PostingRequest,
     PostingResult,
-    RateLimitedError,
     RecordExistsError,
     RecordStatus,
     RelationRecord,
     TransientError,
-    UnknownOutcomeError,
     UnsupportedPostingError,
     decode_json,
-    encode_json,
-    retry_after_seconds,
 )
+from connectors.http import LedgerHttp, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +77,6 @@ ENTRY_TYPES = (
 # e-conomic's own substitutions for characters in a resource path (docs: "Custom resource
 # self-link encoding"); "_" goes first so the replacements are not themselves replaced.
 _PATH_CODES = (("_", "_8_"), ("/", "_6_"), (" ", "_9_"), (":", "_4_"), ("&", "_5_"))
-# 503 means the request was turned away unprocessed; after a write, any other 5xx (500, 502,
-# 504) may come from behind the point where the voucher was saved.
-_NOT_PROCESSED = frozenset({503})
 
 
 def key_marker(key: str) -> str:
@@ -255,6 +249,11 @@ class EconomicConnector:
             timeout=httpx.Timeout(timeout),
             transport=transport,
         )
+        # Any 5xx after a write (503 too: it may come from behind the point where the voucher
+        # was saved) is an unknown outcome; connectors.http applies that rule.
+        self._api = LedgerHttp(
+            self._http, system="e-conomic", record="voucher", name=name, own_failure=self._own_failure
+        )
 
     @classmethod
     def from_settings(cls, name: str, settings: Mapping[str, Any]) -> EconomicConnector:
@@ -315,7 +314,17 @@ class EconomicConnector:
                 await self._call(
                     "DELETE", f"/journals/{self.journal}/entries/{entry_number}", write=True, allow=(404,)
                 )
-        answer = await self._call("POST", f"/journals/{self.journal}/vouchers", body=body, write=True)
+        try:
+            answer = await self._call("POST", f"/journals/{self.journal}/vouchers", body=body, write=True)
+        except NeedsPersonError as exc:
+            # A lost answer is repaired by the next try (status: missing -> create; found ->
+            # update again); a refusal is not, so the person must hear the draft is gone.
+            raise NeedsPersonError(
+                f"{exc.message} (The old entries of voucher {external_ref} were already removed; "
+                "fix this and resync to post it again.)",
+                code=exc.code,
+                field=exc.field,
+            ) from None
         return self._created(answer, request)
 
     async def find(self, request: PostingRequest) -> PostingResult | None:
@@ -397,10 +406,7 @@ class EconomicConnector:
         voucher = answer[0] if isinstance(answer, list) and answer else answer
         if not isinstance(voucher, Mapping) or "voucherNumber" not in voucher:
             # Saved, but we cannot tell which voucher it is: look it up by key next time.
-            raise UnknownOutcomeError(
-                "e-conomic accepted the voucher but its answer did not say the voucher number.",
-                code="unreadable_answer",
-            )
+            raise self._api.lost("its answer did not say the voucher number")
         year = str((voucher.get("accountingYear") or {}).get("year") or request.date.year)
         number = voucher["voucherNumber"]
         return PostingResult(f"{year}-{number}", RecordStatus.DRAFT, detail=f"voucher {number}")
@@ -555,95 +561,27 @@ class EconomicConnector:
         allow: tuple[int, ...] = (),
     ) -> Any:
         """One request; the answer's JSON, ``None`` for an allowed status, or a typed error."""
-        content = encode_json(body) if body is not None else None
-        try:
-            response = await self._http.request(method, path, params=params, content=content)
-        except httpx.TransportError as exc:
-            raise self._transport_failure(exc, method, path, write) from None
-        log.debug(
-            "e-conomic answered", extra={"method": method, "path": path, "status": response.status_code}
-        )
-        if response.status_code in allow:
-            return None
-        if response.status_code >= 400:
-            raise self._http_failure(response, write)
-        try:
-            return decode_json(response.content)
-        except ValueError:
-            if write:
-                raise UnknownOutcomeError(
-                    "e-conomic answered the write with something that is not JSON.", code="unreadable_answer"
-                ) from None
-            raise TransientError(
-                "e-conomic answered with something that is not JSON.", code="unreadable_answer"
-            ) from None
+        response = await self._api.send(method, path, params=params, body=body, write=write, allow=allow)
+        return None if response is None else self._api.read(response, write=write)
 
-    def _transport_failure(
-        self, exc: httpx.TransportError, method: str, path: str, write: bool
-    ) -> ConnectorError:
-        # Never chain or repeat the httpx error: it carries the request, headers and all.
-        log.warning(
-            "e-conomic call failed", extra={"method": method, "path": path, "error": type(exc).__name__}
-        )
-        never_sent = isinstance(
-            exc,
-            httpx.ConnectError
-            | httpx.ConnectTimeout
-            | httpx.PoolTimeout
-            | httpx.ProxyError
-            | httpx.UnsupportedProtocol,
-        )
-        timed_out = isinstance(exc, httpx.TimeoutException)
-        if write and not never_sent:
-            if timed_out:
-                return UnknownOutcomeError(
-                    f"e-conomic did not answer within {self.timeout:g} s after the change was "
-                    "sent; it may or may not have been saved.",
-                    code="timeout",
-                )
-            return UnknownOutcomeError(
-                "The connection to e-conomic dropped after the change "
-                "was sent; it may or may not have been saved.",
-                code="connection_lost",
-            )
-        if timed_out:
-            return TransientError(f"e-conomic did not answer within {self.timeout:g} s.", code="timeout")
-        return TransientError("Could not reach e-conomic (connection failed).", code="unreachable")
-
-    def _http_failure(self, response: httpx.Response, write: bool) -> ConnectorError:
-        status = response.status_code
-        try:
-            body = decode_json(response.content)
-        except ValueError:
-            body = None
-        ledger_text = str(body.get("message") or "") if isinstance(body, Mapping) else ""
-        if status == 429:
-            return RateLimitedError(
-                "e-conomic asks us to slow down (429 Too Many Requests).",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-            )
-        # Our own words name the fix; tokens are never part of them.
-        if status == 401:
+    def _own_failure(self, response: httpx.Response, refusal: Refusal, write: bool) -> ConnectorError | None:
+        """e-conomic's 4xx: our words for 401/403 (they name the fix, never a token), else its own."""
+        if refusal.status == 429:
+            return None  # the shared RateLimitedError with Retry-After
+        if refusal.status == 401:
             return AuthenticationError(
                 f"e-conomic refused the credentials of {self.name} (401). Renew the app secret "
                 "token / agreement grant token in the environment.",
                 code="http_401",
             )
-        if status == 403:
+        if refusal.status == 403:
             return AuthenticationError(
                 f"e-conomic denied {self.name} access (403): the agreement grant does not allow "
                 "this. Check the app's roles in e-conomic or renew the grant.",
                 code="http_403",
             )
-        if status >= 500:
-            detail = f": {ledger_text}" if ledger_text else ""
-            if write and status not in _NOT_PROCESSED:
-                return UnknownOutcomeError(
-                    f"e-conomic failed ({status}) after the change was "
-                    f"sent{detail}; it may or may not have been saved.",
-                    code=f"http_{status}",
-                )
-            return TransientError(
-                f"e-conomic is unavailable ({status}){detail}. Try again later.", code=f"http_{status}"
-            )
-        return rejection(body, status)
+        try:
+            body = decode_json(response.content)
+        except ValueError:
+            body = None
+        return rejection(body, refusal.status)

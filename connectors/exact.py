@@ -46,6 +46,7 @@ import httpx
 from connectors.base import (
     AuthenticationError,
     BookedError,
+    ConnectorError,
     NeedsPersonError,
     PostingRequest,
     PostingResult,
@@ -56,10 +57,8 @@ from connectors.base import (
     TransientError,
     UnsupportedPostingError,
     decode_json,
-    encode_json,
-    retry_after_seconds,
-    transport_failure,
 )
+from connectors.http import LedgerHttp, RatePacer, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +77,8 @@ STATUS_OPEN = 20
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+__all__ = ["ExactConnector", "RatePacer"]
+
 
 def _quote(value: str) -> str:
     """An OData string literal."""
@@ -87,84 +88,6 @@ def _quote(value: str) -> str:
 def _keyed(key: str, text: str) -> str:
     """The key first, so cutting to the field's length never loses it."""
     return f"{key} {text}".strip()[:DESCRIPTION_MAX]
-
-
-class RatePacer:
-    """Keeps one company's calls inside Exact's minutely and daily allowances.
-
-    It reads the remaining counts and reset times from every answer and, before
-    each call, waits for the minutely reset once nothing remains. A wait longer
-    than ``max_wait`` (the daily allowance, or a reset too far off to hold a
-    worker for) raises :class:`RateLimitedError` without calling, with the time
-    to wait in ``retry_after``.
-    """
-
-    def __init__(self, clock: Clock, sleep: Sleep, *, max_wait: float, margin: float):
-        self._clock, self._sleep = clock, sleep
-        self.max_wait, self.margin = max_wait, margin
-        self.minutely_remaining: int | None = None
-        self.minutely_reset: float | None = None
-        self.daily_remaining: int | None = None
-        self.daily_reset: float | None = None
-        self.waited = 0.0  # seconds spent waiting (for tests and benchmarks)
-        self._lock = asyncio.Lock()
-
-    async def before_call(self) -> None:
-        """Wait (or refuse) until a call fits in the allowance; reserve it."""
-        async with self._lock:
-            now = self._clock()
-            if (
-                self.daily_remaining is not None
-                and self.daily_remaining <= 0
-                and self.daily_reset is not None
-                and self.daily_reset > now
-            ):
-                raise RateLimitedError(
-                    "The daily Exact Online allowance of this company is used up.",
-                    code="daily_limit",
-                    retry_after=self.daily_reset - now + self.margin,
-                )
-            if (
-                self.minutely_remaining is not None
-                and self.minutely_remaining <= 0
-                and self.minutely_reset is not None
-            ):
-                wait = self.minutely_reset - now + self.margin
-                if wait > self.max_wait:
-                    raise RateLimitedError(
-                        "The per-minute Exact Online allowance of this company is used up.", retry_after=wait
-                    )
-                if wait > 0:
-                    self.waited += wait
-                    await self._sleep(wait)
-                # A new window: the next answer tells the real count.
-                self.minutely_remaining = None
-            # Reserve this call so a concurrent caller does not overshoot.
-            if self.minutely_remaining is not None:
-                self.minutely_remaining -= 1
-            if self.daily_remaining is not None:
-                self.daily_remaining -= 1
-
-    def update(self, headers: Mapping[str, str]) -> None:
-        """Take the allowance from an answer's ``X-RateLimit-*`` headers."""
-
-        def number(name: str) -> int | None:
-            value = headers.get(name)
-            try:
-                return int(value) if value not in (None, "") else None
-            except ValueError:
-                return None
-
-        remaining, reset = number("X-RateLimit-Minutely-Remaining"), number("X-RateLimit-Minutely-Reset")
-        if remaining is not None:
-            self.minutely_remaining = remaining
-        if reset is not None:
-            self.minutely_reset = reset / 1000  # epoch milliseconds
-        remaining, reset = number("X-RateLimit-Remaining"), number("X-RateLimit-Reset")
-        if remaining is not None:
-            self.daily_remaining = remaining
-        if reset is not None:
-            self.daily_reset = reset / 1000
 
 
 class ExactConnector:
@@ -217,6 +140,19 @@ class ExactConnector:
         self._gl_ids: dict[str, str] = {}
         self._supplier_ids: dict[str, str] = {}
         self.token_refreshes = 0
+        self._api = LedgerHttp(
+            self._http,
+            system="Exact Online",
+            record="entry",
+            name=name,
+            read_refusal=_error_text,
+            own_failure=self._own_failure,
+            token=self._access_token,
+            forget_token=self._forget_access,
+            before_call=self.pacer.before_call,
+            after_answer=self.pacer.update,
+            headers={"Accept": "application/json", "Prefer": "return=representation"},
+        )
 
     def __repr__(self) -> str:
         return f"ExactConnector(name={self.name!r}, division={self._division!r})"
@@ -263,11 +199,11 @@ class ExactConnector:
         """POST a purchase entry, general journal entry or account."""
         if request.kind == "invoice":
             body = await self._purchase_body(request)
-            data = await self._write("POST", "purchaseentry/PurchaseEntries", body)
+            data = await self._created("purchaseentry/PurchaseEntries", body, "EntryID")
             return self._entry_result(data, "purchase entry")
         if request.kind == "journal":
             body = await self._journal_body(request)
-            data = await self._write("POST", "generaljournalentry/GeneralJournalEntries", body)
+            data = await self._created("generaljournalentry/GeneralJournalEntries", body, "EntryID")
             return self._entry_result(data, "journal entry")
         if request.kind == "relation":
             return await self._create_account(request)
@@ -484,7 +420,7 @@ class ExactConnector:
         await self._write(
             "DELETE", f"generaljournalentry/GeneralJournalEntries(guid'{entry['EntryID']}')", None
         )
-        data = await self._write("POST", "generaljournalentry/GeneralJournalEntries", body)
+        data = await self._created("generaljournalentry/GeneralJournalEntries", body, "EntryID")
         return self._entry_result(data, "journal entry")
 
     # -- accounts (relations) ------------------------------------------------------------
@@ -526,7 +462,7 @@ class ExactConnector:
             raise RecordExistsError(
                 f"Account code {body['Code']} is already in use in Exact Online.", field="number"
             )
-        data = await self._write("POST", "crm/Accounts", body)
+        data = await self._created("crm/Accounts", body, "ID")
         return PostingResult(str(data["ID"]), RecordStatus.DRAFT, detail=f"account {body['Code']}")
 
     # -- code -> GUID --------------------------------------------------------------------
@@ -619,17 +555,23 @@ class ExactConnector:
             # The answer (with a new refresh token) may be lost; Exact then keeps the
             # old one valid for a while, so a later retry can still succeed.
             raise TransientError(
-                f"Could not reach Exact Online to sign in ({type(exc).__name__}).", code="unreachable"
+                f"Could not reach Exact Online to sign in ({type(exc).__name__}).",
+                code="unreachable",
+                nothing_written=True,  # signing in comes before the write it serves
             ) from None
         if resp.status_code in (400, 401):
             return None
         if resp.status_code >= 300:
             raise TransientError(
-                f"Exact Online sign-in failed ({resp.status_code}).", code=f"http_{resp.status_code}"
+                f"Exact Online sign-in failed ({resp.status_code}).",
+                code=f"http_{resp.status_code}",
+                nothing_written=True,
             )
         data = decode_json(resp.text) or {}
         if not data.get("access_token") or not data.get("refresh_token"):
-            raise TransientError("Exact Online sign-in answered without tokens.", code="bad_token_answer")
+            raise TransientError(
+                "Exact Online sign-in answered without tokens.", code="bad_token_answer", nothing_written=True
+            )
         return data
 
     async def _persist(self, refresh: str, access: str, expires: float) -> None:
@@ -649,6 +591,7 @@ class ExactConnector:
                 "The renewed Exact Online sign-in could not be saved, so nothing was sent; "
                 "it is tried again with the next posting.",
                 code="token_store",
+                nothing_written=True,
             ) from None
         self._unsaved = None
         self._access, self._access_expires = access, expires
@@ -660,14 +603,19 @@ class ExactConnector:
         return f"api/v1/{await self.division()}/{path}"
 
     async def _write(self, method: str, path: str, body: Any) -> dict[str, Any]:
-        resp = await self._send(
-            method, path, content=encode_json(body) if body is not None else None, write=True
-        )
+        resp = await self._send(method, path, body=body, write=True)
         assert resp is not None
-        data = decode_json(resp.text) if resp.text else None
+        data = self._api.read(resp, write=True)
         if not isinstance(data, dict):
             return {}  # 204 No Content (PUT, DELETE)
         return data.get("d") or {}
+
+    async def _created(self, path: str, body: Any, key: str) -> dict[str, Any]:
+        """POST a new record; an answer without its id cannot be recorded: look it up next time."""
+        data = await self._write("POST", path, body)
+        if not data.get(key):
+            raise self._api.lost(f"its answer did not say the {key}")
+        return data
 
     async def _get_one(self, path: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
         resp = await self._send("GET", path, params=params, allow_404=True)
@@ -695,76 +643,51 @@ class ExactConnector:
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
+        body: Any = None,
         content: bytes | None = None,
         content_type: str = "application/json",
         write: bool = False,
         allow_404: bool = False,
     ) -> httpx.Response | None:
-        """One paced API call; a 401 renews the access token once and repeats the call."""
+        """One paced call through the shared classifier (a 401 renews the token once)."""
         url = path if path.startswith("http") else await self._api_path(path)
-        for attempt in (1, 2):
-            token = await self._access_token()
-            await self.pacer.before_call()
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "Prefer": "return=representation",
-            }
-            if content is not None:
-                headers["Content-Type"] = content_type
-            try:
-                resp = await self._http.request(method, url, params=params, content=content, headers=headers)
-            except httpx.TransportError as exc:
-                log.warning(
-                    "exact call failed", extra={"method": method, "path": path, "error": type(exc).__name__}
-                )
-                raise transport_failure(exc, system="Exact Online", record="entry", write=write) from None
-            self.pacer.update(resp.headers)
-            if resp.status_code == 401 and attempt == 1:
-                if self._access == token:
-                    self._access = None  # revoked early: renew once
-                continue
-            if resp.status_code == 404 and allow_404:
-                return None
-            self._raise_for(resp)
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._api.send(
+            method,
+            url,
+            params=params,
+            body=body,
+            content=content,
+            content_type=content_type,
+            write=write,
+            allow=(404,) if allow_404 else (),
+        )
 
-    def _raise_for(self, resp: httpx.Response) -> None:
-        status = resp.status_code
-        if status < 300:
-            return
-        text = _error_text(resp) or f"Exact Online answered {status}."
-        if status == 401:
-            raise AuthenticationError(
-                f"Exact Online refused the access token of {self.name} even after renewing it."
-            )
-        if status == 429:
-            retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-            if retry_after is None and self.pacer.minutely_reset is not None:
-                retry_after = max(0.0, self.pacer.minutely_reset - self._clock())
-            raise RateLimitedError(text, retry_after=retry_after)
-        if status >= 500:
-            raise TransientError(text, code=f"http_{status}")
-        if status == 400 and re.search(r"already (exists|in use)|bestaat al", text, re.I):
-            raise RecordExistsError(text)
-        if status == 403:
-            raise NeedsPersonError(text, code="forbidden")
-        raise NeedsPersonError(text, code="validation" if status == 400 else f"http_{status}")
+    def _forget_access(self, token: str) -> None:
+        if self._access == token:
+            self._access = None  # revoked early: renew once
+
+    def _own_failure(self, resp: httpx.Response, refusal: Refusal, write: bool) -> ConnectorError | None:
+        """Exact's own 4xx: "already exists" and a 429 paced by the minutely reset."""
+        if refusal.status == 429 and refusal.retry_after is None and self.pacer.minutely_reset is not None:
+            wait = max(0.0, self.pacer.minutely_reset - self._clock())
+            return RateLimitedError(refusal.text or "Too many requests.", retry_after=wait)
+        if refusal.status == 400 and re.search(r"already (exists|in use)|bestaat al", refusal.text, re.I):
+            return RecordExistsError(refusal.text)
+        return None
 
 
-def _error_text(resp: httpx.Response) -> str:
-    """``error.message.value`` of Exact's error envelope."""
+def _error_text(resp: httpx.Response) -> tuple[str, str | None]:
+    """``error.message.value`` of Exact's error envelope (nothing from a gateway page)."""
     try:
         data = decode_json(resp.text)
     except ValueError:
-        return resp.text.strip()[:500]
+        return "", None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         message = data["error"].get("message")
         if isinstance(message, dict):
-            return str(message.get("value") or "").strip()
-        return str(message or "").strip()
-    return ""
+            return str(message.get("value") or "").strip(), None
+        return str(message or "").strip(), None
+    return "", None
 
 
 def _entry_status(entry: Mapping[str, Any]) -> RecordStatus:

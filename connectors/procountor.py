@@ -20,6 +20,9 @@ Facts the public docs leave open, and what this module does about them:
 - A 403 whose error names a test company or a blocked group is a
   :class:`NeedsPersonError` with code ``test_company`` / ``blocked_group``; nothing
   retries it.
+- A 409 on a versioned update (someone saved the receipt after we read it) is a
+  definite refusal: nothing was written, so it is retried without a lookup (the
+  next try reads the new version first).
 
 Credentials (client secret, API key, access token) never appear in logs,
 messages or reprs.
@@ -28,7 +31,6 @@ messages or reprs.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -39,21 +41,17 @@ import httpx
 from connectors.base import (
     AuthenticationError,
     BookedError,
+    ConnectorError,
     JournalLine,
     NeedsPersonError,
     PostingRequest,
     PostingResult,
-    RateLimitedError,
     RecordStatus,
     TransientError,
     UnsupportedPostingError,
     decode_json,
-    encode_json,
-    retry_after_seconds,
-    transport_failure,
 )
-
-log = logging.getLogger(__name__)
+from connectors.http import LedgerHttp, Refusal
 
 DEFAULT_BASE_URL = "https://api.procountor.com/latest/api"
 SUPPORTED = frozenset({"invoice", "payment", "journal"})
@@ -108,6 +106,17 @@ class ProcountorConnector:
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
         self._dimension_items: dict[int, dict[str, int]] | None = None
+        self._api = LedgerHttp(
+            self._http,
+            system="Procountor",
+            record="receipt",
+            name=name,
+            read_refusal=_refusal_text,
+            own_failure=_own_failure,
+            token=self._access_token,
+            forget_token=self._forget_token,
+            headers={"Accept": "application/json"},
+        )
 
     def __repr__(self) -> str:
         return f"ProcountorConnector(name={self.name!r}, base_url={str(self._http.base_url)!r})"
@@ -144,8 +153,10 @@ class ProcountorConnector:
         """POST a new UNFINISHED journal receipt; Procountor assigns its id."""
         body = await self._receipt_body(request)
         resp = await self._call("POST", "ledgerreceipts", body=body, write=True)
-        data = decode_json(resp.text) or {}
-        ref = str(data.get("receiptId") or data.get("id"))
+        data = self._api.read(resp, write=True)
+        ref = (data.get("receiptId") or data.get("id")) if isinstance(data, dict) else None
+        if not ref:
+            raise self._api.lost("its answer did not say the receipt id")
         return PostingResult(ref, RecordStatus.DRAFT, detail=f"ledger receipt {ref}")
 
     async def update(self, external_ref: str, request: PostingRequest) -> PostingResult:
@@ -211,7 +222,7 @@ class ProcountorConnector:
 
     # -- receipts ----------------------------------------------------------------------
     async def _get_receipt(self, ref: str) -> dict[str, Any] | None:
-        resp = await self._send("GET", f"ledgerreceipts/{ref}", allow_404=True)
+        resp = await self._api.send("GET", f"ledgerreceipts/{ref}", allow=(404,))
         return None if resp is None else (decode_json(resp.text) or {})
 
     def _lines(self, request: PostingRequest) -> list[JournalLine]:
@@ -348,8 +359,11 @@ class ProcountorConnector:
             try:
                 resp = await self._http.post("oauth/token", data=form)
             except httpx.TransportError as exc:
+                # Signing in comes before the write it serves: that write was never sent.
                 raise TransientError(
-                    f"Could not reach Procountor to sign in ({type(exc).__name__}).", code="unreachable"
+                    f"Could not reach Procountor to sign in ({type(exc).__name__}).",
+                    code="unreachable",
+                    nothing_written=True,
                 ) from None
             if resp.status_code in (400, 401, 403):
                 raise AuthenticationError(
@@ -358,17 +372,25 @@ class ProcountorConnector:
                 )
             if resp.status_code >= 300:
                 raise TransientError(
-                    f"Procountor sign-in failed ({resp.status_code}).", code=f"http_{resp.status_code}"
+                    f"Procountor sign-in failed ({resp.status_code}).",
+                    code=f"http_{resp.status_code}",
+                    nothing_written=True,
                 )
             data = decode_json(resp.text) or {}
             token = data.get("access_token")
             if not token:
                 raise TransientError(
-                    "Procountor sign-in answered without an access token.", code="bad_token_answer"
+                    "Procountor sign-in answered without an access token.",
+                    code="bad_token_answer",
+                    nothing_written=True,
                 )
             self._token = str(token)
             self._token_expires = self._clock() + int(data.get("expires_in") or 3600)
             return self._token
+
+    def _forget_token(self, token: str) -> None:
+        if self._token == token:
+            self._token = None
 
     async def _call(
         self,
@@ -379,74 +401,40 @@ class ProcountorConnector:
         body: Any = None,
         write: bool = False,
     ) -> httpx.Response:
-        """One API call that must succeed."""
-        resp = await self._send(method, path, params=params, body=body, write=write)
+        """One API call that must succeed (the shared classifier; a 401 renews the token once)."""
+        resp = await self._api.send(method, path, params=params, body=body, write=write)
         assert resp is not None
         return resp
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        write: bool = False,
-        allow_404: bool = False,
-    ) -> httpx.Response | None:
-        """One API call; a 401 renews the token once and repeats the call once."""
-        content = encode_json(body) if body is not None else None
-        for attempt in (1, 2):
-            token = await self._access_token()
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            if content is not None:
-                headers["Content-Type"] = "application/json"
-            try:
-                resp = await self._http.request(method, path, params=params, content=content, headers=headers)
-            except httpx.TransportError as exc:
-                log.warning(
-                    "procountor call failed",
-                    extra={"method": method, "path": path, "error": type(exc).__name__},
-                )
-                raise transport_failure(exc, system="Procountor", record="receipt", write=write) from None
-            if resp.status_code == 401 and attempt == 1:
-                # An expired or revoked token: nothing was written, renew and repeat once.
-                if self._token == token:
-                    self._token = None
-                continue
-            if resp.status_code == 404 and allow_404:
-                return None
-            self._raise_for(resp)
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _raise_for(self, resp: httpx.Response) -> None:
-        status = resp.status_code
-        if status < 300:
-            return
-        errors = _errors(resp)
-        text = "; ".join(_error_text(e) for e in errors) or f"Procountor answered {status}."
-        field = next((str(e.get("field")) for e in errors if e.get("field")), None)
-        if status == 401:
-            raise AuthenticationError(
-                f"Procountor refused the access token of {self.name} even after renewing it."
-            )
-        if status == 403:
-            lowered = text.lower()
-            if "test" in lowered:
-                code = "test_company"
-            elif "block" in lowered:
-                code = "blocked_group"
-            else:
-                code = "forbidden"
-            raise NeedsPersonError(text, code=code, field=field)
-        if status == 409:
-            raise TransientError(text, code="conflict", field=field)
-        if status == 429:
-            raise RateLimitedError(text, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
-        if status >= 500:
-            raise TransientError(text, code=f"http_{status}")
-        raise NeedsPersonError(text, code="validation" if status == 400 else f"http_{status}", field=field)
+def _refusal_text(resp: httpx.Response) -> tuple[str, str | None]:
+    """``field: message; ...`` of Procountor's ``errors`` list, and the first field."""
+    errors = _errors(resp)
+    text = "; ".join(_error_text(e) for e in errors)
+    return text, next((str(e.get("field")) for e in errors if e.get("field")), None)
+
+
+def _own_failure(resp: httpx.Response, refusal: Refusal, write: bool) -> ConnectorError | None:
+    """Procountor's own 4xx: a test company or blocked group (403), a version conflict (409)."""
+    if refusal.status == 403:
+        lowered = refusal.text.lower()
+        if "test" in lowered:
+            code = "test_company"
+        elif "block" in lowered:
+            code = "blocked_group"
+        else:
+            code = "forbidden"
+        text = refusal.text or "Procountor denied access (403)."
+        return NeedsPersonError(text, code=code, field=refusal.field)
+    if refusal.status == 409:
+        # The version we read is stale: Procountor wrote nothing. Retry (re-reading it).
+        return TransientError(
+            refusal.text or "The receipt changed in Procountor while it was updated.",
+            code="conflict",
+            field=refusal.field,
+            nothing_written=True,
+        )
+    return None
 
 
 def _errors(resp: httpx.Response) -> list[dict[str, Any]]:

@@ -75,10 +75,14 @@ class Switches:
     outage: bool = False
     #: the next N writes are applied and then time out (the answer is lost)
     timeouts_after_write: int = 0
-    #: the next N calls fail as unreachable before doing anything
+    #: the next N calls answer 503 before doing anything
     fail_next: int = 0
     #: the next call is refused as rate limited, asking to wait this many seconds
     rate_limit_next: int = 0
+    #: the next write (after ``lost_answer_skip`` more) is applied, then its answer is lost
+    #: as a real ledger loses one: "500" / "502" / "504", "timeout" or "drop"
+    lost_answer: str = ""
+    lost_answer_skip: int = 0
 
 
 class SandboxLedger:
@@ -104,6 +108,7 @@ class SandboxLedger:
         self.relations: dict[str, Voucher] = {}
         self._next_number = first_voucher
         self.writes = 0  # every create/update that changed the books
+        self.answers_lost = 0  # answers the ``lost_answer`` switch lost
 
     # -- what the demo panel and tests use -------------------------------------------
     def book(self, ref: str) -> None:
@@ -124,15 +129,27 @@ class SandboxLedger:
             raise RateLimitedError("Too many requests.", retry_after=wait)
         if self.switches.fail_next > 0:
             self.switches.fail_next -= 1
+            # Turned away before anything happened, but a real ledger's 503 cannot say so:
+            # not flagged, so during a write the engine looks the record up first.
             raise TransientError("Service unavailable (503). Try again later.", code="http_503")
         if self.switches.outage:
-            raise TransientError("Could not connect to the ledger (connection refused).", code="unreachable")
+            raise TransientError(
+                "Could not connect to the ledger (connection refused).",
+                code="unreachable",
+                nothing_written=True,  # the connection never opened
+            )
 
     def _after_write(self) -> None:
         self.writes += 1
         if self.switches.timeouts_after_write > 0:
             self.switches.timeouts_after_write -= 1
             raise UnknownOutcomeError("The ledger did not answer within 30 s.", code="timeout")
+        if self.switches.lost_answer and self.switches.lost_answer_skip > 0:
+            self.switches.lost_answer_skip -= 1
+        elif self.switches.lost_answer:
+            mode, self.switches.lost_answer = self.switches.lost_answer, ""
+            self.answers_lost += 1
+            raise _lost_answer(mode)
 
     def _validate(self, req: PostingRequest) -> None:
         if req.kind not in SUPPORTED:
@@ -259,6 +276,20 @@ class SandboxLedger:
         if record is None or record.reference_key != req.idempotency_key:
             return RecordStatus.MISSING
         return record.status
+
+
+def _lost_answer(mode: str) -> Exception:
+    """What a connector sees when the answer to an applied write is lost.
+
+    A 5xx is reported as a plain :class:`TransientError` (not flagged ``nothing_written``)
+    and a dropped connection as an error no connector classifies: the engine's one rule
+    (``sync.errors.classify``) must treat both as an unknown outcome.
+    """
+    if mode == "timeout":
+        return UnknownOutcomeError("The ledger did not answer within 30 s.", code="timeout")
+    if mode == "drop":
+        return ConnectionResetError("The ledger closed the connection.")
+    return TransientError(f"The ledger answered {mode}. Try again later.", code=f"http_{mode}")
 
 
 #: Ledgers by integration name, so the sandbox page and tests can reach them.

@@ -8,7 +8,6 @@ from enum import StrEnum
 from connectors.base import (
     BookedError,
     ConnectorError,
-    NeedsPersonError,
     RateLimitedError,
     TransientError,
     UnknownOutcomeError,
@@ -55,13 +54,23 @@ class NotSendable(Exception):
 
 
 def classify(exc: BaseException, *, during_write: bool) -> Failure:
-    """Turn anything raised while syncing into a :class:`Failure`."""
+    """Turn anything raised while syncing into a :class:`Failure`, by one rule for writes.
+
+    During a create or update the outcome is known only when nothing can have been
+    written (``ConnectorError.outcome_known``: a definite refusal, or a request that
+    provably never left). Anything else — any 5xx, a read timeout, a reset, an error no
+    connector classified — is UNCERTAIN: the next try looks the record up by its
+    idempotency key before writing again. Outside a write nothing can be doubled, so
+    the same failures are only transient.
+    """
     if isinstance(exc, MappingMissing):
         return Failure(FailureKind.NEEDS_PERSON, f"unmapped_{exc.what}", str(exc))
     if isinstance(exc, NotSendable):
         return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
     if isinstance(exc, BookedError):
         return Failure(FailureKind.BOOKED, exc.code, exc.message)
+    if during_write and not getattr(exc, "outcome_known", False):
+        return _uncertain(exc)
     if isinstance(exc, UnknownOutcomeError):
         return Failure(FailureKind.UNCERTAIN, exc.code, exc.message)
     if isinstance(exc, TransientError):
@@ -72,16 +81,19 @@ def classify(exc: BaseException, *, during_write: bool) -> Failure:
             exc.retry_after,
             rate_limited=isinstance(exc, RateLimitedError),
         )
-    if isinstance(exc, NeedsPersonError):
-        return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
-    if isinstance(exc, ConnectorError):
+    if isinstance(exc, ConnectorError):  # NeedsPersonError and anything else a connector names
         return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
     if isinstance(exc, TimeoutError):
-        if during_write:
-            return Failure(FailureKind.UNCERTAIN, "timeout", "The ledger did not answer in time.")
         return Failure(FailureKind.TRANSIENT, "timeout", "The ledger did not answer in time.")
+    return Failure(FailureKind.TRANSIENT, "internal", f"Unexpected error: {type(exc).__name__}")
+
+
+def _uncertain(exc: BaseException) -> Failure:
+    """A write whose outcome is unknown, in the words of whatever was raised."""
+    if isinstance(exc, ConnectorError):
+        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+        return Failure(FailureKind.UNCERTAIN, exc.code, exc.message, retry_after)
+    if isinstance(exc, TimeoutError):
+        return Failure(FailureKind.UNCERTAIN, "timeout", "The ledger did not answer in time.")
     # A bug or an unexpected library error: never assume the write did not happen.
-    text = f"Unexpected error: {type(exc).__name__}"
-    if during_write:
-        return Failure(FailureKind.UNCERTAIN, "internal", text)
-    return Failure(FailureKind.TRANSIENT, "internal", text)
+    return Failure(FailureKind.UNCERTAIN, "internal", f"Unexpected error: {type(exc).__name__}")

@@ -11,7 +11,14 @@ import pytest
 
 from connectors.base import PostingRequest
 from connectors.economic import EconomicConnector
-from tests.connectors.harness import LedgerHarness, SandboxHarness, invoice_request
+from tests.connectors.harness import (
+    Holding,
+    LedgerHarness,
+    SandboxHarness,
+    invoice_request,
+    payment_request,
+    relation_request,
+)
 from tests.fakes.economic_server import AGREEMENT_GRANT_TOKEN, APP_SECRET_TOKEN, FakeEconomic
 from tests.fakes.exact_server import exact_harness
 from tests.fakes.procountor_server import procountor_harness
@@ -27,9 +34,12 @@ async def _sandbox() -> AsyncIterator[LedgerHarness]:
 class EconomicHarness:
     """The e-conomic connector against the fake e-conomic server on loopback."""
 
+    kinds = ("invoice", "payment", "relation")
+
     def __init__(self, fake: FakeEconomic, connector: EconomicConnector):
         self.fake = fake
         self.connector = connector
+        self._debtors: dict[str, str] = {}  # idempotency key -> debtor number
 
     def request(self, key: str, **overrides: Any) -> PostingRequest:
         return invoice_request(key, **overrides)
@@ -56,6 +66,32 @@ class EconomicHarness:
         # The ledger holds a supplier invoice as a credit to the supplier (negative);
         # the amount of the bill is its opposite.
         return -self.fake.amount_of(external_ref)
+
+    def posting(self, kind: str, key: str, amount: Decimal) -> PostingRequest:
+        if kind == "payment":
+            return payment_request(key, amount, "5820")
+        if kind == "relation":
+            number = self._debtors.setdefault(key, str(10001 + len(self._debtors)))
+            return relation_request(key, number, amount)
+        return invoice_request(key, amount=amount)
+
+    def holdings(self, kind: str, key: str) -> list[Holding]:
+        if kind == "relation":
+            number = int(self._debtors[key])
+            return [c["name"] for n, c in self.fake.customers.items() if n == number]
+        marker = f"[{key}]"
+        sign = -1 if kind == "invoice" else 1  # an invoice credits the supplier
+        return [
+            sign * sum((Decimal(e.data["amount"]) for e in entries), Decimal(0))
+            for entries in self.fake.draft_vouchers().values()
+            if any(marker in e.data.get("text", "") for e in entries)
+        ]
+
+    def lose_next_answer(self, mode: str, *, skip: int = 0) -> None:
+        self.fake.lost_answer.arm(mode, skip=skip)
+
+    def answers_lost(self) -> int:
+        return self.fake.lost_answer.fired
 
 
 async def _economic() -> AsyncIterator[LedgerHarness]:

@@ -7,8 +7,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
-from connectors.base import Connector, Party, PostingRequest
+from connectors.base import (
+    Connector,
+    JournalLine,
+    Party,
+    PostingRequest,
+    PostingResult,
+    RecordStatus,
+    RelationRecord,
+)
 from connectors.sandbox import SandboxConnector, SandboxLedger
+from sync.errors import FailureKind, classify
+
+#: what a record holds, compared by the conformance suite: an amount, or a relation's name
+Holding = Decimal | str
 
 
 class LedgerHarness(Protocol):
@@ -44,6 +56,27 @@ class LedgerHarness(Protocol):
         """How many records in the ledger carry this idempotency key (a duplicate shows as 2)."""
         ...
 
+    #: the posting kinds the connector supports, each tested on its own
+    kinds: tuple[str, ...]
+
+    def posting(self, kind: str, key: str, amount: Decimal) -> PostingRequest:
+        """A valid request of this kind; a relation's name carries ``amount`` so a change shows."""
+        ...
+
+    def holdings(self, kind: str, key: str) -> list[Holding]:
+        """What each record carrying the key holds: the posted amount (a journal's debits),
+        or a relation's name. Exactly one record with the right content is ``[expected]``."""
+        ...
+
+    def lose_next_answer(self, mode: str, *, skip: int = 0) -> None:
+        """After ``skip`` successful writes, the next write is applied and its answer lost:
+        ``mode`` is one of ``tests.fakes.lost_answer.MODES``."""
+        ...
+
+    def answers_lost(self) -> int:
+        """How many answers the ``lose_next_answer`` switch has lost so far."""
+        ...
+
     def amount_of(self, external_ref: str) -> Decimal:
         """The amount the ledger holds for a record."""
         ...
@@ -66,12 +99,87 @@ def invoice_request(key: str, **overrides: Any) -> PostingRequest:
     return replace(base, **overrides)
 
 
+def payment_request(key: str, amount: Decimal, bank: str, **overrides: Any) -> PostingRequest:
+    """The payment posting of a bill: the supplier is settled from ``bank``."""
+    return invoice_request(key, kind="payment", amount=amount, account=bank, due_date=None, **overrides)
+
+
+def journal_request(key: str, amount: Decimal, debit: str, credit: str, **overrides: Any) -> PostingRequest:
+    """A two-line payroll journal: ``amount`` debited to ``debit``, credited to ``credit``."""
+    lines = (JournalLine(debit, amount, "Salaries"), JournalLine(credit, -amount, "Liabilities"))
+    return invoice_request(
+        key, kind="journal", amount=Decimal(0), lines=lines, period="2026-11", supplier=None, **overrides
+    )
+
+
+def relation_request(key: str, number: str, amount: Decimal, type: str = "debtor") -> PostingRequest:
+    """A debtor (or creditor) whose name carries ``amount``, so an update shows in the ledger."""
+    relation = RelationRecord(type=type, number=number, name=relation_name(amount))
+    return invoice_request(key, kind="relation", amount=Decimal(0), supplier=None, relation=relation)
+
+
+def relation_name(amount: Decimal) -> str:
+    return f"Kontorland {amount}"
+
+
+def expected_holding(kind: str, amount: Decimal) -> Holding:
+    return relation_name(amount) if kind == "relation" else amount
+
+
+async def sync_as_the_worker(
+    connector: Connector,
+    request: PostingRequest,
+    *,
+    ref: str | None = None,
+    synced: PostingRequest | None = None,
+    tries: int = 6,
+) -> PostingResult:
+    """Send ``request`` as ``sync.worker`` does, retrying by the engine's one rule.
+
+    ``ref``/``synced`` are the record and content already synced (an update). On a
+    failure :func:`sync.errors.classify` decides: an unknown outcome makes the next
+    try look the record up by its key first; a transient one tries again as it was.
+    """
+    look_first, sent = False, synced
+    for _ in range(tries):
+        writing = False
+        try:
+            status: RecordStatus | None = None
+            if ref is None and look_first:
+                found = await connector.find(request)
+                look_first = False
+                if found is not None:
+                    ref, status, synced = found.external_ref, found.status, sent
+            if ref is not None:
+                status = status or await connector.status(ref, request)
+                if status is RecordStatus.BOOKED:
+                    return PostingResult(ref, status)
+                if status is RecordStatus.DRAFT and synced == request:
+                    return PostingResult(ref, status)
+                if status is RecordStatus.DRAFT:
+                    writing = True
+                    return await connector.update(ref, request)
+                ref = None
+            writing = True
+            return await connector.create(request)
+        except Exception as exc:
+            failure = classify(exc, during_write=writing)
+            if failure.kind is FailureKind.UNCERTAIN:
+                look_first, sent = True, request
+            elif failure.kind is not FailureKind.TRANSIENT:
+                raise
+    raise AssertionError(f"still failing after {tries} tries")
+
+
 class SandboxHarness:
     """The embedded sandbox ledger."""
+
+    kinds = ("invoice", "payment", "journal", "relation")
 
     def __init__(self) -> None:
         self.ledger = SandboxLedger("conformance")
         self.connector = SandboxConnector(self.ledger)
+        self._lost = 0
 
     def request(self, key: str, **overrides: Any) -> PostingRequest:
         return invoice_request(key, **overrides)
@@ -96,3 +204,32 @@ class SandboxHarness:
 
     def amount_of(self, external_ref: str) -> Decimal:
         return self.ledger.vouchers[external_ref].amount
+
+    def posting(self, kind: str, key: str, amount: Decimal) -> PostingRequest:
+        if kind == "payment":
+            return payment_request(key, amount, "5820")
+        if kind == "journal":
+            return journal_request(key, amount, "4000", "6900")
+        if kind == "relation":
+            number = str(10001 + len(self.ledger.relations))
+            found = self.ledger.records_with_key(key)  # the same debtor for the same key
+            return relation_request(key, found[0].ref if found else number, amount)
+        return invoice_request(key, amount=amount)
+
+    def holdings(self, kind: str, key: str) -> list[Holding]:
+        found: list[Holding] = []
+        for record in self.ledger.records_with_key(key):
+            if kind == "relation":
+                found.append(record.text)
+            elif kind == "journal":
+                found.append(sum((Decimal(a) for _, a in record.body["lines"] if Decimal(a) > 0), Decimal(0)))
+            else:
+                found.append(record.amount)
+        return found
+
+    def lose_next_answer(self, mode: str, *, skip: int = 0) -> None:
+        self.ledger.switches.lost_answer = mode
+        self.ledger.switches.lost_answer_skip = skip
+
+    def answers_lost(self) -> int:
+        return self.ledger.answers_lost

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import count
 
 import pytest
 
 from connectors.base import (
     BookedError,
+    ConnectorError,
     NeedsPersonError,
     RateLimitedError,
     RecordStatus,
-    TransientError,
     UnknownOutcomeError,
 )
-from tests.connectors.harness import LedgerHarness
+from sync.errors import FailureKind, classify
+from tests.connectors.harness import LedgerHarness, expected_holding, sync_as_the_worker
+from tests.fakes.lost_answer import MODES
+
+FIRST, CHANGED = Decimal("1250.00"), Decimal("1300.50")
 
 
 async def test_create_then_status_is_draft(harness: LedgerHarness) -> None:
@@ -71,8 +76,52 @@ async def test_429_is_rate_limited_with_retry_after(harness: LedgerHarness) -> N
     assert err.value.retry_after == pytest.approx(7, abs=1)
 
 
-async def test_5xx_is_transient(harness: LedgerHarness) -> None:
+async def test_a_503_to_a_write_is_an_unknown_outcome_and_the_retry_writes_once(
+    harness: LedgerHarness,
+) -> None:
+    # A 503 may come from behind the point where the record was saved: only a lookup can tell.
+    req = harness.request("LO-CONF0007")
     harness.fail_next_with_5xx()
-    with pytest.raises(TransientError):
-        await harness.connector.create(harness.request("LO-CONF0007"))
+    with pytest.raises(ConnectorError) as err:
+        await harness.connector.create(req)
+    assert classify(err.value, during_write=True).kind is FailureKind.UNCERTAIN
     assert harness.records_with_key("LO-CONF0007") == 0
+    await sync_as_the_worker(harness.connector, req)
+    assert harness.records_with_key("LO-CONF0007") == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_lost_answer_to_a_create_leaves_exactly_one_record(harness: LedgerHarness, mode: str) -> None:
+    """The ledger saves the record, then answers 5xx, times out or drops: one record, right amount."""
+    for kind in harness.kinds:
+        for step in count():  # lose the answer of each write the create makes, in turn
+            key = f"LO-CREATE-{kind}-{step:02d}"
+            lost = harness.answers_lost()
+            harness.lose_next_answer(mode, skip=step)
+            await sync_as_the_worker(harness.connector, harness.posting(kind, key, FIRST))
+            assert harness.holdings(kind, key) == [expected_holding(kind, FIRST)], (kind, step)
+            if harness.answers_lost() == lost:
+                harness.lose_next_answer("")
+                break
+        assert step > 0, f"no answer to a {kind} create was lost"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_lost_answer_to_an_update_leaves_exactly_one_record(
+    harness: LedgerHarness, mode: str
+) -> None:
+    """Between or after an update's steps (delete then repost, versioned PUT): never lost, never two."""
+    for kind in harness.kinds:
+        for step in count():
+            key = f"LO-UPDATE-{kind}-{step:02d}"
+            first = harness.posting(kind, key, FIRST)
+            created = await harness.connector.create(first)
+            lost = harness.answers_lost()
+            harness.lose_next_answer(mode, skip=step)
+            changed = harness.posting(kind, key, CHANGED)
+            await sync_as_the_worker(harness.connector, changed, ref=created.external_ref, synced=first)
+            assert harness.holdings(kind, key) == [expected_holding(kind, CHANGED)], (kind, step)
+            if harness.answers_lost() == lost:
+                harness.lose_next_answer("")
+                break
+        assert step > 0, f"no answer to a {kind} update was lost"

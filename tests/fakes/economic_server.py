@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.lost_answer import LostAnswer
+
 APP_SECRET_TOKEN = "fake-app-secret-7c1e0b44"
 AGREEMENT_GRANT_TOKEN = "fake-agreement-grant-2d9a61f3"
 
@@ -249,6 +251,8 @@ class FakeEconomic:
         self.journals = dict(journals or {1: (50001, 59999)})
         self.years = set(years)
         self.switches = Switches()
+        #: apply a write, then answer 500/502/504, hang or drop (tests.fakes.lost_answer)
+        self.lost_answer = LostAnswer(lambda status: problem(status, "An internal error occurred."))
         self.entries: dict[int, JournalEntry] = {}
         self.ledger: dict[str, list[dict[str, Any]]] = {year: [] for year in self.years}
         self.customers: dict[int, dict[str, Any]] = {}
@@ -265,7 +269,7 @@ class FakeEconomic:
     async def start(self) -> str:
         """Serve on 127.0.0.1, a free port; returns the base URL."""
         self._release = asyncio.Event()
-        app = web.Application(middlewares=[self._gate])
+        app = web.Application(middlewares=[self.lost_answer.middleware, self._gate])
         app.add_routes(
             [
                 web.get("/journals", self._journals),
@@ -294,6 +298,7 @@ class FakeEconomic:
         """Let hanging answers go, then close the server."""
         if self._release is not None:
             self._release.set()
+        self.lost_answer.release()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -39,6 +39,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 from lxml import etree
 
+from tests.fakes.lost_answer import LostAnswer
+
 DESCRIPTION_MAX = 60  # not documented
 YOUR_REF_MAX = 30  # not documented
 CODE_MAX = 18
@@ -187,6 +189,8 @@ class ExactFake:
         self.timeouts_after_write = 0
         self.rate_limit_next = 0
         self.fail_next = 0
+        #: apply a write, then answer 500/502/504, hang or drop (tests.fakes.lost_answer)
+        self.lost_answer = LostAnswer(lambda status: _error(status, "An internal error occurred."))
         self.calls: list[tuple[str, str]] = []
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -212,7 +216,7 @@ class ExactFake:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> str:
         """Listen on 127.0.0.1 (port 0); returns the base URL (``http://127.0.0.1:N``)."""
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self.lost_answer.middleware, self._middleware])
         app.router.add_post("/api/oauth2/token", self._token)
         app.router.add_get("/api/oauth2/auth", self._authorize)
         app.router.add_get("/api/v1/current/Me", self._me)
@@ -230,6 +234,7 @@ class ExactFake:
 
     async def stop(self) -> None:
         self._stopping.set()
+        self.lost_answer.release()
         if self._runner:
             await self._runner.cleanup()
 
@@ -889,9 +894,12 @@ def build_connector(
 class ExactHarness:
     """:class:`tests.connectors.harness.LedgerHarness` over :class:`ExactFake`."""
 
+    kinds = ("invoice", "journal", "relation")
+
     def __init__(self, fake: ExactFake, connector: Any):
         self.fake = fake
         self.connector = connector
+        self._creditors: dict[str, str] = {}  # idempotency key -> creditor number
 
     def request(self, key: str, **overrides: Any) -> Any:
         from tests.connectors.harness import invoice_request
@@ -918,6 +926,35 @@ class ExactHarness:
 
     def amount_of(self, external_ref: str) -> Decimal:
         return Decimal(self.fake.entry(external_ref)["AmountFC"])
+
+    def posting(self, kind: str, key: str, amount: Decimal) -> Any:
+        from tests.connectors.harness import journal_request, relation_request
+
+        if kind == "journal":
+            return journal_request(key, amount, "4000", "4800", currency="EUR")
+        if kind == "relation":
+            number = self._creditors.setdefault(key, str(20001 + len(self._creditors)))
+            return relation_request(key, number, amount, type="creditor")
+        return self.request(key, amount=amount)
+
+    def holdings(self, kind: str, key: str) -> list[Any]:
+        div = self.fake.division()
+        if kind == "relation":
+            return [a["Name"] for a in div.accounts.values() if key in (a.get("Remarks") or "")]
+        if kind == "journal":
+            debits = (
+                (Decimal(ln["AmountFC"]) for ln in e["_lines"] if Decimal(ln["AmountFC"]) > 0)
+                for e in div.journal.values()
+                if any(key in (ln.get("Description") or "") for ln in e["_lines"])
+            )
+            return [sum(d, Decimal(0)) for d in debits]
+        return [Decimal(e["AmountFC"]) for e in div.purchase.values() if key in (e.get("Description") or "")]
+
+    def lose_next_answer(self, mode: str, *, skip: int = 0) -> None:
+        self.fake.lost_answer.arm(mode, skip=skip)
+
+    def answers_lost(self) -> int:
+        return self.fake.lost_answer.fired
 
 
 async def exact_harness() -> AsyncIterator[ExactHarness]:

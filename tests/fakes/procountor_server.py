@@ -13,7 +13,8 @@ a PUT with an old ``version`` answers 409; the receipt list returns "basic
 information" without the name; a test company or a blocked group answers 403.
 
 Switches let tests make it misbehave: answer 429 with Retry-After, 5xx, or
-apply a write and then hang so the client times out.
+apply a write and then hang so the client times out; ``lost_answer`` applies a
+write and then answers 500/502/504, hangs or drops the connection.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.lost_answer import LostAnswer
 
 DEFAULT_ACCOUNTS: dict[str, str] = {
     "1910": "Bank",
@@ -133,6 +136,8 @@ class ProcountorFake:
         self.race_next_put = False  # someone else saves the receipt just before our PUT
         self.company_is_test = False
         self.blocked_group = False
+        #: apply a write, then answer 500/502/504, hang or drop (tests.fakes.lost_answer)
+        self.lost_answer = LostAnswer(lambda status: _errors(status, ("", "Internal server error.")))
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -140,7 +145,7 @@ class ProcountorFake:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> str:
         """Listen on 127.0.0.1 (port 0); returns the API base URL (``.../api``)."""
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self.lost_answer.middleware, self._middleware])
         app.router.add_post("/api/oauth/token", self._token)
         app.router.add_get("/api/dimensions", self._get_dimensions)
         app.router.add_get("/api/ledgerreceipts", self._list_receipts)
@@ -158,6 +163,7 @@ class ProcountorFake:
 
     async def stop(self) -> None:
         self._stopping.set()  # ends any hanging handler at once
+        self.lost_answer.release()
         if self._runner:
             await self._runner.cleanup()
 
@@ -400,6 +406,8 @@ class ProcountorFake:
 class ProcountorHarness:
     """:class:`tests.connectors.harness.LedgerHarness` over :class:`ProcountorFake`."""
 
+    kinds = ("invoice", "payment", "journal")
+
     def __init__(self, fake: ProcountorFake, connector: Any):
         self.fake = fake
         self.connector = connector
@@ -438,6 +446,24 @@ class ProcountorHarness:
             ),
             Decimal(0),
         )
+
+    def posting(self, kind: str, key: str, amount: Decimal) -> Any:
+        from tests.connectors.harness import journal_request, payment_request
+
+        if kind == "payment":
+            return payment_request(key, amount, "1910", currency="EUR")
+        if kind == "journal":
+            return journal_request(key, amount, "5000", "2939", currency="EUR")
+        return self.request(key, amount=amount)
+
+    def holdings(self, kind: str, key: str) -> list[Any]:
+        return [self.amount_of(str(r["receiptId"])) for r in self.fake.receipts_with_key(key)]
+
+    def lose_next_answer(self, mode: str, *, skip: int = 0) -> None:
+        self.fake.lost_answer.arm(mode, skip=skip)
+
+    def answers_lost(self) -> int:
+        return self.fake.lost_answer.fired
 
 
 def build_connector(fake: ProcountorFake, **overrides: Any) -> Any:
