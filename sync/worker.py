@@ -430,7 +430,11 @@ class Worker:
             else:
                 at = engine.policy.next_attempt(finished, attempts, failure.retry_after)
                 values.update(state=PostingState.RETRYING, next_attempt_at=at)
-                report.hold_company_until = at if failure.kind is FailureKind.TRANSIENT else None
+                # The ledger is struggling, or a write may or may not have landed: the rest of
+                # the company's queue waits rather than overtake this posting.
+                report.hold_company_until = (
+                    at if failure.kind in (FailureKind.TRANSIENT, FailureKind.UNCERTAIN) else None
+                )
         if not settle(conn, row.id, token, values, synced_hash, outcome is Outcome.WITHDRAWN):
             raise LeaseLost(row.id)
         if outcome is Outcome.SYNCED and report.operation is Operation.CREATE and row.monthly_quota:

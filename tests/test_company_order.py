@@ -170,3 +170,19 @@ def test_a_call_timeout_that_could_outlive_the_lease_is_refused_at_start_up() ->
     with pytest.raises(ValidationError, match="call_timeout_seconds"):
         WorkerConfig(lease_seconds=60, call_timeout_seconds=45)
     assert WorkerConfig(lease_seconds=60, call_timeout_seconds=30).lease_seconds == 60
+
+
+async def test_a_write_with_an_unknown_outcome_holds_the_company_queue(
+    make_runtime: Any, clock: FakeClock
+) -> None:
+    runtime, ledger = await scripted_runtime(make_runtime, clock)
+    await ingest(runtime, bill("B-1"), bill("B-2"))
+    ledger.ledger.switches.fail_next = 1  # a 503 to B-1's create: saved or not, nobody knows
+    await runtime.worker.run_until_idle()
+    assert ledger.arrivals == []
+    assert await states(runtime) == {"B-1": "retrying", "B-2": "pending"}
+
+    clock.advance(3600)
+    await runtime.worker.run_until_idle()
+    assert ledger.arrivals == ["B-1", "B-2"]
+    assert set((await states(runtime)).values()) == {"synced"}
