@@ -150,10 +150,12 @@ class PostResolver:
     def __init__(self, db: Database, clock: Callable[[], datetime], history: HistoryCall, claim: timedelta):
         self.db, self.clock, self.history, self.claim = db, clock, history, claim
         self._seen: dict[str, ChannelPosts] = {}
+        #: a channel whose history failed in this pass is not asked again in it
+        self._failed: dict[str, CallResult] = {}
 
     def new_pass(self) -> None:
         """Forget what was read: posts may have landed since."""
-        self._seen = {}
+        self._seen, self._failed = {}, {}
 
     async def resolve(self, row: SlackMessage, backoff: timedelta) -> Resolution:
         """Adopt the post, or make it due again; if history fails, wait ``backoff`` (or
@@ -164,10 +166,9 @@ class PostResolver:
                 return Resolution.TAKEN
         seen = self._seen.get(row.channel)
         if seen is None or not seen.covers(row.created_at, row.updated_at):
-            async with self.db.sessions() as s:
-                oldest = await outbox.unconfirmed_since(s, row.channel) or row.created_at
-            read = await read_channel(self.history, row.channel, min(oldest, row.created_at), now)
+            read = self._failed.get(row.channel) or await self._read(row, now)
             if isinstance(read, CallResult):
+                self._failed[row.channel] = read
                 wait = read.retry_after if read.delivery is Delivery.RATE_LIMITED else None
                 at = now + (timedelta(seconds=wait) if wait else backoff)
                 async with self.db.sessions() as s, s.begin():
@@ -190,3 +191,8 @@ class PostResolver:
                 threaded_attempt_id=found.attempt,
             )
         return Resolution.ADOPTED
+
+    async def _read(self, row: SlackMessage, now: datetime) -> ChannelPosts | CallResult:
+        async with self.db.sessions() as s:
+            oldest = await outbox.unconfirmed_since(s, row.channel) or row.created_at
+        return await read_channel(self.history, row.channel, min(oldest, row.created_at), now)
