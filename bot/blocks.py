@@ -3,8 +3,9 @@
 Every builder returns a :class:`SlackBody` (fallback ``text`` + ``blocks``),
 built with ``slack_sdk.models.blocks`` so Slack's own limits are checked when
 the JSON is produced. Text from documents and ledgers goes through
-:func:`escape` (``&``, ``<``, ``>``) so a supplier called ``<!channel>``
-mentions nobody, and through :func:`cut` so no field passes a limit.
+:func:`escape` (``bot/plain_text.py``: one line, no control or bidi characters,
+no formatting, secrets masked, ``&<>`` as entities so a supplier called
+``<!channel>`` mentions nobody), and through :func:`cut` so no field passes a limit.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ from bot.facts import (
     plural,
     posting_label,
 )
+from bot.plain_text import escape, plain
 from storage.states import PostingState
+
+__all__ = ["escape", "plain"]  # re-exported: every builder takes them from here
 
 #: Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
 SECTION_TEXT = 3000
@@ -78,11 +82,6 @@ class SlackBody:
 
 
 # -- text safety -----------------------------------------------------------------------------
-
-
-def escape(text: object) -> str:
-    """Slack's control characters as entities: no mention, link or channel ping sneaks in."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def cut(text: str, limit: int) -> str:

@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks import SlackBody, escape, finish, mention, section
+from bot.blocks import SlackBody, escape, finish, mention, plain, section
 from bot.command_blocks import CommandAction
 from storage.states import PostingState
 from sync.engine import BulkFilter, BulkResult
@@ -114,7 +114,8 @@ def _metadata(raw: Any) -> dict[str, Any]:
 
 
 def _option(text: str, value: str) -> Option:
-    return Option(text=PlainTextObject(text=text[:75]), value=value[:150])
+    # group titles and document ids come from ledgers and sources: one plain line
+    return Option(text=PlainTextObject(text=plain(text)[:75] or "?"), value=value[:150])
 
 
 def bulk_modal(

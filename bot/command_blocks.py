@@ -183,8 +183,9 @@ def help_answer(command: str, usage: dict[str, str], topic: str | None = None) -
 def usage_answer(command: str, problem: str, usage: str) -> SlackBody:
     """An input we could not read: what was wrong and how to write it. Nothing changed."""
     lines = "\n".join(f"`{command} {u.strip()}`" for u in usage.split(";"))
+    # ``problem`` quotes what the person typed (``<!here>`` …): escaped in the fallback too
     return finish(
-        f"{problem}. Usage: {usage}",
+        f"{escape(problem)}. Usage: {usage}",
         [section(f":warning: {escape(problem)}. Nothing was changed."), section(f"*Usage*\n{lines}")],
     )
 

@@ -1,8 +1,7 @@
 """One Web API call from the outbox, and what its outcome means for a retry.
 
-Slack's ``chat.postMessage`` has no idempotency key, and the bot's scopes
-(``chat:write`` …) cannot read the channel's history to look a message up.
-So the outbox sorts every outcome into:
+Slack's ``chat.postMessage`` has no idempotency key, so the outbox sorts every
+outcome into:
 
 - ``OK``: Slack answered ``ok: true``.
 - ``REFUSED``: Slack answered and did not do it (``ok: false``, HTTP 503, an
@@ -10,7 +9,8 @@ So the outbox sorts every outcome into:
 - ``RATE_LIMITED``: HTTP 429; not done; wait ``Retry-After`` seconds.
 - ``UNREACHABLE``: no connection could be opened; nothing was sent; retry.
 - ``UNKNOWN``: the request left and no answer came back (timeout, dropped
-  connection, HTTP 500/502/504). A post may exist: the outbox never repeats it.
+  connection, HTTP 500/502/504). A post may exist: before it is sent again the
+  outbox looks for it in the channel's history (``bot/unconfirmed_posts.py``).
 """
 
 from __future__ import annotations

@@ -16,10 +16,29 @@ _SECRET = re.compile(r"(xox[a-z]-[\w-]+|xapp-[\w-]+|(?:Bearer|Basic)\s+[^\s\"',]
 # an ``extra=`` field named like a secret is never written, whatever its value looks like
 _SECRET_KEY = re.compile(r"token|secret|password|authorization|api_key|credential", re.IGNORECASE)
 REDACTED = "[redacted]"
+#: the integrations' own secrets (``connector_for`` tells us each one it reads); shorter
+#: values are not masked: they would blank out ordinary words
+MIN_SECRET = 8
+_known: set[str] = set()
 
 
-def _mask(text: str) -> str:
+def remember_secret(value: str | None) -> None:
+    """A configured secret (an API key, a grant token …): masked from now on, wherever it shows."""
+    if value and len(value) >= MIN_SECRET:
+        _known.add(value)
+
+
+def mask(text: str) -> str:
+    """``text`` with tokens, bearer credentials and the integrations' secrets replaced.
+
+    The one masking of ledgerops: the JSON logs and everything Slack shows use it.
+    """
+    for secret in sorted(_known, key=len, reverse=True):  # the longest first: no half-masked value
+        text = text.replace(secret, REDACTED)
     return _SECRET.sub(REDACTED, text)
+
+
+_mask = mask
 
 
 def _clean(value: Any) -> Any:

@@ -8,8 +8,9 @@
   group message ("37 bills: Account 2800 does not exist.") replaces them.
 - ``chat.postMessage`` goes out at most once per second per channel; 429
   pauses the channel for ``Retry-After``; a Slack outage leaves rows waiting
-  with backoff. A post whose outcome is unknown is never sent twice
-  (``bot/delivery.py`` explains why that is the safe choice).
+  with backoff. A post whose outcome is unknown (a 500, a lost answer) is
+  looked up in the channel's history by its message metadata before it is
+  sent again (``bot/unconfirmed_posts.py``): found -> adopted, else posted.
 - Time is the engine's clock, so tests move it instead of sleeping.
 """
 
@@ -26,25 +27,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import outbox
-from bot.blocks import SlackBody, group_message, posting_message
-from bot.coverage import DIGEST, GROUP, NOTICE, OUTAGE, POSTING, Coverage
+from bot.coverage import GROUP, POSTING, Coverage
 from bot.delivery import CallResult, Delivery, call
-from bot.digest import load_job_message
-from bot.facts import needs_person
 from bot.log_blocks import thread_reply
 from bot.notices import (
     attempts_after,
-    failing_in_group,
     group_muted_until,
-    last_attempt_id,
-    load_group_notice,
-    load_posting_notice,
     posting_group_muted_until,
 )
-from bot.ops_blocks import outage_message
-from bot.outage import load_outage_notice
+from bot.rendering import Rendered, render
+from bot.unconfirmed_posts import PostResolver, Resolution, post_metadata
 from storage.models import SlackMessage
-from storage.states import MessageState, PostingState
+from storage.states import MessageState
 from sync.changes import Change
 from sync.engine import Engine
 
@@ -86,13 +80,6 @@ class FlushReport:
     next_due: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Rendered:
-    body: SlackBody
-    status: str
-    last_attempt: int | None = None
-
-
 class Notifier:
     """Keeps the finance channel in step with the database."""
 
@@ -116,6 +103,9 @@ class Notifier:
         self._paused: dict[str, datetime] = {}
         self._all_paused: datetime | None = None
         self._expiry_check: datetime | None = None
+        self.resolver = PostResolver(
+            self.db, self.clock, self._read_history, timedelta(seconds=self.settings.claim_seconds)
+        )
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.coverage = Coverage(self.channel_of, self.settings.group_window)
@@ -190,13 +180,14 @@ class Notifier:
         async with self.db.sessions() as s, s.begin():
             lost = await outbox.expire_sending(s, now)
         if lost:
-            log.error("%d Slack posts have an unknown outcome; not repeated", lost)
+            log.warning("%d Slack posts have an unknown outcome; looking for them in the channel", lost)
 
     # -- sending ---------------------------------------------------------------------------
     async def flush(self) -> FlushReport:
         """Send everything due now (tests await this instead of sleeping)."""
         async with self._lock:
             report = FlushReport()
+            self.resolver.new_pass()
             await self._absorb()
             await self._expire_lost_posts()
             for _ in range(1000):
@@ -227,47 +218,14 @@ class Notifier:
             report.next_due = due
             return report
 
-    async def _render(self, s: AsyncSession, row: SlackMessage, now: datetime) -> Rendered | None:
-        """Rebuild the message from the database; ``None``: no message is needed (any more)."""
-        subject = int(row.subject_id)
-        never_sent = row.state == MessageState.TO_POST and row.subject_status is None
-        if row.subject_type == OUTAGE:
-            o = await load_outage_notice(s, subject)
-            if o is None or (never_sent and o.recovered_at is not None):
-                return None  # over before it reached the channel: nothing to tell
-            return Rendered(outage_message(o), o.status)
-        if row.subject_type in (DIGEST, NOTICE):
-            body = await load_job_message(s, subject)
-            return Rendered(body, "posted") if body is not None else None
-        if row.subject_type == GROUP:
-            g = await load_group_notice(s, subject)
-            if g is None or (
-                row.state == MessageState.TO_POST and row.subject_status is None and not g.failing
-            ):
-                return None
-            return Rendered(group_message(g), g.status)
-        n = await load_posting_notice(s, subject)
-        if n is None:
-            return None
-        p = n.posting
-        # A row that never reached the channel tells only what needs a person; one that
-        # may be there already (``subject_status`` set: unconfirmed, deleted) follows up.
-        if row.state == MessageState.TO_POST and row.subject_status is None:
-            if not needs_person(p.state, p.last_error):
-                return None  # fixed within the grouping window: nothing to tell
-            gid = p.error_group_id if p.state == PostingState.FAILED else None
-            if gid is not None and (
-                await outbox.rows_for(s, GROUP, [gid]) or await failing_in_group(s, gid) >= 2
-            ):
-                await outbox.ensure_row(s, GROUP, gid, row.channel, now, now)
-                return None  # superseded by the group's message
-        return Rendered(posting_message(n), n.status, await last_attempt_id(s, subject))
-
     async def _step(self, row: SlackMessage, report: FlushReport) -> None:
         now = self.clock()
         paused = self._paused.get(row.channel)
         if paused and paused > now:
             await self._defer(row, paused, report)
+            return
+        if row.state == MessageState.UNCONFIRMED:
+            await self._resolve(row, report)
             return
         if row.state == MessageState.TO_POST:
             ready = self._next_post.get(row.channel)
@@ -282,7 +240,7 @@ class Notifier:
                 await outbox.defer(s, row, quiet, now)
                 report.deferred += 1
                 return
-            rendered = await self._render(s, row, now)
+            rendered = await render(s, row, now)
             if rendered is None:
                 if row.ts is None:
                     await outbox.drop(s, row.id)
@@ -329,6 +287,9 @@ class Notifier:
                 log.exception("call listener failed")
         return result
 
+    def _read_history(self, **args: object) -> Awaitable[CallResult]:
+        return self._call(self.client.conversations_history(**args), "conversations.history")  # type: ignore[arg-type]
+
     async def _post(self, row: SlackMessage, r: Rendered, report: FlushReport) -> None:
         self._next_post[row.channel] = self.clock() + timedelta(seconds=self.settings.post_interval)
         result = await self._call(
@@ -338,6 +299,14 @@ class Notifier:
                 blocks=r.body.blocks,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=post_metadata(
+                    row.id,
+                    row.created_at,
+                    f"{row.subject_type}:{row.subject_id}",
+                    r.body.hash,
+                    r.status,
+                    r.last_attempt,
+                ),
             ),
             "chat.postMessage",
         )
@@ -357,10 +326,13 @@ class Notifier:
                 report.posted += 1
                 return
             if result.delivery is Delivery.UNKNOWN:
-                log.error(
-                    "post of outbox row %s has an unknown outcome (%s); not repeated", row.id, result.error
+                log.warning(
+                    "post of outbox row %s has an unknown outcome (%s); the channel is read before "
+                    "it is sent again",
+                    row.id,
+                    result.error,
                 )
-                await outbox.unconfirmed(s, row.id, result.error, now, r.status)
+                await outbox.unconfirmed(s, row.id, result.error, now, r.status, now + self._backoff(row))
                 report.failed += 1
                 return
         await self._retry(row, MessageState.TO_POST, result.error, report, result)
@@ -432,6 +404,19 @@ class Notifier:
         await self._retry(row, MessageState.TO_UPDATE, result.error, report, result)
         return None
 
+    # -- posts with an unknown outcome ------------------------------------------------------
+    async def _resolve(self, row: SlackMessage, report: FlushReport) -> None:
+        outcome = await self.resolver.resolve(row, self._backoff(row))
+        report.posted += outcome is Resolution.ADOPTED
+        report.failed += outcome is Resolution.WAITING
+
+    def _backoff(self, row: SlackMessage) -> timedelta:
+        """The wait before the next try of a row that has failed ``attempts`` times."""
+        attempts = row.attempts + 1
+        return timedelta(
+            seconds=min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))
+        )
+
     # -- waiting ---------------------------------------------------------------------------
     async def _defer(self, row: SlackMessage, until: datetime, report: FlushReport) -> None:
         async with self.db.sessions() as s, s.begin():
@@ -442,8 +427,7 @@ class Notifier:
         self, row: SlackMessage, state: str, error: str, report: FlushReport, result: CallResult | None = None
     ) -> None:
         now = self.clock()
-        attempts = row.attempts + 1
-        delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))
+        delay = self._backoff(row).total_seconds()
         if result is not None and result.delivery is Delivery.RATE_LIMITED:
             delay = result.retry_after or 1.0
             self._paused[row.channel] = now + timedelta(seconds=delay)

@@ -5,12 +5,17 @@ Row life::
     to_post --claim--> sending --ok--> posted --subject changed--> to_update --ok--> posted
        ^                  |  \\--refused/429/unreachable--> to_post (later)
        |                  \\--outcome unknown / process died--> unconfirmed
-       \\--- unconfirmed, or posted with a settled subject, when it needs a person again
+       |                                                            |  history read fails: later
+       \\------- not in the channel's history ------------------------+
+                           found in the channel's history: ts adopted --> to_update
 
 ``revision`` grows with every change of the subject; a send settles the row
 (``posted``) only if no newer revision came in meanwhile, else it stays due.
 Several processes may run senders: a row is claimed by a guarded update
-before any Slack call, so only one of them sends it.
+before any Slack call, so only one of them sends it (or looks it up).
+``created_at`` is when the row's current message was queued (a new incident
+or a deleted message starts it again): with the row id it names the message
+in Slack's metadata (``bot/unconfirmed_posts.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import SlackMessage
 from storage.states import MessageState
 
-DUE_STATES = (MessageState.TO_POST, MessageState.TO_UPDATE)
+#: ``unconfirmed`` rows are due for a look into the channel's history
+DUE_STATES = (MessageState.TO_POST, MessageState.TO_UPDATE, MessageState.UNCONFIRMED)
 CHUNK = 500
 
 
@@ -98,8 +104,8 @@ async def subjects_with_rows(s: AsyncSession, subject_type: str, subject_ids: It
 async def mark_changed(s: AsyncSession, subject_type: str, subject_ids: Iterable[int], now: datetime) -> None:
     """The subjects changed: posted messages become due for an update (rebuilt at send time).
 
-    An ``unconfirmed`` post has no ``ts`` to update; its subject moved on, so a
-    fresh message carries the new state (the earlier one, if it exists, is stale).
+    An ``unconfirmed`` post stays so until the channel's history says whether it
+    is there (then it is updated, or posted, with the state of then).
     """
     ids = sorted({str(i) for i in subject_ids})
     for start in range(0, len(ids), CHUNK):
@@ -113,11 +119,14 @@ async def mark_changed(s: AsyncSession, subject_type: str, subject_ids: Iterable
                 revision=SlackMessage.revision + 1,
                 state=case(
                     (SlackMessage.state == MessageState.POSTED, MessageState.TO_UPDATE.value),
-                    (SlackMessage.state == MessageState.UNCONFIRMED, MessageState.TO_POST.value),
                     else_=SlackMessage.state,
                 ),
                 next_attempt_at=case(
-                    (SlackMessage.state.in_([MessageState.POSTED, MessageState.UNCONFIRMED]), now),
+                    (SlackMessage.state == MessageState.POSTED, now),
+                    (
+                        SlackMessage.state == MessageState.UNCONFIRMED,
+                        func.coalesce(SlackMessage.next_attempt_at, now),
+                    ),
                     else_=SlackMessage.next_attempt_at,
                 ),
                 updated_at=now,
@@ -143,6 +152,7 @@ async def reopen(s: AsyncSession, row_id: int, due: datetime, now: datetime) -> 
             attempts=0,
             next_attempt_at=due,
             revision=SlackMessage.revision + 1,
+            created_at=now,  # a new message: its own identity in Slack's metadata
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -163,6 +173,7 @@ async def repost(s: AsyncSession, row_id: int, now: datetime) -> None:
             attempts=0,
             next_attempt_at=now,
             subject_status=func.coalesce(SlackMessage.subject_status, "gone"),
+            created_at=now,  # a new message: its own identity in Slack's metadata
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -264,23 +275,80 @@ async def retry_later(
     )
 
 
-async def unconfirmed(s: AsyncSession, row_id: int, error: str, now: datetime, subject_status: str) -> None:
-    """A post that may have gone through: never sent again as it is (no duplicates).
+async def unconfirmed(
+    s: AsyncSession, row_id: int, error: str, now: datetime, subject_status: str, look_at: datetime
+) -> None:
+    """A post that may have gone through: at ``look_at`` the channel's history decides.
 
-    ``subject_status`` records that a message may be in the channel: when the
-    subject moves on, the follow-up is posted even if nothing needs a person.
+    ``subject_status`` records that a message may be in the channel.
     """
     await s.execute(
         update(SlackMessage)
         .where(SlackMessage.id == row_id)
         .values(
             state=MessageState.UNCONFIRMED,
-            next_attempt_at=None,
+            next_attempt_at=look_at,
             last_error=error[:500],
             subject_status=subject_status,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
+    )
+
+
+async def adopt(
+    s: AsyncSession,
+    row_id: int,
+    now: datetime,
+    *,
+    ts: str,
+    rendered_hash: str,
+    subject_status: str,
+    threaded_attempt_id: int | None,
+) -> None:
+    """The unconfirmed post is in the channel: it is the row's message (updated if it is stale)."""
+    await s.execute(
+        update(SlackMessage)
+        .where(SlackMessage.id == row_id, SlackMessage.state == MessageState.UNCONFIRMED)
+        .values(
+            state=MessageState.TO_UPDATE,
+            ts=ts,
+            thread_ts=ts,
+            rendered_hash=rendered_hash,
+            subject_status=subject_status or SlackMessage.subject_status,
+            threaded_attempt_id=threaded_attempt_id,
+            attempts=0,
+            last_error=None,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def not_posted(s: AsyncSession, row_id: int, now: datetime) -> None:
+    """The unconfirmed post is not in the channel: post it (as if it had never been tried)."""
+    await s.execute(
+        update(SlackMessage)
+        .where(SlackMessage.id == row_id, SlackMessage.state == MessageState.UNCONFIRMED)
+        .values(
+            state=MessageState.TO_POST,
+            subject_status=None,
+            attempts=0,
+            next_attempt_at=now,
+            last_error="not in the channel after an unknown outcome; posted again",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def unconfirmed_since(s: AsyncSession, channel: str) -> datetime | None:
+    """When the oldest unconfirmed post of the channel was queued (how far back to read)."""
+    return await s.scalar(
+        select(func.min(SlackMessage.created_at)).where(
+            SlackMessage.channel == channel, SlackMessage.state == MessageState.UNCONFIRMED
+        )
     )
 
 
@@ -299,17 +367,24 @@ async def set_threaded(s: AsyncSession, row_id: int, old: int | None, new: int |
 
 
 async def expire_sending(s: AsyncSession, now: datetime) -> int:
-    """Posts claimed by a process that never came back: their outcome is unknown."""
+    """Posts claimed by a process that never came back: their outcome is unknown (look now)."""
     done = await s.execute(
         update(SlackMessage)
         .where(SlackMessage.state == MessageState.SENDING, SlackMessage.next_attempt_at < now)
         .values(
             state=MessageState.UNCONFIRMED,
-            next_attempt_at=None,
+            next_attempt_at=now,
             subject_status=func.coalesce(SlackMessage.subject_status, "unconfirmed"),
             last_error="the sender stopped while posting; outcome unknown",
             updated_at=now,
         )
+        .execution_options(synchronize_session=False)
+    )
+    # rows left unconfirmed for good by versions that did not look them up
+    await s.execute(
+        update(SlackMessage)
+        .where(SlackMessage.state == MessageState.UNCONFIRMED, SlackMessage.next_attempt_at.is_(None))
+        .values(next_attempt_at=now)
         .execution_options(synchronize_session=False)
     )
     return done.rowcount or 0

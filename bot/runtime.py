@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from bot.config import ConfigError, ConfigFile, Environment
+from bot.logs import remember_secret
 from bot.metrics import Metrics
 from bot.notifier import Notifier, OutboxSettings
 from bot.scheduler import Scheduler, Sweeps
@@ -56,6 +57,7 @@ def connector_for(cfg: IntegrationConfig, db: Database | None = None) -> Connect
     for key in SECRET_KEYS:
         if key in settings and key in KIND_KEYS[cfg.kind]:
             settings[key] = resolve_secret(settings[key], f"integrations[{cfg.name}].{key}")
+            remember_secret(settings[key])  # masked in the logs and in Slack from now on
     settings["payment_account"] = cfg.payment_account
     settings["fee_account"] = cfg.fee_account
     return registry.build(cfg.kind, cfg.name, settings)

@@ -146,6 +146,31 @@ async def test_the_bots_own_client_works_against_the_stand_in(
     assert "usergroups.users.list" in traffic and "users.info" in traffic
 
 
+async def test_history_returns_message_metadata_like_slack(
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
+    """The outbox finds a post whose answer was lost by its metadata (conversations.history)."""
+    assert sandbox.runtime.slack is not None
+    client = sandbox.runtime.slack.client
+    meta = {"event_type": "ledgerops_outbox", "event_payload": {"outbox_row": 7, "queued": 1}}
+    first = await client.chat_postMessage(channel=CHANNEL, text="first", metadata=meta)
+    await client.chat_postMessage(channel=CHANNEL, text="reply", thread_ts=first["ts"])
+    second = await client.chat_postMessage(channel=CHANNEL, text="second")
+    seen = await client.conversations_history(channel=CHANNEL, include_all_metadata=True, limit=1)
+    assert [m["text"] for m in seen["messages"]] == ["second"] and seen["has_more"]
+    cursor = seen["response_metadata"]["next_cursor"]
+    rest = await client.conversations_history(channel=CHANNEL, include_all_metadata=True, cursor=cursor)
+    assert [m["text"] for m in rest["messages"]] == ["first"]  # replies are not in the history
+    assert rest["messages"][0]["metadata"] == meta
+    plain = await client.conversations_history(channel=CHANNEL)
+    assert all("metadata" not in m for m in plain["messages"])
+    later = await client.conversations_history(channel=CHANNEL, oldest=first["ts"])
+    assert [m["ts"] for m in later["messages"]] == [second["ts"]]
+    assert (await api(http, sandbox, "conversations.history", channel="C0NOPE"))[
+        "error"
+    ] == "channel_not_found"
+
+
 async def test_ephemerals_are_seen_by_their_user_only(
     sandbox: SandboxServer, http: httpx.AsyncClient
 ) -> None:

@@ -125,22 +125,6 @@ async def test_200_failures_with_one_fingerprint_make_one_group_message(slack: S
     assert states == {"synced"}
 
 
-async def test_a_post_that_may_have_gone_through_is_not_posted_again(slack: SlackHarness) -> None:
-    slack.fake.plan("chat.postMessage", Planned(status=500, do_it=True))  # done, answer lost
-    await fail(slack, unmapped(1, "Travel"))
-    await slack.deliver()
-    await slack.deliver()
-    assert len(slack.fake.messages) == 1  # in the channel once
-    assert len([c for c in slack.fake.calls if c.method == "chat.postMessage"]) == 1
-    async with slack.runtime.db.sessions() as s:
-        [row] = (await s.scalars(select(SlackMessage))).all()
-    assert row.state == MessageState.UNCONFIRMED and row.ts is None
-    # Its subject moves on: the new state goes out as a fresh message (no ts to update).
-    await slack.runtime.engine.resync("ap", "bill", "U-1", ["invoice"], actor=ALICE)
-    await slack.deliver()
-    assert len(slack.fake.posts()) == 1 and len(slack.fake.messages) == 2
-
-
 async def test_start_up_posts_failures_that_happened_without_slack(db_url: str, clock: FakeClock) -> None:
     quiet = await Runtime.create(make_env(db_url), make_config(), migrate=False, clock=clock)
     assert quiet.notifier is None  # no bot token: sandbox mode, nothing to Slack

@@ -124,6 +124,8 @@ def test_manifest_declares_what_the_contract_says() -> None:
     text = (Path(__file__).parent.parent / "manifest.yml").read_text(encoding="utf-8")
     for needle in (
         "- chat:write",
+        "- channels:history",
+        "- groups:history",
         "- commands",
         "- users:read",
         "- usergroups:read",

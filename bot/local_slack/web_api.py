@@ -24,7 +24,9 @@ from bot.local_slack.blockkit import (
 from bot.local_slack.workspace import MAX_VIEW_STACK, View, Workspace
 
 Answer = dict[str, Any]
-JSON_ARGS = ("blocks", "attachments", "view", "users")
+JSON_ARGS = ("blocks", "attachments", "view", "users", "metadata")
+#: ``conversations.history`` page size when the caller gives none (Slack's default)
+HISTORY_PAGE = 100
 
 
 class WebApi:
@@ -47,6 +49,7 @@ class WebApi:
             "users.info": self.users_info,
             "usergroups.users.list": self.usergroup_users,
             "conversations.info": self.conversation_info,
+            "conversations.history": self.history,
         }
 
     def mount(self, app: web.Application, prefix: str = "/slack-api") -> None:
@@ -119,6 +122,40 @@ class WebApi:
             },
         }
 
+    def history(self, args: dict[str, Any]) -> Answer:
+        """A channel's top-level messages, newest first, after ``oldest``, paged by ``cursor``.
+
+        ``metadata`` is shown only with ``include_all_metadata`` (as Slack does).
+        """
+        channel = str(args.get("channel", ""))
+        if channel not in self.ws.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        try:
+            oldest = float(args.get("oldest") or 0)
+            start = int(args.get("cursor") or 0)
+            limit = max(1, min(999, int(args.get("limit") or HISTORY_PAGE)))
+        except (TypeError, ValueError):
+            return {"ok": False, "error": "invalid_arguments"}
+        metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        top = [
+            m
+            for m in reversed(self.ws.messages[channel].values())
+            if not m.thread_ts and float(m.ts) > oldest
+        ]
+        page = []
+        for m in top[start : start + limit]:
+            shown = m.to_slack()
+            if metadata and m.metadata:
+                shown["metadata"] = m.metadata
+            page.append(shown)
+        more = start + limit < len(top)
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
     # -- messages -------------------------------------------------------------------------
     def _content(
         self, args: dict[str, Any], *, need: bool = True
@@ -154,6 +191,7 @@ class WebApi:
             blocks=blocks,
             attachments=args.get("attachments"),
             thread_ts=str(thread_ts) if thread_ts else None,
+            metadata=_metadata(args.get("metadata")),
         )
         return {"ok": True, "channel": channel, "ts": msg.ts, "message": msg.to_slack()}
 
@@ -293,6 +331,14 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
             except json.JSONDecodeError:
                 pass
     return args
+
+
+def _metadata(raw: Any) -> dict[str, Any] | None:
+    """Message metadata as Slack keeps it: an ``event_type`` and an ``event_payload`` object."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("event_type"), str):
+        return None
+    payload = raw.get("event_payload")
+    return {"event_type": raw["event_type"], "event_payload": payload if isinstance(payload, dict) else {}}
 
 
 def _describe(method: str, args: dict[str, Any]) -> str:

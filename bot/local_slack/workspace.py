@@ -63,6 +63,8 @@ class Message:
     bot_id: str | None = None
     edited: str | None = None
     replies: list[str] = field(default_factory=list)
+    #: Slack message metadata (``event_type``, ``event_payload``) the poster attached
+    metadata: dict[str, Any] | None = None
 
     def to_slack(self) -> dict[str, Any]:
         """The message as Slack shows it to apps (``block_actions.message``)."""
@@ -287,6 +289,7 @@ class Workspace:
         attachments: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
         bot: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> Message:
         """Add a message (a reply when ``thread_ts`` names a message of the channel)."""
         msgs = self.messages[channel]
@@ -302,6 +305,7 @@ class Workspace:
             attachments=attachments,
             thread_ts=parent.ts if parent else None,
             bot_id=self.bot_id if bot else None,
+            metadata=metadata,
         )
         msgs[msg.ts] = msg
         if parent is not None:

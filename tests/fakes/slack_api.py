@@ -1,9 +1,11 @@
 """A fake Slack Web API on loopback, and a harness that drives ledgerops through it.
 
 The fake records every call and keeps the channel's messages (so a test reads
-what a person would see). It can answer 429 with ``Retry-After``, ``ok:
-false``, lose an answer after doing the work (HTTP 500), or be down altogether
-(connection refused, or 503 on a connection that was already open).
+what a person would see), with their message ``metadata``, which
+``conversations.history`` returns with ``include_all_metadata``. It can answer
+429 with ``Retry-After``, ``ok: false``, answer 500 before or after storing a
+post (a lost answer), break for a spell (:meth:`FakeSlack.break_for`), or be
+down altogether (connection refused, or 503 on a connection that was already open).
 
 The harness runs the real ledgerops aiohttp application on a loopback port and
 sends it requests signed the way Slack signs them
@@ -62,6 +64,20 @@ class Planned:
 
 
 @dataclass
+class Spell:
+    """Slack is broken for a while: every call answers ``status``.
+
+    ``stores(n)`` says whether the ``n``-th ``chat.postMessage`` of the spell
+    (from 0) is stored before the error answer ("500 after storing") or not
+    ("500 before storing").
+    """
+
+    status: int = 500
+    stores: Callable[[int], bool] = lambda n: False
+    posts: int = 0
+
+
+@dataclass
 class FakeSlack:
     """The subset of the Web API ledgerops uses."""
 
@@ -70,6 +86,9 @@ class FakeSlack:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # ts -> message
     usergroups: dict[str, list[str]] = field(default_factory=lambda: {USERGROUP: [BOB]})
     down: bool = False
+    spell: Spell | None = None
+    #: the test clock's time of each message (``conversations.history``'s ``oldest`` filters on it)
+    posted_at: dict[str, float] = field(default_factory=dict)
     _plans: dict[str, list[Planned]] = field(default_factory=dict)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -108,6 +127,13 @@ class FakeSlack:
     async def come_back(self) -> None:
         self.down = False
         await self._listen()
+
+    def break_for(self, *, status: int = 500, stores: Callable[[int], bool] = lambda n: False) -> None:
+        """Answer every call with ``status`` until :meth:`mend`; see :class:`Spell`."""
+        self.spell = Spell(status, stores)
+
+    def mend(self) -> None:
+        self.spell = None
 
     def plan(self, method: str, *answers: Planned) -> None:
         """Answer the next calls of ``method`` like this (then normally again)."""
@@ -159,8 +185,8 @@ class FakeSlack:
         else:
             args = dict(await request.post())
         args.update(request.query)
-        for key in ("blocks", "attachments", "users"):
-            if isinstance(args.get(key), str) and args[key].startswith("["):
+        for key in ("blocks", "attachments", "users", "metadata"):
+            if isinstance(args.get(key), str) and args[key][:1] in ("[", "{"):
                 args[key] = json.loads(args[key])
         call = Call(method, args, self.clock() if self.clock else None)
         self.calls.append(call)
@@ -169,6 +195,8 @@ class FakeSlack:
             return web.Response(status=503, text="down", headers={"Connection": "close"})
         if request.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if self.spell is not None:
+            return self._broken(method, args, call, self.spell)
         plans = self._plans.get(method)
         planned = plans.pop(0) if plans else None
         if planned and not planned.do_it:
@@ -184,6 +212,39 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "internal_error"}, status=planned.status)
         call.ok = bool(answer.get("ok"))
         return web.json_response(answer)
+
+    def _broken(self, method: str, args: dict[str, Any], call: Call, spell: Spell) -> web.Response:
+        call.status = spell.status
+        if method == "chat.postMessage":
+            if spell.stores(spell.posts):
+                call.result = self._do(method, args)
+            spell.posts += 1
+        return web.json_response({"ok": False, "error": "internal_error"}, status=spell.status)
+
+    def _now(self) -> float:
+        return self.clock().timestamp() if self.clock else time.time()
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first, after ``oldest``, in pages."""
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [
+            m
+            for ts, m in reversed(self.messages.items())
+            if m["channel"] == args.get("channel") and not m.get("thread_ts") and self.posted_at[ts] > oldest
+        ]
+        start, limit = int(args.get("cursor") or 0), int(args.get("limit") or 100)
+        page = [
+            {k: v for k, v in m.items() if k != "metadata" or with_metadata}
+            for m in found[start : start + limit]
+        ]
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _do(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -206,6 +267,9 @@ class FakeSlack:
                 "blocks": args.get("blocks"),
                 "thread_ts": args.get("thread_ts"),
             }
+            if args.get("metadata"):
+                self.messages[ts]["metadata"] = args["metadata"]
+            self.posted_at[ts] = self._now()
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": self.messages[ts]}
         if method == "chat.update":
             msg = self.messages.get(str(args.get("ts")))
@@ -213,6 +277,8 @@ class FakeSlack:
                 return {"ok": False, "error": "message_not_found"}
             msg.update(text=args.get("text"), blocks=args.get("blocks"))
             return {"ok": True, "channel": msg["channel"], "ts": msg["ts"], "text": msg["text"]}
+        if method == "conversations.history":
+            return self._history(args)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{time.time():.6f}"}
         if method == "users.info":
