@@ -161,7 +161,8 @@ class ProcountorConnector:
         body = await self._receipt_body(request)
         resp = await self._call("POST", "ledgerreceipts", body=body, write=True)
         data = self._api.read(resp, write=True)
-        ref = (data.get("receiptId") or data.get("id")) if isinstance(data, dict) else None
+        found = (data.get("receiptId") or data.get("id")) if isinstance(data, dict) else None
+        ref = str(found) if found else None  # Procountor numbers receipts; a reference is text
         if not ref:
             raise self._api.lost("its answer did not say the receipt id")
         return PostingResult(ref, RecordStatus.DRAFT, detail=f"ledger receipt {ref}")

@@ -31,7 +31,7 @@ FIRST, CHANGED = Decimal("1250.00"), Decimal("1300.50")
 
 async def test_create_then_status_is_draft(harness: LedgerHarness) -> None:
     result = await harness.connector.create(harness.request("LO-CONF0001"))
-    assert result.external_ref
+    assert result.external_ref and isinstance(result.external_ref, str)  # PostgreSQL stores text
     status = await harness.connector.status(result.external_ref, harness.request("LO-CONF0001"))
     assert status is RecordStatus.DRAFT
     assert harness.records_with_key("LO-CONF0001") == 1
