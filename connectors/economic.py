@@ -25,6 +25,8 @@ Facts from the public docs (repository e-conomic/slate, ``_journals.md`` and
   that filter (400), with ``date$eq:`` of the document's date.
 * There is no PUT for a legacy voucher: a draft is changed by deleting its
   entries and posting again with the same ``voucher.voucherNumber``.
+* Withdrawing a draft voucher deletes its entries, as an update does first (a debtor:
+  ``DELETE /customers/{n}``); a booked voucher is refused, one already gone is done.
 * A voucher no longer in the journal but found under
   ``/accounting-years/{year}/entries`` (by voucher number) is booked.
 * The accounting year is the calendar year of the posting date; an agreement
@@ -298,22 +300,15 @@ class EconomicConnector:
         year, number = split_ref(external_ref)
         # Built first: a request we would refuse ourselves must not cost the old entries.
         body = self._voucher_body(request, voucher_number=number)
-        voucher = await self._draft_voucher(year, number)
+        voucher = await self._draft_or_refuse(year, number, "changed")
         if voucher is None:
-            if await self._booked_voucher(year, number):
-                raise BookedError(f"Voucher {external_ref} is booked in e-conomic and cannot be changed.")
             raise NeedsPersonError(
                 f"Voucher {external_ref} is no longer in journal "
                 f"{self.journal} and was not booked; it may have been deleted "
                 "in e-conomic.",
                 code="not_found",
             )
-        for entry in entries_of(voucher):
-            entry_number = entry.get("journalEntryNumber")
-            if entry_number is not None:
-                await self._call(
-                    "DELETE", f"/journals/{self.journal}/entries/{entry_number}", write=True, allow=(404,)
-                )
+        await self._delete_entries(voucher)
         try:
             answer = await self._call("POST", f"/journals/{self.journal}/vouchers", body=body, write=True)
         except NeedsPersonError as exc:
@@ -326,6 +321,17 @@ class EconomicConnector:
                 field=exc.field,
             ) from None
         return self._created(answer, request)
+
+    async def delete(self, external_ref: str, request: PostingRequest) -> None:
+        """Delete a draft voucher's entries (or a debtor); refuse a booked one; gone is done."""
+        self._check_kind(request)
+        if request.kind == "relation":
+            number = _whole_number(external_ref, "debtor number", "number")
+            await self._call("DELETE", f"/customers/{number}", write=True, allow=(404,))
+            return
+        voucher = await self._draft_or_refuse(*split_ref(external_ref), "deleted")
+        if voucher is not None:
+            await self._delete_entries(voucher)
 
     async def find(self, request: PostingRequest) -> PostingResult | None:
         """The voucher (draft or booked) whose entry text carries the idempotency key."""
@@ -416,6 +422,22 @@ class EconomicConnector:
         voucher = await self._call("GET", path, allow=(404,))
         # A voucher without entries is nothing a person could book: treat it as gone.
         return voucher if isinstance(voucher, dict) and entries_of(voucher) else None
+
+    async def _draft_or_refuse(self, year: str, number: int, change: str) -> dict[str, Any] | None:
+        """The draft voucher; :class:`BookedError` when booked; ``None`` when it is gone."""
+        voucher = await self._draft_voucher(year, number)
+        if voucher is None and await self._booked_voucher(year, number):
+            raise BookedError(f"Voucher {year}-{number} is booked in e-conomic and cannot be {change}.")
+        return voucher
+
+    async def _delete_entries(self, voucher: Mapping[str, Any]) -> None:
+        # One DELETE per entry; an entry already gone (a lost answer, retried) is fine.
+        for entry in entries_of(voucher):
+            entry_number = entry.get("journalEntryNumber")
+            if entry_number is not None:
+                await self._call(
+                    "DELETE", f"/journals/{self.journal}/entries/{entry_number}", write=True, allow=(404,)
+                )
 
     async def _booked_voucher(self, year: str, number: int) -> bool:
         # By number only, as the API offers: a same-numbered voucher of another journal would

@@ -23,6 +23,8 @@ Decisions where the docs are silent:
   line's ``Description`` (general journal entries, whose header has no text), and
   ``Remarks`` of an account; :meth:`find` searches with ``substringof`` in
   ``$filter``.
+- Withdrawing deletes an open entry (``DELETE``, as the journal update does first) or
+  an account; a processed entry is refused, one already gone (404) is done.
 - General journal entries have no documented PUT: a draft is updated by deleting
   it and posting it again (its reference changes). Should that second write be
   lost, :meth:`update` finds the new entry by its key.
@@ -73,6 +75,8 @@ CODE_MAX = 18
 #: request a new access token this long before the old one expires
 ACCESS_MARGIN = 30.0
 STATUS_OPEN = 20
+#: the entity an entry of each posting kind is
+ENTRIES = {"invoice": "purchaseentry/PurchaseEntries", "journal": "generaljournalentry/GeneralJournalEntries"}
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -220,6 +224,28 @@ class ExactConnector:
             await self._write("PUT", f"crm/Accounts(guid'{external_ref}')", body)
             return PostingResult(external_ref, RecordStatus.DRAFT, detail="account")
         raise UnsupportedPostingError(f"Exact Online cannot take {request.kind} postings here.")
+
+    async def delete(self, external_ref: str, request: PostingRequest) -> None:
+        """DELETE an open entry (or an account); refuse a processed one; gone (404) is done."""
+        if request.kind == "relation":
+            await self._send("DELETE", f"crm/Accounts(guid'{external_ref}')", write=True, allow_404=True)
+            return
+        if request.kind == "invoice":
+            path = f"purchaseentry/PurchaseEntries(guid'{external_ref}')"
+            entry = await self._get_one(path, {"$select": "EntryID,EntryNumber,Status"})
+            what = "Purchase entry"
+        elif request.kind == "journal":
+            entry, what = await self._journal_entry(external_ref, request), "Journal entry"
+        else:
+            raise UnsupportedPostingError(f"Exact Online cannot take {request.kind} postings here.")
+        if entry is None:
+            return
+        if _entry_status(entry) is RecordStatus.BOOKED:
+            raise BookedError(
+                f"{what} {entry.get('EntryNumber', external_ref)} is processed in Exact Online "
+                "and cannot be deleted."
+            )
+        await self._delete_entry(request.kind, str(entry["EntryID"]))
 
     async def find(self, request: PostingRequest) -> PostingResult | None:
         """The record carrying the idempotency key, looked up with ``$filter``."""
@@ -417,11 +443,17 @@ class ExactConnector:
                 "Exact Online and cannot be changed."
             )
         body = await self._journal_body(request)  # refuse bad content before deleting
-        await self._write(
-            "DELETE", f"generaljournalentry/GeneralJournalEntries(guid'{entry['EntryID']}')", None
-        )
+        await self._delete_entry("journal", str(entry["EntryID"]))
         data = await self._created("generaljournalentry/GeneralJournalEntries", body, "EntryID")
         return self._entry_result(data, "journal entry")
+
+    async def _delete_entry(self, kind: str, entry_id: str) -> None:
+        """DELETE an open entry; one already gone (a lost answer, retried) is fine."""
+        path = {
+            "invoice": "purchaseentry/PurchaseEntries",
+            "journal": "generaljournalentry/GeneralJournalEntries",
+        }
+        await self._send("DELETE", f"{path[kind]}(guid'{entry_id}')", write=True, allow_404=True)
 
     # -- accounts (relations) ------------------------------------------------------------
     def _account_body(self, request: PostingRequest) -> dict[str, Any]:

@@ -16,7 +16,12 @@ Facts the public docs leave open, and what this module does about them:
   through the JOURNAL receipts of the request's date and reads each receipt's
   ``name`` (and ``accountantsNotes``), which carry the idempotency key.
 - ``UNFINISHED`` is a draft; ``APPROVED``, ``INVALIDATED`` and anything else are
-  treated as booked (hands off: never changed, never created again).
+  treated as booked (hands off: never changed, never created again), except a
+  receipt ledgerops itself withdrew, which is missing.
+- The API deletes no ledger receipt; ``PUT /ledgerreceipts/{id}/invalidate`` takes
+  one out of the books (open period, JOURNAL only). :meth:`delete` first writes
+  :data:`WITHDRAWN_NOTE` into its ``accountantsNotes`` (a versioned PUT), then
+  invalidates it, so a receipt we withdrew is told from one a person voided.
 - A 403 whose error names a test company or a blocked group is a
   :class:`NeedsPersonError` with code ``test_company`` / ``blocked_group``; nothing
   retries it.
@@ -41,7 +46,6 @@ import httpx
 from connectors.base import (
     AuthenticationError,
     BookedError,
-    ConnectorError,
     JournalLine,
     NeedsPersonError,
     PostingRequest,
@@ -51,7 +55,8 @@ from connectors.base import (
     UnsupportedPostingError,
     decode_json,
 )
-from connectors.http import LedgerHttp, Refusal
+from connectors.http import LedgerHttp
+from connectors.procountor_refusals import own_failure, refusal_text
 
 DEFAULT_BASE_URL = "https://api.procountor.com/latest/api"
 SUPPORTED = frozenset({"invoice", "payment", "journal"})
@@ -67,6 +72,8 @@ TOKEN_MARGIN = 60.0
 RECEIPT_VAT_TYPE = "PURCHASE"
 RECEIPT_VAT_STATUS = 1
 LINE_VAT_STATUS = 12
+#: what a receipt's notes say once ledgerops withdraws it (a person's voiding says nothing)
+WITHDRAWN_NOTE = "withdrawn by ledgerops: its document no longer needs it"
 
 
 class ProcountorConnector:
@@ -111,8 +118,8 @@ class ProcountorConnector:
             system="Procountor",
             record="receipt",
             name=name,
-            read_refusal=_refusal_text,
-            own_failure=_own_failure,
+            read_refusal=refusal_text,
+            own_failure=own_failure,
             token=self._access_token,
             forget_token=self._forget_token,
             headers={"Accept": "application/json"},
@@ -154,7 +161,8 @@ class ProcountorConnector:
         body = await self._receipt_body(request)
         resp = await self._call("POST", "ledgerreceipts", body=body, write=True)
         data = self._api.read(resp, write=True)
-        ref = (data.get("receiptId") or data.get("id")) if isinstance(data, dict) else None
+        found = (data.get("receiptId") or data.get("id")) if isinstance(data, dict) else None
+        ref = str(found) if found else None  # Procountor numbers receipts; a reference is text
         if not ref:
             raise self._api.lost("its answer did not say the receipt id")
         return PostingResult(ref, RecordStatus.DRAFT, detail=f"ledger receipt {ref}")
@@ -176,6 +184,24 @@ class ProcountorConnector:
         body["version"] = current.get("version")
         await self._call("PUT", f"ledgerreceipts/{external_ref}", body=body, write=True)
         return PostingResult(external_ref, RecordStatus.DRAFT, detail=f"ledger receipt {external_ref}")
+
+    async def delete(self, external_ref: str, request: PostingRequest) -> None:
+        """Mark a draft receipt withdrawn and invalidate it; refuse a booked one; gone is done."""
+        current = await self._get_receipt(external_ref)
+        status = RecordStatus.MISSING if current is None else _status(current)
+        if current is None or status is RecordStatus.MISSING:
+            return
+        if status is RecordStatus.BOOKED:
+            raise BookedError(
+                f"Ledger receipt {external_ref} is {str(current.get('status')).lower()} in "
+                "Procountor and cannot be deleted."
+            )
+        if not _withdrawn(current):
+            # The whole receipt as read, with its version: a 409 means it changed meanwhile.
+            notes = f"{current.get('accountantsNotes') or ''} {WITHDRAWN_NOTE}".strip()
+            body = dict(current, accountantsNotes=notes)
+            await self._call("PUT", f"ledgerreceipts/{external_ref}", body=body, write=True)
+        await self._call("PUT", f"ledgerreceipts/{external_ref}/invalidate", write=True)
 
     async def find(self, request: PostingRequest) -> PostingResult | None:
         """The receipt whose name (or notes) carries the idempotency key.
@@ -204,6 +230,8 @@ class ProcountorConnector:
                 if receipt is None or not _carries(receipt, request.idempotency_key):
                     continue
                 result = PostingResult(ref, _status(receipt), detail=f"ledger receipt {ref}")
+                if result.status is RecordStatus.MISSING:
+                    continue  # withdrawn by us: out of the books
                 if receipt.get("status") != "INVALIDATED":
                     return result
                 fallback = fallback or result  # only an invalidated one: hands off
@@ -212,7 +240,7 @@ class ProcountorConnector:
             previous = str(results[-1].get("receiptId") or results[-1].get("id"))
 
     async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
-        """UNFINISHED -> draft; approved or anything else -> booked; 404 -> missing."""
+        """UNFINISHED -> draft; withdrawn by us or 404 -> missing; anything else -> booked."""
         receipt = await self._get_receipt(external_ref)
         return RecordStatus.MISSING if receipt is None else _status(receipt)
 
@@ -407,53 +435,16 @@ class ProcountorConnector:
         return resp
 
 
-def _refusal_text(resp: httpx.Response) -> tuple[str, str | None]:
-    """``field: message; ...`` of Procountor's ``errors`` list, and the first field."""
-    errors = _errors(resp)
-    text = "; ".join(_error_text(e) for e in errors)
-    return text, next((str(e.get("field")) for e in errors if e.get("field")), None)
-
-
-def _own_failure(resp: httpx.Response, refusal: Refusal, write: bool) -> ConnectorError | None:
-    """Procountor's own 4xx: a test company or blocked group (403), a version conflict (409)."""
-    if refusal.status == 403:
-        lowered = refusal.text.lower()
-        if "test" in lowered:
-            code = "test_company"
-        elif "block" in lowered:
-            code = "blocked_group"
-        else:
-            code = "forbidden"
-        text = refusal.text or "Procountor denied access (403)."
-        return NeedsPersonError(text, code=code, field=refusal.field)
-    if refusal.status == 409:
-        # The version we read is stale: Procountor wrote nothing. Retry (re-reading it).
-        return TransientError(
-            refusal.text or "The receipt changed in Procountor while it was updated.",
-            code="conflict",
-            field=refusal.field,
-            nothing_written=True,
-        )
-    return None
-
-
-def _errors(resp: httpx.Response) -> list[dict[str, Any]]:
-    try:
-        data = decode_json(resp.text)
-    except ValueError:
-        return []
-    errors = data.get("errors") if isinstance(data, dict) else None
-    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
-
-
-def _error_text(error: Mapping[str, Any]) -> str:
-    """``field: message`` as Procountor words it."""
-    field, message = error.get("field"), str(error.get("message") or "").strip()
-    return f"{field}: {message}" if field else message
-
-
 def _status(receipt: Mapping[str, Any]) -> RecordStatus:
-    return RecordStatus.DRAFT if receipt.get("status") == "UNFINISHED" else RecordStatus.BOOKED
+    if receipt.get("status") == "UNFINISHED":
+        return RecordStatus.DRAFT
+    if receipt.get("status") == "INVALIDATED" and _withdrawn(receipt):
+        return RecordStatus.MISSING
+    return RecordStatus.BOOKED
+
+
+def _withdrawn(receipt: Mapping[str, Any]) -> bool:
+    return WITHDRAWN_NOTE in str(receipt.get("accountantsNotes") or "")
 
 
 def _carries(receipt: Mapping[str, Any], key: str) -> bool:

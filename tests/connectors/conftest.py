@@ -93,6 +93,11 @@ class EconomicHarness:
     def answers_lost(self) -> int:
         return self.fake.lost_answer.fired
 
+    def held(self, kind: str, key: str) -> int:
+        if kind == "relation":  # a debtor carries no key: the number the key was given
+            return int(int(self._debtors.get(key, "0")) in self.fake.customers)
+        return self.fake.records_with_key(key)
+
 
 async def _economic() -> AsyncIterator[LedgerHarness]:
     fake = FakeEconomic()

@@ -81,6 +81,11 @@ class LedgerHarness(Protocol):
         """The amount the ledger holds for a record."""
         ...
 
+    def held(self, kind: str, key: str) -> int:
+        """How many records carrying the key the ledger still holds, drafts and booked
+        (a withdrawn one, deleted or voided, is not held)."""
+        ...
+
 
 def invoice_request(key: str, **overrides: Any) -> PostingRequest:
     base = PostingRequest(
@@ -124,6 +129,35 @@ def relation_name(amount: Decimal) -> str:
 
 def expected_holding(kind: str, amount: Decimal) -> Holding:
     return relation_name(amount) if kind == "relation" else amount
+
+
+def withdrawal(request: PostingRequest) -> PostingRequest:
+    """What the worker passes when it withdraws a posting (``sync.withdrawal.withdrawal_request``):
+    the key and the document's date only, no amount, account or party."""
+    return PostingRequest(
+        kind=request.kind,
+        idempotency_key=request.idempotency_key,
+        company_key=request.company_key,
+        date=request.date,
+    )
+
+
+async def withdraw_as_the_worker(
+    connector: Connector, request: PostingRequest, ref: str, *, tries: int = 6
+) -> RecordStatus:
+    """Withdraw ``ref`` as ``sync.worker`` does: status first, delete a draft, and after any
+    failure that is not a refusal try again from the status (a lost delete is harmless)."""
+    for _ in range(tries):
+        try:
+            status = await connector.status(ref, request)
+            if status is RecordStatus.DRAFT:
+                await connector.delete(ref, request)
+                status = RecordStatus.MISSING
+            return status
+        except Exception as exc:
+            if classify(exc, during_write=False).kind not in (FailureKind.TRANSIENT, FailureKind.UNCERTAIN):
+                raise
+    raise AssertionError(f"still failing after {tries} tries")
 
 
 async def sync_as_the_worker(
@@ -233,3 +267,6 @@ class SandboxHarness:
 
     def answers_lost(self) -> int:
         return self.ledger.answers_lost
+
+    def held(self, kind: str, key: str) -> int:
+        return len(self.ledger.records_with_key(key))

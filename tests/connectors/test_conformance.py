@@ -11,12 +11,19 @@ from connectors.base import (
     BookedError,
     ConnectorError,
     NeedsPersonError,
+    PostingRequest,
     RateLimitedError,
     RecordStatus,
     UnknownOutcomeError,
 )
 from sync.errors import FailureKind, classify
-from tests.connectors.harness import LedgerHarness, expected_holding, sync_as_the_worker
+from tests.connectors.harness import (
+    LedgerHarness,
+    expected_holding,
+    sync_as_the_worker,
+    withdraw_as_the_worker,
+    withdrawal,
+)
 from tests.fakes.lost_answer import MODES
 
 FIRST, CHANGED = Decimal("1250.00"), Decimal("1300.50")
@@ -24,7 +31,7 @@ FIRST, CHANGED = Decimal("1250.00"), Decimal("1300.50")
 
 async def test_create_then_status_is_draft(harness: LedgerHarness) -> None:
     result = await harness.connector.create(harness.request("LO-CONF0001"))
-    assert result.external_ref
+    assert result.external_ref and isinstance(result.external_ref, str)  # PostgreSQL stores text
     status = await harness.connector.status(result.external_ref, harness.request("LO-CONF0001"))
     assert status is RecordStatus.DRAFT
     assert harness.records_with_key("LO-CONF0001") == 1
@@ -125,3 +132,61 @@ async def test_a_lost_answer_to_an_update_leaves_exactly_one_record(
                 harness.lose_next_answer("")
                 break
         assert step > 0, f"no answer to a {kind} update was lost"
+
+
+# -- withdrawal (issue 10.3): a draft the document no longer needs is deleted ----------------
+async def _made(harness: LedgerHarness, kind: str, key: str) -> tuple[PostingRequest, str]:
+    """Create a record; the request the worker withdraws it with, and its reference."""
+    request = harness.posting(kind, key, FIRST)
+    return withdrawal(request), (await harness.connector.create(request)).external_ref
+
+
+async def test_delete_of_a_draft_removes_it_and_nothing_else(harness: LedgerHarness) -> None:
+    for kind in harness.kinds:
+        other, _ = await _made(harness, kind, f"LO-KEEP-{kind}")
+        kept = harness.holdings(kind, other.idempotency_key)
+        req, ref = await _made(harness, kind, f"LO-DELETE-{kind}")
+        await harness.connector.delete(ref, req)
+        assert harness.held(kind, req.idempotency_key) == 0, kind
+        assert await harness.connector.status(ref, req) is RecordStatus.MISSING, kind
+        assert harness.holdings(kind, other.idempotency_key) == kept, kind
+
+
+async def test_delete_of_a_booked_record_is_refused_and_it_stays(harness: LedgerHarness) -> None:
+    for kind in harness.kinds:
+        if kind == "relation":
+            continue  # a debtor or creditor is never booked
+        req, ref = await _made(harness, kind, f"LO-BOOKED-{kind}")
+        await harness.book(ref)
+        with pytest.raises(BookedError):
+            await harness.connector.delete(ref, req)
+        assert harness.held(kind, req.idempotency_key) == 1, kind
+        assert await harness.connector.status(ref, req) is RecordStatus.BOOKED, kind
+
+
+async def test_delete_of_a_record_already_gone_is_no_error(harness: LedgerHarness) -> None:
+    for kind in harness.kinds:
+        req, ref = await _made(harness, kind, f"LO-GONE-{kind}")
+        await harness.connector.delete(ref, req)
+        await harness.connector.delete(ref, req)  # a second time: it is gone already
+        assert harness.held(kind, req.idempotency_key) == 0, kind
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_lost_answer_to_a_delete_ends_with_the_record_gone(harness: LedgerHarness, mode: str) -> None:
+    """The ledger applies a delete step, then answers 5xx, times out or drops: status first,
+    then delete again (the worker's rule) ends with the record gone and nothing else touched."""
+    for kind in harness.kinds:
+        for step in count():  # lose the answer of each write the delete makes, in turn
+            other, _ = await _made(harness, kind, f"LO-KEEP-{kind}-{step:02d}")
+            kept = harness.holdings(kind, other.idempotency_key)
+            req, ref = await _made(harness, kind, f"LO-WITHDRAW-{kind}-{step:02d}")
+            lost = harness.answers_lost()
+            harness.lose_next_answer(mode, skip=step)
+            assert await withdraw_as_the_worker(harness.connector, req, ref) is RecordStatus.MISSING
+            assert harness.held(kind, req.idempotency_key) == 0, (kind, step)
+            assert harness.holdings(kind, other.idempotency_key) == kept, (kind, step)
+            if harness.answers_lost() == lost:
+                harness.lose_next_answer("")
+                break
+        assert step > 0, f"no answer to a {kind} delete was lost"

@@ -16,7 +16,7 @@ from connectors.base import (
     RecordStatus,
     TransientError,
 )
-from connectors.procountor import ProcountorConnector
+from connectors.procountor import WITHDRAWN_NOTE, ProcountorConnector
 from sync.config import IntegrationConfig
 from sync.errors import FailureKind, NotSendable, classify
 from sync.vouchers import build_request, config_mappings, idempotency_key
@@ -336,3 +336,18 @@ def test_from_settings_names_missing_keys_and_keeps_secrets_out_of_repr() -> Non
     )
     assert "s3cr3t" not in repr(conn) and "k3y" not in repr(conn)
     assert conn.supports("journal") and not conn.supports("relation")
+
+
+async def test_a_withdrawn_receipt_is_invalidated_and_reads_as_missing(
+    fake: ProcountorFake, connector: ProcountorConnector
+) -> None:
+    # The API deletes no ledger receipt: ours is marked in its notes, then invalidated.
+    req = _request("LO-WITHDRAW1")
+    ref = (await connector.create(req)).external_ref
+    await connector.delete(ref, req)
+    receipt = fake.receipts[int(ref)]
+    assert receipt["status"] == "INVALIDATED" and WITHDRAWN_NOTE in receipt["accountantsNotes"]
+    assert ("PUT", f"/api/ledgerreceipts/{ref}/invalidate") in fake.calls
+    assert not any(method == "DELETE" for method, _ in fake.calls)
+    assert await connector.status(ref, req) is RecordStatus.MISSING
+    assert await connector.find(req) is None  # paid again later: a new receipt is made

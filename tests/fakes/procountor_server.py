@@ -153,6 +153,7 @@ class ProcountorFake:
         app.router.add_get("/api/ledgerreceipts/{id}", self._get_receipt)
         app.router.add_put("/api/ledgerreceipts/{id}", self._put_receipt)
         app.router.add_put("/api/ledgerreceipts/{id}/approve", self._approve)
+        app.router.add_put("/api/ledgerreceipts/{id}/invalidate", self._invalidate)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -371,6 +372,25 @@ class ProcountorFake:
         self.book(rid)
         return web.Response(status=200)
 
+    async def _invalidate(self, request: web.Request) -> web.Response:
+        """``PUT /ledgerreceipts/{id}/invalidate``: the API's only way to take a receipt out.
+
+        Procountor's API spec: "Receipt can be invalidated only if it's fiscal year and it's
+        accounting period are open. Supported receipt types: JOURNAL"; it deletes none. Not
+        documented, so the fake guesses: any status may be invalidated (the fake keeps no
+        periods), invalidating one twice is a 400, and the answer is an info message.
+        """
+        rid = int(request.match_info["id"])
+        receipt = self.receipts.get(rid)
+        if receipt is None:
+            return _errors(404, ("receiptId", f"Ledger receipt {rid} not found."))
+        if receipt["status"] == "INVALIDATED":
+            return _errors(400, ("status", f"Ledger receipt {rid} is already invalidated."))
+        receipt.update(status="INVALIDATED", version=self._next_version())
+        self.writes += 1
+        await self._hang_if_asked()
+        return _json({"message": f"Ledger receipt {rid} invalidated."})
+
     async def _list_receipts(self, request: web.Request) -> web.Response:
         q = request.query
         try:
@@ -464,6 +484,10 @@ class ProcountorHarness:
 
     def answers_lost(self) -> int:
         return self.fake.lost_answer.fired
+
+    def held(self, kind: str, key: str) -> int:
+        # An invalidated receipt stays visible in Procountor but is out of the books.
+        return sum(1 for r in self.fake.receipts_with_key(key) if r["status"] != "INVALIDATED")
 
 
 def build_connector(fake: ProcountorFake, **overrides: Any) -> Any:
