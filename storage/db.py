@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 from storage.sqlite_writer import SqliteWriter
 
 DEFAULT_URL = "sqlite+aiosqlite:///ledgerops.db"
+#: the largest BIGINT both databases store (ids, document versions)
+MAX_BIGINT = 2**63 - 1
 T = TypeVar("T")
 
 
