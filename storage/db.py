@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +20,8 @@ from storage.sqlite_writer import SqliteWriter
 DEFAULT_URL = "sqlite+aiosqlite:///ledgerops.db"
 #: the largest BIGINT both databases store (ids, document versions)
 MAX_BIGINT = 2**63 - 1
+#: PostgreSQL's codes for "another transaction got there first": try again and it is gone
+_RACE_SQLSTATES = {"23505", "40001", "40P01"}  # unique violation, serialization, deadlock
 T = TypeVar("T")
 
 
@@ -51,12 +54,36 @@ class Database:
                 return await conn.run_sync(fn)
         return await self._writer.run(fn)
 
+    async def lock_for_write(self, session: AsyncSession) -> None:
+        """Make the session's transaction a writer from its first read (SQLite).
+
+        SQLite reads outside any write lock until the first write, so two
+        connections could both read "no such document" (or version 1) and both
+        write. ``BEGIN IMMEDIATE`` takes the database's one write lock first; the
+        other connection waits (busy timeout) and then reads what was committed.
+        On PostgreSQL the reads lock their rows instead (``SELECT ... FOR UPDATE``).
+        """
+        if self.is_sqlite:
+            await session.execute(text("BEGIN IMMEDIATE"))
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
         if self._writer is not None:
             self._writer.shutdown()
+
+
+def lost_race(exc: DBAPIError) -> bool:
+    """Whether ``exc`` means another transaction wrote the same rows first.
+
+    A unique key taken by a concurrent insert, or (PostgreSQL) a deadlock or
+    serialization failure: the transaction was rolled back whole, and running it
+    again sees the other one's rows.
+    """
+    if isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(exc.orig):
+        return True  # SQLite
+    return getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
