@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -124,3 +128,56 @@ def connect(url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int = 10) 
     return Database(
         engine=engine, sessions=sessions, sync_engine=sync_engine, _writer=SqliteWriter(sync_engine)
     )
+
+
+class DatabaseLockError(RuntimeError):
+    """The SQLite database's single-process lock cannot be taken (another process has it)."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL, or ``None`` (PostgreSQL, in-memory)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    name = parsed.database or ""
+    if name in ("", ":memory:") or name.startswith("file:"):
+        return None
+    return Path(name).resolve()
+
+
+@contextmanager
+def single_process_lock(url: str) -> Iterator[None]:
+    """Hold the lock that keeps a SQLite database to one ledgerops process.
+
+    An advisory ``flock`` on ``<database>.lock`` beside the file, held for the
+    ``with`` block (a serving process's life). The kernel drops it when the
+    process ends however it ends, so a SIGKILL never leaves a stale lock; the file
+    itself stays. Raises :class:`DatabaseLockError` naming the holder's pid when
+    another process has it. PostgreSQL needs no lock: replicas share it.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        yield
+        return
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        handle = lock_path.open("a+", encoding="ascii")
+    except OSError as exc:
+        raise DatabaseLockError(f"cannot open {lock_path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        pid = f" (pid {holder})" if holder.isdigit() else ""
+        raise DatabaseLockError(
+            f"another ledgerops process is using {path}{pid}; SQLite is for one process "
+            "— stop it first, or use PostgreSQL for replicas"
+        ) from None
+    # Opened without truncating, so a refused process could still read the holder's pid.
+    with handle:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
