@@ -56,13 +56,18 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity (as floats); JSON has neither.
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_json(raw: bytes | str) -> Any:
     """Parse a body: numbers as ``Decimal`` (never a float), repeated keys marked.
 
     Raises ``ValueError`` (``NestedTooDeeply`` for nesting) on anything that is not JSON.
     """
     try:
-        return json.loads(raw, parse_float=Decimal, object_pairs_hook=_object)
+        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_object)
     except RecursionError:
         raise NestedTooDeeply() from None
 

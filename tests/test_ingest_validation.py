@@ -206,3 +206,13 @@ async def test_the_read_api_never_answers_500(server: httpx.AsyncClient, path: s
     assert answer.status_code in (200, 400, 404), answer.text
     if answer.status_code == 400:
         assert answer.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+async def test_nan_and_infinity_are_not_json(
+    server: httpx.AsyncClient, runtime: Runtime, constant: str
+) -> None:
+    body = json.dumps(bill("C-1")).replace('"1250.00"', constant)
+    answer = await server.post("/api/v1/events", content=body, headers={"Content-Type": "application/json"})
+    assert fields(answer)["(body)"] == f"not valid JSON: {constant} is not a JSON number"
+    assert await rows(runtime) == (0, 0)
