@@ -85,14 +85,15 @@ def unstorable(text: str) -> str | None:
 def screen(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
     """Problems no field validation can see: repeated keys, nesting, unstorable text.
 
-    Returns ``(location, message)`` pairs for one event, in document order. The walk
-    is iterative, so a deep body costs no recursion here either.
+    Returns ``(location, message)`` pairs for one event. The walk is iterative, so a
+    deep body costs no recursion here either, and builds a location only for
+    containers and problems (it runs on every event of every batch).
     """
     problems: list[tuple[tuple[Any, ...], str]] = []
     stack: list[tuple[tuple[Any, ...], Any]] = [((), raw)]
     while stack and len(problems) < MAX_SCREEN_ERRORS:
         loc, node = stack.pop()
-        if len(loc) >= MAX_DEPTH and isinstance(node, dict | list):
+        if len(loc) >= MAX_DEPTH:
             problems.append((loc, str(NestedTooDeeply())))
             continue
         if isinstance(node, dict):
@@ -100,12 +101,14 @@ def screen(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
                 ((*loc, key), "duplicate key: each key may appear once in an object")
                 for key in getattr(node, "repeated", ())
             )
-            for key in node:
-                if (why := unstorable(key)) is not None:
-                    problems.append(((*loc, key), f"key {why}"))
-            stack.extend(((*loc, k), v) for k, v in reversed(node.items()))
-        elif isinstance(node, list):
-            stack.extend(((*loc, i), v) for i, v in reversed(list(enumerate(node))))
-        elif isinstance(node, str) and (why := unstorable(node)) is not None:
-            problems.append((loc, why))
+            problems.extend(((*loc, k), f"key {why}") for k in node if (why := unstorable(k)) is not None)
+            children: Any = node.items()
+        else:
+            children = enumerate(node)
+        for k, v in children:
+            if isinstance(v, str):
+                if (why := unstorable(v)) is not None:
+                    problems.append(((*loc, k), why))
+            elif isinstance(v, dict | list):
+                stack.append(((*loc, k), v))
     return problems[:MAX_SCREEN_ERRORS]
