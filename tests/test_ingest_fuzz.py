@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -348,3 +349,33 @@ async def test_garbage_bodies_are_refused_and_store_nothing(
     assert answer.status_code in (202, 400, 413), (answer.status_code, answer.text[:500])
     if answer.status_code != 202:
         assert await counts(runtime) == before
+
+
+def url_part(text: str) -> str:
+    """Percent-encoded UTF-8, lone surrogates included (as a broken client would send them)."""
+    return quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+
+read_text = st.one_of(
+    st.text(any_char, max_size=40),
+    st.sampled_from(["\x00", "\ud800", "\u202e", " ", "%", "/", "..", "?", "#"]),
+    st.builds(lambda s, n: s * n, st.sampled_from(["x", "é", "\x00", "9"]), st.integers(100, 3_000)),
+    st.sampled_from(["ap", "bill", "F1", "99999999999999999999999", "-1", "0", "1e3", "pending", "books-dk"]),
+)
+
+
+@settings(max_examples=300, **FUZZ)
+@given(
+    key=st.tuples(read_text, read_text, read_text),
+    query=st.dictionaries(
+        st.sampled_from(["state", "integration", "cursor", "limit"]), read_text, max_size=4
+    ),
+)
+async def test_the_read_api_never_answers_5xx(
+    server: httpx.AsyncClient, key: tuple[str, str, str], query: dict[str, str]
+) -> None:
+    document = await server.get("/api/v1/documents/" + "/".join(url_part(p) for p in key))
+    # 414/431: aiohttp's own refusal of a request line over 8 kB
+    assert document.status_code in (200, 400, 404, 414, 431), (document.status_code, document.text[:300])
+    listing = await server.get("/api/v1/postings?" + "&".join(f"{k}={url_part(v)}" for k, v in query.items()))
+    assert listing.status_code in (200, 400, 414, 431), (listing.status_code, listing.text[:300])
