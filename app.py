@@ -21,6 +21,7 @@ from bot.config import ConfigError, ConfigFile, Environment, load_config, load_e
 from bot.runtime import Runtime
 from handlers.ingest import parse_json
 from handlers.routes import build_web_app
+from storage.db import DatabaseLockError, single_process_lock
 from storage.migrate import upgrade_async
 from storage.models import Integration, Posting
 from sync.config import SecretMissing
@@ -72,7 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the HTTP routes and run the worker against the configured ledgers."""
     env = load_environment()
     config = _config(env)
-    asyncio.run(_serve(env, config, args.host))
+    with single_process_lock(env.database_url):
+        asyncio.run(_serve(env, config, args.host))
     return 0
 
 
@@ -103,13 +105,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     env = sandbox_environment(env)
     # The page is where to look; the log says only what needs a developer's attention.
     logging.getLogger().setLevel(logging.WARNING)
-    return asyncio.run(_serve_sandbox(env))
+    with single_process_lock(env.database_url):
+        return asyncio.run(_serve_sandbox(env))
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
     """Bring the database schema up to date."""
     env = load_environment()
-    asyncio.run(upgrade_async(env.database_url))
+    with single_process_lock(env.database_url):  # no schema change under a running server
+        asyncio.run(upgrade_async(env.database_url))
     print("ledgerops: database is up to date")
     return 0
 
@@ -158,7 +162,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.exists():
         return _fail(f"{path}: no such file")
-    return asyncio.run(_ingest_file(env, _config(env), path))
+    # A second writer beside `serve` on SQLite: while it runs, send the file to its API.
+    with single_process_lock(env.database_url):
+        return asyncio.run(_ingest_file(env, _config(env), path))
 
 
 async def _status(env: Environment, config: ConfigFile) -> dict[str, dict[str, int]]:
@@ -259,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     func_ = getattr(args, "func", cmd_sandbox)
     try:
         return func_(args)
-    except (ConfigError, SecretMissing) as exc:
+    except (ConfigError, SecretMissing, DatabaseLockError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130

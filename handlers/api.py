@@ -8,10 +8,17 @@ from aiohttp import web
 from sqlalchemy import text
 
 from handlers.ingest import RUNTIME, bearer_ok
+from storage.db import MAX_BIGINT
 from storage.states import PostingState
+from sync.intake import unstorable
 from sync.log import document_view, postings_page
 
 log = logging.getLogger(__name__)
+
+
+def refuse(field: str, message: str) -> web.Response:
+    """A 400 in the ingest API's shape, naming one query or path parameter."""
+    return web.json_response({"errors": [{"index": None, "field": field, "message": message}]}, status=400)
 
 
 async def get_document(request: web.Request) -> web.Response:
@@ -19,6 +26,10 @@ async def get_document(request: web.Request) -> web.Response:
     if (refusal := bearer_ok(request, runtime)) is not None:
         return refusal
     m = request.match_info
+    for name in ("source", "kind", "id"):
+        # No document can hold such text, and PostgreSQL refuses it even in a comparison.
+        if (why := unstorable(m[name])) is not None:
+            return refuse(name, why)
     async with runtime.db.sessions() as s:
         view = await document_view(s, m["source"], m["kind"], m["id"])
     if view is None:
@@ -33,45 +44,22 @@ async def list_postings(request: web.Request) -> web.Response:
     q = request.query
     state = q.get("state")
     if state and state not in PostingState.__members__.values():
-        return web.json_response(
-            {
-                "errors": [
-                    {
-                        "index": None,
-                        "field": "state",
-                        "message": "expected one of " + ", ".join(s.value for s in PostingState),
-                    }
-                ]
-            },
-            status=400,
-        )
+        return refuse("state", "expected one of " + ", ".join(s.value for s in PostingState))
     integration = q.get("integration")
     if integration and integration not in runtime.engine.integrations:
-        return web.json_response(
-            {
-                "errors": [
-                    {"index": None, "field": "integration", "message": f"unknown integration '{integration}'"}
-                ]
-            },
-            status=400,
-        )
+        return refuse("integration", f"unknown integration '{integration}'")
     cursor_raw = q.get("cursor")
     try:
         cursor = int(cursor_raw) if cursor_raw else None
+    except ValueError:
+        cursor = -1
+    if cursor is not None and not 0 <= cursor <= MAX_BIGINT:
+        # Posting ids are 64-bit; a number beyond that never came from next_cursor.
+        return refuse("cursor", "must be a next_cursor this API returned")
+    try:
         limit = min(1000, max(1, int(q.get("limit", "100"))))
     except ValueError:
-        return web.json_response(
-            {
-                "errors": [
-                    {
-                        "index": None,
-                        "field": "cursor" if cursor_raw else "limit",
-                        "message": "must be a whole number",
-                    }
-                ]
-            },
-            status=400,
-        )
+        return refuse("limit", "must be a whole number")
     async with runtime.db.sessions() as s:
         page = await postings_page(s, state=state, integration=integration, cursor=cursor, limit=limit)
     return web.json_response(page)

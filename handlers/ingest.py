@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +10,7 @@ from aiohttp import web
 from bot.runtime import Runtime
 from sync.documents import FieldError, validate_batch
 from sync.engine import IngestRejected
+from sync.intake import NestedTooDeeply, read_json
 
 MAX_BODY = 5 * 1024 * 1024
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -35,9 +34,9 @@ def errors_response(errors: list[FieldError]) -> web.Response:
     return web.json_response({"errors": [e.model_dump() for e in errors]}, status=400)
 
 
-def parse_json(raw: bytes) -> Any:
-    """JSON with numbers as ``Decimal``, so no amount ever becomes a float."""
-    return json.loads(raw, parse_float=Decimal)
+def parse_json(raw: bytes | str) -> Any:
+    """JSON with numbers as ``Decimal`` and repeated keys marked (:func:`sync.intake.read_json`)."""
+    return read_json(raw)
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -52,6 +51,8 @@ async def post_events(request: web.Request) -> web.Response:
         return web.json_response({"error": "request body over 5 MB"}, status=413)
     try:
         body = parse_json(raw)
+    except NestedTooDeeply as exc:
+        return errors_response([FieldError(index=None, field="(body)", message=str(exc))])
     except (ValueError, UnicodeDecodeError) as exc:
         return errors_response([FieldError(index=None, field="(body)", message=f"not valid JSON: {exc}")])
     events, errors = validate_batch(body, set(runtime.engine.integrations))

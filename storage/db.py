@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,6 +22,10 @@ from sqlalchemy.ext.asyncio import (
 from storage.sqlite_writer import SqliteWriter
 
 DEFAULT_URL = "sqlite+aiosqlite:///ledgerops.db"
+#: the largest BIGINT both databases store (ids, document versions)
+MAX_BIGINT = 2**63 - 1
+#: PostgreSQL's codes for "another transaction got there first": try again and it is gone
+_RACE_SQLSTATES = {"23505", "40001", "40P01"}  # unique violation, serialization, deadlock
 T = TypeVar("T")
 
 
@@ -49,12 +58,36 @@ class Database:
                 return await conn.run_sync(fn)
         return await self._writer.run(fn)
 
+    async def lock_for_write(self, session: AsyncSession) -> None:
+        """Make the session's transaction a writer from its first read (SQLite).
+
+        SQLite reads outside any write lock until the first write, so two
+        connections could both read "no such document" (or version 1) and both
+        write. ``BEGIN IMMEDIATE`` takes the database's one write lock first; the
+        other connection waits (busy timeout) and then reads what was committed.
+        On PostgreSQL the reads lock their rows instead (``SELECT ... FOR UPDATE``).
+        """
+        if self.is_sqlite:
+            await session.execute(text("BEGIN IMMEDIATE"))
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
         if self._writer is not None:
             self._writer.shutdown()
+
+
+def lost_race(exc: DBAPIError) -> bool:
+    """Whether ``exc`` means another transaction wrote the same rows first.
+
+    A unique key taken by a concurrent insert, or (PostgreSQL) a deadlock or
+    serialization failure: the transaction was rolled back whole, and running it
+    again sees the other one's rows.
+    """
+    if isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(exc.orig):
+        return True  # SQLite
+    return getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -95,3 +128,56 @@ def connect(url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int = 10) 
     return Database(
         engine=engine, sessions=sessions, sync_engine=sync_engine, _writer=SqliteWriter(sync_engine)
     )
+
+
+class DatabaseLockError(RuntimeError):
+    """The SQLite database's single-process lock cannot be taken (another process has it)."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL, or ``None`` (PostgreSQL, in-memory)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    name = parsed.database or ""
+    if name in ("", ":memory:") or name.startswith("file:"):
+        return None
+    return Path(name).resolve()
+
+
+@contextmanager
+def single_process_lock(url: str) -> Iterator[None]:
+    """Hold the lock that keeps a SQLite database to one ledgerops process.
+
+    An advisory ``flock`` on ``<database>.lock`` beside the file, held for the
+    ``with`` block (a serving process's life). The kernel drops it when the
+    process ends however it ends, so a SIGKILL never leaves a stale lock; the file
+    itself stays. Raises :class:`DatabaseLockError` naming the holder's pid when
+    another process has it. PostgreSQL needs no lock: replicas share it.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        yield
+        return
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        handle = lock_path.open("a+", encoding="ascii")
+    except OSError as exc:
+        raise DatabaseLockError(f"cannot open {lock_path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        pid = f" (pid {holder})" if holder.isdigit() else ""
+        raise DatabaseLockError(
+            f"another ledgerops process is using {path}{pid}; SQLite is for one process "
+            "— stop it first, or use PostgreSQL for replicas"
+        ) from None
+    # Opened without truncating, so a refused process could still read the holder's pid.
+    with handle:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield

@@ -6,10 +6,11 @@ strings are accepted too, so no amount ever passes through a float.
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -18,12 +19,18 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    StringConstraints,
     ValidationError,
     field_validator,
 )
 
+from storage.db import MAX_BIGINT
+from sync.intake import screen
+
 DOCUMENT_KINDS = ("bill", "order", "refund", "payment", "payout", "payroll_run", "relation")
 MAX_BATCH = 1000
+#: versions are stored as a signed 64-bit integer
+MAX_VERSION = MAX_BIGINT
 
 CENTS = Decimal("0.01")
 
@@ -191,16 +198,25 @@ DATA_MODELS: dict[str, type[Shape]] = {
 }
 
 
+#: the event's own text fields lose surrounding blanks; ``data``'s keys never do
+Stripped = Annotated[str, StringConstraints(strip_whitespace=True)]
+
+
 class Event(BaseModel):
-    """One event as a source sends it."""
+    """One event as a source sends it.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    Whitespace is stripped from the values of ``source``, ``kind``, ``id`` and
+    ``integration`` only: stripping ``data``'s keys would turn ``"amount "`` into a
+    second ``amount`` that silently replaces the first.
+    """
 
-    source: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-    kind: str
-    id: Annotated[str, Field(min_length=1, max_length=128)]
-    version: Annotated[StrictInt, Field(ge=0)]
-    integration: Annotated[str, Field(min_length=1, max_length=40)]
+    model_config = ConfigDict(extra="forbid")
+
+    source: Annotated[Stripped, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    kind: Stripped
+    id: Annotated[Stripped, Field(min_length=1, max_length=128)]
+    version: Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
+    integration: Annotated[Stripped, Field(min_length=1, max_length=40)]
     data: dict[str, Any]
 
     @field_validator("id", mode="before")
@@ -245,13 +261,59 @@ def _path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(event)"
 
 
-def _message(err: dict[str, Any]) -> str:
+def _model_at(annotation: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model that validates the object at ``loc`` under ``annotation``, if any."""
+    for part in loc:
+        if isinstance(part, int):
+            annotation = _list_item(annotation)
+        else:
+            model = _model_of(annotation)
+            if model is None or part not in model.model_fields:
+                return None
+            annotation = model.model_fields[part].annotation
+    return _model_of(annotation)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):  # Optional[Model], Annotated[Model, ...]
+        if (model := _model_of(arg)) is not None:
+            return model
+    return None
+
+
+def _list_item(annotation: Any) -> Any:
+    if get_origin(annotation) is list:
+        return get_args(annotation)[0]
+    for arg in get_args(annotation):  # Optional[list[Line]]
+        if get_origin(arg) is list:
+            return get_args(arg)[0]
+    return None
+
+
+def _did_you_mean(key: str, names: list[str]) -> str | None:
+    """The field a mistyped key most likely meant (blanks and case first, then spelling)."""
+    squashed = "".join(key.split()).casefold()
+    for name in names:
+        if name.casefold() == squashed:
+            return name
+    close = difflib.get_close_matches(squashed, names, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _message(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     msg = str(err.get("msg", "invalid"))
     msg = re.sub(r"^Value error, ", "", msg)
     if err.get("type") == "decimal_max_places":
         msg += " (amounts have at most 2 decimals)"
+    if err.get("type") == "less_than_equal" and tuple(err["loc"]) == ("version",):
+        msg = f"must be at most {MAX_VERSION} (a 64-bit integer)"
     if err.get("type") == "extra_forbidden":
-        msg = "unknown field"
+        *parent, key = err["loc"]
+        inner = _model_at(model, tuple(parent)) if model is not None else None
+        guess = _did_you_mean(str(key), list(inner.model_fields)) if inner is not None else None
+        msg = f"unknown field; did you mean '{guess}'?" if guess else "unknown field"
     return msg
 
 
@@ -261,11 +323,13 @@ def validate_event(
     """Validate one raw event; return it, or the errors naming each bad field."""
     if not isinstance(raw, dict):
         return None, [FieldError(index=index, field="(event)", message="must be a JSON object")]
+    if problems := screen(raw):
+        return None, [FieldError(index=index, field=_path(loc), message=msg) for loc, msg in problems]
     try:
         event = Event.model_validate(raw)
     except ValidationError as exc:
         return None, [
-            FieldError(index=index, field=_path(e["loc"]), message=_message(e))  # type: ignore[arg-type]
+            FieldError(index=index, field=_path(e["loc"]), message=_message(e, Event))  # type: ignore[arg-type]
             for e in exc.errors()
         ]
     errors: list[FieldError] = []
@@ -278,11 +342,12 @@ def validate_event(
                 + (", ".join(sorted(known_integrations)) or "none"),
             )
         )
+    model = DATA_MODELS[event.kind]
     try:
-        data = DATA_MODELS[event.kind].model_validate(event.data)
+        data = model.model_validate(event.data)
     except ValidationError as exc:
         errors.extend(
-            FieldError(index=index, field=_path(("data", *e["loc"])), message=_message(e))  # type: ignore[arg-type]
+            FieldError(index=index, field=_path(("data", *e["loc"])), message=_message(e, model))  # type: ignore[arg-type]
             for e in exc.errors()
         )
         return None, errors

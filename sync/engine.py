@@ -15,10 +15,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import Connector
-from storage.db import Database
+from storage.db import Database, lost_race
 from storage.models import Activity, Attempt, Document, Integration, Posting
 from storage.queries import clear_backoff, close_settled_groups
 from storage.states import Operation, Outcome, PostingKind, PostingState, Trigger
@@ -53,6 +54,8 @@ RESYNCABLE = (
 IGNORABLE = (PostingState.FAILED, PostingState.RETRYING, PostingState.PENDING, PostingState.WAITING)
 WAIT_AUTO_OFF = "auto_transfer_off"
 WAIT_HISTORY = "before_history_start"
+#: a batch that keeps meeting concurrent writes of the same documents gives up (a 500) after this
+INGEST_TRIES = 5
 
 
 class IngestRejected(Exception):
@@ -223,7 +226,12 @@ class Engine:
 
     # -- ingest ---------------------------------------------------------------------------
     async def ingest(self, events: Sequence[ValidEvent]) -> IngestResult:
-        """Store a validated batch in one transaction and queue what it needs."""
+        """Store a validated batch in one transaction and queue what it needs.
+
+        When another replica stores some of the same documents at the same moment, the
+        transaction that loses is rolled back whole and run again: it then finds them,
+        so it answers exactly as a second send of the batch would (those ids stale).
+        """
         unsupported = [
             FieldError(index=i, field="kind", message=str(UnsupportedDocument(ev.event.kind)))
             for i, ev in enumerate(events)
@@ -231,10 +239,24 @@ class Engine:
         ]
         if unsupported:
             raise IngestRejected(unsupported)
+        for attempt in range(1, INGEST_TRIES + 1):
+            try:
+                result, changes = await self._store_batch(events)
+                break
+            except DBAPIError as exc:
+                if attempt == INGEST_TRIES or not lost_race(exc):
+                    raise
+                log.info("ingest met a concurrent write; trying again", extra={"attempt": attempt})
+        self.feed.publish(changes)
+        self._wake()
+        return result
+
+    async def _store_batch(self, events: Sequence[ValidEvent]) -> tuple[IngestResult, list[Change]]:
         now = self.clock()
         result = IngestResult()
         changes: list[Change] = []
         async with self.db.sessions() as s, s.begin():
+            await self.db.lock_for_write(s)
             docs = await self._existing_documents(s, events)
             self._check_integrations_unchanged(events, docs)
             doc_ids = [d.id for d in docs.values()]
@@ -282,19 +304,20 @@ class Engine:
                         "postings": _posting_states(current),
                     }
                 )
-        self.feed.publish(changes)
-        self._wake()
-        return result
+        return result, changes
 
     async def _existing_documents(
         self, s: AsyncSession, events: Sequence[ValidEvent]
     ) -> dict[tuple[str, str, str], Document]:
-        keys = list({ev.key for ev in events})
+        # Locked (PostgreSQL) in one order for every batch, code point order like
+        # Python's sort, so two batches that share documents wait for each other
+        # instead of deadlocking, and a newer version is never overwritten.
+        keys = sorted({ev.key for ev in events})
+        key = (Document.source, Document.kind, Document.external_id)
+        order = key if self.db.is_sqlite else tuple(c.collate("C") for c in key)
         found: dict[tuple[str, str, str], Document] = {}
         for chunk in _chunks(keys, 300):
-            stmt = select(Document).where(
-                tuple_(Document.source, Document.kind, Document.external_id).in_(chunk)
-            )
+            stmt = select(Document).where(tuple_(*key).in_(chunk)).order_by(*order).with_for_update()
             for doc in (await s.scalars(stmt)).all():
                 found[(doc.source, doc.kind, doc.external_id)] = doc
         return found
