@@ -126,7 +126,7 @@ def config_toml(plan: Plan, ledgers: dict[str, str]) -> str:
         f"concurrency = {plan.companies}",
         f"lease_seconds = {plan.lease_seconds}",
         "poll_seconds = 0.2",
-        "call_timeout_seconds = 10.0",
+        f"call_timeout_seconds = {plan.lease_seconds / 2}",  # a call must end inside its lease
         "[scheduler]",
         "retry_seconds = 1",
         "stuck_seconds = 1",
