@@ -29,7 +29,7 @@ from tests.fakes.slack_api import (
     signed_headers,
     slack_harness,
 )
-from tests.support import FakeClock, bill, eventually
+from tests.support import FakeClock, bill
 
 #: one sample of every changing command; the test checks it covers ``cp.CHANGING``
 CHANGING_SAMPLES = {
