@@ -118,7 +118,11 @@ async def test_nobody_may_act_until_someone_is_named(slack: SlackHarness) -> Non
     assert not await closed.allows(ALICE)
     assert "allowed_users" in closed.ask()
     slack.fake.usergroups.clear()  # the user group cannot be read: members are not assumed
-    gate = slack.runtime.slack.gatekeeper  # type: ignore[union-attr]
+    gate = Gatekeeper(
+        SlackConfig(channel="C0FINANCE", allowed_users=[ALICE], allowed_usergroup="S0FINANCE"),
+        slack.runtime.slack.client,  # type: ignore[union-attr]
+        slack.clock,
+    )
     assert await gate.allows(ALICE) and not await gate.allows("U0BOB")
 
 
