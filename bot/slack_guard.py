@@ -56,7 +56,11 @@ class SignedRequests:
             return "timestamp is not a number of seconds"
         if abs(self.now() - int(stamp)) > WINDOW_SECONDS:
             return "timestamp is more than five minutes off"
-        if not self.verifier.is_valid(body, stamp, signature):
+        try:
+            text = body.decode("utf-8")  # Slack signs text; the verifier would raise on bytes
+        except UnicodeDecodeError:
+            return "body is not UTF-8"
+        if not self.verifier.is_valid(text, stamp, signature):
             return "signature does not match"
         return None
 
@@ -100,6 +104,7 @@ class _State(_Part):
 
 
 class _View(_Part):
+    type: str  # bolt reads it to tell a modal from a workflow step
     id: str | None = None
     callback_id: str | None = None
     hash: str | None = None
@@ -131,6 +136,7 @@ class _Interaction(_Part):
 
 class _Event(_Part):
     type: str
+    subtype: str | None = None
     user: str | dict[str, Any] | None = None
     channel: str | None = None
     tab: str | None = None
@@ -170,6 +176,10 @@ def bolt_request(raw: bytes, query: str, headers: Mapping[str, str]) -> AsyncBol
         return None
     if not body:
         return request  # nothing to do; bolt answers that nothing handles it
+    if _null_objects(body) or _null_objects(body.get("event")):
+        return None
+    if "actions" in body and not (isinstance(body["actions"], list) and body["actions"]):
+        return None  # bolt reads the first action of any ``actions`` it finds
     shape = _Command if "command" in body else _Callback if "event" in body else _Interaction
     if body.get("type") in ("event_callback", "app_rate_limited", "url_verification"):
         shape = _Callback
@@ -178,6 +188,16 @@ def bolt_request(raw: bytes, query: str, headers: Mapping[str, str]) -> AsyncBol
     except (ValidationError, RecursionError):
         return None
     return request
+
+
+def _null_objects(part: Any) -> bool:
+    """Keys bolt reads as ``.get(key, {})``: present, they must be objects (``null`` is not)."""
+    if not isinstance(part, dict):
+        return False
+    return any(k in part and not isinstance(part[k], dict) for k in _OBJECT_KEYS)
+
+
+_OBJECT_KEYS = ("event", "view", "function", "context", "tokens")
 
 
 # -- the workspace ------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.auth import record
-from bot.blocks import ActionId, SlackBody, read_button_value
+from bot.blocks import ActionId, SlackBody
+from bot.blocks import read_button_value as read_value
 from bot.delivery import call
 from bot.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note
 from bot.notices import load_log
@@ -57,6 +58,17 @@ class Click:
 
 
 Work = Callable[[Click], Awaitable[None]]
+
+#: ids are 64-bit in the database; a larger number cannot name anything of ours
+LARGEST_ID = 2**63 - 1
+
+
+def read_button_value(raw: str | None, *keys: str) -> dict[str, int]:
+    """The ids a button carries; ``ValueError`` when it is not ours (see ``bot.blocks``)."""
+    ids = read_value(raw, *keys)
+    if any(v > LARGEST_ID for v in ids.values()):
+        raise ValueError("button value has a number too large to be an id")
+    return ids
 
 
 class ButtonActions:

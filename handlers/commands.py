@@ -202,9 +202,13 @@ class SlashCommands:
     # -- buttons on the answers ------------------------------------------------------------
     async def on_page(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
+        self.bot.spawn(self.page(action.get("value"), respond), name="attention-page")
+
+    async def page(self, value: str | None, respond: Any) -> None:
+        """Another page of the attention answer, in place of the one shown."""
         try:
-            page = int(_json(action.get("value")).get("page", 1))
-        except (TypeError, ValueError):
+            page = int(_json(value).get("page", 1))
+        except (TypeError, ValueError, OverflowError):
             page = 1
         async with self.db.sessions() as s:
             answer = attention_answer(await needs_attention(s, limit=200), page)
@@ -217,7 +221,11 @@ class SlashCommands:
     ) -> None:
         await ack()
         user = (body.get("user") or {}).get("id", "")
-        value = _json(action.get("value"))
+        self.bot.spawn(self.confirm_history(user, action.get("value"), respond), name=f"history:{user}")
+
+    async def confirm_history(self, user: str, raw: str | None, respond: Any) -> None:
+        """Send the history the person confirmed (the gate let them through)."""
+        value = _json(raw)
         cmd = cp.parse(f"history {value.get('integration', '')} --since {value.get('since', '')}")
 
         async def tell(answer: SlackBody) -> None:

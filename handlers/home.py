@@ -59,7 +59,9 @@ class HomeTab:
     async def on_opened(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
-        user = event.get("user", "")
+        user = event.get("user")
+        if not isinstance(user, str) or not user:
+            return  # an app_home_opened names its user; anything else is not Slack's
         self.viewers[user] = self.engine.clock()
         await self.publish(user)
 
@@ -86,9 +88,10 @@ class HomeTab:
         user = (body.get("user") or {}).get("id", "")
         pause = action.get("action_id") == CommandAction.PAUSE.value
         try:
-            integration = str(json.loads(action.get("value") or "{}").get("integration", ""))
+            value = json.loads(action.get("value") or "{}")
         except ValueError:
-            integration = ""
+            value = {}
+        integration = str(value.get("integration", "")) if isinstance(value, dict) else ""
         self.bot.spawn(self._switch(user, integration, pause), name=f"home-switch:{user}")
 
     async def _switch(self, user: str, integration: str, pause: bool) -> None:

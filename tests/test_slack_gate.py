@@ -82,7 +82,7 @@ def _refuse_unlisted(name: str) -> Any:
 
 @pytest.fixture
 async def slack(db_url: str, clock: FakeClock, registered: Registered) -> AsyncIterator[SlackHarness]:
-    async with slack_harness(db_url, clock, start=True) as h:
+    async with slack_harness(db_url, clock) as h:
         await h.ingest(
             bill("S-1", category="Travel"), bill("S-2", paid={"date": "2026-11-03", "amount": "1250.00"})
         )

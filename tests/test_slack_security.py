@@ -186,6 +186,7 @@ async def test_a_request_from_another_workspace_is_ignored(slack: SlackHarness) 
         "user": {"id": ALICE},
         "view": {
             "id": "V0X",
+            "type": "modal",
             "callback_id": "ledgerops.bulk_resync",
             "state": {"values": {}},
             "private_metadata": json.dumps({"channel": "C0FINANCE"}),
