@@ -49,6 +49,8 @@ WORK_SLOTS = 2
 WORK_DELAY_MAX = 0.5
 #: the longest a request waits for ``auth.test`` before it is dropped (Slack acks in 3 s)
 WORKSPACE_WAIT = 2.0
+#: after a failed ``auth.test``, requests are dropped at once for this long (no pile-up)
+WORKSPACE_RETRY = 10.0
 
 
 @dataclass
@@ -75,6 +77,7 @@ class SlackBot:
     _quiet: asyncio.Event = field(default_factory=asyncio.Event)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WORK_SLOTS))
     _auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _auth_retry_at: float = 0.0
 
     @property
     def http_mode(self) -> bool:
@@ -140,22 +143,24 @@ class SlackBot:
         """The bot token's workspace id: ``auth.test`` once, asked again after a failure."""
         if self.team_id is not None:
             return self.team_id
+        loop = asyncio.get_running_loop()
         async with self._auth_lock:  # a burst of first requests asks Slack once
-            if self.team_id is None:
-                try:
-                    result = await asyncio.wait_for(
-                        call(self.client.auth_test(), "auth.test"), WORKSPACE_WAIT
-                    )
-                except TimeoutError:
-                    log.warning("auth.test did not answer; Slack requests are dropped until it does")
-                    return None
-                if result.ok and isinstance(result.data.get("team_id"), str):
-                    self.team_id = result.data["team_id"]
-                else:
-                    log.warning(
-                        "auth.test failed (%s); Slack requests are dropped until it answers", result.error
-                    )
+            if self.team_id is None and loop.time() >= self._auth_retry_at:
+                await self._ask_workspace()
+                if self.team_id is None:  # drop requests at once for a while, not one by one
+                    self._auth_retry_at = loop.time() + WORKSPACE_RETRY
         return self.team_id
+
+    async def _ask_workspace(self) -> None:
+        try:
+            result = await asyncio.wait_for(call(self.client.auth_test(), "auth.test"), WORKSPACE_WAIT)
+        except TimeoutError:
+            log.warning("auth.test did not answer; Slack requests are dropped until it does")
+            return
+        if result.ok and isinstance(result.data.get("team_id"), str):
+            self.team_id = result.data["team_id"]
+        else:
+            log.warning("auth.test failed (%s); Slack requests are dropped until it answers", result.error)
 
     async def start(self) -> None:
         """Learn our workspace and the allowed user group; connect Socket Mode."""

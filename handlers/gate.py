@@ -176,12 +176,13 @@ class AllowListGate(AsyncMiddleware):
         return BoltResponse(status=200, body="")
 
     async def audit(self, ask: Ask) -> None:
+        """The refusal's row in ``activity`` (the ids come from the request: cut and cleaned)."""
         await record(
             self.runtime.db,
             self.runtime.engine.clock(),
-            actor=ask.user[:40] or None,
-            action=ask.action[:40],
-            subject=ask.subject,
+            actor=_column(ask.user, 40) or None,
+            action=_column(ask.action, 40),
+            subject=_column(ask.subject, 80),
             outcome="refused",
             detail={"reason": REASON},
         )
@@ -211,3 +212,8 @@ def first_input(view: dict[str, Any]) -> str | None:
         ):
             return str(block["block_id"])
     return None
+
+
+def _column(text: str, size: int) -> str:
+    # PostgreSQL refuses NUL in text; a request's ids are the sender's to choose
+    return text.replace("\x00", "")[:size]

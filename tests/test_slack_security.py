@@ -26,7 +26,7 @@ from tests.fakes.slack_api import (
     signed_headers,
     slack_harness,
 )
-from tests.support import FakeClock, bill, make_config, make_env
+from tests.support import FakeClock, bill, eventually, make_config, make_env
 
 
 @pytest.fixture
@@ -34,7 +34,13 @@ async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
     async with slack_harness(db_url, clock, start=True) as h:
         await h.ingest(bill("S-1", category="Travel"))  # fails: no mapping
         await h.runtime.worker.run_until_idle()
+        await eventually(lambda: _failed(h), message="S-1 failed")  # the background worker may hold it
         yield h
+
+
+async def _failed(h: SlackHarness) -> bool:
+    async with h.runtime.db.sessions() as s:
+        return (await s.scalar(select(Posting.state))) == "failed"
 
 
 async def nothing_changed(h: SlackHarness) -> None:
