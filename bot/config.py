@@ -34,10 +34,17 @@ class Environment(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///ledgerops.db"
     ledgerops_config: str = "ledgerops.toml"
     ledgerops_ingest_token: SecretStr | None = None
+    #: when set, ``GET /metrics`` needs ``Authorization: Bearer <token>``; unset, it is open
+    ledgerops_metrics_token: SecretStr | None = None
     port: int = Field(default=3000, ge=1, le=65535)
 
     @field_validator(
-        "slack_bot_token", "slack_signing_secret", "slack_app_token", "ledgerops_ingest_token", mode="before"
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "ledgerops_ingest_token",
+        "ledgerops_metrics_token",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:

@@ -1,10 +1,11 @@
 """The bolt ``AsyncApp`` and the Web API clients of one process.
 
 HTTP mode: Slack posts to ``/slack/events`` on our aiohttp application, and
-bolt verifies every request with ``SLACK_SIGNING_SECRET`` (401 otherwise,
-also for a timestamp more than five minutes old). Socket Mode: with
-``SLACK_APP_TOKEN`` the same app receives over a WebSocket and the HTTP route
-is not mounted.
+:mod:`bot.slack_guard` verifies every request with ``SLACK_SIGNING_SECRET``
+before bolt sees it (401 otherwise, also for a timestamp more than five minutes
+old; a replay runs nothing). Socket Mode: with ``SLACK_APP_TOKEN`` the same app
+receives over a WebSocket and the HTTP route is not mounted. Either way only
+the workspace of the bot token (``auth.test``, asked at start-up) is served.
 
 Two clients share one connection pool:
 
@@ -36,6 +37,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.auth import Clock, Gatekeeper
 from bot.config import ConfigError, ConfigFile, Environment
+from bot.delivery import call
+from bot.slack_guard import SameWorkspace, SignedRequests
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ CALL_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5)
 WORK_SLOTS = 2
 #: the longest an action's work waits for a burst of requests to be answered
 WORK_DELAY_MAX = 0.5
+#: the longest a request waits for ``auth.test`` before it is dropped (Slack acks in 3 s)
+WORKSPACE_WAIT = 2.0
+#: after a failed ``auth.test``, requests are dropped at once for this long (no pile-up)
+WORKSPACE_RETRY = 10.0
 
 
 @dataclass
@@ -56,6 +63,10 @@ class SlackBot:
     session: aiohttp.ClientSession
     gatekeeper: Gatekeeper
     app_token: str | None = None
+    #: the signature and replay checks of ``/slack/events`` (HTTP mode)
+    signed: SignedRequests | None = None
+    #: the workspace of the bot token, from ``auth.test``
+    team_id: str | None = None
     socket_mode: Any = None
     listeners_registered: bool = False
     #: requests on /slack/events being answered right now
@@ -65,6 +76,8 @@ class SlackBot:
     _dispatcher: asyncio.Task[None] | None = None
     _quiet: asyncio.Event = field(default_factory=asyncio.Event)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WORK_SLOTS))
+    _auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _auth_retry_at: float = 0.0
 
     @property
     def http_mode(self) -> bool:
@@ -126,7 +139,34 @@ class SlackBot:
             pending = [*self._tasks, *([self._dispatcher] if self._dispatcher else [])]
             await asyncio.gather(*pending, return_exceptions=True)
 
+    async def workspace(self) -> str | None:
+        """The bot token's workspace id: ``auth.test`` once, asked again after a failure."""
+        if self.team_id is not None:
+            return self.team_id
+        loop = asyncio.get_running_loop()
+        async with self._auth_lock:  # a burst of first requests asks Slack once
+            if self.team_id is None and loop.time() >= self._auth_retry_at:
+                await self._ask_workspace()
+                if self.team_id is None:  # drop requests at once for a while, not one by one
+                    self._auth_retry_at = loop.time() + WORKSPACE_RETRY
+        return self.team_id
+
+    async def _ask_workspace(self) -> None:
+        try:
+            result = await asyncio.wait_for(call(self.client.auth_test(), "auth.test"), WORKSPACE_WAIT)
+        except TimeoutError:
+            log.warning("auth.test did not answer; Slack requests are dropped until it does")
+            return
+        if result.ok and isinstance(result.data.get("team_id"), str):
+            self.team_id = result.data["team_id"]
+        else:
+            log.warning("auth.test failed (%s); Slack requests are dropped until it answers", result.error)
+
     async def start(self) -> None:
+        """Learn our workspace and the allowed user group; connect Socket Mode."""
+        await self.workspace()
+        if self.gatekeeper.usergroup:
+            await self.gatekeeper.group_members()  # the first click need not wait for Slack
         if self.app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -191,18 +231,22 @@ def build_slack_bot(env: Environment, config: ConfigFile, clock: Clock) -> Slack
     app = AsyncApp(
         client=client,
         signing_secret=secret,
-        # Socket Mode frames are not signed; there the HTTP route is not mounted at all.
-        request_verification_enabled=app_token is None,
+        # HTTP mode: handlers/slack_events.py verifies before bolt (bolt would log a refused
+        # body whole); Socket Mode frames are not signed, and no HTTP route is mounted there.
+        request_verification_enabled=False,
         # Our listeners ack and hand the work to a task themselves, so bolt can answer
         # as soon as they return instead of polling for the ack every 10 ms.
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    return SlackBot(
+    bot = SlackBot(
         app=app,
         client=client,
         outbox_client=outbox_client,
         session=session,
         gatekeeper=Gatekeeper(config.slack, client, clock),
         app_token=app_token,
+        signed=SignedRequests(secret) if secret is not None else None,
     )
+    app.use(SameWorkspace(bot.workspace))  # the first of our middleware: before the allow-list
+    return bot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from aiohttp import web
@@ -77,8 +78,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format; database-wide figures are read at scrape time."""
+    """Prometheus text format; database-wide figures are read at scrape time.
+
+    With ``LEDGEROPS_METRICS_TOKEN`` set the scraper must send it as a bearer token
+    (the figures name integrations and error groups); unset, the route is open.
+    """
     runtime = request.app[RUNTIME]
+    token = runtime.env.ledgerops_metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+            return web.json_response(
+                {"error": "send Authorization: Bearer <LEDGEROPS_METRICS_TOKEN>"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     await runtime.metrics.refresh(runtime.db, runtime.engine.clock())
     return web.Response(
         body=runtime.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}

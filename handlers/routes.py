@@ -8,6 +8,7 @@ from bot.runtime import Runtime
 from handlers import api, ingest
 from handlers.actions import ButtonActions
 from handlers.commands import SlashCommands
+from handlers.gate import AllowListGate
 from handlers.home import HomeTab
 from handlers.slack_events import SLACK, slack_events
 
@@ -24,6 +25,7 @@ def build_web_app(runtime: Runtime) -> web.Application:
     bot = runtime.slack
     if bot is not None:
         if not bot.listeners_registered:
+            bot.app.use(AllowListGate(runtime, bot))  # one gate in front of every listener
             ButtonActions(runtime, bot).register(bot.app)
             SlashCommands(runtime, bot).register(bot.app)
             HomeTab(runtime, bot).register(bot.app)

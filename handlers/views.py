@@ -26,6 +26,14 @@ from sync.overview import needs_attention
 log = logging.getLogger(__name__)
 
 
+def read_selection(view: dict[str, Any]) -> BulkSelection | None:
+    """The selection in a submitted modal, or ``None`` when its values are not what we sent."""
+    try:
+        return BulkSelection.from_view(view)
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return None
+
+
 class BulkResyncModal:
     """Open, narrow and submit the bulk resync modal."""
 
@@ -61,15 +69,24 @@ class BulkResyncModal:
     async def on_narrow(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         view = body.get("view") or {}
-        selection = BulkSelection.from_view(view)
+        selection = read_selection(view)
+        if selection is None or not isinstance(view.get("id"), str):
+            return  # not a modal of ours: nothing to re-count
+        self.bot.spawn(self.narrow(view, selection), name="bulk-narrow", urgent=True)
+
+    async def narrow(self, view: dict[str, Any], selection: BulkSelection) -> None:
+        """Re-count for the narrowed selection and show it in the open modal."""
         updated = await self.render(selection)
         await call(
-            self.bot.client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=updated),
+            self.bot.client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated),
             "views.update",
         )
 
     async def on_submit(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        selection = BulkSelection.from_view(view)
+        selection = read_selection(view)
+        if selection is None:
+            await ack(response_action="errors", errors={"states": "Could not read this form; open it again."})
+            return
         errors = selection.errors(self.engine.integrations)
         if errors:
             await ack(response_action="errors", errors=errors)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -13,7 +17,7 @@ from bot.blocks import ActionId, button_value
 from bot.config import ConfigError
 from bot.runtime import Runtime
 from handlers.routes import build_web_app
-from storage.models import Activity, Posting
+from storage.models import Activity, Integration, Posting
 from tests.fakes.slack_api import (
     ALICE,
     BOT_TOKEN,
@@ -22,7 +26,7 @@ from tests.fakes.slack_api import (
     signed_headers,
     slack_harness,
 )
-from tests.support import FakeClock, bill, make_config, make_env
+from tests.support import FakeClock, bill, eventually, make_config, make_env
 
 
 @pytest.fixture
@@ -30,7 +34,13 @@ async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
     async with slack_harness(db_url, clock, start=True) as h:
         await h.ingest(bill("S-1", category="Travel"))  # fails: no mapping
         await h.runtime.worker.run_until_idle()
+        await eventually(lambda: _failed(h), message="S-1 failed")  # the background worker may hold it
         yield h
+
+
+async def _failed(h: SlackHarness) -> bool:
+    async with h.runtime.db.sessions() as s:
+        return (await s.scalar(select(Posting.state))) == "failed"
 
 
 async def nothing_changed(h: SlackHarness) -> None:
@@ -114,7 +124,11 @@ async def test_nobody_may_act_until_someone_is_named(slack: SlackHarness) -> Non
     assert not await closed.allows(ALICE)
     assert "allowed_users" in closed.ask()
     slack.fake.usergroups.clear()  # the user group cannot be read: members are not assumed
-    gate = slack.runtime.slack.gatekeeper  # type: ignore[union-attr]
+    gate = Gatekeeper(
+        SlackConfig(channel="C0FINANCE", allowed_users=[ALICE], allowed_usergroup="S0FINANCE"),
+        slack.runtime.slack.client,  # type: ignore[union-attr]
+        slack.clock,
+    )
     assert await gate.allows(ALICE) and not await gate.allows("U0BOB")
 
 
@@ -137,3 +151,104 @@ def test_manifest_declares_what_the_contract_says() -> None:
         "/slack/events",
     ):
         assert needle in text, needle
+
+
+def _with_payload(body: str, **changes: Any) -> str:
+    payload = json.loads(urllib.parse.unquote(body.removeprefix("payload=")))
+    payload.update(changes)
+    return "payload=" + urllib.parse.quote(json.dumps(payload))
+
+
+async def _post(h: SlackHarness, body: str, *, content_type: str | None = None) -> int:
+    headers = signed_headers(body)
+    if content_type:
+        headers["Content-Type"] = content_type
+    return (await h.http.post("/slack/events", content=body, headers=headers)).status_code
+
+
+async def test_start_up_learns_the_workspace_of_the_bot_token(slack: SlackHarness) -> None:
+    assert slack.fake.of("auth.test")
+    assert slack.runtime.slack is not None and slack.runtime.slack.team_id == "T0TEAM"
+
+
+async def test_a_request_from_another_workspace_is_ignored(slack: SlackHarness) -> None:
+    other = {"id": "T0OTHER", "domain": "elsewhere"}
+    click = _with_payload(await a_click(slack), team=other)
+    assert await _post(slack, click) == 200
+    command = urllib.parse.urlencode(
+        {
+            "team_id": "T0OTHER",
+            "channel_id": "C0FINANCE",
+            "user_id": ALICE,
+            "command": "/ledger",
+            "text": "pause books-dk",
+            "response_url": "http://127.0.0.1:9/respond",
+            "trigger_id": "1.2.3",
+        }
+    )
+    answer = await slack.http.post("/slack/events", content=command, headers=signed_headers(command))
+    assert answer.status_code == 200 and "paused" not in answer.text and "Working" not in answer.text
+    view = {
+        "type": "view_submission",
+        "team": other,
+        "user": {"id": ALICE},
+        "view": {
+            "id": "V0X",
+            "type": "modal",
+            "callback_id": "ledgerops.bulk_resync",
+            "state": {"values": {}},
+            "private_metadata": json.dumps({"channel": "C0FINANCE"}),
+        },
+    }
+    submission = "payload=" + urllib.parse.quote(json.dumps(view))
+    assert await _post(slack, submission) == 200
+    event = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T0OTHER",
+            "event_id": "Ev9",
+            "event": {"type": "app_home_opened", "user": ALICE, "tab": "home"},
+        }
+    )
+    assert await _post(slack, event, content_type="application/json") == 200
+    no_team = _with_payload(await a_click(slack), team=None)
+    assert await _post(slack, no_team) == 200
+    await slack.settle_clicks()
+    await nothing_changed(slack)
+    async with slack.runtime.db.sessions() as s:
+        assert await s.scalar(select(Integration.paused)) is False
+    assert slack.fake.of("views.publish") == [] and slack.fake.of("chat.postMessage") == []
+
+
+async def test_a_replayed_request_runs_only_once(slack: SlackHarness) -> None:
+    body = await a_click(slack)
+    headers = signed_headers(body)
+    first = await slack.http.post("/slack/events", content=body, headers=headers)
+    again = await slack.http.post("/slack/events", content=body, headers=headers)
+    assert first.status_code == again.status_code == 200 and again.text == ""
+    await slack.settle_clicks()
+    async with slack.runtime.db.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Activity)) == 1
+    other = await a_click(slack)  # another click in the same second is not a replay
+    assert other != body and await _post(slack, other) == 200
+    await slack.settle_clicks()
+    async with slack.runtime.db.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Activity)) == 2
+
+
+async def test_a_forged_request_is_logged_in_one_line_without_its_body(
+    db_url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # as `serve` logs (bolt copies the level when it is built)
+    async with slack_harness(db_url, clock) as h:
+        secret_url = "https://hooks.slack.com/actions/T0TEAM/42/very-secret-response-url"
+        body = _with_payload(click_body(ActionId.IGNORE, "{}", user=ALICE), response_url=secret_url)
+        forged = signed_headers(body, secret="not-the-secret")
+        answer = await h.http.post("/slack/events", content=body, headers=forged)
+        assert answer.status_code == 401
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        for needle in ("very-secret-response-url", "very-secret", "U0ALICE"):
+            assert needle not in text, record.getMessage()
+    refusals = [r for r in caplog.records if "signature" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].levelno == logging.WARNING
