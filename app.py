@@ -83,7 +83,7 @@ async def _serve_sandbox(env: Environment) -> int:
     from bot.local_slack import start_sandbox
     from bot.sandbox_config import sandbox_config_file
 
-    server = await start_sandbox(env, sandbox_config_file(env))
+    server = await start_sandbox(env, sandbox_config_file(env), build_web_app)
     print(f"ledgerops: open {server.url}", flush=True)
     try:
         await _until_signalled()

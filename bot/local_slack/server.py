@@ -8,7 +8,7 @@ works too (tests), with no race for a free port.
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,6 @@ from bot.local_slack.stand_in import LocalSlack
 from bot.notifier import OutboxSettings
 from bot.runtime import Runtime
 from bot.sandbox_config import SANDBOX_HOST, local_slack_environment
-from handlers.routes import build_web_app
 
 RESTARTED = (
     "This database already had documents, so no demo was seeded. The sandbox ledger "
@@ -68,6 +67,7 @@ def bind(host: str, port: int) -> socket.socket:
 async def start_sandbox(
     env: Environment,
     config: ConfigFile,
+    web_app: Callable[[Runtime], web.Application],
     *,
     port: int | None = None,
     seed: bool = True,
@@ -79,7 +79,9 @@ async def start_sandbox(
     and seed the demo when the database is empty.
 
     ``env`` is the sandbox environment without Slack settings (they are made
-    here); ``demo`` passes options to :class:`bot.demo_data.DemoScript`.
+    here); ``web_app`` builds the bot's routes (the composition root passes
+    ``handlers.routes.build_web_app``: bot/ never imports handlers/); ``demo``
+    passes options to :class:`bot.demo_data.DemoScript`.
     """
     sock = bind(SANDBOX_HOST, env.port if port is None else port)
     url = f"http://{SANDBOX_HOST}:{sock.getsockname()[1]}"
@@ -94,7 +96,7 @@ async def start_sandbox(
             extra_commands=extra_commands,
             demo_status=lambda: box["demo"].status() if box["demo"] else box["note"],
         )
-        app = build_web_app(runtime)
+        app = web_app(runtime)
         slack.mount(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

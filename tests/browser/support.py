@@ -13,6 +13,7 @@ from bot.config import Environment
 from bot.local_slack import SandboxServer, start_sandbox
 from bot.notifier import OutboxSettings
 from bot.sandbox_config import sandbox_config, sandbox_environment
+from handlers.routes import build_web_app
 
 #: the outbox's waits shrunk so a test sees the channel in a second, not in ten
 FAST_OUTBOX = OutboxSettings(group_window=0.3, post_interval=0.1, poll_seconds=0.5, coalesce_seconds=0.02)
@@ -28,6 +29,7 @@ async def open_sandbox(
     server = await start_sandbox(
         env,
         sandbox_config(retry_seconds=0.2),
+        build_web_app,
         port=0,
         seed=seed,
         outbox=FAST_OUTBOX,
