@@ -86,7 +86,15 @@ class Shots:
     async def __call__(self, name: str, focus: Any = None) -> Path:
         """Save the page as it is now (with ``focus``, a locator, scrolled into view)."""
         if focus is not None:
-            await focus.scroll_into_view_if_needed()
+            # The page re-renders a message when it changes, so the element found may be
+            # replaced before the scroll lands; the locator then finds the new one.
+            for attempt in range(5):
+                try:
+                    await focus.evaluate("element => element.scrollIntoView({block: 'center'})")
+                    break
+                except Exception as exc:  # playwright's Error: element detached mid-call
+                    if "not attached" not in str(exc) or attempt == 4:
+                        raise
         self.count += 1
         path = self.folder / f"{self.count:02d}-{name}.png"
         await self.page.screenshot(path=str(path))
