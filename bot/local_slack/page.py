@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.local_slack.interactions import Delivery, Refused
+from bot.local_slack.delivery import Delivery
+from bot.local_slack.interactions import Refused
 from bot.local_slack.ledger_panel import PanelError
 
 if TYPE_CHECKING:
