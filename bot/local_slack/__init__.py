@@ -8,6 +8,7 @@
   the bot's ``/slack/events`` signed like Slack's (``delivery``); the bot's
   answers shown as Slack shows them (``answers``, ``modal``);
 - ``page`` and ``static/``: the page a person uses, live over server-sent events;
+  ``page_state``: what one user sees there, as JSON;
 - ``ledger_panel``: switches that make the sandbox ledger misbehave;
 - ``server``: the bot and the stand-in on one server bound to 127.0.0.1.
 """
