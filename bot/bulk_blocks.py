@@ -30,6 +30,7 @@ from sync.engine import BulkFilter, BulkResult
 BULK_CALLBACK = "ledgerops.bulk_resync"
 STATE_CHOICES = (PostingState.FAILED, PostingState.RETRYING, PostingState.WAITING, PostingState.SYNCED)
 SHOWN_DOCUMENTS = 100  # a multi-select holds at most 100 options
+_NARROWING = CommandAction.BULK_FILTER.value  # every narrowing field re-counts the modal
 
 
 @dataclass(frozen=True)
@@ -126,102 +127,16 @@ def bulk_modal(
     groups: Sequence[Any],
 ) -> dict[str, Any]:
     """The modal: the count, the fields that narrow it, the first 100 documents, confirm."""
-    narrowing = CommandAction.BULK_FILTER.value
-    integ_options = [_option(n, n) for n in integrations[:100]]
-    state_options = [_option(s.value.replace("_", " "), s.value) for s in STATE_CHOICES]
-    group_options = [_option(f"{g.group_id}: {g.title}"[:75], str(g.group_id)) for g in groups[:100]]
-    doc_options = [_option(f"{d.kind} {d.external_id}"[:75], str(d.id)) for d in documents[:SHOWN_DOCUMENTS]]
     blocks: list[Any] = [
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=(
-                    f"*{count:,} document{'s' if count != 1 else ''}* will be resynced: unpaid bills "
-                    "get their invoice posting sent again, paid bills their invoice and payment "
-                    "postings. Booked vouchers are never touched."
-                )
-            )
-        ),
-        InputBlock(
-            block_id="integration",
-            label="Integration",
-            optional=True,
-            dispatch_action=True,
-            element=StaticSelectElement(
-                action_id=narrowing,
-                placeholder="All integrations",
-                options=integ_options or [_option("none", "-")],
-                initial_option=next((o for o in integ_options if o.value == sel.integration), None),
-            ),
-        ),
-        InputBlock(
-            block_id="states",
-            label="Postings that are",
-            dispatch_action=True,
-            element=StaticMultiSelectElement(
-                action_id=narrowing,
-                options=state_options,
-                initial_options=[o for o in state_options if o.value in sel.states] or None,
-            ),
-        ),
-        InputBlock(
-            block_id="since",
-            label="Documents dated from",
-            optional=True,
-            dispatch_action=True,
-            element=DatePickerElement(
-                action_id=narrowing, initial_date=sel.since.isoformat() if sel.since else None
-            ),
-        ),
-        InputBlock(
-            block_id="until",
-            label="Documents dated until",
-            optional=True,
-            dispatch_action=True,
-            element=DatePickerElement(
-                action_id=narrowing, initial_date=sel.until.isoformat() if sel.until else None
-            ),
-        ),
+        _count_section(count),
+        _integration_input(sel, integrations),
+        _states_input(sel),
+        _date_input("since", "Documents dated from", sel.since),
+        _date_input("until", "Documents dated until", sel.until),
     ]
-    if group_options:
-        blocks.append(
-            InputBlock(
-                block_id="group",
-                label="Error group",
-                optional=True,
-                dispatch_action=True,
-                element=StaticSelectElement(
-                    action_id=narrowing,
-                    placeholder="Any error",
-                    options=group_options,
-                    initial_option=next((o for o in group_options if o.value == str(sel.error_group)), None),
-                ),
-            )
-        )
-    if doc_options:
-        blocks.append(
-            InputBlock(
-                block_id="documents",
-                label=f"Only these (first {len(doc_options)} shown)",
-                optional=True,
-                element=StaticMultiSelectElement(
-                    action_id="documents", placeholder="All of them", options=doc_options
-                ),
-            )
-        )
-    blocks.append(
-        InputBlock(
-            block_id="confirm",
-            label="Confirm",
-            element=CheckboxesElement(
-                action_id="confirm", options=[_option(f"Resync these {count:,} documents", "yes")]
-            ),
-        )
-    )
-    blocks.append(
-        ContextBlock(
-            elements=[MarkdownTextObject(text="Progress is shown in the channel as the postings are queued.")]
-        )
-    )
+    optional = (_group_input(sel, groups), _documents_input(documents))
+    blocks += [block for block in optional if block is not None]
+    blocks += [_confirm_input(count), _progress_note()]
     view = View(
         type="modal",
         callback_id=BULK_CALLBACK,
@@ -232,6 +147,112 @@ def bulk_modal(
         blocks=blocks,
     )
     return view.to_dict()
+
+
+def _count_section(count: int) -> SectionBlock:
+    """How many documents the resync takes, and what it sends for each."""
+    return SectionBlock(
+        text=MarkdownTextObject(
+            text=(
+                f"*{count:,} document{'s' if count != 1 else ''}* will be resynced: unpaid bills "
+                "get their invoice posting sent again, paid bills their invoice and payment "
+                "postings. Booked vouchers are never touched."
+            )
+        )
+    )
+
+
+def _integration_input(sel: BulkSelection, integrations: Sequence[str]) -> InputBlock:
+    """Narrow to one integration (all of them when none is chosen)."""
+    options = [_option(n, n) for n in integrations[:100]]
+    return InputBlock(
+        block_id="integration",
+        label="Integration",
+        optional=True,
+        dispatch_action=True,
+        element=StaticSelectElement(
+            action_id=_NARROWING,
+            placeholder="All integrations",
+            options=options or [_option("none", "-")],
+            initial_option=next((o for o in options if o.value == sel.integration), None),
+        ),
+    )
+
+
+def _states_input(sel: BulkSelection) -> InputBlock:
+    """Narrow to postings in the chosen states."""
+    options = [_option(s.value.replace("_", " "), s.value) for s in STATE_CHOICES]
+    return InputBlock(
+        block_id="states",
+        label="Postings that are",
+        dispatch_action=True,
+        element=StaticMultiSelectElement(
+            action_id=_NARROWING,
+            options=options,
+            initial_options=[o for o in options if o.value in sel.states] or None,
+        ),
+    )
+
+
+def _date_input(block_id: str, label: str, day: date | None) -> InputBlock:
+    """One end of the documents' date range."""
+    return InputBlock(
+        block_id=block_id,
+        label=label,
+        optional=True,
+        dispatch_action=True,
+        element=DatePickerElement(action_id=_NARROWING, initial_date=day.isoformat() if day else None),
+    )
+
+
+def _group_input(sel: BulkSelection, groups: Sequence[Any]) -> InputBlock | None:
+    """Narrow to one error group; left out when there are no open groups."""
+    options = [_option(f"{g.group_id}: {g.title}"[:75], str(g.group_id)) for g in groups[:100]]
+    if not options:
+        return None
+    return InputBlock(
+        block_id="group",
+        label="Error group",
+        optional=True,
+        dispatch_action=True,
+        element=StaticSelectElement(
+            action_id=_NARROWING,
+            placeholder="Any error",
+            options=options,
+            initial_option=next((o for o in options if o.value == str(sel.error_group)), None),
+        ),
+    )
+
+
+def _documents_input(documents: Sequence[Any]) -> InputBlock | None:
+    """Pick single documents among the first ones shown; left out when none match."""
+    options = [_option(f"{d.kind} {d.external_id}"[:75], str(d.id)) for d in documents[:SHOWN_DOCUMENTS]]
+    if not options:
+        return None
+    return InputBlock(
+        block_id="documents",
+        label=f"Only these (first {len(options)} shown)",
+        optional=True,
+        element=StaticMultiSelectElement(action_id="documents", placeholder="All of them", options=options),
+    )
+
+
+def _confirm_input(count: int) -> InputBlock:
+    """The tick that says the person means it."""
+    return InputBlock(
+        block_id="confirm",
+        label="Confirm",
+        element=CheckboxesElement(
+            action_id="confirm", options=[_option(f"Resync these {count:,} documents", "yes")]
+        ),
+    )
+
+
+def _progress_note() -> ContextBlock:
+    """Where the person will see how it goes."""
+    return ContextBlock(
+        elements=[MarkdownTextObject(text="Progress is shown in the channel as the postings are queued.")]
+    )
 
 
 def progress_message(result: BulkResult, total: int, user: str, *, done: bool) -> SlackBody:

@@ -115,36 +115,21 @@ async def connect_exact(
     Online administration 101 (Books B.V.)". Raises :class:`ConnectError` when it
     is refused or fails; secrets never appear in any message.
     """
-    if cfg.kind != "exact":
-        raise ConnectError(f"{cfg.name} is a {cfg.kind} integration; only exact needs connect.")
-    env = dict(environ) if environ is not None else None
-    client_id = resolve_secret(cfg.client_id, f"integrations[{cfg.name}].client_id", env)
-    client_secret = resolve_secret(cfg.client_secret, f"integrations[{cfg.name}].client_secret", env)
-    if not client_id or not client_secret:
-        raise ConnectError(f"integrations[{cfg.name}] needs client_id and client_secret.")
+    client_id, client_secret = _client_credentials(cfg, environ)
     base = (cfg.base_url or DEFAULT_BASE_URL).rstrip("/")
     state = secrets.token_urlsafe(16)
 
     def announce(redirect_uri: str) -> None:
-        query = urlencode(
-            {
-                "client_id": client_id,
-                "redirect_uri": redirect_uri,
-                "response_type": "code",
-                "state": state,
-                "force_login": "0",
-            }
-        )
         open_url_printer(
             f"Open this address in a browser and sign in to the Exact Online administration for {cfg.name}:"
         )
-        open_url_printer(f"{base}/api/oauth2/auth?{query}")
+        open_url_printer(_sign_in_address(base, client_id, redirect_uri, state))
 
     code, redirect_uri = await _wait_for_code(port, state, wait_seconds, announce)
     async with httpx.AsyncClient(base_url=base, timeout=30.0, transport=transport) as http:
-        resp = await http.post(
-            "/api/oauth2/token",
-            data={
+        tokens = await _exchange_code(
+            http,
+            {
                 "grant_type": "authorization_code",
                 "code": code,
                 "redirect_uri": redirect_uri,
@@ -152,33 +137,10 @@ async def connect_exact(
                 "client_secret": client_secret,
             },
         )
-        if resp.status_code != 200:
-            reason = _oauth_error(resp)
-            raise ConnectError(f"Exact Online refused the sign-in ({reason}); nothing was stored.")
-        tokens = resp.json()
-        me_resp = await http.get(
-            "/api/v1/current/Me",
-            params={"$select": "CurrentDivision,DivisionCustomerName,FullName"},
-            headers={"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json"},
-        )
-        if me_resp.status_code != 200:
-            raise ConnectError(
-                f"Exact Online did not say which administration was chosen "
-                f"({me_resp.status_code}); nothing was stored."
-            )
-        d = me_resp.json().get("d") or {}
-        me = (d.get("results") or [d])[0]
+        me = await _chosen_administration(http, str(tokens["access_token"]))
     division = int(me["CurrentDivision"])
     label = str(me.get("DivisionCustomerName") or "").strip()
-    stored = await token_store.get("division")
-    expected = cfg.division if cfg.division is not None else (int(stored) if stored else None)
-    if expected is not None and expected != division:
-        raise ConnectError(
-            f"The sign-in chose administration {division}{f' ({label})' if label else ''}, but "
-            f"{cfg.name} is linked to administration {expected}. One administration per "
-            "integration: sign in to that administration, or add another integration for "
-            "this one. Nothing was stored."
-        )
+    await _check_one_administration(cfg, token_store, division, label)
     detail = {
         "division": division,
         "administration": label,
@@ -188,7 +150,80 @@ async def connect_exact(
     # The refresh token first: it is the one secret that cannot be had again without a person.
     await token_store.set("refresh_token", str(tokens["refresh_token"]), detail)
     await token_store.set("division", str(division), detail)
-    return f"Linked {cfg.name} to Exact Online administration {division}{f' ({label})' if label else ''}."
+    return f"Linked {cfg.name} to Exact Online administration {_administration(division, label)}."
+
+
+def _client_credentials(cfg: IntegrationConfig, environ: Mapping[str, str] | None) -> tuple[str, str]:
+    """The Exact app's client id and secret for ``cfg``; refused for other kinds or when missing."""
+    if cfg.kind != "exact":
+        raise ConnectError(f"{cfg.name} is a {cfg.kind} integration; only exact needs connect.")
+    env = dict(environ) if environ is not None else None
+    client_id = resolve_secret(cfg.client_id, f"integrations[{cfg.name}].client_id", env)
+    client_secret = resolve_secret(cfg.client_secret, f"integrations[{cfg.name}].client_secret", env)
+    if not client_id or not client_secret:
+        raise ConnectError(f"integrations[{cfg.name}] needs client_id and client_secret.")
+    return client_id, client_secret
+
+
+def _sign_in_address(base: str, client_id: str, redirect_uri: str, state: str) -> str:
+    """Exact Online's sign-in page, asking for a code sent back to our callback."""
+    query = urlencode(
+        {
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "state": state,
+            "force_login": "0",
+        }
+    )
+    return f"{base}/api/oauth2/auth?{query}"
+
+
+async def _exchange_code(http: httpx.AsyncClient, form: dict[str, str]) -> dict[str, Any]:
+    """The tokens for the sign-in's code (``/api/oauth2/token``)."""
+    resp = await http.post("/api/oauth2/token", data=form)
+    if resp.status_code != 200:
+        reason = _oauth_error(resp)
+        raise ConnectError(f"Exact Online refused the sign-in ({reason}); nothing was stored.")
+    tokens: dict[str, Any] = resp.json()
+    return tokens
+
+
+async def _chosen_administration(http: httpx.AsyncClient, access_token: str) -> dict[str, Any]:
+    """Which administration (division) the login chose (``/api/v1/current/Me``)."""
+    me_resp = await http.get(
+        "/api/v1/current/Me",
+        params={"$select": "CurrentDivision,DivisionCustomerName,FullName"},
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
+    if me_resp.status_code != 200:
+        raise ConnectError(
+            f"Exact Online did not say which administration was chosen "
+            f"({me_resp.status_code}); nothing was stored."
+        )
+    d = me_resp.json().get("d") or {}
+    me: dict[str, Any] = (d.get("results") or [d])[0]
+    return me
+
+
+async def _check_one_administration(
+    cfg: IntegrationConfig, token_store: _Store, division: int, label: str
+) -> None:
+    """Refuse a login that chose another administration than the configured (or linked) one."""
+    stored = await token_store.get("division")
+    expected = cfg.division if cfg.division is not None else (int(stored) if stored else None)
+    if expected is not None and expected != division:
+        raise ConnectError(
+            f"The sign-in chose administration {_administration(division, label)}, but "
+            f"{cfg.name} is linked to administration {expected}. One administration per "
+            "integration: sign in to that administration, or add another integration for "
+            "this one. Nothing was stored."
+        )
+
+
+def _administration(division: int, label: str) -> str:
+    """``101 (Books B.V.)``, or just ``101`` when Exact gave no name."""
+    return f"{division}{f' ({label})' if label else ''}"
 
 
 def _oauth_error(resp: httpx.Response) -> str:

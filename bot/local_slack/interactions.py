@@ -2,69 +2,35 @@
 
 Clicks, slash commands, modal submits and App Home visits become the payloads
 real Slack sends (``block_actions``, the slash-command form body,
-``view_submission``, ``view_closed``, ``event_callback``), signed with the
-signing secret (``v0=`` HMAC over ``v0:timestamp:body``) and POSTed to the
-bot's ``/slack/events`` over HTTP. The ack is honoured as Slack honours it: a
-slash command's answer body, ``response_action`` for modals, and Slack's own
-complaint when the bot answers late or not at all. ``response_url`` lives
-here too (``POST /slack-hooks/{token}``).
+``view_submission``, ``view_closed``, ``event_callback``), signed and POSTed to
+the bot's ``/slack/events`` (:mod:`bot.local_slack.delivery`). The ack is
+honoured as Slack honours it: a slash command's answer body
+(:mod:`bot.local_slack.answers`), ``response_action`` for modals
+(:mod:`bot.local_slack.modal`), and Slack's own complaint when the bot answers
+late or not at all.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import urllib.parse
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiohttp import web
-from slack_sdk.signature import SignatureVerifier
 
-from bot.local_slack.blockkit import (
-    BlockError,
-    action_of,
-    check_blocks,
-    find_element,
-    missing_inputs,
-    state_values,
-)
-from bot.local_slack.workspace import HOOK_USES, SLACKBOT, Hook, View, Workspace
+from bot.local_slack.answers import Answers
+from bot.local_slack.blockkit import BlockError, action_of, find_element, missing_inputs, state_values
+from bot.local_slack.delivery import Delivery, EventsEndpoint
+from bot.local_slack.members import SLACKBOT
+from bot.local_slack.modal import respond_to_submit
+from bot.local_slack.views import View
+from bot.local_slack.workspace import Workspace
 
-ACK_SECONDS = 3.0  # Slack gives up on an ack after three seconds
+Clicked = tuple[list[dict[str, Any]], dict[str, Any]]  # the blocks clicked in, the payload's container part
 
 
 class Refused(ValueError):
     """The page asked for something Slack would never send (a button that is not there …)."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """How the bot answered one request."""
-
-    status: int  # 0: no answer (timeout, connection refused)
-    body: str
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Acknowledged (HTTP 200)."""
-        return self.status == 200
-
-    def json(self) -> dict[str, Any] | None:
-        """The ack body as a JSON object, if it is one."""
-        try:
-            data = json.loads(self.body) if self.body.strip() else None
-        except json.JSONDecodeError:
-            return None
-        return data if isinstance(data, dict) else None
-
-    def slack_error(self) -> str:
-        """What Slack calls it when the app did not ack."""
-        if self.status == 0:
-            return "operation_timeout" if self.error == "timeout" else "dispatch_failed"
-        return "dispatch_failed"
 
 
 class Interactions:
@@ -72,48 +38,17 @@ class Interactions:
 
     def __init__(self, workspace: Workspace, events_url: str, signing_secret: str, hooks_url: str):
         self.ws = workspace
-        self.events_url = events_url
         self.hooks_url = hooks_url.rstrip("/")
-        self.signer = SignatureVerifier(signing_secret)
-        self._session: aiohttp.ClientSession | None = None
+        self.bot = EventsEndpoint(workspace, events_url, signing_secret)
+        self.answers = Answers(workspace)
 
     async def aclose(self) -> None:
         """Close the HTTP session used to reach the bot."""
-        if self._session is not None:
-            await self._session.close()
+        await self.bot.aclose()
 
-    # -- delivery ---------------------------------------------------------------------------
-    async def deliver(self, body: str, content_type: str, what: str) -> Delivery:
-        """POST one signed request to the bot, as Slack does; never raises."""
-        ts = str(int(time.time()))
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": self.signer.generate_signature(timestamp=ts, body=body),
-            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-        }
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        try:
-            async with self._session.post(
-                self.events_url,
-                data=body.encode(),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=ACK_SECONDS),
-            ) as r:
-                result = Delivery(r.status, await r.text())
-        except TimeoutError:
-            result = Delivery(0, "", "timeout")
-        except aiohttp.ClientError as exc:
-            result = Delivery(0, "", type(exc).__name__)
-        self.ws.log("bot", what, str(result.status) if result.status else result.error or "?")
-        return result
-
-    async def _form(self, fields: dict[str, str], what: str) -> Delivery:
-        return await self.deliver(urllib.parse.urlencode(fields), "application/x-www-form-urlencoded", what)
-
-    async def _payload(self, payload: dict[str, Any], what: str) -> Delivery:
-        return await self._form({"payload": json.dumps(payload)}, what)
+    async def hook(self, request: web.Request) -> web.Response:
+        """``POST /slack-hooks/{token}``: a later answer to a command or a click."""
+        return await self.answers.hook(request)
 
     def _user(self, user: str) -> dict[str, Any]:
         person = self.ws.person(user)
@@ -150,46 +85,8 @@ class Interactions:
     ) -> Delivery:
         """A button press or a choice in a select, overflow or date picker."""
         payload = self._base("block_actions", user)
-        kind = where.get("kind")
-        if kind == "message":
-            channel, ts = str(where.get("channel")), str(where.get("ts"))
-            msg = self.ws.message(channel, ts)
-            if msg is None:
-                raise Refused("no such message")
-            blocks = msg.blocks
-            payload.update(
-                container={"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
-                channel={"id": channel, "name": self.ws.channels[channel]},
-                message=msg.to_slack(),
-                response_url=self._hook(user, channel, "message", ts),
-            )
-        elif kind == "ephemeral":
-            eph = self.ws.ephemeral(user, str(where.get("ts")))
-            if eph is None:
-                raise Refused("no such ephemeral message")
-            blocks = eph.blocks
-            payload.update(
-                container={
-                    "type": "message",
-                    "message_ts": eph.ts,
-                    "channel_id": eph.channel,
-                    "is_ephemeral": True,
-                },
-                channel={"id": eph.channel, "name": self.ws.channels.get(eph.channel, "")},
-                response_url=self._hook(user, eph.channel, "ephemeral", eph.ts),
-            )
-        elif kind == "view":
-            view = self.ws.views.get(str(where.get("view_id")))
-            if view is None or view.user != user:
-                raise Refused("no such view")
-            blocks = view.body.get("blocks") or []
-            try:
-                view.values = state_values(blocks, values or {})
-            except BlockError as exc:
-                raise Refused(str(exc)) from None
-            payload.update(container={"type": "view", "view_id": view.id}, view=self._view_json(view))
-        else:
-            raise Refused("where must be message, ephemeral or view")
+        blocks, container = self._clicked_in(user, where, values or {})
+        payload.update(container)
         element = find_element(blocks, block_id, action_id)
         if element is None:
             raise Refused("no such element")
@@ -200,13 +97,60 @@ class Interactions:
         payload["actions"] = [action]
         payload["state"] = {"values": payload.get("view", {}).get("state", {}).get("values", {})}
         payload["trigger_id"] = self.ws.new_trigger(user)
-        result = await self._payload(payload, f"block_actions {action_id}")
+        result = await self.bot.payload(payload, f"block_actions {action_id}")
         if not result.ok:
             self.ws.notice(
                 user,
                 f"ledgerops did not respond ({result.slack_error()}): the click may not have reached it.",
             )
         return result
+
+    def _clicked_in(self, user: str, where: dict[str, Any], values: dict[str, Any]) -> Clicked:
+        kind = where.get("kind")
+        if kind == "message":
+            return self._in_message(user, str(where.get("channel")), str(where.get("ts")))
+        if kind == "ephemeral":
+            return self._in_ephemeral(user, str(where.get("ts")))
+        if kind == "view":
+            return self._in_view(user, str(where.get("view_id")), values)
+        raise Refused("where must be message, ephemeral or view")
+
+    def _in_message(self, user: str, channel: str, ts: str) -> Clicked:
+        msg = self.ws.message(channel, ts)
+        if msg is None:
+            raise Refused("no such message")
+        return msg.blocks or [], {
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
+            "channel": {"id": channel, "name": self.ws.channels[channel]},
+            "message": msg.to_slack(),
+            "response_url": self._hook(user, channel, "message", ts),
+        }
+
+    def _in_ephemeral(self, user: str, ts: str) -> Clicked:
+        eph = self.ws.ephemeral(user, ts)
+        if eph is None:
+            raise Refused("no such ephemeral message")
+        return eph.blocks or [], {
+            "container": {
+                "type": "message",
+                "message_ts": eph.ts,
+                "channel_id": eph.channel,
+                "is_ephemeral": True,
+            },
+            "channel": {"id": eph.channel, "name": self.ws.channels.get(eph.channel, "")},
+            "response_url": self._hook(user, eph.channel, "ephemeral", eph.ts),
+        }
+
+    def _in_view(self, user: str, view_id: str, values: dict[str, Any]) -> Clicked:
+        view = self.ws.views.get(view_id)
+        if view is None or view.user != user:
+            raise Refused("no such view")
+        blocks = view.body.get("blocks") or []
+        try:
+            view.values = state_values(blocks, values)
+        except BlockError as exc:
+            raise Refused(str(exc)) from None
+        return blocks, {"container": {"type": "view", "view_id": view.id}, "view": self._view_json(view)}
 
     # -- slash commands -----------------------------------------------------------------------
     async def command(self, user: str, channel: str, line: str) -> Delivery | None:
@@ -224,25 +168,10 @@ class Interactions:
                 author=SLACKBOT,
             )
             return None
-        person = self.ws.people[user]
         token = self.ws.new_hook(user, channel, "command", None, command_line=line.strip())
         hook = self.ws.hooks[token]
-        fields = {
-            "token": "sandbox-verification-token",
-            "team_id": self.ws.team_id,
-            "team_domain": self.ws.team_domain,
-            "channel_id": channel,
-            "channel_name": self.ws.channels[channel],
-            "user_id": user,
-            "user_name": person.name,
-            "command": command,
-            "text": text.strip(),
-            "api_app_id": self.ws.app_id,
-            "is_enterprise_install": "false",
-            "response_url": f"{self.hooks_url}/{token}",
-            "trigger_id": self.ws.new_trigger(user),
-        }
-        result = await self._form(fields, f"{command} {text.strip()}".strip())
+        fields = self._command_form(user, channel, command, text.strip(), token)
+        result = await self.bot.form(fields, f"{command} {text.strip()}".strip())
         if not result.ok:
             self.ws.post_ephemeral(
                 user, channel, f'{command} failed with the error "{result.slack_error()}"', author=SLACKBOT
@@ -252,41 +181,25 @@ class Interactions:
         if answer is None and result.body.strip():
             answer = {"text": result.body}  # a plain-text ack is shown as it is
         if answer:
-            hook.last_ephemeral = self._show(user, channel, answer, hook=hook)
+            hook.last_ephemeral = self.answers.show(user, channel, answer, hook=hook)
         return result
 
-    def _show(
-        self,
-        user: str,
-        channel: str,
-        answer: dict[str, Any],
-        *,
-        hook: Hook | None = None,
-        thread_ts: str | None = None,
-    ) -> str | None:
-        """Show an answer (ack body or response_url post); returns an ephemeral's ts."""
-        text = str(answer.get("text") or "")
-        blocks = answer.get("blocks")
-        if blocks is not None:
-            try:
-                blocks = check_blocks(blocks)
-            except BlockError as exc:
-                self.ws.notice(user, f"Slack refused the answer: invalid_blocks ({exc})")
-                return None
-        if answer.get("response_type") == "in_channel":
-            if hook is not None and hook.command_line:  # Slack shows the command answered
-                self.ws.post(channel, user, _escape(hook.command_line), bot=False)
-                hook.command_line = None
-            self.ws.post(
-                channel,
-                self.ws.bot.id,
-                text,
-                blocks=blocks,
-                attachments=answer.get("attachments"),
-                thread_ts=thread_ts,
-            )
-            return None
-        return self.ws.post_ephemeral(user, channel, text, blocks, thread_ts=thread_ts).ts
+    def _command_form(self, user: str, channel: str, command: str, text: str, token: str) -> dict[str, str]:
+        return {
+            "token": "sandbox-verification-token",
+            "team_id": self.ws.team_id,
+            "team_domain": self.ws.team_domain,
+            "channel_id": channel,
+            "channel_name": self.ws.channels[channel],
+            "user_id": user,
+            "user_name": self.ws.people[user].name,
+            "command": command,
+            "text": text,
+            "api_app_id": self.ws.app_id,
+            "is_enterprise_install": "false",
+            "response_url": f"{self.hooks_url}/{token}",
+            "trigger_id": self.ws.new_trigger(user),
+        }
 
     # -- modals -------------------------------------------------------------------------------
     async def submit(self, user: str, view_id: str, given: dict[str, Any]) -> Delivery | None:
@@ -306,39 +219,13 @@ class Interactions:
             return None
         payload = self._base("view_submission", user)
         payload.update(trigger_id=self.ws.new_trigger(user), view=self._view_json(view), response_urls=[])
-        result = await self._payload(payload, f"view_submission {view.body.get('callback_id')}")
+        result = await self.bot.payload(payload, f"view_submission {view.body.get('callback_id')}")
         if not result.ok:
             view.errors = {"": "We had some trouble connecting. Try again?"}
             self.ws.touch()
             return result
-        self._respond_to_submit(user, view, result.json() or {})
+        respond_to_submit(self.ws, user, view, result.json() or {})
         return result
-
-    def _respond_to_submit(self, user: str, view: View, answer: dict[str, Any]) -> None:
-        action = answer.get("response_action")
-        if action == "errors":
-            known = {str(b.get("block_id")) for b in view.body.get("blocks") or []}
-            errors = answer.get("errors") or {}
-            view.errors = {str(k): str(v) for k, v in errors.items() if str(k) in known}
-            if len(view.errors) != len(errors):  # Slack refuses errors for unknown blocks
-                view.errors[""] = "The app answered with errors for blocks this view lacks."
-            self.ws.touch()
-        elif action in ("update", "push"):
-            new = answer.get("view") or {}
-            try:
-                body = dict(new, blocks=check_blocks(new.get("blocks") or [], limit=100))
-            except BlockError as exc:
-                view.errors = {"": f"The app's new view is invalid: {exc}"}
-                self.ws.touch()
-                return
-            if action == "update":
-                self.ws.replace_view(view, body)
-            else:
-                self.ws.open_modal(user, body, push=True)
-        elif action == "clear":
-            self.ws.close_modal(user, all_=True)
-        else:
-            self.ws.close_modal(user, view.id)
 
     async def close(self, user: str, view_id: str) -> Delivery | None:
         """The modal's close button (or Escape); ``view_closed`` when the view asked for it."""
@@ -347,9 +234,9 @@ class Interactions:
             return None
         payload = self._base("view_closed", user)
         payload.update(view=self._view_json(closed[0]), is_cleared=False)
-        return await self._payload(payload, "view_closed")
+        return await self.bot.payload(payload, "view_closed")
 
-    # -- events -----------------------------------------------------------------------------
+    # -- the App Home -------------------------------------------------------------------------
     async def home_opened(self, user: str) -> Delivery:
         """The App Home tab was opened: ``app_home_opened`` (Events API)."""
         self._user(user)
@@ -382,72 +269,4 @@ class Interactions:
             ],
             "is_ext_shared_channel": False,
         }
-        return await self.deliver(json.dumps(body), "application/json", "app_home_opened")
-
-    # -- response_url -------------------------------------------------------------------------
-    async def hook(self, request: web.Request) -> web.Response:
-        """``POST /slack-hooks/{token}``: a later answer to a command or a click."""
-        hook = self.ws.hooks.get(request.match_info["token"])
-        if hook is None or hook.expires < time.monotonic():
-            return web.Response(status=404, text="expired_url")
-        if hook.uses >= HOOK_USES:
-            return web.Response(status=404, text="used_url")
-        try:
-            if request.content_type == "application/json":
-                answer = await request.json()
-            else:
-                answer = json.loads(str((await request.post()).get("payload", "{}")))
-        except (json.JSONDecodeError, ValueError):
-            return web.Response(status=400, text="invalid_payload")
-        if not isinstance(answer, dict):
-            return web.Response(status=400, text="invalid_payload")
-        hook.uses += 1
-        self.ws.log("api", f"response_url ({hook.source})", "ok")
-        if self._replace_or_delete(hook, answer):
-            return web.json_response({"ok": True})
-        ts = self._show(hook.user, hook.channel, answer, hook=hook, thread_ts=answer.get("thread_ts"))
-        if ts is not None:
-            hook.last_ephemeral = ts
-        return web.json_response({"ok": True})
-
-    def _replace_or_delete(self, hook: Hook, answer: dict[str, Any]) -> bool:
-        replace, delete = _flag(answer.get("replace_original")), _flag(answer.get("delete_original"))
-        if not (replace or delete):
-            return False
-        if hook.source == "message" and hook.message_ts:
-            msg = self.ws.message(hook.channel, hook.message_ts)
-            if msg is None:
-                return True
-            if delete:
-                self.ws.delete(msg)
-            else:
-                self.ws.update(msg, str(answer.get("text") or ""), _blocks_or_none(answer.get("blocks")))
-            return True
-        target = hook.message_ts if hook.source == "ephemeral" else hook.last_ephemeral
-        eph = self.ws.ephemeral(hook.user, target) if target else None
-        if eph is None:
-            return False  # nothing to replace: shown as a new answer
-        if delete:
-            self.ws.dismiss(hook.user, eph.ts)
-        else:
-            eph.text, eph.blocks = str(answer.get("text") or ""), _blocks_or_none(answer.get("blocks"))
-            self.ws.touch()
-        return True
-
-
-def _escape(text: str) -> str:
-    # What a person typed is text, never markup.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _flag(value: Any) -> bool:
-    return value is True or str(value).lower() == "true"
-
-
-def _blocks_or_none(blocks: Any) -> list[dict[str, Any]] | None:
-    if blocks is None:
-        return None
-    try:
-        return check_blocks(blocks)
-    except BlockError:
-        return None
+        return await self.bot.deliver(json.dumps(body), "application/json", "app_home_opened")

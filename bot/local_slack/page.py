@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.local_slack.interactions import Delivery, Refused
+from bot.local_slack.delivery import Delivery
+from bot.local_slack.interactions import Refused
 from bot.local_slack.ledger_panel import PanelError
+from bot.local_slack.page_state import mine_shown, traffic_shown, workspace_shown
 
 if TYPE_CHECKING:
     from bot.local_slack.stand_in import LocalSlack
 
 STATIC = Path(__file__).parent / "static"
 STREAM_REFRESH = 1.0  # seconds: the ledger panel changes without the workspace changing
-SHOWN_MESSAGES = 200
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,67 +97,11 @@ class Page:
 
     async def state_for(self, user: str) -> dict[str, Any]:
         """What ``user`` sees now (their ephemerals and modals, everyone's channel)."""
-        ws = self.ws
-        people = {
-            p.id: {"name": p.name, "real_name": p.real_name, "is_bot": p.is_bot} for p in ws.people.values()
-        }
-        channels = []
-        for cid, name in ws.channels.items():
-            msgs = ws.messages[cid]
-            top = [m for m in msgs.values() if not m.thread_ts][-SHOWN_MESSAGES:]
-            channels.append(
-                {
-                    "id": cid,
-                    "name": name,
-                    "messages": [
-                        {**_message(m), "replies": [_message(msgs[r]) for r in m.replies if r in msgs]}
-                        for m in top
-                    ],
-                }
-            )
-
-        def view(v: Any) -> dict[str, Any]:
-            return {"id": v.id, "view": v.body, "errors": v.errors, "hash": v.hash}
-
-        home = ws.homes.get(user)
         return {
             "me": user,
-            "team": {"id": ws.team_id, "name": ws.team_name},
-            "bot": {"id": ws.bot.id, "name": ws.bot.name},
-            "command": ws.commands[0] if ws.commands else "/ledger",
-            "dm": ws.dm_channel,  # the app's own conversation: its ephemerals show on Home
-            "users": [
-                {
-                    "id": p.id,
-                    "name": p.name,
-                    "real_name": p.real_name,
-                    "title": p.title,
-                    "allowed": self.slack.allowed(p.id),
-                }
-                for p in ws.people.values()
-                if not p.is_bot
-            ],
-            "people": people,
-            "usergroups": {gid: handle for gid, (handle, _) in ws.usergroups.items()},
-            "channels": channels,
-            "ephemerals": [
-                {
-                    "ts": e.ts,
-                    "channel": e.channel,
-                    "text": e.text,
-                    "blocks": e.blocks,
-                    "thread_ts": e.thread_ts,
-                    "author": e.author,
-                }
-                for e in ws.ephemerals.get(user, [])
-            ],
-            "modals": [view(v) for v in ws.modals.get(user, [])],
-            "home": view(home) if home else None,
-            "notices": ws.notices.get(user, []),
-            "traffic": [
-                {"at": t.at, "direction": t.direction, "what": t.what, "status": t.status}
-                for t in list(ws.traffic)[-12:]
-            ],
+            **workspace_shown(self.ws, self.slack.allowed),
+            **mine_shown(self.ws, user),
+            "traffic": traffic_shown(self.ws),
             "panel": await self.slack.panel.snapshot(),
         }
 
@@ -256,15 +201,3 @@ def _str(body: dict[str, Any], key: str) -> str:
 def _escape(text: str) -> str:
     # What Slack does to what people type: their "<" is text, never markup.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _message(m: Any) -> dict[str, Any]:
-    return {
-        "ts": m.ts,
-        "user": m.user,
-        "text": m.text,
-        "blocks": m.blocks,
-        "attachments": m.attachments,
-        "edited": bool(m.edited),
-        "bot": bool(m.bot_id),
-    }

@@ -21,7 +21,8 @@ from bot.local_slack.blockkit import (
     BlockError,
     check_blocks,
 )
-from bot.local_slack.workspace import MAX_VIEW_STACK, View, Workspace
+from bot.local_slack.views import MAX_VIEW_STACK, View
+from bot.local_slack.workspace import Workspace
 
 Answer = dict[str, Any]
 JSON_ARGS = ("blocks", "attachments", "view", "users", "metadata")

@@ -13,149 +13,17 @@ import itertools
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-SLACKBOT = "USLACKBOT"
-MAX_VIEW_STACK = 3  # Slack's limit on pushed modals
+from bot.local_slack.channel import Ephemeral, Message
+from bot.local_slack.members import SLACKBOT, Person
+from bot.local_slack.response_url import HOOK_SECONDS, Hook
+from bot.local_slack.views import View
+
 TRIGGER_SECONDS = 3.0  # Slack's: a trigger_id must be used within three seconds
-HOOK_SECONDS = 30 * 60  # response_url: 30 minutes
-HOOK_USES = 5  # response_url: five uses
 KEEP_MESSAGES = 500  # per channel; older ones are forgotten (a sandbox runs for hours, not years)
 KEEP_EPHEMERALS = 30  # per user
-
-
-@dataclass(frozen=True)
-class Person:
-    """A member of the workspace (a human or the bot user)."""
-
-    id: str
-    name: str
-    real_name: str
-    title: str = ""
-    is_bot: bool = False
-
-    def to_slack(self, team_id: str) -> dict[str, Any]:
-        """``users.info``'s ``user`` object."""
-        return {
-            "id": self.id,
-            "team_id": team_id,
-            "name": self.name,
-            "deleted": False,
-            "real_name": self.real_name,
-            "is_bot": self.is_bot,
-            "tz": "Europe/Copenhagen",
-            "profile": {"real_name": self.real_name, "display_name": self.name, "title": self.title},
-        }
-
-
-@dataclass
-class Message:
-    """A message in a channel (top level, or a reply when ``thread_ts`` is set)."""
-
-    channel: str
-    ts: str
-    user: str
-    text: str
-    blocks: list[dict[str, Any]] | None = None
-    attachments: list[dict[str, Any]] | None = None
-    thread_ts: str | None = None
-    bot_id: str | None = None
-    edited: str | None = None
-    replies: list[str] = field(default_factory=list)
-    #: Slack message metadata (``event_type``, ``event_payload``) the poster attached
-    metadata: dict[str, Any] | None = None
-
-    def to_slack(self) -> dict[str, Any]:
-        """The message as Slack shows it to apps (``block_actions.message``)."""
-        out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
-        if self.bot_id:
-            out["bot_id"] = self.bot_id
-        if self.blocks is not None:
-            out["blocks"] = self.blocks
-        if self.attachments is not None:
-            out["attachments"] = self.attachments
-        if self.thread_ts:
-            out["thread_ts"] = self.thread_ts
-        if self.replies:
-            out["thread_ts"] = self.ts
-            out["reply_count"] = len(self.replies)
-            out["latest_reply"] = self.replies[-1]
-        if self.edited:
-            out["edited"] = {"user": self.user, "ts": self.edited}
-        return out
-
-
-@dataclass
-class Ephemeral:
-    """A message only one user sees (until they dismiss it)."""
-
-    user: str
-    channel: str
-    ts: str
-    text: str
-    blocks: list[dict[str, Any]] | None = None
-    thread_ts: str | None = None
-    author: str = ""  # the bot, or Slackbot for Slack's own complaints
-
-
-@dataclass
-class View:
-    """A modal (one entry of a user's stack) or a user's App Home."""
-
-    id: str
-    user: str
-    body: dict[str, Any]
-    hash: str
-    root_id: str
-    previous_id: str | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def type(self) -> str:
-        """``modal`` or ``home``."""
-        return str(self.body.get("type", "modal"))
-
-    def to_slack(self, team_id: str, app_id: str, bot_id: str) -> dict[str, Any]:
-        """The ``view`` object of ``views.*`` answers and of interaction payloads."""
-        b = self.body
-        return {
-            "id": self.id,
-            "team_id": team_id,
-            "type": self.type,
-            "blocks": b.get("blocks") or [],
-            "private_metadata": b.get("private_metadata", ""),
-            "callback_id": b.get("callback_id", ""),
-            "state": {"values": self.values},
-            "hash": self.hash,
-            "title": b.get("title"),
-            "close": b.get("close"),
-            "submit": b.get("submit"),
-            "clear_on_close": bool(b.get("clear_on_close")),
-            "notify_on_close": bool(b.get("notify_on_close")),
-            "external_id": b.get("external_id", ""),
-            "previous_view_id": self.previous_id,
-            "root_view_id": self.root_id,
-            "app_id": app_id,
-            "app_installed_team_id": team_id,
-            "bot_id": bot_id,
-        }
-
-
-@dataclass
-class Hook:
-    """A ``response_url``: where an interaction's answer may be sent later."""
-
-    user: str
-    channel: str
-    source: str  # "command" | "message" | "ephemeral"
-    message_ts: str | None
-    expires: float
-    uses: int = 0
-    last_ephemeral: str | None = None  # what a command's replace_original replaces
-    #: a command's own text, shown above its first answer in the channel (as Slack does)
-    command_line: str | None = None
 
 
 @dataclass
