@@ -70,6 +70,7 @@ def record(
         "queued_actor": None,
         "force": False,
         "lookup_first": row.lookup_first and not report.lookup_done,
+        "error_cause": None,
     }
     ref = report.result.external_ref if report.result else row.external_ref
     done = _new_state(conn, engine, row, report, values, ref, finished)
@@ -185,6 +186,8 @@ def _failure(
     outcome = report.outcome
     done = _Settled(outcome, failure.message, failure.code, row.error_group_id)
     values.update(last_error=failure.message, error_code=failure.code)
+    if failure.cause is not None:
+        values["error_cause"] = failure.cause[1]
     if outcome is Outcome.UNCERTAIN:
         values.update(lookup_first=True, sent_hash=row.desired_hash)
     # While an outage of the whole ledger is announced, a posting is not at fault for

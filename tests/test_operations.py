@@ -47,6 +47,25 @@ async def test_map_fixes_the_failures_it_caused_and_wins_over_config(runtime: Ru
     assert groups[0].documents == [("ap", "bill", "M-3")]
 
 
+async def test_map_queues_exactly_the_postings_that_lacked_that_mapping(runtime: Runtime) -> None:
+    # A category may hold what a text match reads as a pattern ("%", "_") or differ only
+    # in case; each mapping fixes the postings that lacked it, and no others.
+    await ingest(
+        runtime,
+        bill("W-1", category="Fees 50%"),
+        bill("W-2", category="Fees 50% off"),
+        bill("W-3", category="fees 50%"),
+        bill("W-4", category="Fees_50%"),
+    )
+    await runtime.worker.run_until_idle()
+    requeued = await set_mapping(runtime.engine, "books-dk", "category", "Fees 50%", 2750, "U0ALICE")
+    assert len(requeued) == 1
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "W-1"))["state"] == "synced"
+    for other in ("W-2", "W-3", "W-4"):
+        assert posting(await view(runtime, other))["state"] == "failed"
+
+
 async def test_history_transfers_only_when_asked(make_runtime: object, clock: FakeClock) -> None:
     rt: Runtime = await make_runtime(  # type: ignore[operator]
         make_config(sandbox_integration(history_start=date(2026, 11, 1)))
