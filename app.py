@@ -26,7 +26,7 @@ from storage.migrate import upgrade_async
 from storage.models import Integration, Posting
 from sync.config import SecretMissing
 from sync.documents import MAX_BATCH, validate_batch
-from sync.engine import IngestRejected
+from sync.ingest import IngestRejected, ingest_batch
 
 log = logging.getLogger("ledgerops")
 
@@ -143,7 +143,7 @@ async def _ingest_file(env: Environment, config: ConfigFile, path: Path) -> int:
     accepted = stale = 0
     try:
         for i in range(0, len(events), MAX_BATCH):
-            result = await runtime.engine.ingest(events[i : i + MAX_BATCH])
+            result = await ingest_batch(runtime.engine, events[i : i + MAX_BATCH])
             accepted += len(result.accepted)
             stale += len(result.stale)
     except IngestRejected as exc:

@@ -47,6 +47,7 @@ from storage.migrate import upgrade_async
 from storage.models import Activity, Posting
 from sync.config import IntegrationConfig, Mappings, WorkerConfig
 from sync.documents import validate_batch
+from sync.ingest import ingest_batch
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack, click_body, signed_headers
 
 CLICKS = 50
@@ -80,7 +81,7 @@ async def ingest(runtime: Runtime, events: list[dict[str, Any]]) -> None:
             {"events": events[start : start + 1000]}, set(runtime.engine.integrations)
         )
         assert not errors, errors[:3]
-        await runtime.engine.ingest(valid)
+        await ingest_batch(runtime.engine, valid)
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:

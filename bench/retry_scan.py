@@ -50,8 +50,9 @@ from storage.migrate import upgrade_async
 from storage.models import Posting
 from storage.queries import due_companies, release_due_retries
 from storage.states import PostingState
+from sync.bulk import BulkFilter, resync_many
 from sync.config import IntegrationConfig, Mappings
-from sync.engine import BulkFilter, Engine
+from sync.engine import Engine
 from sync.vouchers import idempotency_key
 
 COMPANIES = 10
@@ -466,7 +467,7 @@ async def scenario(url: str, docs: int) -> dict[str, Any]:
     )
     began = time.perf_counter()
     with Sampler() as mem:
-        result = await engine.resync_many(BulkFilter(states=(PostingState.FAILED,)), "U0BENCH", chunk=500)
+        result = await resync_many(engine, BulkFilter(states=(PostingState.FAILED,)), "U0BENCH", chunk=500)
     resync_s = time.perf_counter() - began
     async with db.sessions() as s:
         pending = int(

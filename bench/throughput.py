@@ -30,6 +30,7 @@ from storage.migrate import upgrade_async
 from storage.models import Posting
 from sync.config import IntegrationConfig, Mappings, WorkerConfig
 from sync.documents import validate_batch
+from sync.ingest import ingest_batch
 
 
 def bill_event(company: str, i: int) -> dict[str, Any]:
@@ -89,7 +90,7 @@ async def scenario(url: str, companies: int, bills: int, latency_ms: int) -> dic
                 {"events": events[start : start + 1000]}, set(runtime.engine.integrations)
             )
             assert not errors, errors[:3]
-            await runtime.engine.ingest(valid)
+            await ingest_batch(runtime.engine, valid)
         total = companies * bills
         began = time.perf_counter()
         await runtime.worker.run_until_idle()

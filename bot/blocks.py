@@ -35,12 +35,12 @@ from bot.facts import (
     Status,
     document_fields,
     document_title,
-    money,
     plural,
     posting_label,
 )
 from bot.plain_text import escape, plain
 from storage.states import PostingState
+from sync.kinds import KINDS
 
 __all__ = ["escape", "plain"]  # re-exported: every builder takes them from here
 
@@ -367,9 +367,5 @@ def group_message(g: GroupNotice) -> SlackBody:
 
 
 def _member_line(doc: Any) -> str:
-    d = doc.data
-    if doc.kind == "bill":
-        supplier = (d.get("supplier") or {}).get("name") or "?"
-        amount = money(d.get("amount"), d.get("currency")) or ""
-        return f"{supplier} · {d.get('invoice_number') or doc.external_id} · {amount}"
-    return document_title(doc)
+    kind = KINDS.get(doc.kind)
+    return kind.summary(doc.data, doc.external_id) if kind is not None else document_title(doc)

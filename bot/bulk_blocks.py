@@ -25,7 +25,7 @@ from slack_sdk.models.views import View
 from bot.blocks import SlackBody, escape, finish, mention, plain, section
 from bot.command_blocks import CommandAction
 from storage.states import PostingState
-from sync.engine import BulkFilter, BulkResult
+from sync.bulk import BulkFilter, BulkResult
 
 BULK_CALLBACK = "ledgerops.bulk_resync"
 STATE_CHOICES = (PostingState.FAILED, PostingState.RETRYING, PostingState.WAITING, PostingState.SYNCED)

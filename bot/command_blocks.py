@@ -37,7 +37,6 @@ class CommandAction(StrEnum):
     PAGE = "ledgerops.page"  # next / previous page of a long answer
     PAUSE = "ledgerops.pause"
     RESUME = "ledgerops.resume"
-    OPEN_BULK = "ledgerops.open_bulk"  # App Home: open the bulk resync modal
     CONFIRM_HISTORY = "ledgerops.confirm_history"
     BULK_FILTER = "ledgerops.bulk_filter"  # a narrowing field in the bulk resync modal
 

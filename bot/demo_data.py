@@ -34,6 +34,7 @@ from connectors.sandbox import SandboxConnector, SandboxLedger
 from storage.models import Document, Posting
 from storage.states import PostingState
 from sync.documents import validate_batch
+from sync.ingest import ingest_batch
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +316,7 @@ class DemoScript:
         valid, errors = validate_batch({"events": events}, set(self.runtime.engine.integrations))
         if errors:
             raise ValueError(f"demo event invalid: {errors[0]}")
-        await self.runtime.engine.ingest(valid)
+        await ingest_batch(self.runtime.engine, valid)
 
     async def until(self, check: Callable[[], Awaitable[bool]], what: str) -> None:
         """Wait for ``check()`` (the worker runs in the background), or give up loudly."""

@@ -9,7 +9,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 from bot.config import ConfigError, ConfigFile, Environment
 from bot.logs import remember_secret
@@ -72,7 +71,6 @@ class Runtime:
     db: Database
     engine: Engine
     worker: Worker
-    extras: dict[str, Any] = field(default_factory=dict)
     #: the Slack side; ``None`` without a bot token (sandbox mode)
     slack: SlackBot | None = None
     notifier: Notifier | None = None

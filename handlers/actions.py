@@ -27,7 +27,8 @@ from bot.slack import SlackBot
 from storage.models import Document, Posting
 from storage.queries import mute_group
 from storage.states import PostingState
-from sync.engine import BulkFilter
+from sync.bulk import BulkFilter, resync_many
+from sync.resync import ignore_posting, resync_document
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,8 @@ class ButtonActions:
         if doc is None:
             await self.tell(click, note("That document no longer exists."))
             return
-        outcomes = await self.engine.resync(
-            doc.source, doc.kind, doc.external_id, [posting_kind], actor=click.user
+        outcomes = await resync_document(
+            self.engine, doc.source, doc.kind, doc.external_id, [posting_kind], actor=click.user
         )
         if not any(o.ok for o in outcomes):
             # Double click, or a colleague was quicker: nothing ran twice; say so.
@@ -159,7 +160,9 @@ class ButtonActions:
         await self.resync(click, posting.slot)  # one journal of a run, not every period
 
     async def ignore(self, click: Click) -> None:
-        outcome = await self.engine.ignore(read_button_value(click.value, "posting")["posting"], click.user)
+        outcome = await ignore_posting(
+            self.engine, read_button_value(click.value, "posting")["posting"], click.user
+        )
         if not outcome.ok:
             await self.tell(click, outcome_note([outcome.message]))
 
@@ -168,8 +171,8 @@ class ButtonActions:
         group_id = read_button_value(click.value, "group")["group"]
         # a person is working on it: a muted group's message must show what happens
         await self.db.run(lambda conn: mute_group(conn, group_id, None))
-        result = await self.engine.resync_many(
-            BulkFilter(error_group_id=group_id, states=(PostingState.FAILED,)), click.user
+        result = await resync_many(
+            self.engine, BulkFilter(error_group_id=group_id, states=(PostingState.FAILED,)), click.user
         )
         await record(
             self.db,

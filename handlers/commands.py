@@ -31,6 +31,7 @@ from bot.slack import SlackBot
 from handlers import command_parser as cp
 from handlers.views import BulkResyncModal
 from storage.models import Document
+from sync.admin import history_count, set_mapping, set_paused, transfer_history
 from sync.engine import UnknownIntegration
 from sync.overview import (
     company_queues,
@@ -38,6 +39,7 @@ from sync.overview import (
     integration_status,
     needs_attention,
 )
+from sync.resync import resync_document
 
 log = logging.getLogger(__name__)
 
@@ -149,19 +151,19 @@ class SlashCommands:
     async def run_change(self, cmd: Any, user: str) -> SlackBody:
         engine = self.engine
         if isinstance(cmd, cp.Pause | cp.Resume):
-            return note(await engine.set_paused(cmd.integration, isinstance(cmd, cp.Pause), user))
+            return note(await set_paused(engine, cmd.integration, isinstance(cmd, cp.Pause), user))
         if isinstance(cmd, cp.Map):
             integration = cmd.integration or self.only_integration()
             if integration is None:
                 return usage_answer(self.name, "Which integration? Several are configured", cp.USAGE["map"])
-            requeued = await engine.set_mapping(integration, cmd.what, cmd.source, cmd.number, user)
+            requeued = await set_mapping(engine, integration, cmd.what, cmd.source, cmd.number, user)
             return note(
                 f"Mapped {cmd.what} “{_esc(cmd.source)}” → {cmd.number} in "
                 f"*{integration}*; {len(requeued)} failed posting"
                 f"{'s' if len(requeued) != 1 else ''} queued again."
             )
         if isinstance(cmd, cp.History):
-            count = await engine.history_count(cmd.integration, cmd.since)
+            count = await history_count(engine, cmd.integration, cmd.since)
             if not count:
                 return note(
                     f"Nothing waits for the history start in *{cmd.integration}* from "
@@ -175,7 +177,7 @@ class SlashCommands:
         if isinstance(doc, SlackBody):
             return doc
         kinds = ["all"] if isinstance(cmd, cp.Restart) else list(cmd.postings)
-        outcomes = await engine.resync(doc.source, doc.kind, doc.external_id, kinds, user)
+        outcomes = await resync_document(engine, doc.source, doc.kind, doc.external_id, kinds, user)
         return outcome_note([o.message for o in outcomes])
 
     def only_integration(self) -> str | None:
@@ -236,7 +238,7 @@ class SlashCommands:
         if not isinstance(cmd, cp.History):
             await tell(note("That button no longer works. Nothing was changed."))
             return
-        queued = await self.engine.transfer_history(cmd.integration, cmd.since, user)
+        queued = await transfer_history(self.engine, cmd.integration, cmd.since, user)
         await tell(
             note(
                 f"{queued} posting{'s' if queued != 1 else ''} of *{cmd.integration}* "

@@ -60,7 +60,6 @@ ACTION_WORDS = {
     CommandAction.PAGE: "page through this answer",
     CommandAction.PAUSE: "pause or resume integrations",
     CommandAction.RESUME: "pause or resume integrations",
-    CommandAction.OPEN_BULK: "resync failed postings in bulk",
     CommandAction.CONFIRM_HISTORY: "transfer history",
     CommandAction.BULK_FILTER: "resync failed postings in bulk",
 }

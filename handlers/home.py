@@ -18,6 +18,7 @@ from bot.command_blocks import CommandAction, home_view
 from bot.delivery import call
 from bot.runtime import Runtime
 from bot.slack import SlackBot
+from sync.admin import set_paused
 from sync.changes import Change
 from sync.overview import integration_status, needs_attention
 
@@ -96,5 +97,5 @@ class HomeTab:
 
     async def _switch(self, user: str, integration: str, pause: bool) -> None:
         if integration in self.engine.integrations:
-            await self.engine.set_paused(integration, pause, user)
+            await set_paused(self.engine, integration, pause, user)
         await self.publish(user)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bot.runtime import Runtime
 from sync.documents import FieldError, validate_batch
-from sync.engine import IngestRejected
+from sync.ingest import IngestRejected, ingest_batch
 from sync.intake import NestedTooDeeply, read_json
 
 MAX_BODY = 5 * 1024 * 1024
@@ -59,7 +59,7 @@ async def post_events(request: web.Request) -> web.Response:
     if errors:
         return errors_response(errors)
     try:
-        result = await runtime.engine.ingest(events)
+        result = await ingest_batch(runtime.engine, events)
     except IngestRejected as exc:
         return errors_response(exc.errors)
     return web.json_response({"accepted": result.accepted, "stale": result.stale}, status=202)

@@ -20,7 +20,7 @@ from bot.command_blocks import CommandAction
 from bot.delivery import call
 from bot.runtime import Runtime
 from bot.slack import SlackBot
-from sync.engine import BulkFilter, BulkResult
+from sync.bulk import BulkFilter, BulkResult, bulk_count, bulk_documents, resync_many
 from sync.overview import needs_attention
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,9 @@ class BulkResyncModal:
 
     async def render(self, selection: BulkSelection) -> dict[str, Any]:
         flt = selection.filter(self.engine.integration_ids)
-        count = await self.engine.bulk_count(flt)
-        docs = await self.engine.bulk_documents(
-            BulkFilter(flt.integration, flt.states, flt.since, flt.until, flt.error_group_id)
+        count = await bulk_count(self.engine, flt)
+        docs = await bulk_documents(
+            self.engine, BulkFilter(flt.integration, flt.states, flt.since, flt.until, flt.error_group_id)
         )
         async with self.engine.db.sessions() as s:
             groups = await needs_attention(s, limit=100, sample=0)
@@ -92,7 +92,7 @@ class BulkResyncModal:
             await ack(response_action="errors", errors=errors)
             return
         flt = selection.filter(self.engine.integration_ids)
-        if not await self.engine.bulk_count(flt):
+        if not await bulk_count(self.engine, flt):
             await ack(
                 response_action="errors", errors={"states": "Nothing matches this selection; widen it."}
             )
@@ -107,7 +107,7 @@ class BulkResyncModal:
 
     async def run(self, flt: BulkFilter, user: str, channel: str) -> None:
         """Queue the selection, updating one progress message as chunks go in."""
-        total = await self.engine.bulk_count(flt)
+        total = await bulk_count(self.engine, flt)
         first = progress_message(BulkResult(), total, user, done=False)
         posted = await call(
             self.bot.client.chat_postMessage(channel=channel, text=first.text, blocks=first.blocks),
@@ -123,7 +123,7 @@ class BulkResyncModal:
                     "chat.update",
                 )
 
-        result = await self.engine.resync_many(flt, user, progress=progress)
+        result = await resync_many(self.engine, flt, user, progress=progress)
         final = progress_message(result, total, user, done=True)
         if ts:
             await call(

@@ -145,6 +145,8 @@ class Posting(Base):
     lease_token: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
+    # the source value a missing mapping is for (``error_code`` ``unmapped_<kind>`` names the kind)
+    error_cause: Mapped[str | None] = mapped_column(String(255))
     error_group_id: Mapped[int | None] = mapped_column(ForeignKey("error_groups.id"))
     updated_at: Mapped[datetime]
 

@@ -24,8 +24,6 @@ class PostingState(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-#: States a worker may pick up (once due).
-CLAIMABLE_STATES = (PostingState.PENDING,)
 #: States in which nothing more will happen on its own.
 SETTLED_STATES = (PostingState.SYNCED, PostingState.BOOKED, PostingState.IGNORED, PostingState.WITHDRAWN)
 
@@ -40,14 +38,6 @@ class PostingKind(StrEnum):
     PAYOUT = "payout"
     JOURNAL = "journal"
     RELATION = "relation"
-
-
-class ErpStatus(StrEnum):
-    """What the accounting system says about a record we made."""
-
-    DRAFT = "draft"
-    BOOKED = "booked"
-    MISSING = "missing"
 
 
 class Trigger(StrEnum):

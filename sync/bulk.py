@@ -1,7 +1,7 @@
-"""Bulk resync a chunk of documents at a time: a handful of statements per chunk.
+"""Bulk resync (and the counts the bulk modal shows), a chunk of documents at a time.
 
 The rules are those of a person's resync of ``all`` postings of each document
-(``Engine._resync_document``): a posting in flight, already queued or booked is
+(``sync.resync.requeue_document``): a posting in flight, already queued or booked is
 refused; any other is queued again (``force``), its desired content refreshed.
 A document that needs a posting it does not have yet (a bill paid since) goes
 the per-document way, which creates it. The rest is one guarded UPDATE per chunk:
@@ -13,18 +13,42 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from functools import partial
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Document, Posting
+from storage.models import Activity, Document, Posting
+from storage.queries import clear_backoff
 from storage.states import PostingState, Trigger
 from sync.changes import Change
+from sync.engine import Engine
 from sync.planner import PlannedPosting
+from sync.resync import RESYNCABLE, requeue_document, resync_plan
 
 _P = Posting.__table__
 _REFRESH_HASH = update(_P).where(_P.c.id == bindparam("pid")).values(desired_hash=bindparam("dh"))
+
+
+@dataclass(frozen=True)
+class BulkFilter:
+    """Which documents a bulk resync touches."""
+
+    integration: str | None = None
+    states: tuple[str, ...] = (PostingState.FAILED,)
+    since: date | None = None
+    until: date | None = None
+    error_group_id: int | None = None
+    document_ids: tuple[int, ...] | None = None
+
+
+@dataclass
+class BulkResult:
+    documents: int = 0
+    queued: int = 0
+    refused: int = 0
 
 
 @dataclass
@@ -35,6 +59,33 @@ class ChunkResult:
     refused: int = 0
     integration_ids: set[int] = field(default_factory=set)
     fallback: list[Document] = field(default_factory=list)
+
+
+def _pick(
+    docs: Sequence[Document],
+    existing: dict[int, dict[str, Posting]],
+    planned_of: Callable[[Document], dict[str, PlannedPosting]],
+    resyncable: Sequence[str],
+    result: ChunkResult,
+) -> tuple[dict[int, Posting], list[dict[str, object]]]:
+    """The postings to queue (by id) and the desired hashes to refresh with them."""
+    take: dict[int, Posting] = {}
+    refresh: list[dict[str, object]] = []
+    for doc in docs:
+        planned = planned_of(doc)
+        mine = existing.get(doc.id, {})
+        if any(slot not in mine for slot in planned):
+            result.fallback.append(doc)
+            continue
+        for slot in sorted(planned):
+            p = mine[slot]
+            if p.state not in resyncable:
+                result.refused += 1  # in flight, already queued, or booked
+                continue
+            take[p.id] = p
+            if p.desired_hash != planned[slot].desired_hash:
+                refresh.append({"pid": p.id, "dh": planned[slot].desired_hash})
+    return take, refresh
 
 
 async def requeue_chunk(
@@ -52,22 +103,7 @@ async def requeue_chunk(
     existing: dict[int, dict[str, Posting]] = {}
     for p in (await s.scalars(select(Posting).where(Posting.document_id.in_([d.id for d in docs])))).all():
         existing.setdefault(p.document_id, {})[p.slot] = p
-    take: dict[int, Posting] = {}
-    refresh: list[dict[str, object]] = []
-    for doc in docs:
-        planned = planned_of(doc)
-        mine = existing.get(doc.id, {})
-        if any(slot not in mine for slot in planned):
-            result.fallback.append(doc)
-            continue
-        for slot in sorted(planned):
-            p = mine[slot]
-            if p.state not in resyncable:
-                result.refused += 1  # in flight, already queued, or booked
-                continue
-            take[p.id] = p
-            if p.desired_hash != planned[slot].desired_hash:
-                refresh.append({"pid": p.id, "dh": planned[slot].desired_hash})
+    take, refresh = _pick(docs, existing, planned_of, resyncable, result)
     if not take:
         return result
     done = set(
@@ -100,3 +136,111 @@ async def requeue_chunk(
         result.integration_ids.add(p.integration_id)
         changes.append(Change(pid, p.document_id, PostingState.PENDING, p.error_group_id))
     return result
+
+
+async def resync_many(
+    engine: Engine,
+    flt: BulkFilter,
+    actor: str | None,
+    trigger: Trigger = Trigger.BULK,
+    progress: Callable[[BulkResult], Any] | None = None,
+    chunk: int = 500,
+) -> BulkResult:
+    """Bulk resync: unpaid bills -> invoice posting; paid -> invoice and payment.
+
+    Works through the matching documents in id order, a chunk per
+    transaction, so memory stays flat however many there are.
+    """
+    result = BulkResult()
+    last_id = 0
+    while True:
+        now = engine.clock()
+        changes: list[Change] = []
+        async with engine.db.sessions() as s, s.begin():
+            stmt = (
+                select(Document)
+                .where(Document.id > last_id)
+                .where(Document.id.in_(_bulk_postings(engine, flt).with_only_columns(Posting.document_id)))
+                .order_by(Document.id)
+                .limit(chunk)
+            )
+            docs = list((await s.scalars(stmt)).all())
+            if not docs:
+                break
+            # the chunk in a few statements; documents that need a new posting one by one
+            done = await requeue_chunk(
+                s, docs, partial(resync_plan, engine), RESYNCABLE, actor, trigger, now, changes
+            )
+            result.documents += len(docs)
+            result.queued += done.queued
+            result.refused += done.refused
+            for iid in done.integration_ids:
+                name = next(n for n, i in engine.integration_ids.items() if i == iid)
+                await s.run_sync(clear_backoff, name)
+            for doc in done.fallback:
+                outcomes = await requeue_document(engine, s, doc, {"all"}, actor, trigger, now, changes)
+                result.queued += sum(1 for o in outcomes if o.ok)
+                result.refused += sum(1 for o in outcomes if not o.ok)
+            last_id = docs[-1].id
+            s.expunge_all()
+        engine.feed.publish(changes)
+        engine.wake()
+        if progress is not None:
+            await progress(result)
+    await _log_bulk(engine, actor, result)
+    return result
+
+
+async def _log_bulk(engine: Engine, actor: str | None, result: BulkResult) -> None:
+    async with engine.db.sessions() as s, s.begin():
+        s.add(
+            Activity(
+                actor=actor,
+                action="resync_many",
+                subject="bulk",
+                at=engine.clock(),
+                outcome="ok",
+                detail={
+                    "documents": result.documents,
+                    "queued": result.queued,
+                    "refused": result.refused,
+                },
+            )
+        )
+
+
+async def bulk_count(engine: Engine, flt: BulkFilter) -> int:
+    """How many documents a bulk resync with this filter would touch."""
+    async with engine.db.sessions() as s:
+        sub = _bulk_postings(engine, flt).with_only_columns(Posting.document_id).subquery()
+        return int(await s.scalar(select(func.count(func.distinct(sub.c.document_id)))) or 0)
+
+
+async def bulk_documents(engine: Engine, flt: BulkFilter, limit: int = 100) -> list[Document]:
+    """The first documents a bulk resync would touch (to narrow the selection)."""
+    async with engine.db.sessions() as s:
+        ids = _bulk_postings(engine, flt).with_only_columns(Posting.document_id)
+        return list(
+            (
+                await s.scalars(
+                    select(Document).where(Document.id.in_(ids)).order_by(Document.id).limit(limit)
+                )
+            ).all()
+        )
+
+
+def _bulk_postings(engine: Engine, flt: BulkFilter) -> Any:
+    stmt = select(Posting.id).where(Posting.state.in_(flt.states))
+    if flt.integration:
+        stmt = stmt.where(Posting.integration_id == engine.integration_ids[flt.integration])
+    if flt.error_group_id is not None:
+        stmt = stmt.where(Posting.error_group_id == flt.error_group_id)
+    if flt.since or flt.until or flt.document_ids is not None:
+        stmt = stmt.join(Document, Document.id == Posting.document_id)
+        if flt.since:
+            stmt = stmt.where(Document.doc_date >= flt.since)
+        if flt.until:
+            stmt = stmt.where(Document.doc_date <= flt.until)
+        if flt.document_ids is not None:
+            stmt = stmt.where(Document.id.in_(flt.document_ids))
+    return stmt

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,70 +25,13 @@ from pydantic import (
 
 from storage.db import MAX_BIGINT
 from sync.intake import screen
+from sync.kinds import KINDS
+from sync.kinds.base import Currency, Money, Name, NonNegativeMoney, PositiveMoney, Shape, Text, number_text
 
 DOCUMENT_KINDS = ("bill", "order", "refund", "payment", "payout", "payroll_run", "relation")
 MAX_BATCH = 1000
 #: versions are stored as a signed 64-bit integer
 MAX_VERSION = MAX_BIGINT
-
-CENTS = Decimal("0.01")
-
-
-def _cents(value: Decimal) -> Decimal:
-    # "1250" and "1250.00" are the same amount: store and hash one spelling.
-    return value.quantize(CENTS)
-
-
-Money = Annotated[
-    Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False), AfterValidator(_cents)
-]
-PositiveMoney = Annotated[
-    Decimal, Field(gt=0, max_digits=18, decimal_places=2, allow_inf_nan=False), AfterValidator(_cents)
-]
-NonNegativeMoney = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False), AfterValidator(_cents)
-]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-Text = Annotated[str, Field(max_length=250)]
-Name = Annotated[str, Field(min_length=1, max_length=255)]
-Period = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
-
-
-class Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-def _number_text(value: Any) -> Any:
-    # Supplier and relation numbers arrive as numbers or strings; we keep text.
-    if isinstance(value, bool):
-        return value
-    return str(value) if isinstance(value, int) else value
-
-
-class Supplier(Shape):
-    number: Annotated[str, Field(min_length=1, max_length=40)]
-    name: Name
-
-    _n = field_validator("number", mode="before")(_number_text)
-
-
-class Paid(Shape):
-    date: date
-    amount: PositiveMoney
-
-
-class BillData(Shape):
-    supplier: Supplier
-    invoice_number: Annotated[str, Field(min_length=1, max_length=64)]
-    amount: PositiveMoney
-    currency: Currency
-    date: date
-    due_date: date
-    category: Name
-    department: Name | None = None
-    text: Text | None = None
-    approved: StrictBool
-    paid: Paid | None = None
 
 
 class Customer(Shape):
@@ -115,7 +57,7 @@ class OrderData(Shape):
     customer: Customer
     lines: list[OrderLine] = Field(min_length=1, max_length=500)
 
-    _n = field_validator("number", mode="before")(_number_text)
+    _n = field_validator("number", mode="before")(number_text)
 
 
 class RefundData(Shape):
@@ -125,7 +67,7 @@ class RefundData(Shape):
     currency: Currency
     reason: Text | None = None
 
-    _n = field_validator("order", mode="before")(_number_text)
+    _n = field_validator("order", mode="before")(number_text)
 
 
 class PaymentData(Shape):
@@ -137,7 +79,7 @@ class PaymentData(Shape):
     captured_at: datetime
     locked: StrictBool = False
 
-    _n = field_validator("order", mode="before")(_number_text)
+    _n = field_validator("order", mode="before")(number_text)
 
 
 class PayoutData(Shape):
@@ -147,26 +89,6 @@ class PayoutData(Shape):
     amount: Money
     fees: NonNegativeMoney = Decimal(0)
     payments: list[str] = Field(default_factory=list, max_length=10000)
-
-
-class PayrollLine(Shape):
-    account: Annotated[str, Field(min_length=1, max_length=20)]
-    amount: Money
-    period: Period
-    cost_center: str | None = None
-    cost_unit: str | None = None
-    text: Text | None = None
-
-    _n = field_validator("account", mode="before")(_number_text)
-
-
-class PayrollRunData(Shape):
-    run: Annotated[str, Field(min_length=1, max_length=64)]
-    date: date
-    company_is_test: StrictBool = False
-    lines: list[PayrollLine] = Field(min_length=1, max_length=5000)
-
-    _n = field_validator("run", mode="before")(_number_text)
 
 
 class Address(Shape):
@@ -184,16 +106,16 @@ class RelationData(Shape):
     address: Address = Field(default_factory=Address)
     number: str | None = None
 
-    _n = field_validator("number", mode="before")(_number_text)
+    _n = field_validator("number", mode="before")(number_text)
 
 
+#: every kind's shape: the engine's kinds (``sync/kinds/``), then those not turned into postings yet
 DATA_MODELS: dict[str, type[Shape]] = {
-    "bill": BillData,
+    **{name: kind.shape for name, kind in KINDS.items()},
     "order": OrderData,
     "refund": RefundData,
     "payment": PaymentData,
     "payout": PayoutData,
-    "payroll_run": PayrollRunData,
     "relation": RelationData,
 }
 
@@ -222,7 +144,7 @@ class Event(BaseModel):
     @field_validator("id", mode="before")
     @classmethod
     def _id_text(cls, value: Any) -> Any:
-        return _number_text(value)
+        return number_text(value)
 
     @field_validator("kind")
     @classmethod

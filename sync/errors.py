@@ -32,6 +32,9 @@ class Failure:
     #: the ledger's allowance ran out: not a sign the posting is broken, so it never
     #: counts towards giving up
     rate_limited: bool = False
+    #: what the failure is for, by structure: ``(mapping kind, source value)`` of a missing
+    #: mapping, so setting that mapping queues exactly its postings again
+    cause: tuple[str, str] | None = None
 
 
 class MappingMissing(Exception):
@@ -64,7 +67,9 @@ def classify(exc: BaseException, *, during_write: bool) -> Failure:
     the same failures are only transient.
     """
     if isinstance(exc, MappingMissing):
-        return Failure(FailureKind.NEEDS_PERSON, f"unmapped_{exc.what}", str(exc))
+        return Failure(
+            FailureKind.NEEDS_PERSON, f"unmapped_{exc.what}", str(exc), cause=(exc.what, exc.value)
+        )
     if isinstance(exc, NotSendable):
         return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)
     if isinstance(exc, BookedError):

@@ -2,7 +2,8 @@
 
 A mapping a person sets with ``/ledger map`` is stored in the database and wins
 over the config file. Setting one queues again the postings that failed because
-it was missing.
+it was missing: a failure names its missing mapping by structure (``error_code``
+``unmapped_<kind>`` and ``error_cause`` the source value), never by its text.
 """
 
 from __future__ import annotations
@@ -94,34 +95,7 @@ class MappingBook:
             )
         else:
             existing.number, existing.set_by, existing.set_at = number, actor, now
-        integration_id = await s.scalar(select(Integration.id).where(Integration.name == integration))
-        needle = f"The {what} '{source}' has no account mapping"
-        failed = list(
-            (
-                await s.scalars(
-                    select(Posting.id).where(
-                        Posting.integration_id == integration_id,
-                        Posting.state == PostingState.FAILED,
-                        Posting.error_code == f"unmapped_{what}",
-                        Posting.last_error.startswith(needle),
-                    )
-                )
-            ).all()
-        )
-        if failed:
-            await s.execute(
-                update(Posting)
-                .where(Posting.id.in_(failed), Posting.state == PostingState.FAILED)
-                .values(
-                    state=PostingState.PENDING,
-                    queued_at=now,
-                    next_attempt_at=now,
-                    updated_at=now,
-                    queued_trigger=Trigger.MANUAL,
-                    queued_actor=actor,
-                )
-                .execution_options(synchronize_session=False)
-            )
+        failed = await _requeue_unmapped(s, integration, what, source, actor, now)
         s.add(
             Activity(
                 actor=actor,
@@ -134,3 +108,37 @@ class MappingBook:
         )
         self._stored[(integration, what, source)] = (number, actor)
         return failed
+
+
+async def _requeue_unmapped(
+    s: AsyncSession, integration: str, what: str, source: str, actor: str | None, now: datetime
+) -> list[int]:
+    """Queue again the failed postings that lacked exactly this mapping (kind and value)."""
+    integration_id = await s.scalar(select(Integration.id).where(Integration.name == integration))
+    failed = list(
+        (
+            await s.scalars(
+                select(Posting.id).where(
+                    Posting.integration_id == integration_id,
+                    Posting.state == PostingState.FAILED,
+                    Posting.error_code == f"unmapped_{what}",
+                    Posting.error_cause == source,
+                )
+            )
+        ).all()
+    )
+    if failed:
+        await s.execute(
+            update(Posting)
+            .where(Posting.id.in_(failed), Posting.state == PostingState.FAILED)
+            .values(
+                state=PostingState.PENDING,
+                queued_at=now,
+                next_attempt_at=now,
+                updated_at=now,
+                queued_trigger=Trigger.MANUAL,
+                queued_actor=actor,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return failed

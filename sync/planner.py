@@ -1,4 +1,4 @@
-"""Pure: a document's state -> the postings it needs.
+"""Pure: what every kind's plan is made of (``sync/kinds/`` plans each kind).
 
 No I/O. Each planned posting carries the hash of exactly the fields the ledger
 record is made of, so a change to anything else (say, a note the source keeps)
@@ -13,9 +13,6 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-
-from storage.states import PostingKind
-from sync.documents import BillData, PayrollRunData
 
 
 @dataclass(frozen=True)
@@ -57,70 +54,3 @@ def wait_reason(rules: Eligibility, doc_date: date | None, *, history: bool = Fa
     if not rules.auto_transfer:
         return "automatic transfer is off for this integration"
     return None
-
-
-def plan_bill(bill: BillData, rules: Eligibility, *, history: bool = False) -> list[PlannedPosting]:
-    """Approved -> invoice posting; paid -> payment posting as well."""
-    if not bill.approved:
-        return []
-    reason = wait_reason(rules, bill.date, history=history)
-    invoice = content_hash(
-        {
-            "supplier": bill.supplier.number,
-            "invoice_number": bill.invoice_number,
-            "amount": str(bill.amount),
-            "currency": bill.currency,
-            "date": bill.date,
-            "due_date": bill.due_date,
-            "category": bill.category,
-            "department": bill.department,
-            "text": bill.text,
-        }
-    )
-    planned = [PlannedPosting(PostingKind.INVOICE, invoice, reason)]
-    if bill.paid is not None:
-        payment = content_hash(
-            {
-                "supplier": bill.supplier.number,
-                "invoice_number": bill.invoice_number,
-                "amount": str(bill.paid.amount),
-                "currency": bill.currency,
-                "date": bill.paid.date,
-            }
-        )
-        planned.append(PlannedPosting(PostingKind.PAYMENT, payment, reason))
-    return planned
-
-
-def plan_payroll(run: PayrollRunData, rules: Eligibility, *, history: bool = False) -> list[PlannedPosting]:
-    """One journal per period the run's lines touch: corrections book where they belong."""
-    reason = wait_reason(rules, run.date, history=history)
-    periods: dict[str, list[Any]] = {}
-    for line in run.lines:
-        periods.setdefault(line.period, []).append(line.model_dump(mode="json"))
-    return [
-        PlannedPosting(
-            PostingKind.JOURNAL, content_hash({"date": run.date, "lines": lines}), reason, period=period
-        )
-        for period, lines in sorted(periods.items())
-    ]
-
-
-def plan(kind: str, data: Any, rules: Eligibility, *, history: bool = False) -> list[PlannedPosting]:
-    """The postings a document of ``kind`` needs."""
-    if kind == "bill":
-        return plan_bill(data, rules, history=history)
-    if kind == "payroll_run":
-        return plan_payroll(data, rules, history=history)
-    raise UnsupportedDocument(kind)
-
-
-class UnsupportedDocument(ValueError):
-    """A document kind this version does not turn into postings yet."""
-
-    def __init__(self, kind: str):
-        super().__init__(f"documents of kind '{kind}' are not turned into postings by this version")
-        self.kind = kind
-
-
-SUPPORTED_KINDS = ("bill", "payroll_run")

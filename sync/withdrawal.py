@@ -22,21 +22,19 @@ from connectors.base import PostingRequest
 from storage.models import Attempt, Posting
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.documents import DATA_MODELS, document_date
+from sync.kinds import KINDS
 
 #: error code of a booked posting its document no longer needs
 WITHDRAW_BOOKED = "withdraw_booked"
-
-_WHY = {
-    ("bill", "payment"): "the bill is no longer paid",
-    ("bill", "invoice"): "the bill is no longer approved",
-}
 
 
 def no_longer_needed(doc_kind: str, posting_kind: str, period: str | None) -> str:
     """Why the document no longer needs this posting, in the finance team's words."""
     if posting_kind == "journal" and period:
         return f"the {doc_kind.replace('_', ' ')} has no lines for {period} any more"
-    return _WHY.get((doc_kind, posting_kind), f"the {doc_kind.replace('_', ' ')} no longer needs it")
+    kind = KINDS.get(doc_kind)
+    why = kind.no_longer_needed(posting_kind) if kind is not None else None
+    return why or f"the {doc_kind.replace('_', ' ')} no longer needs it"
 
 
 def booked_reason(doc_kind: str, posting_kind: str, period: str | None, ref: str | None) -> str:

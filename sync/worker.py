@@ -1,4 +1,7 @@
-"""Claims due postings per company, calls the connector, records the outcome.
+"""Claims due postings per company, hands each to the synchronizer, records the outcome.
+
+The leases and the claim loop live here; one try against the ledger is
+``sync/synchronizer.py``, writing its outcome ``sync/outcomes.py``.
 
 One posting of a company is in flight at a time (a lease row in the database,
 so it holds across processes); companies run in parallel up to ``concurrency``.
@@ -16,55 +19,27 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
 
-from connectors.base import PostingResult, RecordStatus, UnsupportedPostingError
 from storage.queries import (
-    QUOTA_CODE,
     acquire_lease,
     claim_next,
-    close_settled_groups,
-    count_booking,
     due_companies,
     extend_lease,
-    log_attempt,
-    outage_declared,
     recover_stuck,
     release_due_retries,
     release_lease,
-    settle,
-    upsert_error_group,
 )
-from storage.states import Operation, Outcome, PostingState, Trigger
-from sync.changes import AttemptObserved, Change
+from sync.changes import AttemptObserved
 from sync.engine import Engine
-from sync.errors import Failure, FailureKind, classify
-from sync.policy import fingerprint
-from sync.vouchers import build_request
-from sync.withdrawal import WITHDRAW_BOOKED, booked_reason, withdrawal_request
+from sync.outcomes import LeaseLost, record
+from sync.synchronizer import Report, Synchronizer
 
 log = logging.getLogger(__name__)
-
-
-class LeaseLost(Exception):
-    """The posting was recovered and claimed by another drain while this one waited."""
-
-
-@dataclass
-class Report:
-    """The outcome of one attempt, before it is written."""
-
-    outcome: Outcome
-    operation: Operation
-    result: PostingResult | None = None
-    failure: Failure | None = None
-    lookup_done: bool = False
-    hold_company_until: datetime | None = None
-    change: Change | None = None
 
 
 class Worker:
@@ -77,6 +52,7 @@ class Worker:
         self.lease = timedelta(seconds=cfg.lease_seconds)
         self.poll_seconds = cfg.poll_seconds
         self.call_timeout = cfg.call_timeout_seconds
+        self.synchronizer = Synchronizer(engine, self.call_timeout)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -166,26 +142,20 @@ class Worker:
         try:
             while claimed is not None:
                 started = clock()
-                report = await self._attempt(claimed)
+                report = await self.synchronizer.attempt(claimed)
                 finished = clock()
                 extend = finished - renewed > self.lease / 3
 
-                def record_and_claim(
-                    conn: Connection,
-                    row: Any = claimed,
-                    report: Report = report,
-                    started: datetime = started,
-                    finished: datetime = finished,
-                    extend: bool = extend,
-                ) -> Any | None:
-                    self._record(conn, row, token, report, started, finished)
-                    if report.hold_company_until is not None or self._stopping:
-                        return None
-                    if extend and not extend_lease(conn, company, self.holder, finished + self.lease):
-                        log.warning("lost lease", extra={"company": company})
-                        return None
-                    return claim_next(conn, company, finished, finished + self.lease, token)
-
+                step = partial(
+                    self._record_and_claim,
+                    company=company,
+                    token=token,
+                    row=claimed,
+                    report=report,
+                    started=started,
+                    finished=finished,
+                    extend=extend,
+                )
                 observed = AttemptObserved(
                     claimed.integration,
                     report.operation,
@@ -193,7 +163,7 @@ class Worker:
                     (finished - started).total_seconds(),
                 )
                 try:
-                    claimed = await db.run(record_and_claim)
+                    claimed = await db.run(step)
                 except LeaseLost:
                     # Another drain took the posting over while we waited for the ledger:
                     # its outcome is that drain's to record, and the company is its now.
@@ -211,290 +181,33 @@ class Worker:
         finally:
             await db.run(lambda conn: release_lease(conn, company, self.holder, hold))
 
-    async def _call(self, coro: Any) -> Any:
-        async with asyncio.timeout(self.call_timeout):
-            return await coro
-
-    async def _attempt(self, row: Any) -> Report:
-        engine = self.engine
-        cfg = engine.integrations.get(row.integration)
-        operation = Operation.NONE
-        lookup_done = False
-        try:
-            if cfg is None:
-                raise UnsupportedPostingError(
-                    f"Integration {row.integration} is no longer in the config.", code="no_config"
-                )
-            if row.desired_hash is None:
-                return await self._withdraw(row, engine.connector(row.integration))
-            request = build_request(
-                cfg=cfg,
-                lookup=engine.mappings(row.integration),
-                doc_kind=row.doc_kind,
-                doc_data=row.data,
-                posting_kind=row.kind,
-                period=row.period,
-                key=row.idempotency_key,
-            )
-            connector = engine.connector(row.integration)
-            if not connector.supports(row.kind):
-                raise UnsupportedPostingError(
-                    f"{cfg.kind} cannot take {row.kind.replace('_', ' ')} postings."
-                )
-            ref: str | None = row.external_ref
-            status: RecordStatus | None = None
-            synced_hash = row.synced_hash
-            if ref is None and row.lookup_first:
-                operation = Operation.LOOKUP
-                found = await self._call(connector.find(request))
-                lookup_done = True
-                if found is not None:
-                    ref, status = found.external_ref, found.status
-                    # It holds what the uncertain write carried.
-                    synced_hash = row.sent_hash
-            if ref is not None:
-                if status is None:
-                    status = await self._call(connector.status(ref, request))
-                if status is RecordStatus.BOOKED:
-                    return Report(
-                        Outcome.BOOKED,
-                        operation,
-                        PostingResult(ref, RecordStatus.BOOKED),
-                        lookup_done=lookup_done,
-                    )
-                if status is RecordStatus.MISSING:
-                    ref = None
-                elif not row.force and synced_hash == row.desired_hash:
-                    return Report(
-                        Outcome.SYNCED, operation, PostingResult(ref, status), lookup_done=lookup_done
-                    )
-                else:
-                    operation = Operation.UPDATE
-                    result = await self._call(connector.update(ref, request))
-                    return Report(Outcome.SYNCED, operation, result, lookup_done=True)
-            if _quota_used_up(row, engine.clock()):
-                return Report(
-                    Outcome.REFUSED,
-                    Operation.NONE,
-                    failure=Failure(
-                        FailureKind.NEEDS_PERSON,
-                        QUOTA_CODE,
-                        f"The monthly quota of {row.monthly_quota} bookings is used up; "
-                        "this waits until the 1st of next month.",
-                    ),
-                    lookup_done=lookup_done,
-                )
-            operation = Operation.CREATE
-            result = await self._call(connector.create(request))
-            return Report(Outcome.SYNCED, operation, result, lookup_done=True)
-        except Exception as exc:  # classified below; nothing escapes the worker
-            return _failed(row, exc, operation, lookup_done)
-
-    async def _withdraw(self, row: Any, connector: Any) -> Report:
-        """Take a record the document no longer needs out of the ledger (never a booked one)."""
-        request = withdrawal_request(row.integration, row)
-        operation, ref, lookup_done = Operation.NONE, row.external_ref, False
-        status: RecordStatus | None = None
-        try:
-            if ref is None and row.lookup_first:
-                operation = Operation.LOOKUP
-                found = await self._call(connector.find(request))
-                lookup_done = True
-                if found is not None:
-                    ref, status = found.external_ref, found.status
-            if ref is None:
-                return Report(Outcome.WITHDRAWN, operation, lookup_done=lookup_done)
-            if status is None:
-                status = await self._call(connector.status(ref, request))
-            if status is RecordStatus.BOOKED:
-                return Report(Outcome.BOOKED, operation, PostingResult(ref, status), lookup_done=lookup_done)
-            if status is RecordStatus.DRAFT:
-                operation = Operation.DELETE
-                await self._call(connector.delete(ref, request))
-            return Report(
-                Outcome.WITHDRAWN, operation, PostingResult(ref, RecordStatus.MISSING), lookup_done=True
-            )
-        except Exception as exc:  # classified like any attempt; nothing escapes the worker
-            # A lost answer to a delete is harmless: the next try checks the record first.
-            return _failed(
-                row,
-                exc,
-                Operation.NONE if operation is Operation.DELETE else operation,
-                lookup_done,
-                shown=operation,
-            )
+    def _record_and_claim(
+        self,
+        conn: Connection,
+        *,
+        company: str,
+        token: str,
+        row: Any,
+        report: Report,
+        started: datetime,
+        finished: datetime,
+        extend: bool,
+    ) -> Any | None:
+        """Record one outcome and claim the company's next posting, in one transaction."""
+        self._record(conn, row, token, report, started, finished)
+        if report.hold_company_until is not None or self._stopping:
+            return None
+        if extend and not extend_lease(conn, company, self.holder, finished + self.lease):
+            log.warning("lost lease", extra={"company": company})
+            return None
+        return claim_next(conn, company, finished, finished + self.lease, token)
 
     def _record(
         self, conn: Connection, row: Any, token: str, report: Report, started: datetime, finished: datetime
     ) -> None:
-        """Write the attempt and the posting's new state (inside the caller's transaction).
-
-        Raises :class:`LeaseLost` (rolling the transaction back) when the posting is no
-        longer this drain's: a stalled worker never records over the one that took over.
-        """
-        engine = self.engine
-        attempts = row.attempts + 1
-        trigger = row.queued_trigger or (Trigger.RETRY if row.attempts else Trigger.AUTO)
-        if trigger == Trigger.AUTO and row.attempts:
-            trigger = Trigger.RETRY
-        values: dict[str, Any] = {
-            "attempts": attempts,
-            "lease_expires_at": None,
-            "updated_at": finished,
-            "queued_trigger": None,
-            "queued_actor": None,
-            "force": False,
-            "lookup_first": row.lookup_first and not report.lookup_done,
-        }
-        message: str | None = None
-        error_code: str | None = None
-        group_id: int | None = row.error_group_id
-        ref = report.result.external_ref if report.result else row.external_ref
-        outcome = report.outcome
-        failure = report.failure
-        synced_hash: str | None = None
-        if outcome is Outcome.WITHDRAWN:
-            # The record is gone; should the document need it again, it is created anew.
-            values.update(
-                state=PostingState.WITHDRAWN,
-                external_ref=None,
-                erp_status=None,
-                synced_hash=None,
-                sent_hash=None,
-                last_error=None,
-                error_code=None,
-            )
-        elif outcome is Outcome.SYNCED:
-            synced_hash = row.desired_hash
-            values.update(
-                external_ref=ref,
-                erp_status=RecordStatus.DRAFT.value,
-                last_error=None,
-                error_code=None,
-                next_attempt_at=finished,
-                queued_at=finished,
-            )
-        elif outcome is Outcome.REFUSED and failure is not None and failure.code == QUOTA_CODE:
-            message, error_code = failure.message, failure.code
-            values.update(state=PostingState.WAITING, last_error=message, error_code=error_code)
-        elif outcome is Outcome.BOOKED:
-            values.update(
-                state=PostingState.BOOKED,
-                external_ref=ref,
-                erp_status=RecordStatus.BOOKED.value,
-                error_code=None,
-            )
-            if row.desired_hash is None:
-                message = booked_reason(row.doc_kind, row.kind, row.period, ref)
-                values["last_error"], error_code = message, WITHDRAW_BOOKED
-            elif row.synced_hash != row.desired_hash:
-                message = (
-                    f"{ref} is booked in the ledger, so it cannot be changed; the "
-                    "latest change was not sent. Correct it in the ledger."
-                )
-                values["last_error"] = message
-                error_code = "booked"
-        else:
-            assert failure is not None
-            message, error_code = failure.message, failure.code
-            values.update(last_error=message, error_code=error_code)
-            if outcome is Outcome.UNCERTAIN:
-                values.update(lookup_first=True, sent_hash=row.desired_hash)
-            # While an outage of the whole ledger is announced, a posting is not at fault for
-            # failing: it waits with the rest instead of giving up (no per-item messages).
-            give_up = (
-                outcome in (Outcome.RETRYING, Outcome.UNCERTAIN)
-                and not failure.rate_limited
-                and engine.policy.gives_up(attempts)
-                and not outage_declared(conn, engine.integration_ids[row.integration])
-            )
-            if outcome is Outcome.FAILED or give_up:
-                if give_up:
-                    message = f"Gave up after {attempts} attempts. Last error: {message}"
-                    values["last_error"] = message
-                    outcome = Outcome.FAILED
-                group_id = upsert_error_group(
-                    conn,
-                    fingerprint=fingerprint(
-                        row.integration,
-                        error_code,
-                        failure.message,
-                        (row.external_id, row.idempotency_key, ref or ""),
-                    ),
-                    integration_id=engine.integration_ids[row.integration],
-                    code=error_code,
-                    title=failure.message,
-                    now=finished,
-                )
-                values.update(state=PostingState.FAILED, error_group_id=group_id)
-            else:
-                at = engine.policy.next_attempt(finished, attempts, failure.retry_after)
-                values.update(state=PostingState.RETRYING, next_attempt_at=at)
-                # The ledger is struggling, or a write may or may not have landed: the rest of
-                # the company's queue waits rather than overtake this posting.
-                report.hold_company_until = (
-                    at if failure.kind in (FailureKind.TRANSIENT, FailureKind.UNCERTAIN) else None
-                )
-        if not settle(conn, row.id, token, values, synced_hash, outcome is Outcome.WITHDRAWN):
-            raise LeaseLost(row.id)
-        if outcome is Outcome.SYNCED and report.operation is Operation.CREATE and row.monthly_quota:
-            count_booking(conn, row.integration, finished.strftime("%Y-%m"))
-        log_attempt(
-            conn,
-            dict(
-                posting_id=row.id,
-                started_at=started,
-                finished_at=finished,
-                trigger=trigger,
-                actor=row.queued_actor,
-                operation=report.operation,
-                outcome=outcome,
-                error_code=error_code,
-                message=message,
-                external_ref=ref,
-            ),
-        )
-        if outcome in (Outcome.SYNCED, Outcome.BOOKED, Outcome.WITHDRAWN) and group_id is not None:
-            close_settled_groups(conn, [group_id])
-        report.change = Change(
-            row.id,
-            row.document_id,
-            str(PostingState.SYNCED if outcome is Outcome.SYNCED else values["state"]),
-            group_id,
-        )
+        """Write the attempt's outcome (``sync.outcomes``); raises :class:`LeaseLost` if fenced off."""
+        record(conn, self.engine, row, token, report, started, finished)
 
     def _publish(self, report: Report) -> None:
         if report.change is not None:
             self.engine.feed.publish([report.change])
-
-
-def _failed(
-    row: Any, exc: Exception, operation: Operation, lookup_done: bool, shown: Operation | None = None
-) -> Report:
-    """The report of an attempt that raised; ``shown`` is the operation the log names."""
-    writing = operation in (Operation.CREATE, Operation.UPDATE)
-    failure = classify(exc, during_write=writing)
-    if failure.kind is FailureKind.NEEDS_PERSON and writing:
-        lookup_done = True  # a definite refusal: nothing was written
-    log.info(
-        "attempt failed",
-        extra={"posting": row.id, "document": row.document_id, "code": failure.code, "kind": failure.kind},
-    )
-    return Report(_outcome_of(failure), shown or operation, failure=failure, lookup_done=lookup_done)
-
-
-def _quota_used_up(row: Any, now: datetime) -> bool:
-    """Whether a create now would go over the integration's monthly booking quota."""
-    if not row.monthly_quota:
-        return False
-    used = row.quota_used if row.quota_month == now.strftime("%Y-%m") else 0
-    return bool(used >= row.monthly_quota)
-
-
-def _outcome_of(failure: Failure) -> Outcome:
-    return {
-        FailureKind.TRANSIENT: Outcome.RETRYING,
-        FailureKind.UNCERTAIN: Outcome.UNCERTAIN,
-        FailureKind.NEEDS_PERSON: Outcome.FAILED,
-        FailureKind.BOOKED: Outcome.BOOKED,
-    }[failure.kind]

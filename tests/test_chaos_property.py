@@ -35,6 +35,7 @@ from storage.db import connect
 from storage.models import Posting
 from sync.config import RetryConfig, WorkerConfig
 from sync.documents import validate_batch
+from sync.ingest import ingest_batch
 from tests.chaos_ledgers import ACTIONS, OK, Books, ChaosConnector, Crashed, EconomicBooks, Life, SandboxBooks
 from tests.conftest import PG_URL, _pg_reset, need
 from tests.support import FakeClock, bill, make_config, make_env, sandbox_integration
@@ -116,7 +117,7 @@ async def play(case: Case, database_url: str, books_of: Any) -> Books:
         ]
         valid, errors = validate_batch({"events": events}, set(runtime.engine.integrations))
         assert not errors, errors
-        await runtime.engine.ingest(valid)
+        await ingest_batch(runtime.engine, valid)
         for _ in range(MAX_ROUNDS):
             try:
                 await runtime.worker.run_until_idle()

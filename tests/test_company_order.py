@@ -15,6 +15,7 @@ from storage.models import Attempt, Document, Posting
 from sync import worker as worker_module
 from sync.config import IntegrationConfig
 from sync.documents import validate_batch
+from sync.ingest import ingest_batch
 from sync.worker import Worker
 from tests.support import FakeClock, bill, make_config
 
@@ -59,7 +60,7 @@ class ScriptedLedger(SandboxConnector):
 async def ingest(runtime: Runtime, *events: dict[str, Any]) -> None:
     valid, errors = validate_batch({"events": list(events)}, set(runtime.engine.integrations))
     assert not errors, errors
-    await runtime.engine.ingest(valid)
+    await ingest_batch(runtime.engine, valid)
 
 
 async def scripted_runtime(make_runtime: Any, clock: FakeClock) -> tuple[Runtime, ScriptedLedger]:

@@ -21,6 +21,7 @@ from bot.ops_blocks import digest_message
 from bot.ops_facts import Digest, IntegrationDay, OpenGroup
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler, Sweeps
+from sync.admin import set_paused
 from tests.fakes.slack_api import (
     ALICE,
     BOT_TOKEN,
@@ -90,7 +91,7 @@ async def test_two_replicas_post_one_digest_a_day(
         bill("D-6", category="Meals"),
     )
     await h.runtime.worker.run_until_idle()
-    await h.runtime.engine.set_paused("books-se", True, ALICE)
+    await set_paused(h.runtime.engine, "books-se", True, ALICE)
     await h.ingest(bill("S-1", integration="books-se"), bill("S-2", integration="books-se"))
     await h.runtime.worker.run_until_idle()
     await h.deliver()
@@ -123,7 +124,7 @@ async def test_two_replicas_post_one_digest_a_day(
 
     # next morning: counts since the previous digest
     clock.advance(24 * 3600)
-    await h.runtime.engine.set_paused("books-se", False, ALICE)
+    await set_paused(h.runtime.engine, "books-se", False, ALICE)
     await h.runtime.worker.run_until_idle()
     results = await asyncio.gather(sweeps(other).digest(), sweeps(h.runtime).digest())
     assert sorted(results) == ["already posted today", f"digest of {local_day(clock.now)} queued"]

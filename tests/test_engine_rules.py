@@ -13,10 +13,12 @@ from bot.runtime import Runtime, connector_for
 from connectors.base import Connector
 from connectors.sandbox import LEDGERS, SandboxConnector
 from storage.models import Attempt, ErrorGroup, Posting
+from sync.bulk import BulkFilter, resync_many
 from sync.config import IntegrationConfig
 from sync.documents import validate_batch
-from sync.engine import BulkFilter
+from sync.ingest import ingest_batch
 from sync.log import document_view
+from sync.resync import ignore_posting, resync_document
 from sync.worker import Worker
 from tests.support import FakeClock, bill, make_config, sandbox_integration
 
@@ -24,7 +26,7 @@ from tests.support import FakeClock, bill, make_config, sandbox_integration
 async def ingest(runtime: Runtime, *events: dict[str, Any]) -> Any:
     valid, errors = validate_batch({"events": list(events)}, set(runtime.engine.integrations))
     assert not errors, errors
-    return await runtime.engine.ingest(valid)
+    return await ingest_batch(runtime.engine, valid)
 
 
 async def view(runtime: Runtime, doc_id: str) -> dict[str, Any]:
@@ -66,7 +68,7 @@ async def test_booked_voucher_is_never_changed_nor_created_again(runtime: Runtim
     assert v["attempts"][0]["outcome"] == "booked"
     ledger = LEDGERS["books-dk"]
     assert len(ledger.vouchers) == 1 and str(ledger.vouchers[ref].amount) == "1250.00"
-    [refusal] = await runtime.engine.resync("ap", "bill", "B-2", ["invoice"], "U0ALICE")
+    [refusal] = await resync_document(runtime.engine, "ap", "bill", "B-2", ["invoice"], "U0ALICE")
     assert not refusal.ok and "booked" in refusal.message
     await runtime.worker.run_until_idle()
     assert len(ledger.vouchers) == 1
@@ -77,7 +79,7 @@ async def test_missing_record_is_created(runtime: Runtime) -> None:
     await runtime.worker.run_until_idle()
     ref = posting(await view(runtime, "B-3"))["external_ref"]
     del LEDGERS["books-dk"].vouchers[ref]  # someone deleted the draft in the ledger
-    [outcome] = await runtime.engine.resync("ap", "bill", "B-3", ["invoice"], "U0ALICE")
+    [outcome] = await resync_document(runtime.engine, "ap", "bill", "B-3", ["invoice"], "U0ALICE")
     assert outcome.ok
     await runtime.worker.run_until_idle()
     v = await view(runtime, "B-3")
@@ -89,7 +91,7 @@ async def test_missing_record_is_created(runtime: Runtime) -> None:
 async def test_payment_posting_only_once_the_bill_is_paid(runtime: Runtime) -> None:
     await ingest(runtime, bill("B-4"))
     await runtime.worker.run_until_idle()
-    [refused] = await runtime.engine.resync("ap", "bill", "B-4", ["payment"], "U0ALICE")
+    [refused] = await resync_document(runtime.engine, "ap", "bill", "B-4", ["payment"], "U0ALICE")
     assert not refused.ok and "not paid" in refused.message
     assert [p["kind"] for p in (await view(runtime, "B-4"))["postings"]] == ["invoice"]
     await ingest(runtime, bill("B-4", version=2, paid={"date": "2026-11-20", "amount": "1250.00"}))
@@ -249,7 +251,7 @@ async def test_bulk_resync_unpaid_invoice_paid_both(runtime: Runtime) -> None:
         runtime, bill("U-1", category="Travel"), bill("P-1", category="Travel", paid=paid), bill("OK-1")
     )
     await runtime.worker.run_until_idle()
-    result = await runtime.engine.resync_many(BulkFilter(), "U0ALICE")
+    result = await resync_many(runtime.engine, BulkFilter(), "U0ALICE")
     assert result.documents == 2
     assert result.queued == 3  # U-1 invoice; P-1 invoice and payment
     async with runtime.db.sessions() as s:
@@ -271,9 +273,9 @@ async def test_ignore_stops_a_failed_posting(runtime: Runtime, clock: FakeClock)
     await runtime.worker.run_until_idle()
     async with runtime.db.sessions() as s:
         pid = await s.scalar(select(Posting.id))
-    outcome = await runtime.engine.ignore(pid, "U0ALICE")
+    outcome = await ignore_posting(runtime.engine, pid, "U0ALICE")
     assert outcome.ok
-    again = await runtime.engine.ignore(pid, "U0ALICE")
+    again = await ignore_posting(runtime.engine, pid, "U0ALICE")
     assert not again.ok
     v = await view(runtime, "B-12")
     assert posting(v)["state"] == "ignored"
@@ -284,8 +286,8 @@ async def test_double_resync_queues_once(runtime: Runtime) -> None:
     await ingest(runtime, bill("B-13", category="Travel"))
     await runtime.worker.run_until_idle()
     first, second = (
-        await runtime.engine.resync("ap", "bill", "B-13", ["invoice"], "U1"),
-        await runtime.engine.resync("ap", "bill", "B-13", ["invoice"], "U2"),
+        await resync_document(runtime.engine, "ap", "bill", "B-13", ["invoice"], "U1"),
+        await resync_document(runtime.engine, "ap", "bill", "B-13", ["invoice"], "U2"),
     )
     assert first[0].ok and not second[0].ok and "already queued" in second[0].message
     await runtime.worker.run_until_idle()

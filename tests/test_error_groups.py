@@ -13,6 +13,8 @@ from bot.scheduler import GAVE_UP, SchedulerConfig, Sweeps
 from connectors.sandbox import LEDGERS
 from storage.models import ErrorGroup, Posting
 from storage.queries import mute_group
+from sync.admin import set_mapping
+from sync.resync import ignore_posting
 from tests.fakes.slack_api import ALICE, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 from tests.test_engine_rules import ingest, posting, view
@@ -33,7 +35,7 @@ async def test_group_closes_when_its_postings_are_synced_or_booked(runtime: Runt
     [group] = await groups(runtime)
     assert group.open and group.error_code == "unmapped_category"
     LEDGERS["books-dk"].book(posting(await view(runtime, "X-1"))["external_ref"])
-    await runtime.engine.set_mapping("books-dk", "category", "Travel", 2750, ALICE)
+    await set_mapping(runtime.engine, "books-dk", "category", "Travel", 2750, ALICE)
     await runtime.worker.run_until_idle()
     assert posting(await view(runtime, "X-1"))["state"] == "booked"
     assert posting(await view(runtime, "X-2"))["state"] == "synced"
@@ -46,10 +48,10 @@ async def test_group_closes_when_its_last_open_posting_is_ignored(runtime: Runti
     await runtime.worker.run_until_idle()
     async with runtime.db.sessions() as s:
         ids = list((await s.scalars(select(Posting.id).order_by(Posting.id))).all())
-    await runtime.engine.ignore(ids[0], ALICE)
+    await ignore_posting(runtime.engine, ids[0], ALICE)
     [group] = await groups(runtime)
     assert group.open  # one still needs a person
-    await runtime.engine.ignore(ids[1], ALICE)
+    await ignore_posting(runtime.engine, ids[1], ALICE)
     [group] = await groups(runtime)
     assert not group.open
 

@@ -6,13 +6,14 @@ from datetime import date
 
 from bot.runtime import Runtime
 from connectors.sandbox import LEDGERS
+from sync.admin import history_count, set_mapping, set_paused, transfer_history
 from sync.overview import company_queues, find_documents, integration_status, needs_attention
 from tests.support import FakeClock, bill, make_config, sandbox_integration
 from tests.test_engine_rules import ingest, posting, view
 
 
 async def test_pause_stops_transfers_and_resume_sends_what_was_queued(runtime: Runtime) -> None:
-    message = await runtime.engine.set_paused("books-dk", True, "U0ALICE")
+    message = await set_paused(runtime.engine, "books-dk", True, "U0ALICE")
     assert "paused" in message
     await ingest(runtime, bill("P-1"), bill("P-2"))
     await runtime.worker.run_until_idle()
@@ -20,8 +21,8 @@ async def test_pause_stops_transfers_and_resume_sends_what_was_queued(runtime: R
     async with runtime.db.sessions() as s:
         [status] = await integration_status(s, runtime.engine.clock())
     assert status.paused and status.counts == {"pending": 2}
-    assert "already paused" in await runtime.engine.set_paused("books-dk", True, "U0ALICE")
-    await runtime.engine.set_paused("books-dk", False, "U0ALICE")
+    assert "already paused" in await set_paused(runtime.engine, "books-dk", True, "U0ALICE")
+    await set_paused(runtime.engine, "books-dk", False, "U0ALICE")
     await runtime.worker.run_until_idle()
     assert len(LEDGERS["books-dk"].vouchers) == 2
 
@@ -31,13 +32,13 @@ async def test_map_fixes_the_failures_it_caused_and_wins_over_config(runtime: Ru
         runtime, bill("M-1", category="Travel"), bill("M-2", category="Travel"), bill("M-3", category="Meals")
     )
     await runtime.worker.run_until_idle()
-    requeued = await runtime.engine.set_mapping("books-dk", "category", "Travel", 2750, "U0ALICE")
+    requeued = await set_mapping(runtime.engine, "books-dk", "category", "Travel", 2750, "U0ALICE")
     assert len(requeued) == 2
     await runtime.worker.run_until_idle()
     assert posting(await view(runtime, "M-1"))["state"] == "synced"
     assert posting(await view(runtime, "M-3"))["state"] == "failed"
     assert LEDGERS["books-dk"].vouchers[posting(await view(runtime, "M-2"))["external_ref"]].account == "2750"
-    await runtime.engine.set_mapping("books-dk", "category", "Office supplies", 2820, "U0BOB")
+    await set_mapping(runtime.engine, "books-dk", "category", "Office supplies", 2820, "U0BOB")
     source = runtime.engine.mapping_book.where("books-dk", "category", "Office supplies")
     assert (source.number, source.origin, source.set_by) == (2820, "database", "U0BOB")
     async with runtime.db.sessions() as s:
@@ -46,14 +47,33 @@ async def test_map_fixes_the_failures_it_caused_and_wins_over_config(runtime: Ru
     assert groups[0].documents == [("ap", "bill", "M-3")]
 
 
+async def test_map_queues_exactly_the_postings_that_lacked_that_mapping(runtime: Runtime) -> None:
+    # A category may hold what a text match reads as a pattern ("%", "_") or differ only
+    # in case; each mapping fixes the postings that lacked it, and no others.
+    await ingest(
+        runtime,
+        bill("W-1", category="Fees 50%"),
+        bill("W-2", category="Fees 50% off"),
+        bill("W-3", category="fees 50%"),
+        bill("W-4", category="Fees_50%"),
+    )
+    await runtime.worker.run_until_idle()
+    requeued = await set_mapping(runtime.engine, "books-dk", "category", "Fees 50%", 2750, "U0ALICE")
+    assert len(requeued) == 1
+    await runtime.worker.run_until_idle()
+    assert posting(await view(runtime, "W-1"))["state"] == "synced"
+    for other in ("W-2", "W-3", "W-4"):
+        assert posting(await view(runtime, other))["state"] == "failed"
+
+
 async def test_history_transfers_only_when_asked(make_runtime: object, clock: FakeClock) -> None:
     rt: Runtime = await make_runtime(  # type: ignore[operator]
         make_config(sandbox_integration(history_start=date(2026, 11, 1)))
     )
     await ingest(rt, bill("H-1", date="2026-09-10"), bill("H-2", date="2026-10-10"))
     await rt.worker.run_until_idle()
-    assert await rt.engine.history_count("books-dk", date(2026, 10, 1)) == 1
-    assert await rt.engine.transfer_history("books-dk", date(2026, 10, 1), "U0ALICE") == 1
+    assert await history_count(rt.engine, "books-dk", date(2026, 10, 1)) == 1
+    assert await transfer_history(rt.engine, "books-dk", date(2026, 10, 1), "U0ALICE") == 1
     await rt.worker.run_until_idle()
     assert posting(await view(rt, "H-2"))["state"] == "synced"
     assert posting(await view(rt, "H-1"))["state"] == "waiting"
@@ -78,7 +98,7 @@ async def test_pause_stops_a_drain_under_way_and_loses_nothing(runtime: Runtime)
     async def create_then_pause(req):  # type: ignore[no-untyped-def]
         result = await create(req)
         if len(ledger.vouchers) == 2:  # someone presses Pause while the worker is busy
-            await runtime.engine.set_paused("books-dk", True, "U0ALICE")
+            await set_paused(runtime.engine, "books-dk", True, "U0ALICE")
         return result
 
     ledger.create = create_then_pause  # type: ignore[method-assign]
@@ -88,7 +108,7 @@ async def test_pause_stops_a_drain_under_way_and_loses_nothing(runtime: Runtime)
     async with runtime.db.sessions() as s:
         [status] = await integration_status(s, runtime.engine.clock())
     assert status.paused and status.counts == {"synced": 2, "pending": 8}
-    await runtime.engine.set_paused("books-dk", False, "U0ALICE")
+    await set_paused(runtime.engine, "books-dk", False, "U0ALICE")
     await runtime.worker.run_until_idle()
     keys = [v.reference_key for v in ledger.vouchers.values()]
     assert len(keys) == 10 and len(set(keys)) == 10

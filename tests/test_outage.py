@@ -20,6 +20,7 @@ from bot.runtime import Runtime
 from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
 from connectors.sandbox import LEDGERS
 from storage.models import Outage, Posting, SlackMessage
+from sync.admin import set_paused
 from sync.config import RetryConfig
 from tests.fakes.slack_api import ALICE, CHANNEL, USERGROUP, SlackHarness, slack_harness
 from tests.support import FakeClock, bill, make_config
@@ -164,7 +165,7 @@ async def test_paused_integration_is_not_announced(slack: SlackHarness) -> None:
     LEDGERS["books-dk"].switches.outage = True
     await slack.ingest(bill("P-1"))
     await slack.runtime.worker.run_until_idle()
-    await slack.runtime.engine.set_paused("books-dk", True, ALICE)
+    await set_paused(slack.runtime.engine, "books-dk", True, ALICE)
     for _ in range(12):
         await minute(slack)
     assert slack.fake.posts() == []

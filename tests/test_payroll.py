@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.runtime import Runtime
 from connectors.sandbox import LEDGERS
+from sync.resync import resync_document
 from tests.test_engine_rules import ingest
 
 
@@ -46,8 +47,8 @@ async def test_corrections_book_in_their_own_period(runtime: Runtime) -> None:
 async def test_resync_of_one_journal_leaves_the_other_period_alone(runtime: Runtime) -> None:
     await ingest(runtime, payroll())
     await runtime.worker.run_until_idle()
-    [outcome] = await runtime.engine.resync(
-        "payroll", "payroll_run", "RUN-2026-11", ["journal:2026-10"], "U0ALICE"
+    [outcome] = await resync_document(
+        runtime.engine, "payroll", "payroll_run", "RUN-2026-11", ["journal:2026-10"], "U0ALICE"
     )
     assert outcome.ok and "2026-10" in outcome.message
     await runtime.worker.run_until_idle()

@@ -17,6 +17,7 @@ from bot.blocks import ActionId, button_value
 from bot.runtime import Runtime
 from connectors.sandbox import LEDGERS, SandboxLedger
 from storage.models import Activity, Attempt, Posting
+from sync.resync import resync_document
 from tests.fakes.slack_api import ALICE, BOB, MALLORY, SlackHarness, slack_harness
 from tests.support import FakeClock, bill, eventually
 
@@ -225,7 +226,7 @@ async def test_ignore_and_show_log_pages(slack: SlackHarness) -> None:
     await slack.ingest(bill("B-8"))
     await slack.runtime.worker.run_until_idle()
     for _ in range(20):  # a long history: many tries
-        await slack.runtime.engine.resync("ap", "bill", "B-8", ["invoice"], actor=BOB)
+        await resync_document(slack.runtime.engine, "ap", "bill", "B-8", ["invoice"], actor=BOB)
         await slack.runtime.worker.run_until_idle()
     await slack.deliver()
     ts = slack.fake.ts_of(slack.fake.posts()[0])

@@ -36,18 +36,22 @@ FUZZ = settings(
 )
 
 
+#: the books each harness started with, by harness
+INITIAL: dict[int, list[Any]] = {}
+
+
 @pytest.fixture
 async def slack(sqlite_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
     async with slack_harness(sqlite_url, clock) as h:
         await h.ingest(bill("F-1", category="Travel"), bill("F-2"))
         await h.runtime.worker.run_until_idle()
-        h.runtime.extras["books"] = await books(h)
+        INITIAL[id(h)] = await books(h)
         yield h
 
 
 def initial(h: SlackHarness) -> list[Any]:
     """The books as the fixture left them (taken before the first example)."""
-    return h.runtime.extras["books"]  # type: ignore[no-any-return]
+    return INITIAL[id(h)]
 
 
 async def books(h: SlackHarness) -> list[Any]:

@@ -18,6 +18,7 @@ from bot.runtime import Runtime
 from connectors.sandbox import LEDGERS
 from storage.models import Posting, SlackMessage
 from storage.states import MessageState
+from sync.ingest import ingest_batch
 from tests.fakes.slack_api import ALICE, Planned, SlackHarness, slack_harness
 from tests.support import FakeClock, bill, make_config, make_env
 
@@ -132,7 +133,7 @@ async def test_start_up_posts_failures_that_happened_without_slack(db_url: str, 
     from sync.documents import validate_batch
 
     events, _ = validate_batch({"events": valid}, {"books-dk"})
-    await quiet.engine.ingest(events)
+    await ingest_batch(quiet.engine, events)
     await quiet.worker.run_until_idle()
     await quiet.close()
     async with slack_harness(db_url, clock) as h:

@@ -27,6 +27,7 @@ from connectors.base import NeedsPersonError
 from connectors.sandbox import LEDGERS
 from sync.config import IntegrationConfig
 from sync.overview import AttentionGroup
+from sync.resync import resync_document
 from tests.fakes.slack_api import ALICE, CHANNEL, SlackHarness, signed_headers, slack_harness
 from tests.support import FakeClock, bill, eventually
 
@@ -119,7 +120,7 @@ async def test_a_token_in_a_ledger_error_is_masked_in_every_message(
     await slack.deliver()  # the failure message
     [post] = slack.fake.posts()
     ts = slack.fake.ts_of(post)
-    await slack.runtime.engine.resync("ap", "bill", "T-1", ["invoice"], actor=ALICE)
+    await resync_document(slack.runtime.engine, "ap", "bill", "T-1", ["invoice"], actor=ALICE)
     await slack.runtime.worker.run_until_idle()
     await slack.deliver()  # the thread reply of the second attempt
     assert slack.fake.replies(ts)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from storage.models import SlackMessage
 from storage.states import MessageState
+from sync.resync import resync_document
 from tests.fakes.slack_api import ALICE, CHANNEL, Planned, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 
@@ -77,7 +78,7 @@ async def test_500_after_the_post_was_stored_makes_no_duplicate(slack: SlackHarn
     [lookup] = slack.fake.of("conversations.history")
     assert lookup.args["channel"] == CHANNEL and lookup.args["include_all_metadata"] in ("1", "true", True)
     # The subject moves on: the adopted message is updated in place, not posted anew.
-    await slack.runtime.engine.resync("ap", "bill", "U-1", ["invoice"], actor=ALICE)
+    await resync_document(slack.runtime.engine, "ap", "bill", "U-1", ["invoice"], actor=ALICE)
     await slack.deliver()
     assert len(top_level(slack)) == 1
     assert "Resync requested by <@U0ALICE>" in slack.fake.text_of(message["ts"])

@@ -9,8 +9,12 @@ from decimal import Decimal
 import pytest
 
 from bot.config import ConfigError, load_environment, parse_config
-from sync.documents import BillData, PayrollRunData, validate_batch
-from sync.planner import Eligibility, plan_bill, plan_payroll
+from sync.documents import validate_batch
+from sync.kinds.bill import BillData
+from sync.kinds.bill import plan as plan_bill
+from sync.kinds.payroll import PayrollRunData
+from sync.kinds.payroll import plan as plan_payroll
+from sync.planner import Eligibility
 from sync.policy import RetryPolicy, fingerprint
 from tests.support import bill
 

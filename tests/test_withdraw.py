@@ -7,7 +7,9 @@ from typing import Any
 from bot.runtime import Runtime
 from connectors.sandbox import LEDGERS, SandboxConnector
 from sync.documents import validate_batch
+from sync.ingest import ingest_batch
 from sync.log import document_view
+from sync.resync import resync_document
 from tests.fakes.slack_api import slack_harness
 from tests.support import FakeClock, bill
 
@@ -17,7 +19,7 @@ PAID = {"date": "2026-11-20", "amount": "1250.00"}
 async def ingest(runtime: Runtime, *events: dict[str, Any]) -> None:
     valid, errors = validate_batch({"events": list(events)}, set(runtime.engine.integrations))
     assert not errors, errors
-    await runtime.engine.ingest(valid)
+    await ingest_batch(runtime.engine, valid)
 
 
 async def view(runtime: Runtime, doc_id: str) -> dict[str, Any]:
@@ -147,7 +149,7 @@ async def test_resync_of_a_withdrawn_payment_says_why_and_sends_nothing(runtime:
     await ingest(runtime, bill("B-7", version=2, paid=None))
     await runtime.worker.run_until_idle()
     writes = LEDGERS["books-dk"].writes
-    [outcome] = await runtime.engine.resync("ap", "bill", "B-7", ["payment"], "U0ALICE")
+    [outcome] = await resync_document(runtime.engine, "ap", "bill", "B-7", ["payment"], "U0ALICE")
     assert not outcome.ok and "not paid" in outcome.message
     await runtime.worker.run_until_idle()
     assert LEDGERS["books-dk"].writes == writes

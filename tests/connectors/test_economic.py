@@ -34,6 +34,7 @@ from connectors.economic import (
 from storage.models import Attempt, Posting
 from sync.config import IntegrationConfig, Mappings
 from sync.documents import validate_batch
+from sync.ingest import ingest_batch
 from tests.connectors.conftest import FAKE_TIMEOUT_SECONDS, EconomicHarness
 from tests.connectors.harness import invoice_request, sync_as_the_worker
 from tests.fakes.economic_server import (
@@ -465,7 +466,7 @@ async def economic_runtime(make_runtime: Any, fake: FakeEconomic) -> Any:
 async def ingest(runtime: Any, *events: dict[str, Any]) -> None:
     valid, errors = validate_batch({"events": list(events)}, {"economic-dk"})
     assert errors == []
-    await runtime.engine.ingest(valid)
+    await ingest_batch(runtime.engine, valid)
 
 
 async def postings(runtime: Any) -> dict[str, Posting]:

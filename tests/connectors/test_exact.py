@@ -41,7 +41,8 @@ from storage.credentials import (
 from storage.db import connect
 from storage.models import Credential
 from sync.config import IntegrationConfig
-from sync.vouchers import build_request, config_mappings, idempotency_key
+from sync.kinds import build_request
+from sync.vouchers import config_mappings, idempotency_key
 from tests.connectors.harness import invoice_request
 from tests.fakes.exact_server import ExactFake, MemoryTokenStore, build_connector
 

@@ -19,7 +19,8 @@ from connectors.base import (
 from connectors.procountor import WITHDRAWN_NOTE, ProcountorConnector
 from sync.config import IntegrationConfig
 from sync.errors import FailureKind, NotSendable, classify
-from sync.vouchers import build_request, config_mappings, idempotency_key
+from sync.kinds import build_request
+from sync.vouchers import config_mappings, idempotency_key
 from tests.connectors.harness import invoice_request
 from tests.fakes.procountor_server import ProcountorFake, build_connector
 

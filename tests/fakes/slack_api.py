@@ -33,6 +33,7 @@ from bot.config import SlackConfig
 from bot.runtime import Runtime
 from handlers.routes import build_web_app
 from sync.documents import validate_batch
+from sync.ingest import ingest_batch
 from tests.support import FakeClock, make_config, make_env
 
 SIGNING_SECRET = "test-signing-secret"
@@ -362,7 +363,7 @@ class SlackHarness:
     async def ingest(self, *events: dict[str, Any]) -> None:
         valid, errors = validate_batch({"events": list(events)}, set(self.runtime.engine.integrations))
         assert not errors, errors
-        await self.runtime.engine.ingest(valid)
+        await ingest_batch(self.runtime.engine, valid)
 
     async def press(
         self, action_id: str, value: str, *, user: str = ALICE, message_ts: str = "1790000001.000100"

@@ -1,0 +1,274 @@
+"""A person's resync, restart and ignore of one document's postings.
+
+A person's action moves a posting's state *before* any ledger call, with a guarded
+update, so a double click (or two people clicking) queues it once. A booked
+posting is never queued again: a second voucher would book it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Activity, Attempt, Document, Posting
+from storage.queries import clear_backoff, close_settled_groups
+from storage.states import Operation, Outcome, PostingState, Trigger
+from sync.changes import Change
+from sync.engine import Engine
+from sync.ingest import apply_plan
+from sync.kinds import KINDS, plan
+from sync.planner import Eligibility, PlannedPosting
+
+#: states a person's resync may move to pending (not in flight, not booked, not queued)
+RESYNCABLE = (
+    PostingState.FAILED,
+    PostingState.RETRYING,
+    PostingState.SYNCED,
+    PostingState.WAITING,
+    PostingState.IGNORED,
+)
+IGNORABLE = (PostingState.FAILED, PostingState.RETRYING, PostingState.PENDING, PostingState.WAITING)
+
+
+class DocumentNotFound(LookupError):
+    """No document with that key."""
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What a person's action did to one posting, in their words."""
+
+    posting_id: int | None
+    kind: str
+    ok: bool
+    message: str
+
+
+async def find_document(s: AsyncSession, source: str, kind: str, external_id: str) -> Document:
+    """The document of that natural key; :class:`DocumentNotFound` if there is none."""
+    doc = (
+        await s.scalars(
+            select(Document).where(
+                Document.source == source,
+                Document.kind == kind,
+                Document.external_id == external_id,
+            )
+        )
+    ).one_or_none()
+    if doc is None:
+        raise DocumentNotFound(f"No {kind} {external_id} from {source}.")
+    return doc
+
+
+async def resync_document(
+    engine: Engine,
+    source: str,
+    kind: str,
+    external_id: str,
+    posting_kinds: Sequence[str],
+    actor: str | None,
+    trigger: Trigger = Trigger.MANUAL,
+) -> list[ActionOutcome]:
+    """Queue the named postings of one document again (``all``: every one that applies)."""
+    now = engine.clock()
+    outcomes: list[ActionOutcome] = []
+    changes: list[Change] = []
+    async with engine.db.sessions() as s, s.begin():
+        doc = await find_document(s, source, kind, external_id)
+        outcomes = await requeue_document(engine, s, doc, set(posting_kinds), actor, trigger, now, changes)
+        s.add(
+            Activity(
+                actor=actor,
+                action="resync",
+                subject=f"document:{doc.id}",
+                at=now,
+                outcome="ok" if any(o.ok for o in outcomes) else "refused",
+                detail={
+                    "postings": [o.kind for o in outcomes],
+                    "messages": [o.message for o in outcomes],
+                },
+            )
+        )
+    engine.feed.publish(changes)
+    engine.wake()
+    return outcomes
+
+
+async def requeue_document(
+    engine: Engine,
+    s: AsyncSession,
+    doc: Document,
+    kinds: set[str],
+    actor: str | None,
+    trigger: Trigger,
+    now: datetime,
+    changes: list[Change],
+) -> list[ActionOutcome]:
+    """Queue the named postings of ``doc`` again inside the caller's transaction."""
+    integration = next(n for n, i in engine.integration_ids.items() if i == doc.integration_id)
+    data = KINDS[doc.kind].shape.model_validate(doc.data)
+    planned = resync_plan(engine, doc)
+    existing = {
+        p.slot: p for p in (await s.scalars(select(Posting).where(Posting.document_id == doc.id))).all()
+    }
+    # a kind ("journal") names every posting of that kind; a slot ("journal:2026-10") one
+    wanted = (
+        set(planned)
+        if "all" in kinds
+        else {slot for slot in set(planned) | set(existing) if slot in kinds or slot.split(":")[0] in kinds}
+    )
+    outcomes: list[ActionOutcome] = []
+    for kind in sorted(kinds - {"all"}):
+        if not any(slot == kind or slot.split(":")[0] == kind for slot in wanted):
+            outcomes.append(ActionOutcome(None, kind, False, _why_no_posting(doc, kind, data)))
+    for slot in sorted(wanted):
+        p = existing.get(slot)
+        want = planned.get(slot)
+        if p is None and want is not None:
+            current: dict[str, Posting] = {}
+            apply_plan(s, doc, integration, [want], current, now)
+            await s.flush()
+            p = current[slot]
+            p.queued_trigger, p.queued_actor, p.force = trigger, actor, True
+            p.state, p.error_code, p.last_error = PostingState.PENDING, None, None
+            outcomes.append(ActionOutcome(p.id, p.kind, True, f"{_label(p)} queued."))
+            changes.append(Change(p.id, doc.id, p.state, None))
+            continue
+        if p is None:
+            continue
+        if want is None and p.state == PostingState.WITHDRAWN:
+            outcomes.append(ActionOutcome(p.id, p.kind, False, _why_no_posting(doc, p.kind, data)))
+            continue
+        outcome = await _requeue_guarded(s, p, want, trigger, actor, now)
+        outcomes.append(outcome)
+        if outcome.ok:
+            changes.append(Change(p.id, doc.id, PostingState.PENDING, p.error_group_id))
+    if any(o.ok for o in outcomes):
+        await s.run_sync(clear_backoff, integration)
+    return outcomes
+
+
+def resync_plan(engine: Engine, doc: Document) -> dict[str, PlannedPosting]:
+    """The postings a person's resync of ``doc`` asks for, by slot."""
+    integration = next(n for n, i in engine.integration_ids.items() if i == doc.integration_id)
+    data = KINDS[doc.kind].shape.model_validate(doc.data)
+    # A person asked: history-start and auto-transfer do not hold it back.
+    return {
+        p.slot: p
+        for p in plan(doc.kind, data, Eligibility(True, None, engine.rules(integration).ready_statuses))
+    }
+
+
+async def _requeue_guarded(
+    s: AsyncSession,
+    p: Posting,
+    want: PlannedPosting | None,
+    trigger: Trigger,
+    actor: str | None,
+    now: datetime,
+) -> ActionOutcome:
+    if p.state == PostingState.BOOKED:
+        return ActionOutcome(
+            p.id,
+            p.kind,
+            False,
+            (
+                f"{_label(p)} is booked in the ledger as {p.external_ref}. A booked voucher "
+                "cannot be changed, and a second one would book it twice; correct it in the ledger."
+            ),
+        )
+    if p.state == PostingState.IN_FLIGHT:
+        return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is being sent right now.")
+    if p.state == PostingState.PENDING:
+        return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is already queued.")
+    values: dict[str, Any] = dict(
+        state=PostingState.PENDING,
+        queued_at=now,
+        next_attempt_at=now,
+        updated_at=now,
+        queued_trigger=trigger,
+        queued_actor=actor,
+        force=True,
+    )
+    if want is not None:
+        values["desired_hash"] = want.desired_hash
+    done = await s.execute(
+        update(Posting)
+        .where(Posting.id == p.id, Posting.state.in_(RESYNCABLE))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:
+        return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is already queued.")
+    return ActionOutcome(p.id, p.kind, True, f"{_label(p)} queued.")
+
+
+async def ignore_posting(engine: Engine, posting_id: int, actor: str | None) -> ActionOutcome:
+    """A person decides this posting is not to be sent."""
+    now = engine.clock()
+    async with engine.db.sessions() as s, s.begin():
+        p = await s.get(Posting, posting_id)
+        if p is None:
+            return ActionOutcome(posting_id, "", False, "No such posting.")
+        done = await s.execute(
+            update(Posting)
+            .where(Posting.id == posting_id, Posting.state.in_(IGNORABLE))
+            .values(state=PostingState.IGNORED, updated_at=now, queued_actor=actor)
+            .execution_options(synchronize_session=False)
+        )
+        ok = bool(done.rowcount)
+        message = (
+            f"{_label(p)} ignored."
+            if ok
+            else (
+                f"{_label(p)} is {p.state.replace('_', ' ')}; only a posting that waits or failed "
+                "can be ignored."
+            )
+        )
+        s.add(
+            Activity(
+                actor=actor,
+                action="ignore",
+                subject=f"posting:{posting_id}",
+                at=now,
+                outcome="ok" if ok else "refused",
+                detail={"message": message},
+            )
+        )
+        if ok:
+            s.add(
+                Attempt(
+                    posting_id=posting_id,
+                    started_at=now,
+                    finished_at=now,
+                    trigger=Trigger.MANUAL,
+                    actor=actor,
+                    operation=Operation.NONE,
+                    outcome=Outcome.REFUSED,
+                    message="Ignored by a person.",
+                )
+            )
+            if p.error_group_id is not None:
+                # the last open member ignored: the group has nothing left to fix
+                gid = p.error_group_id
+                await s.run_sync(lambda ss: close_settled_groups(ss, [gid]))
+        change = Change(p.id, p.document_id, PostingState.IGNORED if ok else p.state, p.error_group_id)
+    engine.feed.publish([change])
+    return ActionOutcome(posting_id, p.kind, ok, message)
+
+
+def _label(p: Posting) -> str:
+    name = {"invoice": "The invoice posting", "payment": "The payment posting", "journal": "The journal"}.get(
+        p.kind, f"The {p.kind.replace('_', ' ')} posting"
+    )
+    return f"{name} ({p.period})" if p.period else name
+
+
+def _why_no_posting(doc: Document, kind: str, data: Any) -> str:
+    why = KINDS[doc.kind].why_no_posting(data, kind)
+    return why or f"A {doc.kind.replace('_', ' ')} has no {kind} posting."
