@@ -19,6 +19,7 @@ from bot.scheduler import Scheduler, Sweeps
 from bot.slack import SlackBot, build_slack_bot
 from connectors import registry
 from connectors.base import Connector
+from connectors.sandbox.books import SandboxBooks
 from storage.credentials import DatabaseTokenStore, SecretKeyError, secret_key_from_env
 from storage.db import Database, connect
 from storage.migrate import upgrade_async
@@ -39,13 +40,18 @@ SECRET_KEYS = (
 )
 
 
-def connector_for(cfg: IntegrationConfig, db: Database | None = None) -> Connector:
+def connector_for(
+    cfg: IntegrationConfig, db: Database | None = None, sandbox_books: SandboxBooks | None = None
+) -> Connector:
     """Build an integration's connector, reading ``env:NAME`` credentials now.
 
     Exact rotates its refresh token on every use: it gets a token store on the
     database (encrypted with ``LEDGEROPS_SECRET_KEY``) so a restart keeps access.
+    A sandbox integration's ledger lives in ``sandbox_books`` (new books if none given).
     """
     settings = cfg.connector_settings()
+    if cfg.kind == "sandbox":
+        settings["books"] = SandboxBooks() if sandbox_books is None else sandbox_books
     if cfg.kind == "exact":
         if db is None:
             raise ConfigError(f"integrations[{cfg.name}]: Exact needs the database for its refresh token")
@@ -72,6 +78,8 @@ class Runtime:
     db: Database
     engine: Engine
     worker: Worker
+    #: the sandbox ledgers of this runtime's sandbox integrations (shared when handed in)
+    sandbox_books: SandboxBooks = field(default_factory=SandboxBooks)
     extras: dict[str, Any] = field(default_factory=dict)
     #: the Slack side; ``None`` without a bot token (sandbox mode)
     slack: SlackBot | None = None
@@ -89,23 +97,30 @@ class Runtime:
         clock: Clock = utcnow,
         connectors: Callable[[IntegrationConfig], Connector] | None = None,
         outbox: OutboxSettings | None = None,
+        sandbox_books: SandboxBooks | None = None,
     ) -> Runtime:
         """Open the database (migrating it), sync integrations, build engine and worker,
-        and with a bot token the bolt app and the Slack notifier."""
+        and with a bot token the bolt app and the Slack notifier.
+
+        Sandbox integrations keep their ledgers in ``sandbox_books``: pass the same books
+        to runtimes that should share them; without, this runtime gets its own."""
         if migrate:
             await upgrade_async(env.database_url)
         db = connect(env.database_url)
+        books = SandboxBooks() if sandbox_books is None else sandbox_books
         retry = config.retry
         engine = Engine(
             db,
             config.integrations,
-            connectors or partial(connector_for, db=db),
+            connectors or partial(connector_for, db=db, sandbox_books=books),
             policy=RetryPolicy(retry.base_seconds, retry.max_seconds, retry.jitter, retry.max_attempts),
             worker=config.worker,
             clock=clock,
         )
         await engine.setup()
-        runtime = cls(env=env, config=config, db=db, engine=engine, worker=Worker(engine))
+        runtime = cls(
+            env=env, config=config, db=db, engine=engine, worker=Worker(engine), sandbox_books=books
+        )
         engine.attempt_listeners.append(runtime.metrics.observe_attempt)
         runtime.slack = build_slack_bot(env, config, clock)
         sweeps = Sweeps(engine, config.scheduler)

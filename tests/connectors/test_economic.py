@@ -26,7 +26,7 @@ from connectors.base import (
     encode_json,
     retry_after_seconds,
 )
-from connectors.economic import (
+from connectors.economic.client import (
     EconomicConnector,
     entry_text,
     filter_value,

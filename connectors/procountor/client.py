@@ -56,7 +56,7 @@ from connectors.base import (
     decode_json,
 )
 from connectors.http import LedgerHttp
-from connectors.procountor_refusals import own_failure, refusal_text
+from connectors.procountor.procountor_refusals import own_failure, refusal_text
 
 DEFAULT_BASE_URL = "https://api.procountor.com/latest/api"
 SUPPORTED = frozenset({"invoice", "payment", "journal"})

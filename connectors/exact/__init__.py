@@ -1,0 +1,1 @@
+"""Exact Online: the REST adapter (``client``) and the eExact XML writer (``exact_xml``)."""

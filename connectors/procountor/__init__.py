@@ -1,0 +1,1 @@
+"""Procountor: the HTTP adapter (``client``) and its refusals (``procountor_refusals``)."""
