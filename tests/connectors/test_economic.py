@@ -26,11 +26,8 @@ from connectors.base import (
     encode_json,
     retry_after_seconds,
 )
-from connectors.economic.client import (
-    EconomicConnector,
-    entry_text,
-    filter_value,
-)
+from connectors.economic.client import EconomicConnector
+from connectors.economic.vouchers import entry_text, filter_value
 from storage.models import Attempt, Posting
 from sync.config import IntegrationConfig, Mappings
 from sync.documents import validate_batch
