@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import httpx
 from aiohttp import web
 
-from sync.config import IntegrationConfig, resolve_secret
+from sync.config import ExactKeys, IntegrationConfig, resolve_secret
 
 DEFAULT_BASE_URL = "https://start.exactonline.nl"
 DEFAULT_PORT = 8765
@@ -115,14 +115,15 @@ async def connect_exact(
     Online administration 101 (Books B.V.)". Raises :class:`ConnectError` when it
     is refused or fails; secrets never appear in any message.
     """
-    if cfg.kind != "exact":
+    keys = cfg.connector
+    if not isinstance(keys, ExactKeys):
         raise ConnectError(f"{cfg.name} is a {cfg.kind} integration; only exact needs connect.")
     env = dict(environ) if environ is not None else None
-    client_id = resolve_secret(cfg.client_id, f"integrations[{cfg.name}].client_id", env)
-    client_secret = resolve_secret(cfg.client_secret, f"integrations[{cfg.name}].client_secret", env)
+    client_id = resolve_secret(keys.client_id, f"integrations[{cfg.name}].client_id", env)
+    client_secret = resolve_secret(keys.client_secret, f"integrations[{cfg.name}].client_secret", env)
     if not client_id or not client_secret:
         raise ConnectError(f"integrations[{cfg.name}] needs client_id and client_secret.")
-    base = (cfg.base_url or DEFAULT_BASE_URL).rstrip("/")
+    base = (keys.base_url or DEFAULT_BASE_URL).rstrip("/")
     state = secrets.token_urlsafe(16)
 
     def announce(redirect_uri: str) -> None:
@@ -171,7 +172,7 @@ async def connect_exact(
     division = int(me["CurrentDivision"])
     label = str(me.get("DivisionCustomerName") or "").strip()
     stored = await token_store.get("division")
-    expected = cfg.division if cfg.division is not None else (int(stored) if stored else None)
+    expected = keys.division if keys.division is not None else (int(stored) if stored else None)
     if expected is not None and expected != division:
         raise ConnectError(
             f"The sign-in chose administration {division}{f' ({label})' if label else ''}, but "

@@ -23,21 +23,12 @@ from connectors.sandbox.books import SandboxBooks
 from storage.credentials import DatabaseTokenStore, SecretKeyError, secret_key_from_env
 from storage.db import Database, connect
 from storage.migrate import upgrade_async
-from sync.config import KIND_KEYS, IntegrationConfig, resolve_secret
+from sync.config import IntegrationConfig, resolve_secret
 from sync.engine import Clock, Engine, utcnow
 from sync.policy import RetryPolicy
 from sync.worker import Worker
 
 log = logging.getLogger(__name__)
-
-SECRET_KEYS = (
-    "app_secret_token",
-    "agreement_grant_token",
-    "client_id",
-    "client_secret",
-    "api_key",
-    "refresh_token",
-)
 
 
 def connector_for(
@@ -60,8 +51,8 @@ def connector_for(
         except SecretKeyError as exc:
             raise ConfigError(str(exc)) from None
         settings["token_store"] = DatabaseTokenStore(db, cfg.name, key)
-    for key in SECRET_KEYS:
-        if key in settings and key in KIND_KEYS[cfg.kind]:
+    for key in cfg.connector.credential_keys():
+        if key in settings:
             settings[key] = resolve_secret(settings[key], f"integrations[{cfg.name}].{key}")
             remember_secret(settings[key])  # masked in the logs and in Slack from now on
     settings["payment_account"] = cfg.payment_account

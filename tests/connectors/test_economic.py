@@ -451,7 +451,7 @@ async def economic_runtime(make_runtime: Any, fake: FakeEconomic) -> Any:
             base_url=fake.url,
             app_secret_token=APP_SECRET_TOKEN,
             agreement_grant_token=AGREEMENT_GRANT_TOKEN,
-            journal=cfg.journal or 1,
+            journal=cfg.connector.journal or 1,
             payment_account=cfg.payment_account,
             timeout=FAKE_TIMEOUT_SECONDS,
         )
