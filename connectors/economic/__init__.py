@@ -1,1 +1,1 @@
-"""Visma e-conomic: the HTTP adapter (``client``) apart from voucher and debtor bodies."""
+"""Visma e-conomic: the HTTP adapter (``client``), ``vouchers``, ``customers`` and ``refusals``."""

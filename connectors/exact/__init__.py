@@ -1,1 +1,1 @@
-"""Exact Online: the REST adapter (``client``) and the eExact XML writer (``exact_xml``)."""
+"""Exact Online: ``client``, ``rest`` (calls), ``tokens`` (sign-in), ``entries``, ``accounts``, XML."""

@@ -255,7 +255,7 @@ class ExactConnector:
     async def upload_xml(self, topic: str, xml: bytes) -> str:
         """POST an eExact file to ``/docs/XMLUpload.aspx``; returns the XML answer.
 
-        ``connectors.exact_xml.parse_upload_answer`` turns it into per-row outcomes.
+        ``connectors.exact.exact_xml.parse_upload_answer`` turns it into per-row outcomes.
         The upload counts against the same allowance as REST calls.
         """
         division = await self.division()

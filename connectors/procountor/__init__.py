@@ -1,1 +1,1 @@
-"""Procountor: the HTTP adapter (``client``) and its refusals (``procountor_refusals``)."""
+"""Procountor: the HTTP adapter (``client``), receipts (``receipts``), refusals (``procountor_refusals``)."""
