@@ -41,7 +41,6 @@ from sqlalchemy import func, select
 from bot.blocks import ActionId, button_value
 from bot.config import ConfigFile, Environment, SlackConfig
 from bot.runtime import Runtime
-from connectors import sandbox
 from handlers.routes import build_web_app
 from storage.migrate import upgrade_async
 from storage.models import Activity, Posting
@@ -183,7 +182,6 @@ async def run(postings: int, rounds: int, companies: int) -> dict[str, Any]:
             await runtime.close()
             fake.terminate()
             await fake.wait()
-            sandbox.LEDGERS.clear()
     ours_s, bare_s = summary(latencies["ours"]), summary(latencies["bare"])
     ratio = round(ours_s["p99_ms"] / bare_s["p99_ms"], 2) if bare_s["p99_ms"] else None
     return {

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from connectors.base import RateLimitedError
-from connectors.exact import ExactConnector
+from connectors.exact.client import ExactConnector
 from tests.connectors.harness import invoice_request
 from tests.fakes.exact_server import (
     ExactFake,

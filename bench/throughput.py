@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text
 
 from bot.config import ConfigFile, Environment
 from bot.runtime import Runtime
-from connectors import sandbox
+from connectors.sandbox.books import SandboxBooks
 from storage.migrate import upgrade_async
 from storage.models import Posting
 from sync.config import IntegrationConfig, Mappings, WorkerConfig
@@ -65,7 +65,7 @@ async def _reset_postgres(url: str) -> None:
 
 
 async def scenario(url: str, companies: int, bills: int, latency_ms: int) -> dict[str, Any]:
-    sandbox.LEDGERS.clear()
+    books = SandboxBooks()
     if url.startswith("postgresql"):
         await _reset_postgres(url)
     await upgrade_async(url)
@@ -82,7 +82,7 @@ async def scenario(url: str, companies: int, bills: int, latency_ms: int) -> dic
             for n in names
         ],
     )
-    runtime = await Runtime.create(Environment(database_url=url), config, migrate=False)
+    runtime = await Runtime.create(Environment(database_url=url), config, migrate=False, sandbox_books=books)
     try:
         events = [bill_event(n, i) for i in range(bills) for n in names]
         for start in range(0, len(events), 1000):
@@ -99,7 +99,7 @@ async def scenario(url: str, companies: int, bills: int, latency_ms: int) -> dic
             synced = await s.scalar(
                 select(func.count()).select_from(Posting).where(Posting.state == "synced")
             )
-        vouchers = sum(len(sandbox.LEDGERS[n].vouchers) for n in names)
+        vouchers = sum(len(books[n].vouchers) for n in names)
     finally:
         await runtime.close()
     rate = total / elapsed

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.scheduler import SchedulerConfig
-from sync.config import IntegrationConfig, RetryConfig, WorkerConfig
+from sync.config import IntegrationConfig, RetryConfig, WorkerConfig, key_of_another_kind
 
 
 class ConfigError(Exception):
@@ -161,11 +161,37 @@ def parse_config(text: str, source: str = "ledgerops.toml") -> ConfigFile:
     try:
         return ConfigFile.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-        key = _where(loc, raw)
-        msg = "unknown key" if err["type"] == "extra_forbidden" else _clean(err["msg"])
-        raise ConfigError(f"{source}: {key}: {msg}") from None
+        raise ConfigError(f"{source}: {_first_error(exc, raw)}") from None
+
+
+def _first_error(exc: ValidationError, raw: dict[str, Any]) -> str:
+    """``where: what`` of the error a person should fix first.
+
+    An integration's connector keys are validated as its ``connector`` (tagged by kind)
+    though the file is flat, so that part of the location is left out; a key another
+    kind reads is named as such before anything else.
+    """
+    errors = exc.errors()
+    err = next((e for e in errors if _other_kinds_key(e)), errors[0])
+    loc = _flat(tuple(p for p in err["loc"] if not str(p).startswith("function-")))
+    if _other_kinds_key(err):
+        kind = err["loc"][err["loc"].index("connector") + 1]
+        return f"{_where(loc[:-1], raw)}: key '{loc[-1]}' is not used by kind '{kind}'"
+    msg = "unknown key" if err["type"] == "extra_forbidden" else _clean(err["msg"])
+    return f"{_where(loc, raw)}: {msg}"
+
+
+def _other_kinds_key(err: Any) -> bool:
+    loc = err["loc"]
+    return err["type"] == "extra_forbidden" and "connector" in loc and key_of_another_kind(loc[-1])
+
+
+def _flat(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The location as the file spells it: without ``connector`` and its kind tag."""
+    if "connector" in loc:
+        at = loc.index("connector")
+        return loc[:at] + loc[at + 2 :]
+    return loc
 
 
 def load_config(path: str | Path) -> ConfigFile:

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import httpx
 from aiohttp import web
 
-from sync.config import IntegrationConfig, resolve_secret
+from sync.config import ExactKeys, IntegrationConfig, resolve_secret
 
 DEFAULT_BASE_URL = "https://start.exactonline.nl"
 DEFAULT_PORT = 8765
@@ -115,8 +115,9 @@ async def connect_exact(
     Online administration 101 (Books B.V.)". Raises :class:`ConnectError` when it
     is refused or fails; secrets never appear in any message.
     """
-    client_id, client_secret = _client_credentials(cfg, environ)
-    base = (cfg.base_url or DEFAULT_BASE_URL).rstrip("/")
+    keys = _exact_keys(cfg)
+    client_id, client_secret = _client_credentials(cfg, keys, environ)
+    base = (keys.base_url or DEFAULT_BASE_URL).rstrip("/")
     state = secrets.token_urlsafe(16)
 
     def announce(redirect_uri: str) -> None:
@@ -140,7 +141,7 @@ async def connect_exact(
         me = await _chosen_administration(http, str(tokens["access_token"]))
     division = int(me["CurrentDivision"])
     label = str(me.get("DivisionCustomerName") or "").strip()
-    await _check_one_administration(cfg, token_store, division, label)
+    await _check_one_administration(cfg, keys, token_store, division, label)
     detail = {
         "division": division,
         "administration": label,
@@ -153,13 +154,20 @@ async def connect_exact(
     return f"Linked {cfg.name} to Exact Online administration {_administration(division, label)}."
 
 
-def _client_credentials(cfg: IntegrationConfig, environ: Mapping[str, str] | None) -> tuple[str, str]:
-    """The Exact app's client id and secret for ``cfg``; refused for other kinds or when missing."""
-    if cfg.kind != "exact":
+def _exact_keys(cfg: IntegrationConfig) -> ExactKeys:
+    """The Exact keys of ``cfg``; refused for other kinds."""
+    if not isinstance(cfg.connector, ExactKeys):
         raise ConnectError(f"{cfg.name} is a {cfg.kind} integration; only exact needs connect.")
+    return cfg.connector
+
+
+def _client_credentials(
+    cfg: IntegrationConfig, keys: ExactKeys, environ: Mapping[str, str] | None
+) -> tuple[str, str]:
+    """The Exact app's client id and secret for ``cfg``; refused when missing."""
     env = dict(environ) if environ is not None else None
-    client_id = resolve_secret(cfg.client_id, f"integrations[{cfg.name}].client_id", env)
-    client_secret = resolve_secret(cfg.client_secret, f"integrations[{cfg.name}].client_secret", env)
+    client_id = resolve_secret(keys.client_id, f"integrations[{cfg.name}].client_id", env)
+    client_secret = resolve_secret(keys.client_secret, f"integrations[{cfg.name}].client_secret", env)
     if not client_id or not client_secret:
         raise ConnectError(f"integrations[{cfg.name}] needs client_id and client_secret.")
     return client_id, client_secret
@@ -207,11 +215,11 @@ async def _chosen_administration(http: httpx.AsyncClient, access_token: str) -> 
 
 
 async def _check_one_administration(
-    cfg: IntegrationConfig, token_store: _Store, division: int, label: str
+    cfg: IntegrationConfig, keys: ExactKeys, token_store: _Store, division: int, label: str
 ) -> None:
     """Refuse a login that chose another administration than the configured (or linked) one."""
     stored = await token_store.get("division")
-    expected = cfg.division if cfg.division is not None else (int(stored) if stored else None)
+    expected = keys.division if keys.division is not None else (int(stored) if stored else None)
     if expected is not None and expected != division:
         raise ConnectError(
             f"The sign-in chose administration {_administration(division, label)}, but "

@@ -30,7 +30,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
-from connectors.sandbox import SandboxConnector, SandboxLedger
+from connectors.sandbox.connector import SandboxConnector
+from connectors.sandbox.ledger import SandboxLedger
 from storage.models import Document, Posting
 from storage.states import PostingState
 from sync.documents import validate_batch

@@ -18,33 +18,30 @@ from bot.scheduler import Scheduler, Sweeps
 from bot.slack import SlackBot, build_slack_bot
 from connectors import registry
 from connectors.base import Connector
+from connectors.sandbox.books import SandboxBooks
 from storage.credentials import DatabaseTokenStore, SecretKeyError, secret_key_from_env
 from storage.db import Database, connect
 from storage.migrate import upgrade_async
-from sync.config import KIND_KEYS, IntegrationConfig, resolve_secret
+from sync.config import IntegrationConfig, resolve_secret
 from sync.engine import Clock, Engine, utcnow
 from sync.policy import RetryPolicy
 from sync.worker import Worker
 
 log = logging.getLogger(__name__)
 
-SECRET_KEYS = (
-    "app_secret_token",
-    "agreement_grant_token",
-    "client_id",
-    "client_secret",
-    "api_key",
-    "refresh_token",
-)
 
-
-def connector_for(cfg: IntegrationConfig, db: Database | None = None) -> Connector:
+def connector_for(
+    cfg: IntegrationConfig, db: Database | None = None, sandbox_books: SandboxBooks | None = None
+) -> Connector:
     """Build an integration's connector, reading ``env:NAME`` credentials now.
 
     Exact rotates its refresh token on every use: it gets a token store on the
     database (encrypted with ``LEDGEROPS_SECRET_KEY``) so a restart keeps access.
+    A sandbox integration's ledger lives in ``sandbox_books`` (new books if none given).
     """
     settings = cfg.connector_settings()
+    if cfg.kind == "sandbox":
+        settings["books"] = SandboxBooks() if sandbox_books is None else sandbox_books
     if cfg.kind == "exact":
         if db is None:
             raise ConfigError(f"integrations[{cfg.name}]: Exact needs the database for its refresh token")
@@ -53,8 +50,8 @@ def connector_for(cfg: IntegrationConfig, db: Database | None = None) -> Connect
         except SecretKeyError as exc:
             raise ConfigError(str(exc)) from None
         settings["token_store"] = DatabaseTokenStore(db, cfg.name, key)
-    for key in SECRET_KEYS:
-        if key in settings and key in KIND_KEYS[cfg.kind]:
+    for key in cfg.connector.credential_keys():
+        if key in settings:
             settings[key] = resolve_secret(settings[key], f"integrations[{cfg.name}].{key}")
             remember_secret(settings[key])  # masked in the logs and in Slack from now on
     settings["payment_account"] = cfg.payment_account
@@ -71,6 +68,8 @@ class Runtime:
     db: Database
     engine: Engine
     worker: Worker
+    #: the sandbox ledgers of this runtime's sandbox integrations (shared when handed in)
+    sandbox_books: SandboxBooks = field(default_factory=SandboxBooks)
     #: the Slack side; ``None`` without a bot token (sandbox mode)
     slack: SlackBot | None = None
     notifier: Notifier | None = None
@@ -87,23 +86,30 @@ class Runtime:
         clock: Clock = utcnow,
         connectors: Callable[[IntegrationConfig], Connector] | None = None,
         outbox: OutboxSettings | None = None,
+        sandbox_books: SandboxBooks | None = None,
     ) -> Runtime:
         """Open the database (migrating it), sync integrations, build engine and worker,
-        and with a bot token the bolt app and the Slack notifier."""
+        and with a bot token the bolt app and the Slack notifier.
+
+        Sandbox integrations keep their ledgers in ``sandbox_books``: pass the same books
+        to runtimes that should share them; without, this runtime gets its own."""
         if migrate:
             await upgrade_async(env.database_url)
         db = connect(env.database_url)
+        books = SandboxBooks() if sandbox_books is None else sandbox_books
         retry = config.retry
         engine = Engine(
             db,
             config.integrations,
-            connectors or partial(connector_for, db=db),
+            connectors or partial(connector_for, db=db, sandbox_books=books),
             policy=RetryPolicy(retry.base_seconds, retry.max_seconds, retry.jitter, retry.max_attempts),
             worker=config.worker,
             clock=clock,
         )
         await engine.setup()
-        runtime = cls(env=env, config=config, db=db, engine=engine, worker=Worker(engine))
+        runtime = cls(
+            env=env, config=config, db=db, engine=engine, worker=Worker(engine), sandbox_books=books
+        )
         engine.attempt_listeners.append(runtime.metrics.observe_attempt)
         runtime.slack = build_slack_bot(env, config, clock)
         sweeps = Sweeps(engine, config.scheduler)

@@ -1,7 +1,7 @@
 """Settings of sandbox mode: a small company on the sandbox ledger, and the local Slack stand-in.
 
 Sandbox mode runs the real bot; only its surroundings are local: the ledger is
-:mod:`connectors.sandbox` and Slack is :mod:`bot.local_slack` on the same
+:mod:`connectors.sandbox.ledger` and Slack is :mod:`bot.local_slack` on the same
 server. The bot token and signing secret are made up per process, so nothing
 outside this process can sign a request the bot would accept.
 """

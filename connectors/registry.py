@@ -6,10 +6,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.base import Connector
-from connectors.economic import EconomicConnector
-from connectors.exact import ExactConnector
-from connectors.procountor import ProcountorConnector
-from connectors.sandbox import SandboxConnector
+from connectors.economic.client import EconomicConnector
+from connectors.exact.client import ExactConnector
+from connectors.procountor.client import ProcountorConnector
+from connectors.sandbox.connector import SandboxConnector
 
 Builder = Callable[[str, Mapping[str, Any]], Connector]
 

@@ -4,50 +4,11 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 IntegrationKind = Literal["economic", "procountor", "exact", "sandbox"]
-
-COMMON_KEYS = {
-    "name",
-    "kind",
-    "channel",
-    "auto_transfer",
-    "history_start",
-    "monthly_quota",
-    "payment_account",
-    "fee_account",
-    "ready_statuses",
-    "mappings",
-    "numbers",
-}
-KIND_KEYS: dict[str, set[str]] = {
-    "economic": {"base_url", "app_secret_token", "agreement_grant_token", "journal"},
-    "sandbox": {"accounts", "suppliers", "latency_ms"},
-    "procountor": {
-        "base_url",
-        "client_id",
-        "client_secret",
-        "api_key",
-        "redirect_uri",
-        "dimensions",
-        "creditor_account",
-        "company_currency",
-    },
-    "exact": {
-        "base_url",
-        "division",
-        "client_id",
-        "client_secret",
-        "refresh_token",
-        "export_dir",
-        "purchase_journal",
-        "general_journal",
-        "redirect_uri",
-    },
-}
 
 
 class Strict(BaseModel):
@@ -67,8 +28,92 @@ class NumberRanges(Strict):
     creditor: tuple[StrictInt, StrictInt] | None = None
 
 
+#: marks a connector key that holds a credential: ``env:NAME`` is read at start, never shown
+CREDENTIAL = "credential"
+Credential = Annotated[str | None, CREDENTIAL]
+
+
+class ConnectorKeys(Strict):
+    """The keys one kind of connector reads; any other key is refused."""
+
+    kind: IntegrationKind
+
+    @classmethod
+    def credential_keys(cls) -> tuple[str, ...]:
+        """The keys holding credentials, in the order they are read."""
+        return tuple(k for k, f in cls.model_fields.items() if CREDENTIAL in f.metadata)
+
+    def settings(self) -> dict[str, Any]:
+        """The keys that are set, with ``env:NAME`` still unresolved."""
+        names = (k for k in type(self).model_fields if k != "kind")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+
+class EconomicKeys(ConnectorKeys):
+    kind: Literal["economic"] = "economic"
+    base_url: str | None = None
+    app_secret_token: Credential = None
+    agreement_grant_token: Credential = None
+    journal: StrictInt | None = None
+
+
+class SandboxKeys(ConnectorKeys):
+    kind: Literal["sandbox"] = "sandbox"
+    accounts: dict[str, str] | None = None
+    suppliers: dict[str, str] | None = None
+    latency_ms: int | None = Field(default=None, ge=0)
+
+    @field_validator("accounts", "suppliers", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+class ProcountorKeys(ConnectorKeys):
+    kind: Literal["procountor"] = "procountor"
+    base_url: str | None = None
+    client_id: Credential = None
+    client_secret: Credential = None
+    api_key: Credential = None
+    redirect_uri: str | None = None
+    dimensions: dict[str, StrictInt] | None = None
+    creditor_account: StrictInt | None = None  # trade creditors account
+    company_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+
+
+class ExactKeys(ConnectorKeys):
+    kind: Literal["exact"] = "exact"
+    base_url: str | None = None
+    division: StrictInt | None = None
+    client_id: Credential = None
+    client_secret: Credential = None
+    refresh_token: Credential = None
+    export_dir: str | None = None
+    purchase_journal: str | None = None  # Exact journal codes
+    general_journal: str | None = None
+    redirect_uri: str | None = None
+
+
+AnyConnectorKeys = Annotated[
+    EconomicKeys | SandboxKeys | ProcountorKeys | ExactKeys, Field(discriminator="kind")
+]
+#: every key some kind of connector reads (a key of another kind gets its own message)
+CONNECTOR_KEYS = frozenset(
+    k for m in (EconomicKeys, SandboxKeys, ProcountorKeys, ExactKeys) for k in m.model_fields if k != "kind"
+)
+
+
+def key_of_another_kind(key: object) -> bool:
+    """Whether ``key`` is a connector key (refused for a kind that does not read it)."""
+    return key in CONNECTOR_KEYS
+
+
 class IntegrationConfig(Strict):
-    """One ``[[integrations]]`` table."""
+    """One ``[[integrations]]`` table: the common keys, and its kind's connector keys.
+
+    The file is flat; the connector keys are validated as ``connector``, the member of
+    the union its ``kind`` names.
+    """
 
     name: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
     kind: IntegrationKind
@@ -81,57 +126,28 @@ class IntegrationConfig(Strict):
     ready_statuses: list[str] = Field(default_factory=lambda: ["paid", "completed"])
     mappings: Mappings = Field(default_factory=Mappings)
     numbers: NumberRanges = Field(default_factory=NumberRanges)
-    # connector keys (validated per kind below)
-    base_url: str | None = None
-    app_secret_token: str | None = None
-    agreement_grant_token: str | None = None
-    journal: StrictInt | None = None
-    accounts: dict[str, str] | None = None
-    suppliers: dict[str, str] | None = None
-    latency_ms: int | None = Field(default=None, ge=0)
-    client_id: str | None = None
-    client_secret: str | None = None
-    api_key: str | None = None
-    redirect_uri: str | None = None
-    dimensions: dict[str, StrictInt] | None = None
-    division: StrictInt | None = None
-    creditor_account: StrictInt | None = None  # Procountor: trade creditors account
-    company_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    purchase_journal: str | None = None  # Exact journal codes
-    general_journal: str | None = None
-    refresh_token: str | None = None
-    export_dir: str | None = None
+    connector: AnyConnectorKeys
 
     @model_validator(mode="before")
     @classmethod
-    def _keys_of_kind(cls, values: Any) -> Any:
-        if isinstance(values, dict) and values.get("kind") in KIND_KEYS:
-            allowed = COMMON_KEYS | KIND_KEYS[values["kind"]]
-            for key in values:
-                if key not in allowed and key in cls.model_fields:
-                    raise ValueError(f"key '{key}' is not used by kind '{values['kind']}'")
+    def _connector_keys_apart(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "connector" not in values:
+            common = {k: v for k, v in values.items() if k in cls.model_fields}
+            keys = {k: v for k, v in values.items() if k not in cls.model_fields}
+            return {**common, "connector": {"kind": values.get("kind"), **keys}}
         return values
-
-    @field_validator("accounts", "suppliers", mode="before")
-    @classmethod
-    def _numbers_as_text(cls, value: Any) -> Any:
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     def connector_settings(self) -> dict[str, Any]:
         """The keys this kind's connector reads, with ``env:NAME`` still unresolved."""
-        return {k: getattr(self, k) for k in KIND_KEYS[self.kind] if getattr(self, k) is not None}
+        return self.connector.settings()
 
     def public_settings(self) -> dict[str, Any]:
         """What may be stored and shown: everything but credentials."""
-        secret = {
-            "app_secret_token",
-            "agreement_grant_token",
-            "client_secret",
-            "api_key",
-            "refresh_token",
-            "client_id",
+        hidden = {"kind", *self.connector.credential_keys()}
+        return {
+            **self.model_dump(mode="json", exclude_none=True, exclude={"connector"}),
+            **self.connector.model_dump(mode="json", exclude_none=True, exclude=hidden),
         }
-        return {k: v for k, v in self.model_dump(mode="json", exclude_none=True).items() if k not in secret}
 
 
 class WorkerConfig(Strict):

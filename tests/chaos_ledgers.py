@@ -27,8 +27,9 @@ from connectors.base import (
     TransientError,
     UnknownOutcomeError,
 )
-from connectors.economic import EconomicConnector
-from connectors.sandbox import SandboxConnector, SandboxLedger
+from connectors.economic.client import EconomicConnector
+from connectors.sandbox.connector import SandboxConnector
+from connectors.sandbox.ledger import SandboxLedger
 from tests.fakes.economic_server import AGREEMENT_GRANT_TOKEN, APP_SECRET_TOKEN, FakeEconomic, problem
 from tests.support import FakeClock
 

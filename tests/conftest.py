@@ -6,7 +6,7 @@ import asyncio
 import atexit
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.runtime import Runtime
-from connectors import sandbox
+from connectors.sandbox.books import SandboxBooks
 from handlers.routes import build_web_app
 from storage.migrate import upgrade
 from storage.models import Base
@@ -112,11 +112,10 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sandbox_ledgers() -> Iterator[None]:
-    sandbox.LEDGERS.clear()
-    yield
-    sandbox.LEDGERS.clear()
+@pytest.fixture
+def sandbox_books() -> SandboxBooks:
+    """The sandbox ledgers every runtime of a test shares (each test starts empty)."""
+    return SandboxBooks()
 
 
 @pytest.fixture
@@ -125,7 +124,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def make_runtime(db_url: str, clock: FakeClock) -> AsyncIterator[Any]:
+async def make_runtime(db_url: str, clock: FakeClock, sandbox_books: SandboxBooks) -> AsyncIterator[Any]:
     """Build runtimes on the test database; all are closed at the end."""
     made: list[Runtime] = []
 
@@ -135,6 +134,7 @@ async def make_runtime(db_url: str, clock: FakeClock) -> AsyncIterator[Any]:
             config or make_config(),
             migrate=False,
             clock=kwargs.pop("clock", clock),
+            sandbox_books=kwargs.pop("sandbox_books", sandbox_books),
             **kwargs,
         )
         made.append(rt)

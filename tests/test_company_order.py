@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from bot.runtime import Runtime, connector_for
 from connectors.base import Connector, PostingRequest, PostingResult
-from connectors.sandbox import LEDGERS, SandboxConnector
+from connectors.sandbox.books import SandboxBooks
+from connectors.sandbox.connector import SandboxConnector
 from storage.models import Attempt, Document, Posting
 from sync import worker as worker_module
 from sync.config import IntegrationConfig
@@ -67,7 +68,7 @@ async def scripted_runtime(make_runtime: Any, clock: FakeClock) -> tuple[Runtime
     made: dict[str, ScriptedLedger] = {}
 
     def factory(cfg: IntegrationConfig) -> Connector:
-        base = connector_for(cfg)
+        base = connector_for(cfg, sandbox_books=runtime.sandbox_books)
         assert isinstance(base, SandboxConnector)
         made.setdefault(cfg.name, ScriptedLedger(base, clock))
         return made[cfg.name]
@@ -113,7 +114,7 @@ async def test_queue_never_moves_past_a_posting_a_dead_worker_left_in_flight(
 
 
 async def test_a_stalled_worker_cannot_record_over_the_one_that_took_over(
-    make_runtime: Any, clock: FakeClock
+    make_runtime: Any, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
     runtime, ledger = await scripted_runtime(make_runtime, clock)
     await ingest(runtime, bill("B-1"))
@@ -160,7 +161,7 @@ async def test_a_stalled_worker_cannot_record_over_the_one_that_took_over(
     await runtime.worker.run_until_idle()
     assert ledger.arrivals == ["B-1", "B-1*", "B-2"]
     assert set((await states(runtime)).values()) == {"synced"}
-    assert len(LEDGERS["books-dk"].vouchers) == 2
+    assert len(sandbox_books["books-dk"].vouchers) == 2
 
 
 def test_a_call_timeout_that_could_outlive_the_lease_is_refused_at_start_up() -> None:

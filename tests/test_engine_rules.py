@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from bot.runtime import Runtime, connector_for
 from connectors.base import Connector
-from connectors.sandbox import LEDGERS, SandboxConnector
+from connectors.sandbox.books import SandboxBooks
+from connectors.sandbox.connector import SandboxConnector
 from storage.models import Attempt, ErrorGroup, Posting
 from sync.bulk import BulkFilter, resync_many
 from sync.config import IntegrationConfig
@@ -40,7 +41,9 @@ def posting(v: dict[str, Any], kind: str = "invoice") -> dict[str, Any]:
     return next(p for p in v["postings"] if p["kind"] == kind)
 
 
-async def test_draft_in_ledger_is_updated_not_created_again(runtime: Runtime) -> None:
+async def test_draft_in_ledger_is_updated_not_created_again(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-1"))
     await runtime.worker.run_until_idle()
     await ingest(runtime, bill("B-1", version=2, amount="1400.00", department="Sales"))
@@ -48,17 +51,19 @@ async def test_draft_in_ledger_is_updated_not_created_again(runtime: Runtime) ->
     v = await view(runtime, "B-1")
     assert posting(v)["state"] == "synced"
     assert [a["operation"] for a in v["attempts"]] == ["update", "create"]
-    ledger = LEDGERS["books-dk"]
+    ledger = sandbox_books["books-dk"]
     assert len(ledger.vouchers) == 1
     voucher = ledger.vouchers[posting(v)["external_ref"]]
     assert str(voucher.amount) == "1400.00" and voucher.body["department"] == "1"
 
 
-async def test_booked_voucher_is_never_changed_nor_created_again(runtime: Runtime) -> None:
+async def test_booked_voucher_is_never_changed_nor_created_again(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-2"))
     await runtime.worker.run_until_idle()
     ref = posting(await view(runtime, "B-2"))["external_ref"]
-    LEDGERS["books-dk"].book(ref)
+    sandbox_books["books-dk"].book(ref)
     await ingest(runtime, bill("B-2", version=2, amount="99.00"))
     await runtime.worker.run_until_idle()
     v = await view(runtime, "B-2")
@@ -66,7 +71,7 @@ async def test_booked_voucher_is_never_changed_nor_created_again(runtime: Runtim
     assert p["state"] == "booked" and p["erp_status"] == "booked"
     assert "booked" in p["last_error"] and ref in p["last_error"]
     assert v["attempts"][0]["outcome"] == "booked"
-    ledger = LEDGERS["books-dk"]
+    ledger = sandbox_books["books-dk"]
     assert len(ledger.vouchers) == 1 and str(ledger.vouchers[ref].amount) == "1250.00"
     [refusal] = await resync_document(runtime.engine, "ap", "bill", "B-2", ["invoice"], "U0ALICE")
     assert not refusal.ok and "booked" in refusal.message
@@ -74,11 +79,11 @@ async def test_booked_voucher_is_never_changed_nor_created_again(runtime: Runtim
     assert len(ledger.vouchers) == 1
 
 
-async def test_missing_record_is_created(runtime: Runtime) -> None:
+async def test_missing_record_is_created(runtime: Runtime, sandbox_books: SandboxBooks) -> None:
     await ingest(runtime, bill("B-3"))
     await runtime.worker.run_until_idle()
     ref = posting(await view(runtime, "B-3"))["external_ref"]
-    del LEDGERS["books-dk"].vouchers[ref]  # someone deleted the draft in the ledger
+    del sandbox_books["books-dk"].vouchers[ref]  # someone deleted the draft in the ledger
     [outcome] = await resync_document(runtime.engine, "ap", "bill", "B-3", ["invoice"], "U0ALICE")
     assert outcome.ok
     await runtime.worker.run_until_idle()
@@ -88,7 +93,9 @@ async def test_missing_record_is_created(runtime: Runtime) -> None:
     assert v["attempts"][0]["trigger"] == "manual" and v["attempts"][0]["actor"] == "U0ALICE"
 
 
-async def test_payment_posting_only_once_the_bill_is_paid(runtime: Runtime) -> None:
+async def test_payment_posting_only_once_the_bill_is_paid(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-4"))
     await runtime.worker.run_until_idle()
     [refused] = await resync_document(runtime.engine, "ap", "bill", "B-4", ["payment"], "U0ALICE")
@@ -98,17 +105,17 @@ async def test_payment_posting_only_once_the_bill_is_paid(runtime: Runtime) -> N
     await runtime.worker.run_until_idle()
     v = await view(runtime, "B-4")
     assert {p["kind"]: p["state"] for p in v["postings"]} == {"invoice": "synced", "payment": "synced"}
-    payment = LEDGERS["books-dk"].vouchers[posting(v, "payment")["external_ref"]]
+    payment = sandbox_books["books-dk"].vouchers[posting(v, "payment")["external_ref"]]
     assert payment.account == "5820" and payment.kind == "payment"
     # the invoice did not change, so it was not sent again
     assert sum(1 for a in v["attempts"] if a["posting"] == "invoice") == 1
 
 
-async def test_unapproved_bill_has_no_posting(runtime: Runtime) -> None:
+async def test_unapproved_bill_has_no_posting(runtime: Runtime, sandbox_books: SandboxBooks) -> None:
     result = await ingest(runtime, bill("B-5", approved=False))
     assert result.accepted[0]["postings"] == []
     await runtime.worker.run_until_idle()
-    assert LEDGERS.get("books-dk") is None or not LEDGERS["books-dk"].vouchers
+    assert sandbox_books.get("books-dk") is None or not sandbox_books["books-dk"].vouchers
 
 
 async def test_unmapped_category_needs_a_person_and_is_not_retried(
@@ -141,9 +148,11 @@ async def test_similar_failures_share_one_error_group(runtime: Runtime) -> None:
     assert counts == [1, 5]
 
 
-async def test_timeout_after_write_never_makes_a_second_record(runtime: Runtime, clock: FakeClock) -> None:
+async def test_timeout_after_write_never_makes_a_second_record(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-7"))
-    SandboxConnector.from_settings("books-dk", {}).ledger.switches.timeouts_after_write = 1
+    sandbox_books.open("books-dk", {}).switches.timeouts_after_write = 1
     await runtime.worker.run_until_idle()
     v = await view(runtime, "B-7")
     assert posting(v)["state"] == "retrying"
@@ -153,7 +162,7 @@ async def test_timeout_after_write_never_makes_a_second_record(runtime: Runtime,
     v = await view(runtime, "B-7")
     assert posting(v)["state"] == "synced"
     assert v["attempts"][0]["operation"] == "lookup"
-    ledger = LEDGERS["books-dk"]
+    ledger = sandbox_books["books-dk"]
     assert len(ledger.vouchers) == 1 and ledger.writes == 1
 
 
@@ -170,7 +179,7 @@ class CrashAfterLedger(Worker):
 
 
 async def test_crash_between_ledger_answer_and_commit_never_duplicates(
-    runtime: Runtime, clock: FakeClock
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
     await ingest(runtime, bill("B-8"))
     crashing = CrashAfterLedger(runtime.engine)
@@ -185,12 +194,14 @@ async def test_crash_between_ledger_answer_and_commit_never_duplicates(
     assert posting(v)["state"] == "synced"
     assert v["attempts"][0]["operation"] == "lookup"
     assert v["attempts"][0]["trigger"] == "sweeper"
-    assert len(LEDGERS["books-dk"].vouchers) == 1
+    assert len(sandbox_books["books-dk"].vouchers) == 1
 
 
-async def test_transient_outage_retries_with_backoff_then_syncs(runtime: Runtime, clock: FakeClock) -> None:
+async def test_transient_outage_retries_with_backoff_then_syncs(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-9"))
-    ledger = SandboxConnector.from_settings("books-dk", {}).ledger
+    ledger = sandbox_books.open("books-dk", {})
     ledger.switches.outage = True
     await runtime.worker.run_until_idle()
     async with runtime.db.sessions() as s:
@@ -208,9 +219,11 @@ async def test_transient_outage_retries_with_backoff_then_syncs(runtime: Runtime
     assert [a["trigger"] for a in v["attempts"]] == ["retry", "auto"]
 
 
-async def test_gives_up_after_the_attempt_limit(runtime: Runtime, clock: FakeClock) -> None:
+async def test_gives_up_after_the_attempt_limit(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-10"))
-    SandboxConnector.from_settings("books-dk", {}).ledger.switches.outage = True
+    sandbox_books.open("books-dk", {}).switches.outage = True
     limit = runtime.engine.policy.max_attempts
     for _ in range(limit):
         await runtime.worker.run_until_idle()
@@ -220,7 +233,9 @@ async def test_gives_up_after_the_attempt_limit(runtime: Runtime, clock: FakeClo
     assert p["last_error"].startswith(f"Gave up after {limit} attempts")
 
 
-async def test_change_while_in_flight_is_sent_afterwards(make_runtime: Any) -> None:
+async def test_change_while_in_flight_is_sent_afterwards(
+    make_runtime: Any, sandbox_books: SandboxBooks
+) -> None:
     holder: dict[str, Runtime] = {}
 
     class ChangesDuringCreate(SandboxConnector):
@@ -231,7 +246,7 @@ async def test_change_while_in_flight_is_sent_afterwards(make_runtime: Any) -> N
             return result
 
     def factory(cfg: IntegrationConfig) -> Connector:
-        base = connector_for(cfg)
+        base = connector_for(cfg, sandbox_books=sandbox_books)
         assert isinstance(base, SandboxConnector)
         return ChangesDuringCreate(base.ledger)
 
@@ -241,7 +256,7 @@ async def test_change_while_in_flight_is_sent_afterwards(make_runtime: Any) -> N
     v = await view(rt, "B-11")
     assert posting(v)["state"] == "synced"
     assert [a["operation"] for a in v["attempts"]] == ["update", "create"]
-    [voucher] = LEDGERS["books-dk"].vouchers.values()
+    [voucher] = sandbox_books["books-dk"].vouchers.values()
     assert str(voucher.amount) == "10.00"
 
 
@@ -295,13 +310,15 @@ async def test_double_resync_queues_once(runtime: Runtime) -> None:
         assert await s.scalar(select(func.count()).select_from(Attempt)) == 2
 
 
-async def test_auto_transfer_off_waits_until_switched_on(make_runtime: Any) -> None:
+async def test_auto_transfer_off_waits_until_switched_on(
+    make_runtime: Any, sandbox_books: SandboxBooks
+) -> None:
     off = make_config(sandbox_integration(auto_transfer=False))
     rt = await make_runtime(off)
     result = await ingest(rt, bill("B-14"))
     assert result.accepted[0]["postings"][0]["state"] == "waiting"
     await rt.worker.run_until_idle()
-    assert not LEDGERS.get("books-dk") or not LEDGERS["books-dk"].vouchers
+    assert not sandbox_books.get("books-dk") or not sandbox_books["books-dk"].vouchers
     on = await make_runtime(make_config(sandbox_integration(auto_transfer=True)))
     await on.worker.run_until_idle()
     assert posting(await view(on, "B-14"))["state"] == "synced"
@@ -318,10 +335,12 @@ async def test_history_before_start_waits(make_runtime: Any) -> None:
     assert "history start" in posting(v)["last_error"]
 
 
-async def test_changed_before_lookup_retry_is_still_sent(runtime: Runtime, clock: FakeClock) -> None:
+async def test_changed_before_lookup_retry_is_still_sent(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-15"))
-    LEDGERS.clear()
-    ledger = SandboxConnector.from_settings("books-dk", {}).ledger
+    sandbox_books.clear()
+    ledger = sandbox_books.open("books-dk", {})
     ledger.switches.timeouts_after_write = 1
     await runtime.worker.run_until_idle()
     await ingest(runtime, bill("B-15", version=2, amount="77.00"))
@@ -363,7 +382,9 @@ class CountingConnector(SandboxConnector):
             cls.in_flight[company] -= 1
 
 
-async def test_one_posting_per_company_in_flight_even_with_several_workers(make_runtime: Any) -> None:
+async def test_one_posting_per_company_in_flight_even_with_several_workers(
+    make_runtime: Any, sandbox_books: SandboxBooks
+) -> None:
     CountingConnector.in_flight, CountingConnector.peak = {}, {}
     CountingConnector.total_peak = 0
     CountingConnector.overlap = asyncio.Event()
@@ -374,7 +395,7 @@ async def test_one_posting_per_company_in_flight_even_with_several_workers(make_
     )
 
     def factory(cfg: IntegrationConfig) -> Connector:
-        base = connector_for(cfg)
+        base = connector_for(cfg, sandbox_books=sandbox_books)
         assert isinstance(base, SandboxConnector)
         return CountingConnector(base.ledger)
 
@@ -387,14 +408,16 @@ async def test_one_posting_per_company_in_flight_even_with_several_workers(make_
     assert CountingConnector.peak == {"co-a": 1, "co-b": 1, "co-c": 1}
     assert CountingConnector.total_peak >= 2  # companies ran in parallel
     for co in ("co-a", "co-b", "co-c"):
-        assert len(LEDGERS[co].vouchers) == 8
-        numbers = sorted(v.ref for v in LEDGERS[co].vouchers.values())
+        assert len(sandbox_books[co].vouchers) == 8
+        numbers = sorted(v.ref for v in sandbox_books[co].vouchers.values())
         assert len(set(numbers)) == 8
 
 
-async def test_rate_limits_never_make_a_posting_give_up(runtime: Runtime, clock: FakeClock) -> None:
+async def test_rate_limits_never_make_a_posting_give_up(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-16"))
-    ledger = SandboxConnector.from_settings("books-dk", {}).ledger
+    ledger = sandbox_books.open("books-dk", {})
     for _ in range(runtime.engine.policy.max_attempts + 2):
         ledger.switches.rate_limit_next = 60
         await runtime.worker.run_until_idle()
@@ -405,10 +428,12 @@ async def test_rate_limits_never_make_a_posting_give_up(runtime: Runtime, clock:
     assert posting(await view(runtime, "B-16"))["state"] == "synced"
 
 
-async def test_a_voucher_number_reused_by_the_ledger_is_never_overwritten(runtime: Runtime) -> None:
+async def test_a_voucher_number_reused_by_the_ledger_is_never_overwritten(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("R-1"))
     await runtime.worker.run_until_idle()
-    ledger = LEDGERS["books-dk"]
+    ledger = sandbox_books["books-dk"]
     ledger.vouchers.clear()  # the sandbox restarted: numbering starts again at 50001
     ledger._next_number = 50001
     await ingest(runtime, bill("R-2"))

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from bot.runtime import Runtime
 from bot.scheduler import GAVE_UP, SchedulerConfig, Sweeps
-from connectors.sandbox import LEDGERS
+from connectors.sandbox.books import SandboxBooks
 from storage.models import ErrorGroup, Posting
 from storage.queries import mute_group
 from sync.admin import set_mapping
@@ -25,7 +25,9 @@ async def groups(rt: Runtime) -> list[ErrorGroup]:
         return list((await s.scalars(select(ErrorGroup).order_by(ErrorGroup.id))).all())
 
 
-async def test_group_closes_when_its_postings_are_synced_or_booked(runtime: Runtime) -> None:
+async def test_group_closes_when_its_postings_are_synced_or_booked(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("X-1"), bill("X-2"))
     await runtime.worker.run_until_idle()
     await ingest(
@@ -34,7 +36,7 @@ async def test_group_closes_when_its_postings_are_synced_or_booked(runtime: Runt
     await runtime.worker.run_until_idle()
     [group] = await groups(runtime)
     assert group.open and group.error_code == "unmapped_category"
-    LEDGERS["books-dk"].book(posting(await view(runtime, "X-1"))["external_ref"])
+    sandbox_books["books-dk"].book(posting(await view(runtime, "X-1"))["external_ref"])
     await set_mapping(runtime.engine, "books-dk", "category", "Travel", 2750, ALICE)
     await runtime.worker.run_until_idle()
     assert posting(await view(runtime, "X-1"))["state"] == "booked"
@@ -76,9 +78,11 @@ async def leave_all_retrying_like_the_first(runtime: Runtime) -> None:
         )
 
 
-async def test_give_up_puts_postings_into_one_gave_up_group(runtime: Runtime, clock: FakeClock) -> None:
+async def test_give_up_puts_postings_into_one_gave_up_group(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     runtime.engine.connector("books-dk")
-    LEDGERS["books-dk"].switches.timeouts_after_write = 1
+    sandbox_books["books-dk"].switches.timeouts_after_write = 1
     await ingest(runtime, bill("G-1"), bill("G-2"), bill("G-3"))
     await runtime.worker.run_until_idle()
     await leave_all_retrying_like_the_first(runtime)
@@ -94,15 +98,17 @@ async def test_give_up_puts_postings_into_one_gave_up_group(runtime: Runtime, cl
 
 
 @pytest.fixture
-async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
-    async with slack_harness(db_url, clock) as h:
+async def slack(db_url: str, clock: FakeClock, sandbox_books: SandboxBooks) -> AsyncIterator[SlackHarness]:
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books) as h:
         await h.notifier.reconcile()
         h.runtime.engine.connector("books-dk")
         yield h
 
 
-async def test_given_up_postings_show_as_one_group_message(slack: SlackHarness, clock: FakeClock) -> None:
-    LEDGERS["books-dk"].switches.timeouts_after_write = 1
+async def test_given_up_postings_show_as_one_group_message(
+    slack: SlackHarness, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
+    sandbox_books["books-dk"].switches.timeouts_after_write = 1
     await slack.ingest(bill("G-1"), bill("G-2"), bill("G-3"))
     await slack.runtime.worker.run_until_idle()
     await leave_all_retrying_like_the_first(slack.runtime)
@@ -115,8 +121,10 @@ async def test_given_up_postings_show_as_one_group_message(slack: SlackHarness, 
     )
 
 
-async def test_a_muted_group_stays_quiet_until_muted_until(slack: SlackHarness, clock: FakeClock) -> None:
-    LEDGERS["books-dk"].accounts.pop("2800")
+async def test_a_muted_group_stays_quiet_until_muted_until(
+    slack: SlackHarness, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
+    sandbox_books["books-dk"].accounts.pop("2800")
     await slack.ingest(bill("M-1"), bill("M-2"))
     await slack.runtime.worker.run_until_idle()
     await slack.deliver()
@@ -140,8 +148,10 @@ async def test_a_muted_group_stays_quiet_until_muted_until(slack: SlackHarness, 
     assert len(slack.fake.posts()) == 1
 
 
-async def test_a_muted_group_gets_no_message_of_its_own_either(slack: SlackHarness, clock: FakeClock) -> None:
-    LEDGERS["books-dk"].accounts.pop("2800")
+async def test_a_muted_group_gets_no_message_of_its_own_either(
+    slack: SlackHarness, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
+    sandbox_books["books-dk"].accounts.pop("2800")
     await slack.ingest(bill("Q-1"))
     await slack.runtime.worker.run_until_idle()
     [group] = await groups(slack.runtime)
@@ -157,8 +167,10 @@ async def test_a_muted_group_gets_no_message_of_its_own_either(slack: SlackHarne
     assert post.args["text"].startswith("2 bills: Account 2800 does not exist.")
 
 
-async def test_resync_all_on_a_muted_group_ends_the_mute(slack: SlackHarness, clock: FakeClock) -> None:
-    books = LEDGERS["books-dk"]
+async def test_resync_all_on_a_muted_group_ends_the_mute(
+    slack: SlackHarness, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
+    books = sandbox_books["books-dk"]
     books.accounts.pop("2800")
     await slack.ingest(bill("U-1"), bill("U-2"))
     await slack.runtime.worker.run_until_idle()

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bot.runtime import Runtime
-from connectors.sandbox import LEDGERS
+from connectors.sandbox.books import SandboxBooks
 from storage.models import Document, Posting
 from tests.support import bill
 
@@ -19,7 +19,7 @@ async def count(runtime: Runtime, model: Any) -> int:
 
 
 async def test_approved_bill_becomes_invoice_posting_in_ledger(
-    server: httpx.AsyncClient, runtime: Runtime
+    server: httpx.AsyncClient, runtime: Runtime, sandbox_books: SandboxBooks
 ) -> None:
     answer = await server.post("/api/v1/events", json=bill("B-1"))
     assert answer.status_code == 202, answer.text
@@ -42,7 +42,7 @@ async def test_approved_bill_becomes_invoice_posting_in_ledger(
     assert view["attempts"][0]["outcome"] == "synced"
     assert view["attempts"][0]["operation"] == "create"
     assert view["data"]["amount"] == "1250.00"
-    voucher = LEDGERS["books-dk"].vouchers["2026-50001"]
+    voucher = sandbox_books["books-dk"].vouchers["2026-50001"]
     assert str(voucher.amount) == "1250.00" and voucher.account == "2800"
 
 

@@ -5,29 +5,33 @@ from __future__ import annotations
 from datetime import date
 
 from bot.runtime import Runtime
-from connectors.sandbox import LEDGERS
+from connectors.sandbox.books import SandboxBooks
 from sync.admin import history_count, set_mapping, set_paused, transfer_history
 from sync.overview import company_queues, find_documents, integration_status, needs_attention
 from tests.support import FakeClock, bill, make_config, sandbox_integration
 from tests.test_engine_rules import ingest, posting, view
 
 
-async def test_pause_stops_transfers_and_resume_sends_what_was_queued(runtime: Runtime) -> None:
+async def test_pause_stops_transfers_and_resume_sends_what_was_queued(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     message = await set_paused(runtime.engine, "books-dk", True, "U0ALICE")
     assert "paused" in message
     await ingest(runtime, bill("P-1"), bill("P-2"))
     await runtime.worker.run_until_idle()
-    assert not LEDGERS.get("books-dk") or not LEDGERS["books-dk"].vouchers
+    assert not sandbox_books.get("books-dk") or not sandbox_books["books-dk"].vouchers
     async with runtime.db.sessions() as s:
         [status] = await integration_status(s, runtime.engine.clock())
     assert status.paused and status.counts == {"pending": 2}
     assert "already paused" in await set_paused(runtime.engine, "books-dk", True, "U0ALICE")
     await set_paused(runtime.engine, "books-dk", False, "U0ALICE")
     await runtime.worker.run_until_idle()
-    assert len(LEDGERS["books-dk"].vouchers) == 2
+    assert len(sandbox_books["books-dk"].vouchers) == 2
 
 
-async def test_map_fixes_the_failures_it_caused_and_wins_over_config(runtime: Runtime) -> None:
+async def test_map_fixes_the_failures_it_caused_and_wins_over_config(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(
         runtime, bill("M-1", category="Travel"), bill("M-2", category="Travel"), bill("M-3", category="Meals")
     )
@@ -37,7 +41,10 @@ async def test_map_fixes_the_failures_it_caused_and_wins_over_config(runtime: Ru
     await runtime.worker.run_until_idle()
     assert posting(await view(runtime, "M-1"))["state"] == "synced"
     assert posting(await view(runtime, "M-3"))["state"] == "failed"
-    assert LEDGERS["books-dk"].vouchers[posting(await view(runtime, "M-2"))["external_ref"]].account == "2750"
+    assert (
+        sandbox_books["books-dk"].vouchers[posting(await view(runtime, "M-2"))["external_ref"]].account
+        == "2750"
+    )
     await set_mapping(runtime.engine, "books-dk", "category", "Office supplies", 2820, "U0BOB")
     source = runtime.engine.mapping_book.where("books-dk", "category", "Office supplies")
     assert (source.number, source.origin, source.set_by) == (2820, "database", "U0BOB")
@@ -89,10 +96,12 @@ async def test_queue_shows_what_waits_per_company_and_since_when(runtime: Runtim
     assert [d.external_id for d in docs] == ["Q-1"]
 
 
-async def test_pause_stops_a_drain_under_way_and_loses_nothing(runtime: Runtime) -> None:
+async def test_pause_stops_a_drain_under_way_and_loses_nothing(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     """A pause takes effect at the next posting, not when the queue happens to run dry."""
     runtime.engine.connector("books-dk")
-    ledger = LEDGERS["books-dk"]
+    ledger = sandbox_books["books-dk"]
     create = ledger.create
 
     async def create_then_pause(req):  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from bot.ops_blocks import duration, outage_message
 from bot.ops_facts import OutageNotice
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
-from connectors.sandbox import LEDGERS
+from connectors.sandbox.books import SandboxBooks
 from storage.models import Outage, Posting, SlackMessage
 from sync.admin import set_paused
 from sync.config import RetryConfig
@@ -30,13 +30,13 @@ AT = datetime(2026, 11, 22, 10, 2, tzinfo=UTC)
 
 
 @pytest.fixture
-async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
+async def slack(db_url: str, clock: FakeClock, sandbox_books: SandboxBooks) -> AsyncIterator[SlackHarness]:
     """Worker, watch and outbox driven by the test; a posting may try 6 times before giving up."""
     config = make_config(
         slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP),
         retry=RetryConfig(base_seconds=30, max_seconds=600, max_attempts=6),
     )
-    async with slack_harness(db_url, clock, config=config) as h:
+    async with slack_harness(db_url, clock, config=config, sandbox_books=sandbox_books) as h:
         await h.notifier.reconcile()
         h.runtime.engine.connector("books-dk")  # the sandbox ledger exists from here on
         yield h
@@ -67,8 +67,9 @@ async def ingest_bills(h: SlackHarness, prefix: str, n: int) -> None:
 
 async def test_30_minute_outage_with_500_postings_makes_one_message_and_no_duplicates(
     slack: SlackHarness,
+    sandbox_books: SandboxBooks,
 ) -> None:
-    ledger = LEDGERS["books-dk"]
+    ledger = sandbox_books["books-dk"]
     ledger.switches.outage = True
     await ingest_bills(slack, "O", 500)
     await slack.runtime.worker.run_until_idle()
@@ -108,8 +109,8 @@ async def test_30_minute_outage_with_500_postings_makes_one_message_and_no_dupli
     assert len(keys) == 520 and len(set(keys)) == 520  # no duplicate voucher
 
 
-async def test_a_short_hiccup_is_not_an_outage(slack: SlackHarness) -> None:
-    ledger = LEDGERS["books-dk"]
+async def test_a_short_hiccup_is_not_an_outage(slack: SlackHarness, sandbox_books: SandboxBooks) -> None:
+    ledger = sandbox_books["books-dk"]
     ledger.switches.outage = True
     await slack.ingest(bill("H-1"), bill("H-2"))
     await slack.runtime.worker.run_until_idle()
@@ -126,9 +127,9 @@ async def test_a_short_hiccup_is_not_an_outage(slack: SlackHarness) -> None:
 
 
 async def test_a_new_outage_gets_a_new_message_and_the_old_one_stays_as_history(
-    slack: SlackHarness, clock: FakeClock
+    slack: SlackHarness, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
-    ledger = LEDGERS["books-dk"]
+    ledger = sandbox_books["books-dk"]
     for round_ in range(2):
         ledger.switches.outage = True
         await slack.ingest(bill(f"R-{round_}"))
@@ -146,8 +147,10 @@ async def test_a_new_outage_gets_a_new_message_and_the_old_one_stays_as_history(
         )
 
 
-async def test_replicas_watching_at_once_announce_one_outage(slack: SlackHarness) -> None:
-    LEDGERS["books-dk"].switches.outage = True
+async def test_replicas_watching_at_once_announce_one_outage(
+    slack: SlackHarness, sandbox_books: SandboxBooks
+) -> None:
+    sandbox_books["books-dk"].switches.outage = True
     await slack.ingest(bill("W-1"))
     await slack.runtime.worker.run_until_idle()
     slack.clock.advance(11 * 60)
@@ -161,8 +164,8 @@ async def test_replicas_watching_at_once_announce_one_outage(slack: SlackHarness
         assert await s.scalar(select(func.count()).select_from(SlackMessage)) == 1
 
 
-async def test_paused_integration_is_not_announced(slack: SlackHarness) -> None:
-    LEDGERS["books-dk"].switches.outage = True
+async def test_paused_integration_is_not_announced(slack: SlackHarness, sandbox_books: SandboxBooks) -> None:
+    sandbox_books["books-dk"].switches.outage = True
     await slack.ingest(bill("P-1"))
     await slack.runtime.worker.run_until_idle()
     await set_paused(slack.runtime.engine, "books-dk", True, ALICE)

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.runtime import Runtime
-from connectors.sandbox import LEDGERS
+from connectors.sandbox.books import SandboxBooks
 from sync.resync import resync_document
 from tests.test_engine_rules import ingest
 
@@ -28,14 +28,14 @@ def payroll(version: int = 1, company_is_test: bool = False) -> dict[str, Any]:
     }
 
 
-async def test_corrections_book_in_their_own_period(runtime: Runtime) -> None:
+async def test_corrections_book_in_their_own_period(runtime: Runtime, sandbox_books: SandboxBooks) -> None:
     result = await ingest(runtime, payroll())
     assert [(p["kind"], p["period"]) for p in result.accepted[0]["postings"]] == [
         ("journal", "2026-10"),
         ("journal", "2026-11"),
     ]
     await runtime.worker.run_until_idle()
-    vouchers = sorted(LEDGERS["books-dk"].vouchers.values(), key=lambda v: v.date)
+    vouchers = sorted(sandbox_books["books-dk"].vouchers.values(), key=lambda v: v.date)
     assert [(v.date.isoformat(), v.body["period"]) for v in vouchers] == [
         ("2026-10-31", "2026-10"),
         ("2026-11-25", "2026-11"),
@@ -44,7 +44,9 @@ async def test_corrections_book_in_their_own_period(runtime: Runtime) -> None:
         assert sum(Decimal(amount) for _, amount in v.body["lines"]) == 0
 
 
-async def test_resync_of_one_journal_leaves_the_other_period_alone(runtime: Runtime) -> None:
+async def test_resync_of_one_journal_leaves_the_other_period_alone(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, payroll())
     await runtime.worker.run_until_idle()
     [outcome] = await resync_document(
@@ -52,10 +54,12 @@ async def test_resync_of_one_journal_leaves_the_other_period_alone(runtime: Runt
     )
     assert outcome.ok and "2026-10" in outcome.message
     await runtime.worker.run_until_idle()
-    assert sorted(v.revision for v in LEDGERS["books-dk"].vouchers.values()) == [1, 2]
+    assert sorted(v.revision for v in sandbox_books["books-dk"].vouchers.values()) == [1, 2]
 
 
-async def test_test_company_payroll_is_refused_and_not_retried(runtime: Runtime, clock: Any) -> None:
+async def test_test_company_payroll_is_refused_and_not_retried(
+    runtime: Runtime, clock: Any, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, payroll(company_is_test=True))
     await runtime.worker.run_until_idle()
     clock.advance(24 * 3600)
@@ -68,4 +72,4 @@ async def test_test_company_payroll_is_refused_and_not_retried(runtime: Runtime,
     assert {p["state"] for p in view["postings"]} == {"failed"}
     assert all("test company" in p["last_error"] for p in view["postings"])
     assert all(p["attempts"] == 1 for p in view["postings"])
-    assert not LEDGERS.get("books-dk") or not LEDGERS["books-dk"].vouchers
+    assert not sandbox_books.get("books-dk") or not sandbox_books["books-dk"].vouchers

@@ -6,14 +6,14 @@ from sqlalchemy import select
 
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
-from connectors.sandbox import LEDGERS, SandboxConnector
+from connectors.sandbox.books import SandboxBooks
 from storage.models import Posting
 from tests.support import FakeClock, bill
 from tests.test_engine_rules import CrashAfterLedger, ingest, posting, view
 
 
 async def test_stuck_posting_is_recovered_once_and_synced_without_duplicate(
-    runtime: Runtime, clock: FakeClock
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
     await ingest(runtime, bill("S-1"))
     crashing = CrashAfterLedger(runtime.engine)
@@ -29,12 +29,14 @@ async def test_stuck_posting_is_recovered_once_and_synced_without_duplicate(
     assert await sweeps.recover_stuck() == "0 recovered"
     await runtime.worker.run_until_idle()
     assert posting(await view(runtime, "S-1"))["state"] == "synced"
-    assert len(LEDGERS["books-dk"].vouchers) == 1
+    assert len(sandbox_books["books-dk"].vouchers) == 1
 
 
-async def test_retry_sweep_releases_only_due_postings(runtime: Runtime, clock: FakeClock) -> None:
+async def test_retry_sweep_releases_only_due_postings(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("S-2"))
-    SandboxConnector.from_settings("books-dk", {}).ledger.switches.fail_next = 1
+    sandbox_books.open("books-dk", {}).switches.fail_next = 1
     await runtime.worker.run_until_idle()
     sweeps = Sweeps(runtime.engine)
     assert await sweeps.retry_due() == "0 back in the queue"
@@ -44,9 +46,11 @@ async def test_retry_sweep_releases_only_due_postings(runtime: Runtime, clock: F
         assert await s.scalar(select(Posting.state)) == "pending"
 
 
-async def test_give_up_after_age_needs_a_person(runtime: Runtime, clock: FakeClock) -> None:
+async def test_give_up_after_age_needs_a_person(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("S-3"))
-    SandboxConnector.from_settings("books-dk", {}).ledger.switches.outage = True
+    sandbox_books.open("books-dk", {}).switches.outage = True
     await runtime.worker.run_until_idle()
     sweeps = Sweeps(runtime.engine, SchedulerConfig(give_up_after_hours=24))
     assert await sweeps.give_up_old() == "0 given up"
@@ -82,7 +86,7 @@ async def test_scheduler_starts_each_job_with_its_interval_and_reports_status(ru
 
 
 async def test_monthly_quota_holds_back_and_the_reset_resumes_exactly_those(
-    make_runtime: object, clock: FakeClock
+    make_runtime: object, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
     from tests.support import make_config, sandbox_integration
 
@@ -100,4 +104,4 @@ async def test_monthly_quota_holds_back_and_the_reset_resumes_exactly_those(
     await rt.worker.run_until_idle()
     assert posting(await view(rt, "Q-3"))["state"] == "synced"
     assert posting(await view(rt, "Q-4"))["state"] == "failed"
-    assert len(LEDGERS["books-dk"].vouchers) == 3
+    assert len(sandbox_books["books-dk"].vouchers) == 3

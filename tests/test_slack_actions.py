@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from bot.blocks import ActionId, button_value
 from bot.runtime import Runtime
-from connectors.sandbox import LEDGERS, SandboxLedger
+from connectors.sandbox.books import SandboxBooks
+from connectors.sandbox.ledger import SandboxLedger
 from storage.models import Activity, Attempt, Posting
 from sync.resync import resync_document
 from tests.fakes.slack_api import ALICE, BOB, MALLORY, SlackHarness, slack_harness
@@ -25,9 +26,9 @@ ACK_DEADLINE = 3.0  # Slack's own limit; the benchmark measures the real figure
 
 
 @pytest.fixture
-async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
+async def slack(db_url: str, clock: FakeClock, sandbox_books: SandboxBooks) -> AsyncIterator[SlackHarness]:
     """Notifier and bolt running in the background; the worker is run by each test."""
-    async with slack_harness(db_url, clock) as h:
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books) as h:
         assert h.runtime.notifier is not None
         await h.runtime.notifier.start()
         yield h
@@ -35,7 +36,7 @@ async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
 
 def ledger(runtime: Runtime, name: str = "books-dk") -> SandboxLedger:
     runtime.engine.connector(name)  # the sandbox ledger comes to life with its connector
-    return LEDGERS[name]
+    return runtime.sandbox_books[name]
 
 
 async def posting(runtime: Runtime, kind: str = "invoice") -> Posting:

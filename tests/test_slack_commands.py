@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from connectors.sandbox import LEDGERS
+from connectors.sandbox.books import SandboxBooks
 from storage.models import Activity, Mapping, Posting
 from tests.fakes.slack_api import (
     ALICE,
@@ -55,8 +55,8 @@ async def responses() -> AsyncIterator[ResponseUrls]:
 
 
 @pytest.fixture
-async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
-    async with slack_harness(db_url, clock) as h:
+async def slack(db_url: str, clock: FakeClock, sandbox_books: SandboxBooks) -> AsyncIterator[SlackHarness]:
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books) as h:
         yield h
 
 
@@ -157,7 +157,9 @@ async def test_changing_command_refused_for_a_user_not_allowed(
     assert "books-dk paused" in shown(responses.answers[-1])
 
 
-async def test_resync_and_restart_of_one_document(slack: SlackHarness, responses: ResponseUrls) -> None:
+async def test_resync_and_restart_of_one_document(
+    slack: SlackHarness, responses: ResponseUrls, sandbox_books: SandboxBooks
+) -> None:
     await fail_some(slack)
     await command(slack, "resync B-3 payment", responses)
     await slack.settle_clicks()
@@ -166,7 +168,7 @@ async def test_resync_and_restart_of_one_document(slack: SlackHarness, responses
     await slack.settle_clicks()
     assert "queued" in shown(responses.answers[-1])
     await slack.runtime.worker.run_until_idle()
-    assert len(LEDGERS["books-dk"].vouchers) == 1  # updated in place, not created again
+    assert len(sandbox_books["books-dk"].vouchers) == 1  # updated in place, not created again
 
 
 async def test_bulk_resync_modal_counts_confirms_and_queues_once(
@@ -275,7 +277,7 @@ async def test_queue_help_and_resume(slack: SlackHarness, responses: ResponseUrl
 
 
 async def test_history_asks_with_the_count_then_transfers(
-    db_url: str, clock: FakeClock, responses: ResponseUrls
+    db_url: str, clock: FakeClock, responses: ResponseUrls, sandbox_books: SandboxBooks
 ) -> None:
     from datetime import date
 
@@ -287,7 +289,7 @@ async def test_history_asks_with_the_count_then_transfers(
         sandbox_integration(history_start=date(2026, 11, 1)),
         slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP),
     )
-    async with slack_harness(db_url, clock, config=config) as h:
+    async with slack_harness(db_url, clock, config=config, sandbox_books=sandbox_books) as h:
         await h.ingest(bill("H-1", date="2026-10-05"), bill("H-2", date="2026-09-05"))
         await command(h, "history books-dk --since 2026-10-01", responses)
         await h.settle_clicks()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.blocks import ActionId
 from bot.runtime import Runtime
-from connectors.sandbox import LEDGERS
+from connectors.sandbox.books import SandboxBooks
 from storage.models import Posting, SlackMessage
 from storage.states import MessageState
 from sync.ingest import ingest_batch
@@ -24,9 +24,9 @@ from tests.support import FakeClock, bill, make_config, make_env
 
 
 @pytest.fixture
-async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
+async def slack(db_url: str, clock: FakeClock, sandbox_books: SandboxBooks) -> AsyncIterator[SlackHarness]:
     """Nothing runs in the background: each test drives worker and outbox itself."""
-    async with slack_harness(db_url, clock) as h:
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books) as h:
         await h.notifier.reconcile()
         yield h
 
@@ -92,9 +92,11 @@ async def test_at_most_one_post_per_second_per_channel(slack: SlackHarness) -> N
     assert all(b - a >= timedelta(seconds=1) for a, b in pairwise(times))
 
 
-async def test_200_failures_with_one_fingerprint_make_one_group_message(slack: SlackHarness) -> None:
+async def test_200_failures_with_one_fingerprint_make_one_group_message(
+    slack: SlackHarness, sandbox_books: SandboxBooks
+) -> None:
     slack.runtime.engine.connector("books-dk")
-    LEDGERS["books-dk"].accounts.pop("2800")
+    sandbox_books["books-dk"].accounts.pop("2800")
     await fail(slack, *(bill(f"G-{i}") for i in range(200)))
     await slack.deliver()
     [post] = slack.fake.posts()
@@ -107,7 +109,7 @@ async def test_200_failures_with_one_fingerprint_make_one_group_message(slack: S
     assert len(slack.fake.posts()) == 1
     assert slack.fake.messages[ts]["text"].startswith("210 bills")  # updated in place
 
-    LEDGERS["books-dk"].accounts["2800"] = "Office supplies"
+    sandbox_books["books-dk"].accounts["2800"] = "Office supplies"
     value = _value(slack, ts, ActionId.RESYNC_GROUP)
     assert (await slack.press(ActionId.RESYNC_GROUP, value)).status_code == 200
     await slack.settle_clicks()
@@ -126,7 +128,9 @@ async def test_200_failures_with_one_fingerprint_make_one_group_message(slack: S
     assert states == {"synced"}
 
 
-async def test_start_up_posts_failures_that_happened_without_slack(db_url: str, clock: FakeClock) -> None:
+async def test_start_up_posts_failures_that_happened_without_slack(
+    db_url: str, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
     quiet = await Runtime.create(make_env(db_url), make_config(), migrate=False, clock=clock)
     assert quiet.notifier is None  # no bot token: sandbox mode, nothing to Slack
     valid = [bill("Q-1", category="Travel")]
@@ -136,16 +140,18 @@ async def test_start_up_posts_failures_that_happened_without_slack(db_url: str, 
     await ingest_batch(quiet.engine, events)
     await quiet.worker.run_until_idle()
     await quiet.close()
-    async with slack_harness(db_url, clock) as h:
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books) as h:
         await h.notifier.reconcile()
         await h.deliver()
         [post] = h.fake.posts()
         assert "Travel" in post.args["text"]
 
 
-async def test_deleted_message_is_posted_anew_and_new_incident_gets_new_message(slack: SlackHarness) -> None:
+async def test_deleted_message_is_posted_anew_and_new_incident_gets_new_message(
+    slack: SlackHarness, sandbox_books: SandboxBooks
+) -> None:
     slack.runtime.engine.connector("books-dk")
-    books = LEDGERS["books-dk"]
+    books = sandbox_books["books-dk"]
     books.accounts.pop("2800")
     await fail(slack, bill("N-1"))
     await slack.deliver()

@@ -24,7 +24,7 @@ from bot.ops_blocks import outage_message
 from bot.ops_facts import OutageNotice
 from bot.runtime import connector_for
 from connectors.base import NeedsPersonError
-from connectors.sandbox import LEDGERS
+from connectors.sandbox.books import SandboxBooks
 from sync.config import IntegrationConfig
 from sync.overview import AttentionGroup
 from sync.resync import resync_document
@@ -52,8 +52,8 @@ INVISIBLE = "\u202e\u2066\u2069\u200f\u200e\u0007\u0085\u2028\r"
 
 
 @pytest.fixture
-async def slack(db_url: str, clock: FakeClock) -> AsyncIterator[SlackHarness]:
-    async with slack_harness(db_url, clock) as h:
+async def slack(db_url: str, clock: FakeClock, sandbox_books: SandboxBooks) -> AsyncIterator[SlackHarness]:
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books) as h:
         await h.notifier.reconcile()
         yield h
 
@@ -102,7 +102,7 @@ async def open_home(h: SlackHarness) -> dict[str, Any]:
 
 def ledger_refuses_with_tokens(monkeypatch: pytest.MonkeyPatch, h: SlackHarness) -> None:
     h.runtime.engine.connector("books-dk")
-    books = LEDGERS["books-dk"]
+    books = h.runtime.sandbox_books["books-dk"]
 
     def refuse(_req: Any) -> None:
         raise NeedsPersonError(LEDGER_ERROR, code="forbidden")
@@ -151,9 +151,11 @@ async def test_a_token_in_a_ledger_error_is_masked_in_every_message(
         assert "[redacted]" in text and "is not allowed" in text, kind
 
 
-async def test_a_hostile_supplier_name_cannot_fake_lines_or_format(slack: SlackHarness) -> None:
+async def test_a_hostile_supplier_name_cannot_fake_lines_or_format(
+    slack: SlackHarness, sandbox_books: SandboxBooks
+) -> None:
     slack.runtime.engine.connector("books-dk")
-    LEDGERS["books-dk"].accounts.pop("2800")  # so it fails and a message goes out
+    sandbox_books["books-dk"].accounts.pop("2800")  # so it fails and a message goes out
     await slack.ingest(bill("H-1", supplier={"number": 3001, "name": HOSTILE}))
     await slack.runtime.worker.run_until_idle()
     await slack.deliver()

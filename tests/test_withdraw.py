@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.runtime import Runtime
-from connectors.sandbox import LEDGERS, SandboxConnector
+from connectors.sandbox.books import SandboxBooks
 from sync.documents import validate_batch
 from sync.ingest import ingest_batch
 from sync.log import document_view
@@ -37,11 +37,13 @@ def payment_log(v: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in v["attempts"] if a["posting"] == "payment"]
 
 
-async def test_a_draft_payment_is_deleted_when_the_bill_is_no_longer_paid(runtime: Runtime) -> None:
+async def test_a_draft_payment_is_deleted_when_the_bill_is_no_longer_paid(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-1", paid=PAID))
     await runtime.worker.run_until_idle()
     ref = posting(await view(runtime, "B-1"), "payment")["external_ref"]
-    assert ref in LEDGERS["books-dk"].vouchers
+    assert ref in sandbox_books["books-dk"].vouchers
 
     await ingest(runtime, bill("B-1", version=2, paid=None))
     await runtime.worker.run_until_idle()
@@ -50,21 +52,21 @@ async def test_a_draft_payment_is_deleted_when_the_bill_is_no_longer_paid(runtim
     assert posting(v, "invoice")["state"] == "synced"
     latest = payment_log(v)[0]
     assert (latest["operation"], latest["outcome"], latest["external_ref"]) == ("delete", "withdrawn", ref)
-    ledger = LEDGERS["books-dk"]
+    ledger = sandbox_books["books-dk"]
     assert ref not in ledger.vouchers
     assert [x.kind for x in ledger.vouchers.values()] == ["invoice"]
 
 
 async def test_a_booked_payment_is_flagged_to_a_person_not_left_silently(
-    db_url: str, clock: FakeClock
+    db_url: str, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
-    async with slack_harness(db_url, clock) as h:
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books) as h:
         await h.notifier.reconcile()
         runtime = h.runtime
         await h.ingest(bill("B-2", paid=PAID))
         await runtime.worker.run_until_idle()
         ref = posting(await view(runtime, "B-2"), "payment")["external_ref"]
-        LEDGERS["books-dk"].book(ref)
+        sandbox_books["books-dk"].book(ref)
 
         await h.ingest(bill("B-2", version=2, paid=None))
         await runtime.worker.run_until_idle()
@@ -73,16 +75,16 @@ async def test_a_booked_payment_is_flagged_to_a_person_not_left_silently(
         reason = f"payment {ref} is booked; the bill is no longer paid — reverse it in the ledger"
         assert p["state"] == "booked" and p["last_error"] == reason
         assert payment_log(v)[0]["outcome"] == "booked"
-        assert LEDGERS["books-dk"].vouchers[ref].status == "booked"  # never touched
+        assert sandbox_books["books-dk"].vouchers[ref].status == "booked"  # never touched
         await h.deliver()
         shown = [h.fake.text_of(h.fake.ts_of(post)) for post in h.fake.posts()]
         assert sum(reason in m for m in shown) == 1
 
 
 async def test_a_payment_never_sent_is_withdrawn_without_calling_the_ledger(
-    runtime: Runtime, clock: FakeClock
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
-    ledger = SandboxConnector.from_settings("books-dk", {}).ledger
+    ledger = sandbox_books.open("books-dk", {})
     await ingest(runtime, bill("B-3"))
     await runtime.worker.run_until_idle()
     ledger.switches.outage = True
@@ -102,8 +104,10 @@ async def test_a_payment_never_sent_is_withdrawn_without_calling_the_ledger(
     assert [x.kind for x in ledger.vouchers.values()] == ["invoice"]
 
 
-async def test_an_uncertain_payment_is_looked_up_then_deleted(runtime: Runtime, clock: FakeClock) -> None:
-    ledger = SandboxConnector.from_settings("books-dk", {}).ledger
+async def test_an_uncertain_payment_is_looked_up_then_deleted(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
+    ledger = sandbox_books.open("books-dk", {})
     await ingest(runtime, bill("B-4"))
     await runtime.worker.run_until_idle()
     ledger.switches.timeouts_after_write = 1  # the payment is written, the answer lost
@@ -121,7 +125,9 @@ async def test_an_uncertain_payment_is_looked_up_then_deleted(runtime: Runtime, 
     assert [x.kind for x in ledger.vouchers.values()] == ["invoice"]
 
 
-async def test_paid_again_after_a_withdrawal_books_one_new_payment(runtime: Runtime) -> None:
+async def test_paid_again_after_a_withdrawal_books_one_new_payment(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-5", paid=PAID))
     await runtime.worker.run_until_idle()
     await ingest(runtime, bill("B-5", version=2, paid=None))
@@ -130,27 +136,31 @@ async def test_paid_again_after_a_withdrawal_books_one_new_payment(runtime: Runt
     await runtime.worker.run_until_idle()
     v = await view(runtime, "B-5")
     assert posting(v, "payment")["state"] == "synced"
-    payments = [x for x in LEDGERS["books-dk"].vouchers.values() if x.kind == "payment"]
+    payments = [x for x in sandbox_books["books-dk"].vouchers.values() if x.kind == "payment"]
     assert len(payments) == 1 and str(payments[0].date) == "2026-11-25"
 
 
-async def test_an_unapproved_bill_withdraws_its_invoice(runtime: Runtime) -> None:
+async def test_an_unapproved_bill_withdraws_its_invoice(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-6"))
     await runtime.worker.run_until_idle()
     await ingest(runtime, bill("B-6", version=2, approved=False))
     await runtime.worker.run_until_idle()
     assert posting(await view(runtime, "B-6"), "invoice")["state"] == "withdrawn"
-    assert not LEDGERS["books-dk"].vouchers
+    assert not sandbox_books["books-dk"].vouchers
 
 
-async def test_resync_of_a_withdrawn_payment_says_why_and_sends_nothing(runtime: Runtime) -> None:
+async def test_resync_of_a_withdrawn_payment_says_why_and_sends_nothing(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
     await ingest(runtime, bill("B-7", paid=PAID))
     await runtime.worker.run_until_idle()
     await ingest(runtime, bill("B-7", version=2, paid=None))
     await runtime.worker.run_until_idle()
-    writes = LEDGERS["books-dk"].writes
+    writes = sandbox_books["books-dk"].writes
     [outcome] = await resync_document(runtime.engine, "ap", "bill", "B-7", ["payment"], "U0ALICE")
     assert not outcome.ok and "not paid" in outcome.message
     await runtime.worker.run_until_idle()
-    assert LEDGERS["books-dk"].writes == writes
+    assert sandbox_books["books-dk"].writes == writes
     assert posting(await view(runtime, "B-7"), "payment")["state"] == "withdrawn"

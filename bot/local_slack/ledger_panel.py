@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from bot.runtime import Runtime
 from connectors.base import RecordStatus
-from connectors.sandbox import SandboxConnector, SandboxLedger
+from connectors.sandbox.connector import SandboxConnector
+from connectors.sandbox.ledger import SandboxLedger
 from storage.models import Attempt, Document, Integration, Posting
 
 SHOWN_VOUCHERS = 12

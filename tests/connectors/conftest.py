@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.base import PostingRequest
-from connectors.economic import EconomicConnector
+from connectors.economic.client import EconomicConnector
 from tests.connectors.harness import (
     Holding,
     LedgerHarness,

@@ -16,7 +16,8 @@ from connectors.base import (
     RecordStatus,
     RelationRecord,
 )
-from connectors.sandbox import SandboxConnector, SandboxLedger
+from connectors.sandbox.connector import SandboxConnector
+from connectors.sandbox.ledger import SandboxLedger
 from sync.errors import FailureKind, classify
 
 #: what a record holds, compared by the conformance suite: an amount, or a relation's name

@@ -26,11 +26,8 @@ from connectors.base import (
     encode_json,
     retry_after_seconds,
 )
-from connectors.economic import (
-    EconomicConnector,
-    entry_text,
-    filter_value,
-)
+from connectors.economic.client import EconomicConnector
+from connectors.economic.vouchers import entry_text, filter_value
 from storage.models import Attempt, Posting
 from sync.config import IntegrationConfig, Mappings
 from sync.documents import validate_batch
@@ -455,7 +452,7 @@ async def economic_runtime(make_runtime: Any, fake: FakeEconomic) -> Any:
             base_url=fake.url,
             app_secret_token=APP_SECRET_TOKEN,
             agreement_grant_token=AGREEMENT_GRANT_TOKEN,
-            journal=cfg.journal or 1,
+            journal=cfg.connector.journal or 1,
             payment_account=cfg.payment_account,
             timeout=FAKE_TIMEOUT_SECONDS,
         )

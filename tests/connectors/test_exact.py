@@ -17,7 +17,6 @@ from lxml import etree
 from sqlalchemy import select
 
 from bot.connect import ConnectError, connect_exact
-from connectors import exact_xml
 from connectors.base import (
     Address,
     BookedError,
@@ -30,7 +29,8 @@ from connectors.base import (
     TransientError,
     UnknownOutcomeError,
 )
-from connectors.exact import ExactConnector
+from connectors.exact import exact_xml
+from connectors.exact.client import ExactConnector
 from storage.credentials import (
     SECRET_KEY_ENV,
     CredentialUnreadable,

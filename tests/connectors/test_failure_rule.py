@@ -18,7 +18,7 @@ from connectors.base import (
     UnknownOutcomeError,
 )
 from connectors.http import LedgerHttp
-from connectors.sandbox import SandboxConnector
+from connectors.sandbox.connector import SandboxConnector
 from sync.errors import FailureKind, classify
 from tests.fakes.lost_answer import MODES
 from tests.support import FakeClock, bill
@@ -110,7 +110,7 @@ async def test_an_unreadable_answer_to_a_write_is_unknown() -> None:
 
 @pytest.fixture
 async def sandbox(runtime: Runtime) -> AsyncIterator[SandboxConnector]:
-    yield SandboxConnector.from_settings("books-dk", {})
+    yield SandboxConnector.from_settings("books-dk", {"books": runtime.sandbox_books})
 
 
 async def _settle(runtime: Runtime, clock: FakeClock) -> None:

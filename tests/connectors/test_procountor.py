@@ -16,7 +16,8 @@ from connectors.base import (
     RecordStatus,
     TransientError,
 )
-from connectors.procountor import WITHDRAWN_NOTE, ProcountorConnector
+from connectors.procountor.client import ProcountorConnector
+from connectors.procountor.receipts import WITHDRAWN_NOTE
 from sync.config import IntegrationConfig
 from sync.errors import FailureKind, NotSendable, classify
 from sync.kinds import build_request

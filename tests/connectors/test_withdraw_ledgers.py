@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.runtime import Runtime
-from connectors.economic import EconomicConnector
+from connectors.economic.client import EconomicConnector
 from sync.config import IntegrationConfig, Mappings
 from tests.connectors.conftest import FAKE_TIMEOUT_SECONDS
 from tests.fakes.economic_server import AGREEMENT_GRANT_TOKEN, APP_SECRET_TOKEN, FakeEconomic

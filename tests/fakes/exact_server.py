@@ -884,7 +884,7 @@ def build_connector(
     **overrides: Any,
 ) -> Any:
     """An Exact connector wired to the fake, sharing its scaled clock."""
-    from connectors.exact import ExactConnector
+    from connectors.exact.client import ExactConnector
 
     kwargs: dict[str, Any] = dict(
         client_id=fake.client_id,

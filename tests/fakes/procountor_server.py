@@ -492,7 +492,7 @@ class ProcountorHarness:
 
 def build_connector(fake: ProcountorFake, **overrides: Any) -> Any:
     """A connector wired to the fake, with a short timeout so hangs end quickly."""
-    from connectors.procountor import ProcountorConnector
+    from connectors.procountor.client import ProcountorConnector
 
     kwargs: dict[str, Any] = dict(
         client_id=fake.client_id,

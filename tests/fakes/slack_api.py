@@ -31,6 +31,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.config import SlackConfig
 from bot.runtime import Runtime
+from connectors.sandbox.books import SandboxBooks
 from handlers.routes import build_web_app
 from sync.documents import validate_batch
 from sync.ingest import ingest_batch
@@ -410,9 +411,15 @@ def _seconds(s: float) -> Any:
 
 @asynccontextmanager
 async def slack_harness(
-    db_url: str, clock: FakeClock, *, start: bool = False, config: Any = None
+    db_url: str,
+    clock: FakeClock,
+    *,
+    start: bool = False,
+    config: Any = None,
+    sandbox_books: SandboxBooks | None = None,
 ) -> AsyncIterator[SlackHarness]:
-    """Fake Slack + ledgerops (``start``: worker, notifier and bolt running in the background)."""
+    """Fake Slack + ledgerops (``start``: worker, notifier and bolt running in the background;
+    ``sandbox_books``: the test's sandbox ledgers)."""
     fake = FakeSlack(clock=clock)
     await fake.start()
     env = make_env(
@@ -424,7 +431,7 @@ async def slack_harness(
     config = config or make_config(
         slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP)
     )
-    runtime = await Runtime.create(env, config, migrate=False, clock=clock)
+    runtime = await Runtime.create(env, config, migrate=False, clock=clock, sandbox_books=sandbox_books)
     runner = web.AppRunner(build_web_app(runtime), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

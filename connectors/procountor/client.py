@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -52,28 +51,27 @@ from connectors.base import (
     PostingResult,
     RecordStatus,
     TransientError,
-    UnsupportedPostingError,
     decode_json,
 )
 from connectors.http import LedgerHttp
-from connectors.procountor_refusals import own_failure, refusal_text
+from connectors.procountor.procountor_refusals import own_failure, refusal_text
+from connectors.procountor.receipts import (
+    SUPPORTED,
+    WITHDRAWN_NOTE,
+    carries,
+    check_balanced,
+    receipt_body,
+    receipt_lines,
+    receipt_status,
+    withdrawn,
+)
 
 DEFAULT_BASE_URL = "https://api.procountor.com/latest/api"
-SUPPORTED = frozenset({"invoice", "payment", "journal"})
 #: Finnish standard chart: 2871 "Ostovelat" (trade creditors); override with ``creditor_account``.
 DEFAULT_CREDITOR_ACCOUNT = "2871"
-# Not published; the fake server enforces the same limits so truncation is tested.
-NAME_MAX = 100
-DESCRIPTION_MAX = 255
 PAGE_SIZE = 50
 #: renew the access token this many seconds before Procountor says it expires
 TOKEN_MARGIN = 60.0
-# VAT fields as in Procountor's own help-centre journal sample for lines without VAT.
-RECEIPT_VAT_TYPE = "PURCHASE"
-RECEIPT_VAT_STATUS = 1
-LINE_VAT_STATUS = 12
-#: what a receipt's notes say once ledgerops withdraws it (a person's voiding says nothing)
-WITHDRAWN_NOTE = "withdrawn by ledgerops: its document no longer needs it"
 
 
 class ProcountorConnector:
@@ -174,7 +172,7 @@ class ProcountorConnector:
             raise NeedsPersonError(
                 f"Ledger receipt {external_ref} no longer exists in Procountor.", code="not_found"
             )
-        if _status(current) is RecordStatus.BOOKED:
+        if receipt_status(current) is RecordStatus.BOOKED:
             raise BookedError(
                 f"Ledger receipt {external_ref} is {str(current.get('status')).lower()} in "
                 "Procountor and cannot be changed."
@@ -188,7 +186,7 @@ class ProcountorConnector:
     async def delete(self, external_ref: str, request: PostingRequest) -> None:
         """Mark a draft receipt withdrawn and invalidate it; refuse a booked one; gone is done."""
         current = await self._get_receipt(external_ref)
-        status = RecordStatus.MISSING if current is None else _status(current)
+        status = RecordStatus.MISSING if current is None else receipt_status(current)
         if current is None or status is RecordStatus.MISSING:
             return
         if status is RecordStatus.BOOKED:
@@ -196,7 +194,7 @@ class ProcountorConnector:
                 f"Ledger receipt {external_ref} is {str(current.get('status')).lower()} in "
                 "Procountor and cannot be deleted."
             )
-        if not _withdrawn(current):
+        if not withdrawn(current):
             # The whole receipt as read, with its version: a 409 means it changed meanwhile.
             notes = f"{current.get('accountantsNotes') or ''} {WITHDRAWN_NOTE}".strip()
             body = dict(current, accountantsNotes=notes)
@@ -227,9 +225,9 @@ class ProcountorConnector:
             for item in results:
                 ref = str(item.get("receiptId") or item.get("id"))
                 receipt = item if "name" in item else await self._get_receipt(ref)
-                if receipt is None or not _carries(receipt, request.idempotency_key):
+                if receipt is None or not carries(receipt, request.idempotency_key):
                     continue
-                result = PostingResult(ref, _status(receipt), detail=f"ledger receipt {ref}")
+                result = PostingResult(ref, receipt_status(receipt), detail=f"ledger receipt {ref}")
                 if result.status is RecordStatus.MISSING:
                     continue  # withdrawn by us: out of the books
                 if receipt.get("status") != "INVALIDATED":
@@ -242,7 +240,7 @@ class ProcountorConnector:
     async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
         """UNFINISHED -> draft; withdrawn by us or 404 -> missing; anything else -> booked."""
         receipt = await self._get_receipt(external_ref)
-        return RecordStatus.MISSING if receipt is None else _status(receipt)
+        return RecordStatus.MISSING if receipt is None else receipt_status(receipt)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -253,77 +251,13 @@ class ProcountorConnector:
         resp = await self._api.send("GET", f"ledgerreceipts/{ref}", allow=(404,))
         return None if resp is None else (decode_json(resp.text) or {})
 
-    def _lines(self, request: PostingRequest) -> list[JournalLine]:
-        if request.extra.get("company_is_test"):
-            raise NeedsPersonError(
-                "The company is marked as a test company; its postings are not booked.",
-                code="test_company",
-            )
-        if request.kind not in SUPPORTED:
-            raise UnsupportedPostingError(f"Procountor cannot take {request.kind} postings here.")
-        if request.kind == "journal":
-            if not request.lines:
-                raise NeedsPersonError("The journal has no lines.", code="empty_journal")
-            return list(request.lines)
-        if request.amount <= 0:
-            raise NeedsPersonError("Amount must be greater than zero.", code="invalid_amount", field="amount")
-        if request.currency != self.company_currency:
-            # A JOURNAL receipt is booked in the company currency only.
-            raise UnsupportedPostingError(
-                f"The bill is in {request.currency}; Procountor journal receipts are in "
-                f"{self.company_currency}.",
-                code="currency",
-                field="currency",
-            )
-        if not request.account:
-            raise NeedsPersonError(
-                "No account was given for the posting.", code="no_account", field="account"
-            )
-        party = request.supplier.name if request.supplier else ""
-        party_text = f"{party} {request.reference}".strip() or request.text
-        dims = {"department": request.department} if request.department else {}
-        if request.kind == "invoice":
-            return [
-                JournalLine(request.account, request.amount, request.text, dims),
-                JournalLine(self.creditor_account, -request.amount, party_text),
-            ]
-        return [  # payment: the creditor is settled from the bank account
-            JournalLine(self.creditor_account, request.amount, party_text),
-            JournalLine(request.account, -request.amount, request.text, dims),
-        ]
-
     async def _receipt_body(self, request: PostingRequest) -> dict[str, Any]:
-        lines = self._lines(request)
-        total = sum((line.amount for line in lines), Decimal(0))
-        if total != 0:
-            raise NeedsPersonError(
-                f"The receipt does not balance: its lines sum to {total}.", code="unbalanced"
-            )
-        transactions = []
-        for line in lines:
-            transactions.append(
-                {
-                    "transactionType": "ENTRY",
-                    "account": str(line.account),
-                    "accountingValue": line.amount,
-                    "vatPercent": Decimal(0),
-                    "vatStatus": LINE_VAT_STATUS,
-                    "description": (line.text or request.text)[:DESCRIPTION_MAX],
-                    "dimensionItemValues": await self._dimension_values(line),
-                }
-            )
-        key = request.idempotency_key
-        return {
-            "type": "JOURNAL",
-            "status": "UNFINISHED",
-            # The key leads the name so truncation never cuts it; find() reads it back.
-            "name": f"{key} {request.text}".strip()[:NAME_MAX],
-            "receiptDate": request.date.isoformat(),
-            "vatType": RECEIPT_VAT_TYPE,
-            "vatStatus": RECEIPT_VAT_STATUS,
-            "accountantsNotes": f"ledgerops {key}",
-            "transactions": transactions,
-        }
+        lines = receipt_lines(
+            request, creditor_account=self.creditor_account, company_currency=self.company_currency
+        )
+        check_balanced(lines)
+        dimension_values = [await self._dimension_values(line) for line in lines]
+        return receipt_body(request, lines, dimension_values)
 
     async def _dimension_values(self, line: JournalLine) -> list[dict[str, Any]]:
         """The line's dimensions (cost_center ...) as Procountor dimension item values.
@@ -433,21 +367,3 @@ class ProcountorConnector:
         resp = await self._api.send(method, path, params=params, body=body, write=write)
         assert resp is not None
         return resp
-
-
-def _status(receipt: Mapping[str, Any]) -> RecordStatus:
-    if receipt.get("status") == "UNFINISHED":
-        return RecordStatus.DRAFT
-    if receipt.get("status") == "INVALIDATED" and _withdrawn(receipt):
-        return RecordStatus.MISSING
-    return RecordStatus.BOOKED
-
-
-def _withdrawn(receipt: Mapping[str, Any]) -> bool:
-    return WITHDRAWN_NOTE in str(receipt.get("accountantsNotes") or "")
-
-
-def _carries(receipt: Mapping[str, Any], key: str) -> bool:
-    name = str(receipt.get("name") or "")
-    notes = str(receipt.get("accountantsNotes") or "")
-    return name.startswith(key) or key in notes

@@ -39,7 +39,6 @@ logs or reprs.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -53,153 +52,29 @@ from connectors.base import (
     NeedsPersonError,
     PostingRequest,
     PostingResult,
-    RecordExistsError,
     RecordStatus,
-    RelationRecord,
     TransientError,
     UnsupportedPostingError,
     decode_json,
+)
+from connectors.economic.customers import EconomicCustomers
+from connectors.economic.refusals import rejection
+from connectors.economic.vouchers import (
+    entries_of,
+    filter_value,
+    key_marker,
+    path_segment,
+    split_ref,
+    voucher_body,
 )
 from connectors.http import LedgerHttp, Refusal
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://restapi.e-conomic.com"
-TEXT_MAX = 250  # entry text, per the docs
 PAGE_SIZE = 1000  # the largest page the API serves
 MAX_PAGES = 1000  # a runaway guard, far above any journal we expect
 SUPPORTED = frozenset({"invoice", "payment", "relation"})
-ENTRY_TYPES = (
-    "supplierInvoices",
-    "supplierPayments",
-    "financeVouchers",
-    "customerPayments",
-    "manualCustomerInvoices",
-)
-# e-conomic's own substitutions for characters in a resource path (docs: "Custom resource
-# self-link encoding"); "_" goes first so the replacements are not themselves replaced.
-_PATH_CODES = (("_", "_8_"), ("/", "_6_"), (" ", "_9_"), (":", "_4_"), ("&", "_5_"))
-
-
-def key_marker(key: str) -> str:
-    """How the idempotency key appears in an entry text."""
-    return f"[{key}]"
-
-
-def entry_text(text: str, key: str) -> str:
-    """``"<text> [KEY]"`` cut to the ledger's 250 characters; the key always survives."""
-    marker = key_marker(key)
-    room = TEXT_MAX - len(marker) - 1
-    text = " ".join(text.split())
-    if len(text) > room:
-        text = text[: room - 1].rstrip() + "…"
-    return f"{text} {marker}" if text else marker
-
-
-def path_segment(value: str) -> str:
-    """A value as e-conomic spells it inside a resource path."""
-    for char, code in _PATH_CODES:
-        value = value.replace(char, code)
-    return value
-
-
-def filter_value(value: str) -> str:
-    """Escape a value for ``?filter=`` (docs: "Escaping special characters")."""
-    value = value.replace("$", "$$")
-    for char in "()*,[]":
-        value = value.replace(char, "$" + char)
-    return value
-
-
-def split_ref(external_ref: str) -> tuple[str, int]:
-    """``"2026-50001"`` -> ``("2026", 50001)``."""
-    year, _, number = external_ref.rpartition("-")
-    if not year or not number.isdigit():
-        raise NeedsPersonError(
-            f"'{external_ref}' is not an e-conomic voucher reference (expected YEAR-NUMBER).",
-            code="bad_reference",
-        )
-    return year, int(number)
-
-
-def entries_of(voucher: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every entry of a voucher, whatever its type."""
-    groups = voucher.get("entries") or {}
-    return [entry for kind in ENTRY_TYPES for entry in groups.get(kind) or []]
-
-
-def _whole_number(value: str | None, what: str, field: str) -> int:
-    if value is None or not str(value).strip().isdigit():
-        raise NeedsPersonError(
-            f"The {what} '{value}' is not a number; e-conomic needs a whole number here.",
-            code=f"bad_{field}",
-            field=field,
-        )
-    return int(str(value).strip())
-
-
-# -- errors --------------------------------------------------------------------------------
-def annotated_errors(errors: Any, field: str = "") -> list[tuple[str, str, str, Any]]:
-    """``(field, message, errorCode, value)`` from e-conomic's annotated errors document.
-
-    The document mirrors the request: ``{"entries": {"supplierInvoices": [{"arrayIndex": 0,
-    "contraAccount": {"errors": [...]}}]}}``; the field is the property holding the list.
-    """
-    found: list[tuple[str, str, str, Any]] = []
-    if isinstance(errors, Mapping):
-        for key, value in errors.items():
-            if key == "errors" and isinstance(value, list):
-                found.extend(
-                    (
-                        field,
-                        str(item.get("message") or ""),
-                        str(item.get("errorCode") or ""),
-                        item.get("value"),
-                    )
-                    for item in value
-                    if isinstance(item, Mapping)
-                )
-            elif key != "arrayIndex":
-                found.extend(annotated_errors(value, key))
-    elif isinstance(errors, list):
-        for item in errors:
-            found.extend(annotated_errors(item, field))
-    return found
-
-
-_NOT_FOUND_CODES = {
-    "contraAccount": "account_not_found",
-    "account": "account_not_found",
-    "accountNumber": "account_not_found",
-    "supplier": "supplier_not_found",
-    "supplierNumber": "supplier_not_found",
-    "departmentalDistribution": "department_not_found",
-    "departmentalDistributionNumber": "department_not_found",
-    "currency": "currency_not_found",
-}
-
-
-def _code_for(field: str, message: str, error_code: str) -> str:
-    if re.search(r"does not exist|not found", message, re.IGNORECASE) and field in _NOT_FOUND_CODES:
-        return _NOT_FOUND_CODES[field]
-    return f"validation_{error_code}" if error_code else "validation"
-
-
-def rejection(body: Any, status: int) -> NeedsPersonError:
-    """A 4xx answer as the ledger's own words: ``"contraAccount: Account 9999 does not exist."``."""
-    body = body if isinstance(body, Mapping) else {}
-    found = annotated_errors(body.get("errors"))
-    if not found:
-        message = str(body.get("message") or f"e-conomic refused the request ({status}).")
-        return NeedsPersonError(message, code=f"http_{status}")
-    parts = []
-    for field, message, _code, value in found:
-        text = f"{field}: {message}" if field else message
-        if value is not None and str(value) not in message:
-            text += f" (value: {value})"
-        parts.append(text)
-    field, message, error_code, _value = found[0]
-    return NeedsPersonError("; ".join(parts), code=_code_for(field, message, error_code), field=field or None)
 
 
 # -- the connector -------------------------------------------------------------------------
@@ -251,6 +126,7 @@ class EconomicConnector:
             timeout=httpx.Timeout(timeout),
             transport=transport,
         )
+        self._customers = EconomicCustomers(self._call, self.customer_defaults)
         # Any 5xx after a write (503 too: it may come from behind the point where the voucher
         # was saved) is an unknown outcome; connectors.http applies that rule.
         self._api = LedgerHttp(
@@ -286,9 +162,9 @@ class EconomicConnector:
         """Post a new voucher (the ledger numbers it), or a new debtor."""
         self._check_kind(request)
         if request.kind == "relation":
-            return await self._create_customer(request)
+            return await self._customers.create(request)
         answer = await self._call(
-            "POST", f"/journals/{self.journal}/vouchers", body=self._voucher_body(request), write=True
+            "POST", f"/journals/{self.journal}/vouchers", body=self._voucher(request), write=True
         )
         return self._created(answer, request)
 
@@ -296,10 +172,12 @@ class EconomicConnector:
         """Replace a draft voucher's entries, keeping its number; refuse a booked one."""
         self._check_kind(request)
         if request.kind == "relation":
-            return await self._update_customer(external_ref, request)
+            return await self._customers.update(external_ref, request)
         year, number = split_ref(external_ref)
         # Built first: a request we would refuse ourselves must not cost the old entries.
-        body = self._voucher_body(request, voucher_number=number)
+        body = voucher_body(
+            request, journal=self.journal, payment_account=self.payment_account, voucher_number=number
+        )
         voucher = await self._draft_or_refuse(year, number, "changed")
         if voucher is None:
             raise NeedsPersonError(
@@ -326,8 +204,7 @@ class EconomicConnector:
         """Delete a draft voucher's entries (or a debtor); refuse a booked one; gone is done."""
         self._check_kind(request)
         if request.kind == "relation":
-            number = _whole_number(external_ref, "debtor number", "number")
-            await self._call("DELETE", f"/customers/{number}", write=True, allow=(404,))
+            await self._customers.delete(external_ref)
             return
         voucher = await self._draft_or_refuse(*split_ref(external_ref), "deleted")
         if voucher is not None:
@@ -336,7 +213,7 @@ class EconomicConnector:
     async def find(self, request: PostingRequest) -> PostingResult | None:
         """The voucher (draft or booked) whose entry text carries the idempotency key."""
         if request.kind == "relation":
-            return await self._find_customer(request)
+            return await self._customers.find(request)
         marker = key_marker(request.idempotency_key)
         async with aclosing(self._pages(f"/journals/{self.journal}/vouchers")) as vouchers:
             async for voucher in vouchers:
@@ -351,9 +228,7 @@ class EconomicConnector:
     async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
         """Draft while in the journal, booked once in the year's entries, else missing."""
         if request.kind == "relation":
-            number = _whole_number(external_ref, "debtor number", "number")
-            answer = await self._call("GET", f"/customers/{number}", allow=(404,))
-            return RecordStatus.MISSING if answer is None else RecordStatus.DRAFT
+            return await self._customers.status(external_ref)
         year, number = split_ref(external_ref)
         if await self._draft_voucher(year, number) is not None:
             return RecordStatus.DRAFT
@@ -362,51 +237,14 @@ class EconomicConnector:
         return RecordStatus.MISSING
 
     # -- vouchers ----------------------------------------------------------------------------
+    def _voucher(self, request: PostingRequest) -> dict[str, Any]:
+        return voucher_body(request, journal=self.journal, payment_account=self.payment_account)
+
     def _check_kind(self, request: PostingRequest) -> None:
         if request.kind not in SUPPORTED:
             raise UnsupportedPostingError(
                 f"The e-conomic connector cannot take {request.kind.replace('_', ' ')} postings."
             )
-
-    def _voucher_body(self, request: PostingRequest, *, voucher_number: int | None = None) -> dict[str, Any]:
-        if request.supplier is None:
-            raise NeedsPersonError(
-                "The posting has no supplier; e-conomic needs a supplier number.",
-                code="no_supplier",
-                field="supplier",
-            )
-        account = request.account or (self.payment_account if request.kind == "payment" else None)
-        entry: dict[str, Any] = {
-            "supplier": {
-                "supplierNumber": _whole_number(request.supplier.number, "supplier number", "supplier")
-            },
-            # See the module docstring: an invoice credits the supplier, a payment debits it.
-            "amount": -request.amount if request.kind == "invoice" else request.amount,
-            "currency": {"code": request.currency},
-            "date": request.date.isoformat(),
-            "text": entry_text(request.text, request.idempotency_key),
-            "contraAccount": {"accountNumber": _whole_number(account, "account", "account")},
-        }
-        if request.reference:
-            # Not cut to 30: a shortened invoice number would match the wrong invoice; the
-            # ledger's refusal names the field so a person can decide.
-            entry["supplierInvoiceNumber"] = request.reference
-        if request.kind == "invoice" and request.due_date is not None:
-            entry["dueDate"] = request.due_date.isoformat()
-        if request.department:
-            entry["departmentalDistribution"] = {
-                "departmentalDistributionNumber": _whole_number(
-                    request.department, "department", "department"
-                )
-            }
-        if voucher_number is not None:
-            entry["voucher"] = {"voucherNumber": voucher_number}
-        kind = "supplierInvoices" if request.kind == "invoice" else "supplierPayments"
-        return {
-            "accountingYear": {"year": str(request.date.year)},
-            "journal": {"journalNumber": self.journal},
-            "entries": {kind: [entry]},
-        }
 
     def _created(self, answer: Any, request: PostingRequest) -> PostingResult:
         voucher = answer[0] if isinstance(answer, list) and answer else answer
@@ -497,80 +335,6 @@ class EconomicConnector:
         )
 
     # -- debtors -----------------------------------------------------------------------------
-    def _relation(self, request: PostingRequest) -> RelationRecord:
-        relation = request.relation
-        if relation is None:
-            raise NeedsPersonError("The relation posting carries no relation.", code="no_relation")
-        if relation.type != "debtor":
-            raise UnsupportedPostingError(
-                f"The e-conomic connector writes debtors only, not {relation.type}s."
-            )
-        return relation
-
-    def _customer_body(
-        self, request: PostingRequest, relation: RelationRecord, current: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        # PUT replaces the whole customer, so an update starts from what the ledger holds.
-        body: dict[str, Any] = dict(current or {})
-        pick = {**self.customer_defaults, **request.extra}
-        body["customerNumber"] = _whole_number(relation.number, "debtor number", "number")
-        body["name"] = relation.name
-        body.setdefault("currency", request.currency)
-        body.setdefault("customerGroup", {"customerGroupNumber": int(pick["customer_group"])})
-        body.setdefault("paymentTerms", {"paymentTermsNumber": int(pick["payment_terms"])})
-        body.setdefault("vatZone", {"vatZoneNumber": int(pick["vat_zone"])})
-        # The API refuses null: an empty value is left out rather than sent.
-        for key, value in (
-            ("email", relation.email),
-            ("corporateIdentificationNumber", relation.vat_number),
-            ("address", relation.address.line1),
-            ("zip", relation.address.postal_code),
-            ("city", relation.address.city),
-            ("country", relation.address.country),
-        ):
-            if value:
-                body[key] = value
-        return body
-
-    async def _create_customer(self, request: PostingRequest) -> PostingResult:
-        relation = self._relation(request)
-        try:
-            answer = await self._call(
-                "POST", "/customers", body=self._customer_body(request, relation), write=True
-            )
-        except NeedsPersonError as exc:
-            if exc.code == "http_409" or exc.field == "customerNumber":
-                raise RecordExistsError(
-                    f"Debtor number {relation.number} is already in use in e-conomic ({exc.message}).",
-                    field="number",
-                ) from None
-            raise
-        number = (
-            answer.get("customerNumber", relation.number) if isinstance(answer, dict) else relation.number
-        )
-        return PostingResult(str(number), RecordStatus.DRAFT, detail=f"debtor {number}")
-
-    async def _update_customer(self, external_ref: str, request: PostingRequest) -> PostingResult:
-        relation = self._relation(request)
-        number = _whole_number(external_ref, "debtor number", "number")
-        current = await self._call("GET", f"/customers/{number}", allow=(404,))
-        if current is None:
-            raise NeedsPersonError(
-                f"Debtor {number} does not exist in e-conomic.", code="not_found", field="number"
-            )
-        await self._call(
-            "PUT", f"/customers/{number}", write=True, body=self._customer_body(request, relation, current)
-        )
-        return PostingResult(str(number), RecordStatus.DRAFT, detail=f"debtor {number}")
-
-    async def _find_customer(self, request: PostingRequest) -> PostingResult | None:
-        relation = self._relation(request)
-        if not relation.number:
-            return None
-        number = _whole_number(relation.number, "debtor number", "number")
-        found = await self._call("GET", f"/customers/{number}", allow=(404,))
-        return None if found is None else PostingResult(str(number), RecordStatus.DRAFT)
-
     # -- HTTP --------------------------------------------------------------------------------
     async def _call(
         self,

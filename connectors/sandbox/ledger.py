@@ -4,8 +4,8 @@ It has a chart of accounts, suppliers, a journal whose draft vouchers get their
 numbers from the ledger, booking (which makes a voucher immutable), rejections
 with error codes like a real ledger's, and switches that make it misbehave
 (latency, outage, a timeout after the write) for tests and the demo.
-Nothing is shared between ledgers; ``LEDGERS`` lets the sandbox page reach the
-ledger of an integration by name.
+Nothing is shared between ledgers; :class:`connectors.sandbox.books.SandboxBooks`
+holds a process's ledgers by integration name.
 """
 
 from __future__ import annotations
@@ -290,51 +290,3 @@ def _lost_answer(mode: str) -> Exception:
     if mode == "drop":
         return ConnectionResetError("The ledger closed the connection.")
     return TransientError(f"The ledger answered {mode}. Try again later.", code=f"http_{mode}")
-
-
-#: Ledgers by integration name, so the sandbox page and tests can reach them.
-LEDGERS: dict[str, SandboxLedger] = {}
-
-
-class SandboxConnector:
-    """The :class:`connectors.base.Connector` over a :class:`SandboxLedger`."""
-
-    kind = "sandbox"
-
-    def __init__(self, ledger: SandboxLedger):
-        self.ledger = ledger
-
-    @classmethod
-    def from_settings(cls, name: str, settings: Mapping[str, Any]) -> SandboxConnector:
-        """Build from an integration's config keys (``accounts``, ``suppliers``, ``latency_ms``)."""
-        ledger = LEDGERS.get(name)
-        if ledger is None:
-            ledger = SandboxLedger(
-                name,
-                accounts={str(k): str(v) for k, v in (settings.get("accounts") or {}).items()},
-                suppliers={str(k): str(v) for k, v in (settings.get("suppliers") or {}).items()},
-                latency_ms=int(settings.get("latency_ms") or 0),
-            )
-            LEDGERS[name] = ledger
-        return cls(ledger)
-
-    def supports(self, posting_kind: str) -> bool:
-        return posting_kind in SUPPORTED
-
-    async def create(self, request: PostingRequest) -> PostingResult:
-        return await self.ledger.create(request)
-
-    async def update(self, external_ref: str, request: PostingRequest) -> PostingResult:
-        return await self.ledger.update(external_ref, request)
-
-    async def find(self, request: PostingRequest) -> PostingResult | None:
-        return await self.ledger.find(request)
-
-    async def status(self, external_ref: str, request: PostingRequest) -> RecordStatus:
-        return await self.ledger.status(external_ref, request)
-
-    async def delete(self, external_ref: str, request: PostingRequest) -> None:
-        await self.ledger.delete(external_ref, request)
-
-    async def aclose(self) -> None:
-        return None

@@ -1,0 +1,1 @@
+"""Visma e-conomic: the HTTP adapter (``client``), ``vouchers``, ``customers`` and ``refusals``."""

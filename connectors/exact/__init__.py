@@ -1,0 +1,1 @@
+"""Exact Online: ``client``, ``rest`` (calls), ``tokens`` (sign-in), ``entries``, ``accounts``, XML."""

@@ -1,0 +1,1 @@
+"""Procountor: the HTTP adapter (``client``), receipts (``receipts``), refusals (``procountor_refusals``)."""
