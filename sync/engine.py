@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import Connector
 from storage.db import Database, lost_race
 from storage.models import Activity, Attempt, Document, Integration, Posting
-from storage.queries import clear_backoff, close_settled_groups
+from storage.queries.groups import close_settled_groups
+from storage.queries.postings import clear_backoff
 from storage.states import Operation, Outcome, PostingKind, PostingState, Trigger
 from sync.bulk import requeue_chunk
 from sync.changes import AttemptListener, Change, ChangeFeed

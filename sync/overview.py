@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Document, ErrorGroup, Integration, Lease, Posting
-from storage.queries import BACKOFF_HOLDER
+from storage.queries.postings import BACKOFF_HOLDER
 from storage.states import PostingState
 
 

@@ -23,12 +23,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from connectors.base import PostingResult, RecordStatus, UnsupportedPostingError
-from storage.queries import (
-    QUOTA_CODE,
+from storage.queries.groups import close_settled_groups, upsert_error_group
+from storage.queries.jobs import QUOTA_CODE, count_booking
+from storage.queries.postings import (
     acquire_lease,
     claim_next,
-    close_settled_groups,
-    count_booking,
     due_companies,
     extend_lease,
     log_attempt,
@@ -37,7 +36,6 @@ from storage.queries import (
     release_due_retries,
     release_lease,
     settle,
-    upsert_error_group,
 )
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import AttemptObserved, Change
@@ -150,7 +148,7 @@ class Worker:
         clock = self.engine.clock
         db = self.engine.db
         now = clock()
-        token = uuid.uuid4().hex  # fences this drain's writes (see storage.queries.settle)
+        token = uuid.uuid4().hex  # fences this drain's writes (see storage.queries.postings.settle)
 
         def start(conn: Connection) -> Any | None:
             if not acquire_lease(conn, company, self.holder, now, now + self.lease):

@@ -12,7 +12,7 @@ from bot.runtime import Runtime
 from bot.scheduler import GAVE_UP, SchedulerConfig, Sweeps
 from connectors.sandbox import LEDGERS
 from storage.models import ErrorGroup, Posting
-from storage.queries import mute_group
+from storage.queries.groups import mute_group
 from tests.fakes.slack_api import ALICE, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 from tests.test_engine_rules import ingest, posting, view
