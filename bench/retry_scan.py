@@ -10,7 +10,7 @@ TEST_DATABASE_URL is set, in a database of its own that is dropped afterwards):
    1 % are ``retrying`` and due, 1 % ``retrying`` later, 10 % ``failed``, the rest
    ``synced``, over 10 companies;
 2. time the due query (what the sweep selects), the sweep itself
-   (``storage.queries.release_due_retries``, rolled back after each run so every
+   (``storage.queries.postings.release_due_retries``, rolled back after each run so every
    run sees the same rows) and the due-companies query the worker runs next, with
    their plans (EXPLAIN / EXPLAIN QUERY PLAN), which must use ``ix_postings_state_due``;
 3. re-queue the 100,000 failed postings with ``engine.resync_many`` and sample the
@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from storage.db import Database, connect
 from storage.migrate import upgrade_async
 from storage.models import Posting
-from storage.queries import due_companies, release_due_retries
+from storage.queries.postings import due_companies, release_due_retries
 from storage.states import PostingState
 from sync.bulk import BulkFilter, resync_many
 from sync.config import IntegrationConfig, Mappings
@@ -391,7 +391,7 @@ def release_statement(now: datetime) -> Any:
 
 
 def due_companies_statement(now: datetime) -> Any:
-    """The same SELECT as ``storage.queries.due_companies`` (for its plan)."""
+    """The same SELECT as ``storage.queries.postings.due_companies`` (for its plan)."""
     captured: list[Any] = []
 
     class Capture:

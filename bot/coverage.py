@@ -14,13 +14,12 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
 from bot.facts import SETTLED, needs_person
-from bot.notices import failing_in_group
-from storage.models import Posting, SlackMessage
+from storage.models import SlackMessage
+from storage.queries import outbox, reads
+from storage.queries.groups import failing_in_group
 from storage.states import MessageState, PostingState
 from sync.changes import Change
 
@@ -59,19 +58,7 @@ class Coverage:
         due = now + self.window
         for start in range(0, len(ids), outbox.CHUNK):
             chunk = ids[start : start + outbox.CHUNK]
-            postings = (
-                await s.execute(
-                    select(
-                        Posting.id,
-                        Posting.state,
-                        Posting.last_error,
-                        Posting.error_group_id,
-                        Posting.integration_id,
-                    )
-                    .where(Posting.id.in_(chunk))
-                    .order_by(Posting.id)
-                )
-            ).all()
+            postings = await reads.postings_to_show(s, chunk)
             own = await outbox.rows_for(s, POSTING, chunk)
             groups = await outbox.rows_for(s, GROUP, {p.error_group_id for p in postings if p.error_group_id})
             grouped: set[int] = set()
@@ -103,28 +90,9 @@ class Coverage:
         lost = await outbox.expire_sending(s, now)
         if lost:
             log.warning("%d Slack posts have an unknown outcome; not repeated", lost)
-        attention = (
-            await s.scalars(
-                select(Posting.id).where(
-                    or_(
-                        Posting.state == PostingState.FAILED,
-                        (Posting.state == PostingState.BOOKED) & Posting.last_error.is_not(None),
-                    )
-                )
-            )
-        ).all()
+        attention = await reads.postings_needing_a_person(s)
         await self.cover(s, attention, now)
-        stale = (
-            await s.execute(
-                select(SlackMessage.subject_type, SlackMessage.subject_id).where(
-                    SlackMessage.state == MessageState.POSTED,
-                    or_(
-                        SlackMessage.subject_status.is_(None),
-                        SlackMessage.subject_status.not_in([str(x) for x in SETTLED]),
-                    ),
-                )
-            )
-        ).all()
+        stale = await outbox.posted_messages_not_showing(s, [str(x) for x in SETTLED])
         for kind in (POSTING, GROUP, OUTAGE):
             await outbox.mark_changed(s, kind, [int(i) for t, i in stale if t == kind], now)
 

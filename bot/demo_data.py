@@ -27,12 +27,11 @@ from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from bot.runtime import Runtime
 from connectors.sandbox.connector import SandboxConnector
 from connectors.sandbox.ledger import SandboxLedger
-from storage.models import Document, Posting
+from storage.models import Posting
+from storage.queries import reads
 from storage.states import PostingState
 from sync.documents import validate_batch
 from sync.ingest import ingest_batch
@@ -331,30 +330,14 @@ class DemoScript:
     async def settled(self) -> bool:
         """Nothing of the integration is queued, in flight or retrying."""
         async with self.runtime.db.sessions() as s:
-            busy = await s.scalar(
-                select(func.count())
-                .select_from(Posting)
-                .where(
-                    Posting.integration_id == self.runtime.engine.integration_ids[self.integration],
-                    Posting.state.in_([str(b) for b in BUSY]),
-                )
+            busy = await reads.postings_in_states(
+                s, self.runtime.engine.integration_ids[self.integration], [str(b) for b in BUSY]
             )
         return not busy
 
     async def _posting(self, source: str, kind: str, external_id: str, posting_kind: str) -> Posting | None:
         async with self.runtime.db.sessions() as s:
-            return (
-                await s.scalars(
-                    select(Posting)
-                    .join(Document, Document.id == Posting.document_id)
-                    .where(
-                        Document.source == source,
-                        Document.kind == kind,
-                        Document.external_id == external_id,
-                        Posting.kind == posting_kind,
-                    )
-                )
-            ).first()
+            return await reads.posting_of_document(s, source, kind, external_id, posting_kind)
 
     async def state_is(
         self, source: str, kind: str, external_id: str, posting_kind: str, state: PostingState
@@ -374,7 +357,7 @@ class DemoScript:
 async def has_documents(runtime: Runtime) -> bool:
     """Whether the database holds any document (then nothing is seeded)."""
     async with runtime.db.sessions() as s:
-        return bool(await s.scalar(select(func.count()).select_from(Document)))
+        return await reads.holds_documents(s)
 
 
 async def start_demo(runtime: Runtime, **kwargs: Any) -> DemoScript | None:

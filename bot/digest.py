@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
 from bot.blocks import SlackBody
 from bot.coverage import DIGEST, NOTICE
 from bot.facts import plural
 from bot.ops_blocks import DIGEST_GROUPS, digest_message, quota_message
 from bot.ops_facts import Digest, IntegrationDay, OpenGroup, QuotaNotice
-from storage.models import Document, ErrorGroup, Integration, JobRun, Posting
-from storage.queries import claim_job_run, release_quota_blocked
+from storage.models import JobRun
+from storage.queries import figures, outbox
+from storage.queries.jobs import claim_job_run, release_quota_blocked
 from storage.states import PostingState
 
 DIGEST_JOB = "digest"
@@ -39,9 +38,7 @@ async def post_digest(s: AsyncSession, now: datetime, holder: str, channel: str 
     run_id = await s.run_sync(lambda ss: claim_job_run(ss, DIGEST_JOB, day, holder, now))
     if run_id is None:
         return None
-    previous = await s.scalar(
-        select(func.max(JobRun.ran_at)).where(JobRun.job == DIGEST_JOB, JobRun.id != run_id)
-    )
+    previous = await figures.previous_job_run_at(s, DIGEST_JOB, run_id)
     digest = await build_digest(s, day, previous or now - timedelta(hours=24), now)
     run = await s.get(JobRun, run_id)
     assert run is not None
@@ -53,33 +50,9 @@ async def post_digest(s: AsyncSession, now: datetime, holder: str, channel: str 
 
 async def build_digest(s: AsyncSession, day: str, since: datetime, now: datetime) -> Digest:
     """Synced since ``since``; failed and waiting now; open error groups; paused integrations."""
-    synced = dict(
-        (
-            await s.execute(
-                select(Posting.integration_id, func.count())
-                .where(Posting.state == PostingState.SYNCED, Posting.updated_at > since)
-                .group_by(Posting.integration_id)
-            )
-        ).all()
-    )
-    failed = dict(
-        (
-            await s.execute(
-                select(Posting.integration_id, func.count())
-                .where(Posting.state == PostingState.FAILED)
-                .group_by(Posting.integration_id)
-            )
-        ).all()
-    )
-    waiting = dict(
-        (
-            await s.execute(
-                select(Posting.integration_id, func.count())
-                .where(Posting.state.in_(NOT_YET_SENT))
-                .group_by(Posting.integration_id)
-            )
-        ).all()
-    )
+    synced = await figures.postings_per_integration(s, [PostingState.SYNCED], updated_after=since)
+    failed = await figures.postings_per_integration(s, [PostingState.FAILED])
+    waiting = await figures.postings_per_integration(s, NOT_YET_SENT)
     lines = tuple(
         IntegrationDay(
             name=i.name,
@@ -89,31 +62,12 @@ async def build_digest(s: AsyncSession, day: str, since: datetime, now: datetime
             failed=int(failed.get(i.id, 0)),
             waiting=int(waiting.get(i.id, 0)),
         )
-        for i in (await s.scalars(select(Integration).order_by(Integration.name))).all()
+        for i in await figures.integrations_by_name(s)
     )
-    failing = func.count(Posting.id)
-    open_groups = (
-        await s.execute(
-            select(ErrorGroup.id, ErrorGroup.title, Integration.name, failing)
-            .join(Integration, Integration.id == ErrorGroup.integration_id)
-            .join(Posting, Posting.error_group_id == ErrorGroup.id)
-            .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
-            .group_by(ErrorGroup.id, ErrorGroup.title, Integration.name)
-            .order_by(failing.desc(), ErrorGroup.id)
-        )
-    ).all()
+    open_groups = await figures.open_groups_by_failing(s)
     groups = []
     for gid, title, integration, n in open_groups[:DIGEST_GROUPS]:
-        kinds = frozenset(
-            (
-                await s.scalars(
-                    select(Document.kind)
-                    .distinct()
-                    .join(Posting, Posting.document_id == Document.id)
-                    .where(Posting.error_group_id == gid, Posting.state == PostingState.FAILED)
-                )
-            ).all()
-        ) or frozenset({"document"})
+        kinds = await figures.document_kinds_failing_in_group(s, gid) or frozenset({"document"})
         groups.append(
             OpenGroup(
                 group_id=gid, integration=integration, title=title, failing=int(n), noun=plural(kinds, int(n))

@@ -15,11 +15,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from bot.delivery import CallResult, Delivery
 from storage.db import Database
-from storage.models import Attempt, Integration, Posting
+from storage.queries import figures
 from storage.states import PostingState
 from sync.changes import AttemptObserved
 
@@ -99,29 +98,12 @@ class Metrics:
     async def refresh(self, db: Database, now: datetime) -> None:
         """Read the database-wide figures (called by the ``/metrics`` route)."""
         async with db.sessions() as s:
-            rows = await s.execute(
-                select(Integration.name, Posting.state, func.count())
-                .join(Posting, Posting.integration_id == Integration.id)
-                .group_by(Integration.name, Posting.state)
+            self.figures.postings = await figures.postings_by_integration_and_state(s)
+            self.figures.attempts = await figures.attempts_by_integration_and_outcome(s)
+            queued = await figures.oldest_queued_by_company(
+                s, [PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING]
             )
-            self.figures.postings = {(i, st): int(n) for i, st, n in rows.all()}
-            rows = await s.execute(
-                select(Integration.name, Attempt.outcome, func.count())
-                .join(Posting, Posting.id == Attempt.posting_id)
-                .join(Integration, Integration.id == Posting.integration_id)
-                .group_by(Integration.name, Attempt.outcome)
-            )
-            self.figures.attempts = {(i, o): int(n) for i, o, n in rows.all()}
-            rows = await s.execute(
-                select(Posting.company_key, func.min(Posting.queued_at))
-                .where(
-                    Posting.state.in_([PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING])
-                )
-                .group_by(Posting.company_key)
-            )
-            self.figures.queue_age = {
-                c: max(0.0, (now - t).total_seconds()) for c, t in rows.all() if t is not None
-            }
+            self.figures.queue_age = {c: max(0.0, (now - t).total_seconds()) for c, t in queued.items()}
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,7 +1,7 @@
 """The outbox sender: Slack messages rebuilt from the database, posted, updated, threaded.
 
 - The engine's change feed only says *which* subjects changed; the notifier
-  records that in ``slack_messages`` (``bot/outbox.py``) and renders from the
+  records that in ``slack_messages`` (``storage/queries/outbox.py``) and renders from the
   database when it sends, so a message always shows the state of now.
 - A posting that needs a person gets a message after a short grouping window;
   if by then more postings fail with the same error-group fingerprint, one
@@ -26,18 +26,15 @@ from datetime import datetime, timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
 from bot.coverage import GROUP, POSTING, Coverage
 from bot.delivery import CallResult, Delivery, call
 from bot.log_blocks import thread_reply
-from bot.notices import (
-    attempts_after,
-    group_muted_until,
-    posting_group_muted_until,
-)
+from bot.notices import attempts_after
 from bot.rendering import Rendered, render
 from bot.unconfirmed_posts import PostResolver, Resolution, post_metadata
 from storage.models import SlackMessage
+from storage.queries import outbox
+from storage.queries.groups import group_muted_until, posting_group_muted_until
 from storage.states import MessageState
 from sync.changes import Change
 from sync.engine import Engine

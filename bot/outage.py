@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import outbox
 from bot.coverage import OUTAGE
 from bot.ops_facts import OutageNotice
-from storage.models import Attempt, Integration, Outage, Posting
-from storage.queries import acquire_lease, release_lease
+from storage.models import Outage
+from storage.queries import figures, outages, outbox
+from storage.queries.postings import acquire_lease, release_lease
 from storage.states import MessageState, Outcome, PostingState
 from sync.engine import Engine
 
@@ -136,38 +135,19 @@ class OutageWatch:
     async def _check(
         self, s: AsyncSession, now: datetime, channel_of: Callable[[int], str | None] | None
     ) -> WatchReport:
-        integrations = {i.id: i for i in (await s.scalars(select(Integration))).all()}
-        rows = {r.integration_id: r for r in (await s.scalars(select(Outage))).all()}
+        integrations = await outages.integrations_by_id(s)
+        rows = await outages.outage_rows(s)
         missing = [iid for iid in integrations if iid not in rows]
         if missing:
-            top = int(await s.scalar(select(func.max(Attempt.id))) or 0)
+            top = await outages.newest_attempt_id(s)
             for iid in missing:
                 rows[iid] = Outage(
                     integration_id=iid, checked_attempt_id=max(0, top - LOOKBACK), waiting=0, updated_at=now
                 )
                 s.add(rows[iid])
         ended = await self._fold_new_attempts(s, rows, now - SETTLE)
-        waiting = dict(
-            (
-                await s.execute(
-                    select(Posting.integration_id, func.count())
-                    .where(Posting.state.in_(WAITING))
-                    .group_by(Posting.integration_id)
-                )
-            ).all()
-        )
-        retrying = {
-            iid: (n, at)
-            for iid, n, at in (
-                await s.execute(
-                    select(
-                        Posting.integration_id, func.max(Posting.attempts), func.min(Posting.next_attempt_at)
-                    )
-                    .where(Posting.state == PostingState.RETRYING)
-                    .group_by(Posting.integration_id)
-                )
-            ).all()
-        }
+        waiting = await figures.postings_per_integration(s, WAITING)
+        retrying = await outages.retrying_by_integration(s)
         report = WatchReport()
         for iid, row in rows.items():
             integ = integrations.get(iid)
@@ -208,23 +188,7 @@ class OutageWatch:
         ended: set[int] = set()
         for _ in range(MAX_BATCHES):
             start = min((r.checked_attempt_id for r in rows.values()), default=0)
-            batch = (
-                await s.execute(
-                    select(
-                        Attempt.id,
-                        Attempt.outcome,
-                        Attempt.started_at,
-                        Attempt.finished_at,
-                        Attempt.error_code,
-                        Attempt.message,
-                        Posting.integration_id,
-                    )
-                    .join(Posting, Posting.id == Attempt.posting_id)
-                    .where(Attempt.id > start)
-                    .order_by(Attempt.id)
-                    .limit(BATCH)
-                )
-            ).all()
+            batch = await outages.attempts_after(s, start, BATCH)
             top, settled = None, True
             for a in batch:
                 row = rows.get(a.integration_id)
@@ -283,13 +247,7 @@ class OutageWatch:
 
 async def load_outage_notice(s: AsyncSession, integration_id: int) -> OutageNotice | None:
     """The facts of an integration's outage message, or ``None`` when none was announced."""
-    found = (
-        await s.execute(
-            select(Outage, Integration.name, Integration.kind)
-            .join(Integration, Integration.id == Outage.integration_id)
-            .where(Outage.integration_id == integration_id)
-        )
-    ).one_or_none()
+    found = await outages.outage_of_integration(s, integration_id)
     if found is None or found[0].since is None:
         return None
     o, name, kind = found

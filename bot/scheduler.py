@@ -21,12 +21,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, select, update
 
 from bot.digest import post_digest, reset_quota
 from bot.outage import OutageWatch
-from storage.models import Document, Integration, Posting
-from storage.queries import recover_stuck, release_due_retries, upsert_error_group
+from storage.queries.groups import upsert_error_group
+from storage.queries.postings import (
+    give_up_posting,
+    postings_retrying_since,
+    recover_stuck,
+    release_due_retries,
+)
+from storage.queries.upsert import Executor
 from storage.states import PostingState
 from sync.changes import Change
 from sync.engine import Engine
@@ -260,25 +265,9 @@ def daily_at(hh_mm: str, timezone: str | None = None) -> CronTrigger:
     return CronTrigger(hour=hour, minute=minute, timezone=timezone)
 
 
-def _give_up(conn: Connection, cutoff: datetime, now: datetime, hours: float, limit: int) -> list[Change]:
+def _give_up(conn: Executor, cutoff: datetime, now: datetime, hours: float, limit: int) -> list[Change]:
     """Move up to ``limit`` postings retrying since before ``cutoff`` to ``failed``, grouped."""
-    rows = conn.execute(
-        select(
-            Posting.id,
-            Posting.document_id,
-            Posting.integration_id,
-            Posting.last_error,
-            Posting.external_ref,
-            Posting.idempotency_key,
-            Document.external_id,
-            Integration.name,
-        )
-        .join(Document, Document.id == Posting.document_id)
-        .join(Integration, Integration.id == Posting.integration_id)
-        .where(Posting.state == PostingState.RETRYING, Posting.queued_at < cutoff)
-        .order_by(Posting.id)
-        .limit(limit)
-    ).all()
+    rows = postings_retrying_since(conn, cutoff, limit)
     changes: list[Change] = []
     for r in rows:
         cause = r.last_error or "The ledger did not answer."
@@ -292,18 +281,7 @@ def _give_up(conn: Connection, cutoff: datetime, now: datetime, hours: float, li
             title=f"Still failing after {hours:g} hours: {cause}",
             now=now,
         )
-        done = conn.execute(
-            update(Posting)
-            .where(Posting.id == r.id, Posting.state == PostingState.RETRYING)
-            .values(
-                state=PostingState.FAILED,
-                error_group_id=gid,
-                error_code=GAVE_UP,
-                last_error=f"{cause} (gave up: still failing after {hours:g} hours)",
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if done.rowcount:
+        error = f"{cause} (gave up: still failing after {hours:g} hours)"
+        if give_up_posting(conn, r.id, group_id=gid, code=GAVE_UP, error=error, now=now):
             changes.append(Change(r.id, r.document_id, PostingState.FAILED, gid))
     return changes

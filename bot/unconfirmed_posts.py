@@ -28,10 +28,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot import outbox
 from bot.delivery import CallResult, Delivery
 from storage.db import Database
 from storage.models import SlackMessage
+from storage.queries import outbox
 from storage.states import MessageState
 
 log = logging.getLogger(__name__)

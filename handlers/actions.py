@@ -25,7 +25,7 @@ from bot.notices import load_log
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from storage.models import Document, Posting
-from storage.queries import mute_group
+from storage.queries.groups import mute_group
 from storage.states import PostingState
 from sync.bulk import BulkFilter, resync_many
 from sync.resync import ignore_posting, resync_document

@@ -19,11 +19,10 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.db import Database
 from storage.models import Credential
+from storage.queries.upsert import upsert_into
 
 SECRET_KEY_ENV = "LEDGEROPS_SECRET_KEY"
 
@@ -107,8 +106,7 @@ class DatabaseTokenStore:
             "updated_at": datetime.now(UTC),
         }
         # One statement, so two writers never collide on the primary key.
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        stmt = insert(Credential).values(**values)
+        stmt = upsert_into("sqlite" if self._db.is_sqlite else "postgresql", Credential).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[Credential.integration, Credential.name],
             set_={

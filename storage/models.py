@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -28,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.states import MessageState, Operation, Outcome, PostingState, Trigger
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -49,6 +53,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def state_of(enum: type[StrEnum], length: int) -> Enum:
+    """A column holding one of ``enum``'s values: the same ``VARCHAR(length)`` as before, no
+    CHECK constraint (so no migration), read back as the enum member."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -120,7 +136,7 @@ class Posting(Base):
     # kind, plus the period for journals: a payroll run books one journal per period
     slot: Mapped[str] = mapped_column(String(40))
     period: Mapped[str | None] = mapped_column(String(7))
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[PostingState] = mapped_column(state_of(PostingState, 20))
     action: Mapped[str | None] = mapped_column(String(10))
     # ``None``: the document no longer needs this posting (withdraw it from the ledger)
     desired_hash: Mapped[str | None] = mapped_column(String(64))
@@ -134,7 +150,7 @@ class Posting(Base):
     next_attempt_at: Mapped[datetime | None]
     company_key: Mapped[str] = mapped_column(String(80))
     queued_at: Mapped[datetime | None]
-    queued_trigger: Mapped[str | None] = mapped_column(String(10))
+    queued_trigger: Mapped[Trigger | None] = mapped_column(state_of(Trigger, 10))
     queued_actor: Mapped[str | None] = mapped_column(String(40))
     # A create may have reached the ledger without us hearing back: look first.
     lookup_first: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -161,10 +177,10 @@ class Attempt(Base):
     posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    trigger: Mapped[str] = mapped_column(String(10))
+    trigger: Mapped[Trigger] = mapped_column(state_of(Trigger, 10))
     actor: Mapped[str | None] = mapped_column(String(40))
-    operation: Mapped[str] = mapped_column(String(10))
-    outcome: Mapped[str] = mapped_column(String(10))
+    operation: Mapped[Operation] = mapped_column(state_of(Operation, 10))
+    outcome: Mapped[Outcome] = mapped_column(state_of(Outcome, 10))
     error_code: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
     external_ref: Mapped[str | None] = mapped_column(String(128))
@@ -233,7 +249,7 @@ class SlackMessage(Base):
     ts: Mapped[str | None] = mapped_column(String(40))
     thread_ts: Mapped[str | None] = mapped_column(String(40))
     rendered_hash: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[MessageState] = mapped_column(state_of(MessageState, 20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Activity, Document, Posting
-from storage.queries import clear_backoff
+from storage.queries.postings import clear_backoff
 from storage.states import PostingState, Trigger
 from sync.changes import Change
 from sync.engine import Engine

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Attempt, Document, Integration, Posting
+from storage.models import Attempt, Posting
+from storage.queries import overview
 from storage.states import PostingState
 
 QUEUED_STATES = (PostingState.WAITING, PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING)
@@ -38,27 +38,13 @@ def posting_view(p: Posting) -> dict[str, Any]:
 
 async def document_view(s: AsyncSession, source: str, kind: str, external_id: str) -> dict[str, Any] | None:
     """The document, its postings and its attempts (newest first), or ``None``."""
-    row = (
-        await s.execute(
-            select(Document, Integration.name)
-            .join(Integration, Integration.id == Document.integration_id)
-            .where(Document.source == source, Document.kind == kind, Document.external_id == external_id)
-        )
-    ).one_or_none()
-    if row is None:
+    found = await overview.document_with_integration(s, source, kind, external_id)
+    if found is None:
         return None
-    doc, integration = row
-    postings = list(
-        (await s.scalars(select(Posting).where(Posting.document_id == doc.id).order_by(Posting.id))).all()
-    )
+    doc, integration = found
+    postings = await overview.postings_of(s, doc.id)
     by_id = {p.id: p for p in postings}
-    attempts = (
-        await s.scalars(
-            select(Attempt)
-            .where(Attempt.posting_id.in_(list(by_id) or [0]))
-            .order_by(Attempt.started_at.desc(), Attempt.id.desc())
-        )
-    ).all()
+    attempts = await overview.attempts_of(s, by_id)
     return {
         "source": doc.source,
         "kind": doc.kind,
@@ -88,20 +74,9 @@ async def postings_page(
     s: AsyncSession, *, state: str | None, integration: str | None, cursor: int | None, limit: int = 100
 ) -> dict[str, Any]:
     """Postings filtered by state and integration, in id order, keyset-paginated."""
-    stmt = (
-        select(Posting, Document, Integration.name)
-        .join(Document, Document.id == Posting.document_id)
-        .join(Integration, Integration.id == Posting.integration_id)
-        .order_by(Posting.id)
-        .limit(limit + 1)
+    rows = await overview.postings_listed(
+        s, state=state, integration=integration, after_id=cursor, limit=limit + 1
     )
-    if state:
-        stmt = stmt.where(Posting.state == state)
-    if integration:
-        stmt = stmt.where(Integration.name == integration)
-    if cursor:
-        stmt = stmt.where(Posting.id > cursor)
-    rows = (await s.execute(stmt)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return {

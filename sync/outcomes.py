@@ -15,15 +15,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from connectors.base import RecordStatus
-from storage.queries import (
-    QUOTA_CODE,
-    close_settled_groups,
-    count_booking,
-    log_attempt,
-    outage_declared,
-    settle,
-    upsert_error_group,
-)
+from storage.queries.groups import close_settled_groups, upsert_error_group
+from storage.queries.jobs import QUOTA_CODE, count_booking
+from storage.queries.postings import log_attempt, outage_declared, settle
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import Change
 from sync.engine import Engine

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Document, ErrorGroup, Integration, Lease, Posting
-from storage.queries import BACKOFF_HOLDER
+from storage.models import Document
+from storage.queries import figures, overview
 from storage.states import PostingState
 
 
@@ -31,33 +30,15 @@ class IntegrationStatus:
 async def integration_status(s: AsyncSession, now: datetime) -> list[IntegrationStatus]:
     """Per integration: postings by state, synced today, open error groups."""
     rows = {
-        i.name: IntegrationStatus(i.name, i.kind, i.paused)
-        for i in (await s.scalars(select(Integration).order_by(Integration.name))).all()
+        i.name: IntegrationStatus(i.name, i.kind, i.paused) for i in await figures.integrations_by_name(s)
     }
-    by_state = await s.execute(
-        select(Integration.name, Posting.state, func.count())
-        .join(Posting, Posting.integration_id == Integration.id)
-        .group_by(Integration.name, Posting.state)
-    )
-    for name, state, n in by_state.all():
-        rows[name].counts[state] = int(n)
+    for (name, state), n in (await figures.postings_by_integration_and_state(s)).items():
+        rows[name].counts[state] = n
     midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-    today = await s.execute(
-        select(Integration.name, func.count())
-        .join(Posting, Posting.integration_id == Integration.id)
-        .where(Posting.state == PostingState.SYNCED, Posting.updated_at >= midnight)
-        .group_by(Integration.name)
-    )
-    for name, n in today.all():
-        rows[name].synced_today = int(n)
-    groups = await s.execute(
-        select(Integration.name, func.count())
-        .join(ErrorGroup, ErrorGroup.integration_id == Integration.id)
-        .where(ErrorGroup.open.is_(True))
-        .group_by(Integration.name)
-    )
-    for name, n in groups.all():
-        rows[name].open_groups = int(n)
+    for name, n in (await overview.synced_since_by_integration(s, midnight)).items():
+        rows[name].synced_today = n
+    for name, n in (await overview.open_groups_by_integration(s)).items():
+        rows[name].open_groups = n
     return list(rows.values())
 
 
@@ -76,19 +57,11 @@ class CompanyQueue:
 
 async def company_queues(s: AsyncSession, now: datetime) -> list[CompanyQueue]:
     """Queued, in-flight and retrying postings per company, and since when."""
-    rows = await s.execute(
-        select(
-            Posting.company_key,
-            Posting.state,
-            func.count(),
-            func.min(Posting.queued_at),
-            func.min(Posting.next_attempt_at),
-        )
-        .where(Posting.state.in_([PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING]))
-        .group_by(Posting.company_key, Posting.state)
+    rows = await overview.queue_by_company_and_state(
+        s, [PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING]
     )
     out: dict[str, CompanyQueue] = {}
-    for company, state, n, since, next_at in rows.all():
+    for company, state, n, since, next_at in rows:
         q = out.setdefault(company, CompanyQueue(company, 0, 0, 0, None, None, None))
         if state == PostingState.RETRYING:
             q.retrying, q.next_retry_at = int(n), next_at
@@ -99,10 +72,7 @@ async def company_queues(s: AsyncSession, now: datetime) -> list[CompanyQueue]:
                 q.in_flight = int(n)
             if since is not None and (q.queued_since is None or since < q.queued_since):
                 q.queued_since = since
-    rests = await s.execute(
-        select(Lease.key, Lease.expires_at).where(Lease.holder == BACKOFF_HOLDER, Lease.expires_at > now)
-    )
-    for company, until in rests.all():
+    for company, until in (await overview.companies_resting(s, now)).items():
         if company in out:
             out[company].resting_until = until
     return sorted(out.values(), key=lambda q: (q.queued_since is None, q.queued_since, q.company))
@@ -125,26 +95,9 @@ class AttentionGroup:
 
 async def needs_attention(s: AsyncSession, *, limit: int = 20, sample: int = 5) -> list[AttentionGroup]:
     """Open error groups with failed postings, largest first."""
-    counts = await s.execute(
-        select(ErrorGroup, Integration.name, func.count(Posting.id))
-        .join(Integration, Integration.id == ErrorGroup.integration_id)
-        .join(Posting, Posting.error_group_id == ErrorGroup.id)
-        .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
-        .group_by(ErrorGroup.id, Integration.name)
-        .order_by(func.count(Posting.id).desc(), ErrorGroup.id)
-        .limit(limit)
-    )
     out: list[AttentionGroup] = []
-    for group, name, n in counts.all():
-        docs = (
-            await s.execute(
-                select(Document.source, Document.kind, Document.external_id)
-                .join(Posting, Posting.document_id == Document.id)
-                .where(Posting.error_group_id == group.id, Posting.state == PostingState.FAILED)
-                .order_by(Posting.id)
-                .limit(sample)
-            )
-        ).all()
+    for group, name, n in await overview.open_groups_with_failures(s, limit):
+        docs = await overview.documents_failing_in_group(s, group.id, sample)
         out.append(
             AttentionGroup(
                 group.id,
@@ -155,21 +108,18 @@ async def needs_attention(s: AsyncSession, *, limit: int = 20, sample: int = 5) 
                 group.first_seen,
                 group.last_seen,
                 group.muted_until,
-                [tuple(d) for d in docs],
+                docs,
             )
-        )  # type: ignore[misc]
+        )
     return out
 
 
 async def find_documents(s: AsyncSession, ref: str, limit: int = 5) -> list[Document]:
     """Documents a person means by ``ref``: ``source/kind/id``, ``kind:id`` or a bare id."""
-    stmt = select(Document)
     if ref.count("/") == 2:
         source, kind, ext = ref.split("/")
-        stmt = stmt.where(Document.source == source, Document.kind == kind, Document.external_id == ext)
-    elif ":" in ref:
+        return await overview.documents_matching(s, ext, kind=kind, source=source, limit=limit)
+    if ":" in ref:
         kind, _, ext = ref.partition(":")
-        stmt = stmt.where(Document.kind == kind, Document.external_id == ext)
-    else:
-        stmt = stmt.where(Document.external_id == ref)
-    return list((await s.scalars(stmt.order_by(Document.id).limit(limit))).all())
+        return await overview.documents_matching(s, ext, kind=kind, limit=limit)
+    return await overview.documents_matching(s, ref, limit=limit)

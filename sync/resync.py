@@ -16,7 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Activity, Attempt, Document, Posting
-from storage.queries import clear_backoff, close_settled_groups
+from storage.queries.groups import close_settled_groups
+from storage.queries.postings import clear_backoff
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import Change
 from sync.engine import Engine

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import Connector, PostingRequest, PostingResult, RecordStatus, UnsupportedPostingError
-from storage.queries import QUOTA_CODE
+from storage.queries.jobs import QUOTA_CODE
 from storage.states import Operation, Outcome
 from sync.changes import Change
 from sync.engine import Engine

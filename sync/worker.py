@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from storage.queries import (
+from storage.queries.postings import (
     acquire_lease,
     claim_next,
     due_companies,
@@ -126,7 +126,7 @@ class Worker:
         clock = self.engine.clock
         db = self.engine.db
         now = clock()
-        token = uuid.uuid4().hex  # fences this drain's writes (see storage.queries.settle)
+        token = uuid.uuid4().hex  # fences this drain's writes (see storage.queries.postings.settle)
 
         def start(conn: Connection) -> Any | None:
             if not acquire_lease(conn, company, self.holder, now, now + self.lease):

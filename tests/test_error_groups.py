@@ -12,7 +12,7 @@ from bot.runtime import Runtime
 from bot.scheduler import GAVE_UP, SchedulerConfig, Sweeps
 from connectors.sandbox.books import SandboxBooks
 from storage.models import ErrorGroup, Posting
-from storage.queries import mute_group
+from storage.queries.groups import mute_group
 from sync.admin import set_mapping
 from sync.resync import ignore_posting
 from tests.fakes.slack_api import ALICE, SlackHarness, slack_harness

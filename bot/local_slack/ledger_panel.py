@@ -11,13 +11,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from bot.runtime import Runtime
 from connectors.base import RecordStatus
 from connectors.sandbox.connector import SandboxConnector
 from connectors.sandbox.ledger import SandboxLedger
-from storage.models import Attempt, Document, Integration, Posting
+from storage.queries import figures
 
 SHOWN_VOUCHERS = 12
 SHOWN_ATTEMPTS = 10
@@ -80,34 +78,9 @@ class LedgerPanel:
     async def _queue_view(self, name: str) -> dict[str, Any]:
         integration_id = self.runtime.engine.integration_ids.get(name)
         async with self.runtime.db.sessions() as s:
-            counts = dict(
-                (
-                    await s.execute(
-                        select(Posting.state, func.count())
-                        .where(Posting.integration_id == integration_id)
-                        .group_by(Posting.state)
-                    )
-                ).all()
-            )
-            rows = (
-                await s.execute(
-                    select(Attempt, Posting.kind, Document.kind, Document.external_id)
-                    .join(Posting, Posting.id == Attempt.posting_id)
-                    .join(Document, Document.id == Posting.document_id)
-                    .join(Integration, Integration.id == Posting.integration_id)
-                    .where(Integration.name == name)
-                    .order_by(Attempt.id.desc())
-                    .limit(SHOWN_ATTEMPTS)
-                )
-            ).all()
-            retrying = (
-                await s.execute(
-                    select(Posting.next_attempt_at)
-                    .where(Posting.integration_id == integration_id, Posting.state == "retrying")
-                    .order_by(Posting.next_attempt_at)
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+            counts = await figures.postings_of_integration_by_state(s, integration_id)
+            rows = await figures.newest_attempts_of_integration(s, name, SHOWN_ATTEMPTS)
+            retrying = await figures.next_retry_of_integration(s, integration_id)
         return {
             "postings": {str(k): int(v) for k, v in counts.items()},
             "next_retry": _iso(retrying),

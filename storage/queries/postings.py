@@ -1,4 +1,4 @@
-"""The few hot queries: claim due work, hold company leases, group errors.
+"""The hot queries of the posting queue: claim due work, settle it, hold company leases.
 
 Plain functions over a synchronous ``Connection`` (or ``Session``), run inside
 one transaction by :meth:`storage.db.Database.run` or ``AsyncSession.run_sync``.
@@ -11,36 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
+from sqlalchemy.orm import aliased
 
-from storage.models import (
-    Attempt,
-    Document,
-    ErrorGroup,
-    Integration,
-    JobRun,
-    Lease,
-    Outage,
-    Posting,
-)
-from storage.states import SETTLED_STATES, PostingState
-
-Executor = Connection | Session
+from storage.models import Attempt, Document, Integration, Lease, Outage, Posting
+from storage.queries.upsert import Executor, upsert_into
+from storage.states import PostingState
 
 #: the holder name of a lease that only makes a company rest after a ledger failure
 BACKOFF_HOLDER = "backoff"
-
-
-def _dialect(conn: Executor) -> str:
-    bind = conn.get_bind() if isinstance(conn, Session) else conn
-    return bind.dialect.name
-
-
-def _insert(conn: Executor, table: Any) -> Any:
-    return (pg_insert if _dialect(conn) == "postgresql" else sqlite_insert)(table)
 
 
 def release_due_retries(conn: Executor, now: datetime) -> int:
@@ -52,6 +31,49 @@ def release_due_retries(conn: Executor, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
+
+
+def postings_retrying_since(conn: Executor, cutoff: datetime, limit: int) -> list[Any]:
+    """Up to ``limit`` postings still retrying that were queued before ``cutoff``, with
+    their document's id and integration's name (what a give-up needs)."""
+    return list(
+        conn.execute(
+            select(
+                Posting.id,
+                Posting.document_id,
+                Posting.integration_id,
+                Posting.last_error,
+                Posting.external_ref,
+                Posting.idempotency_key,
+                Document.external_id,
+                Integration.name,
+            )
+            .join(Document, Document.id == Posting.document_id)
+            .join(Integration, Integration.id == Posting.integration_id)
+            .where(Posting.state == PostingState.RETRYING, Posting.queued_at < cutoff)
+            .order_by(Posting.id)
+            .limit(limit)
+        ).all()
+    )
+
+
+def give_up_posting(
+    conn: Executor, posting_id: int, *, group_id: int, code: str, error: str, now: datetime
+) -> bool:
+    """A retrying posting stops retrying: ``failed`` in its error group. ``False`` if it moved meanwhile."""
+    done = conn.execute(
+        update(Posting)
+        .where(Posting.id == posting_id, Posting.state == PostingState.RETRYING)
+        .values(
+            state=PostingState.FAILED,
+            error_group_id=group_id,
+            error_code=code,
+            last_error=error,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(done.rowcount)
 
 
 def recover_stuck(conn: Executor, now: datetime, company: str | None = None) -> list[int]:
@@ -121,7 +143,7 @@ def acquire_lease(conn: Executor, key: str, holder: str, now: datetime, until: d
     if result.rowcount:
         return True
     inserted = conn.execute(
-        _insert(conn, Lease)
+        upsert_into(conn, Lease)
         .values(key=key, holder=holder, expires_at=until)
         .on_conflict_do_nothing(index_elements=["key"])
     )
@@ -302,102 +324,3 @@ def settle(
 def log_attempt(conn: Executor, values: dict[str, Any]) -> None:
     """Append one attempt to the integration log."""
     conn.execute(_ATTEMPT, values)
-
-
-def upsert_error_group(
-    conn: Executor, *, fingerprint: str, integration_id: int, code: str, title: str, now: datetime
-) -> int:
-    """Create the group or count one more repetition; returns its id."""
-    stmt = _insert(conn, ErrorGroup).values(
-        fingerprint=fingerprint,
-        integration_id=integration_id,
-        error_code=code,
-        title=title,
-        first_seen=now,
-        last_seen=now,
-        repetitions=1,
-        open=True,
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["fingerprint"],
-        set_={"last_seen": now, "repetitions": ErrorGroup.repetitions + 1, "open": True, "title": title},
-    ).returning(ErrorGroup.id)
-    return int(conn.execute(stmt).scalar_one())
-
-
-def close_settled_groups(conn: Executor, group_ids: list[int]) -> list[int]:
-    """Close groups none of whose postings still needs anything; returns those closed."""
-    if not group_ids:
-        return []
-    unsettled = (
-        select(Posting.id)
-        .where(
-            Posting.error_group_id == ErrorGroup.id,
-            Posting.state.not_in(SETTLED_STATES),
-        )
-        .exists()
-    )
-    result = conn.execute(
-        update(ErrorGroup)
-        .where(ErrorGroup.id.in_(group_ids), ErrorGroup.open.is_(True), ~unsettled)
-        .values(open=False)
-        .returning(ErrorGroup.id)
-        .execution_options(synchronize_session=False)
-    )
-    return [int(i) for i in result.scalars().all()]
-
-
-def count_booking(conn: Executor, integration: str, month: str) -> None:
-    """One more record created this month, for the integration's monthly quota."""
-    conn.execute(
-        update(_I)
-        .where(_I.c.name == integration, _I.c.monthly_quota > 0)
-        .values(quota_used=case((_I.c.quota_month == month, _I.c.quota_used + 1), else_=1), quota_month=month)
-    )
-
-
-def release_quota_blocked(conn: Executor, now: datetime) -> int:
-    """A new month: postings held back by the monthly quota go back to the queue."""
-    result = conn.execute(
-        update(_P)
-        .where(_P.c.state == PostingState.WAITING, _P.c.error_code == QUOTA_CODE)
-        .values(
-            state=PostingState.PENDING,
-            error_code=None,
-            last_error=None,
-            queued_at=now,
-            next_attempt_at=now,
-            updated_at=now,
-        )
-    )
-    return int(result.rowcount or 0)
-
-
-#: error code of a posting waiting because the monthly booking quota is used up
-QUOTA_CODE = "quota"
-
-
-def mute_group(conn: Executor, group_id: int, until: datetime | None) -> bool:
-    """Keep an error group's message quiet until ``until`` (``None``: speak again now)."""
-    result = conn.execute(
-        update(ErrorGroup)
-        .where(ErrorGroup.id == group_id)
-        .values(muted_until=until)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)
-
-
-def claim_job_run(conn: Executor, job: str, run_key: str, holder: str, now: datetime) -> int | None:
-    """Claim the one run of ``job`` for ``run_key`` (a day, a month); ``None``: already taken.
-
-    The unique ``(job, run_key)`` makes this safe across replicas: on PostgreSQL a
-    second claimer waits for the first to commit and then finds the row.
-    """
-    inserted = conn.execute(
-        _insert(conn, JobRun)
-        .values(job=job, run_key=run_key, holder=holder, ran_at=now)
-        .on_conflict_do_nothing(index_elements=["job", "run_key"])
-        .returning(JobRun.id)
-    ).scalar_one_or_none()
-    return int(inserted) if inserted is not None else None

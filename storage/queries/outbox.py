@@ -24,12 +24,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import SlackMessage
+from storage.queries.upsert import upsert_into
 from storage.states import MessageState
 
 #: ``unconfirmed`` rows are due for a look into the channel's history
@@ -37,16 +36,12 @@ DUE_STATES = (MessageState.TO_POST, MessageState.TO_UPDATE, MessageState.UNCONFI
 CHUNK = 500
 
 
-def _insert(session: AsyncSession) -> Any:
-    return (pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert)(SlackMessage)
-
-
 async def ensure_row(
     s: AsyncSession, subject_type: str, subject_id: int, channel: str, now: datetime, due: datetime
 ) -> None:
     """A row to post for the subject, unless one exists already."""
     await s.execute(
-        _insert(s)
+        upsert_into(s, SlackMessage)
         .values(
             subject_type=subject_type,
             subject_id=str(subject_id),
@@ -178,6 +173,14 @@ async def repost(s: AsyncSession, row_id: int, now: datetime) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def posted_messages_not_showing(s: AsyncSession, settled: Sequence[str]) -> list[tuple[str, str]]:
+    """``(subject_type, subject_id)`` of posted messages not showing a ``settled`` status."""
+    shown = or_(SlackMessage.subject_status.is_(None), SlackMessage.subject_status.not_in(list(settled)))
+    stmt = select(SlackMessage.subject_type, SlackMessage.subject_id)
+    rows = await s.execute(stmt.where(SlackMessage.state == MessageState.POSTED, shown))
+    return list(rows.all())
 
 
 async def due_rows(s: AsyncSession, now: datetime, limit: int) -> Sequence[SlackMessage]:
