@@ -123,63 +123,68 @@ class Worker:
         Recording one posting's outcome and claiming the next share a
         transaction: one commit per posting on the hot path.
         """
-        clock = self.engine.clock
         db = self.engine.db
-        now = clock()
+        now = self.engine.clock()
         token = uuid.uuid4().hex  # fences this drain's writes (see storage.queries.postings.settle)
-
-        def start(conn: Connection) -> Any | None:
-            if not acquire_lease(conn, company, self.holder, now, now + self.lease):
-                return False
-            recover_stuck(conn, now, company)
-            return claim_next(conn, company, now, now + self.lease, token)
-
-        claimed = await db.run(start)
+        claimed = await db.run(partial(self._start, company=company, token=token, now=now))
         if claimed is False:
             return
         hold: datetime | None = None
         renewed = now
         try:
             while claimed is not None:
-                started = clock()
-                report = await self.synchronizer.attempt(claimed)
-                finished = clock()
-                extend = finished - renewed > self.lease / 3
-
-                step = partial(
-                    self._record_and_claim,
-                    company=company,
-                    token=token,
-                    row=claimed,
-                    report=report,
-                    started=started,
-                    finished=finished,
-                    extend=extend,
-                )
-                observed = AttemptObserved(
-                    claimed.integration,
-                    report.operation,
-                    report.outcome,
-                    (finished - started).total_seconds(),
-                )
-                try:
-                    claimed = await db.run(step)
-                except LeaseLost:
-                    # Another drain took the posting over while we waited for the ledger:
-                    # its outcome is that drain's to record, and the company is its now.
-                    log.warning(
-                        "posting taken over; outcome not recorded",
-                        extra={"company": company, "posting": claimed.id},
-                    )
+                step = await self._send_one(company, token, claimed, renewed)
+                if step is None:
                     return
-                for listener in self.engine.attempt_listeners:
-                    listener(observed)
-                if extend:
-                    renewed = finished
+                claimed, report, renewed = step
                 hold = report.hold_company_until
-                self._publish(report)
         finally:
             await db.run(lambda conn: release_lease(conn, company, self.holder, hold))
+
+    def _start(self, conn: Connection, *, company: str, token: str, now: datetime) -> Any | None:
+        """Take the company's lease and claim its first posting (``False``: someone holds it)."""
+        if not acquire_lease(conn, company, self.holder, now, now + self.lease):
+            return False
+        recover_stuck(conn, now, company)
+        return claim_next(conn, company, now, now + self.lease, token)
+
+    async def _send_one(
+        self, company: str, token: str, row: Any, renewed: datetime
+    ) -> tuple[Any | None, Report, datetime] | None:
+        """Try one claimed posting, record it and claim the next: (next, report, lease renewed at).
+
+        ``None`` when another drain took the posting over while we waited for the ledger:
+        its outcome is that drain's to record, and the company is its now.
+        """
+        clock = self.engine.clock
+        started = clock()
+        report = await self.synchronizer.attempt(row)
+        finished = clock()
+        extend = finished - renewed > self.lease / 3
+        step = partial(
+            self._record_and_claim,
+            company=company,
+            token=token,
+            row=row,
+            report=report,
+            started=started,
+            finished=finished,
+            extend=extend,
+        )
+        try:
+            claimed = await self.engine.db.run(step)
+        except LeaseLost:
+            log.warning(
+                "posting taken over; outcome not recorded", extra={"company": company, "posting": row.id}
+            )
+            return None
+        observed = AttemptObserved(
+            row.integration, report.operation, report.outcome, (finished - started).total_seconds()
+        )
+        for listener in self.engine.attempt_listeners:
+            listener(observed)
+        self._publish(report)
+        return claimed, report, finished if extend else renewed
 
     def _record_and_claim(
         self,
