@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from bot.runtime import Runtime
+from bot.runtime import Runtime, connector_for
+from connectors.base import Connector, PostingRequest, PostingResult
 from connectors.sandbox.books import SandboxBooks
+from connectors.sandbox.connector import SandboxConnector
+from sync.config import IntegrationConfig
 from sync.documents import validate_batch
 from sync.ingest import ingest_batch
 from sync.log import document_view
 from sync.resync import resync_document
 from tests.fakes.slack_api import slack_harness
 from tests.support import FakeClock, bill
+from tests.test_payroll import payroll
 
 PAID = {"date": "2026-11-20", "amount": "1250.00"}
 
@@ -164,3 +169,54 @@ async def test_resync_of_a_withdrawn_payment_says_why_and_sends_nothing(
     await runtime.worker.run_until_idle()
     assert sandbox_books["books-dk"].writes == writes
     assert posting(await view(runtime, "B-7"), "payment")["state"] == "withdrawn"
+
+
+async def test_a_removed_payroll_correction_withdraws_that_periods_journal(
+    runtime: Runtime, sandbox_books: SandboxBooks
+) -> None:
+    await ingest(runtime, payroll())
+    await runtime.worker.run_until_idle()
+    ledger = sandbox_books["books-dk"]
+    assert sorted(v.body["period"] for v in ledger.vouchers.values()) == ["2026-10", "2026-11"]
+
+    corrected = payroll(version=2)
+    corrected["data"]["lines"] = [line for line in corrected["data"]["lines"] if line["period"] == "2026-11"]
+    await ingest(runtime, corrected)
+    await runtime.worker.run_until_idle()
+    assert [v.body["period"] for v in ledger.vouchers.values()] == ["2026-11"]
+    async with runtime.db.sessions() as s:
+        v = await document_view(s, "payroll", "payroll_run", "RUN-2026-11")
+    assert v is not None
+    states = {p["period"]: p["state"] for p in v["postings"]}
+    assert states == {"2026-10": "withdrawn", "2026-11": "synced"}
+
+
+async def test_a_payment_withdrawn_while_it_is_being_sent_is_deleted_after(
+    make_runtime: Any, sandbox_books: SandboxBooks
+) -> None:
+    sending, release = asyncio.Event(), asyncio.Event()
+
+    class SlowPayments(SandboxConnector):
+        async def create(self, request: PostingRequest) -> PostingResult:
+            result = await super().create(request)
+            if request.kind == "payment":
+                sending.set()
+                await release.wait()
+            return result
+
+    def factory(cfg: IntegrationConfig) -> Connector:
+        base = connector_for(cfg, sandbox_books=sandbox_books)
+        assert isinstance(base, SandboxConnector)
+        return SlowPayments(base.ledger)
+
+    runtime = await make_runtime(connectors=factory)
+    await ingest(runtime, bill("B-8", paid=PAID))
+    drain = asyncio.create_task(runtime.worker.run_until_idle())
+    await asyncio.wait_for(sending.wait(), 10)
+    await ingest(runtime, bill("B-8", version=2, paid=None))  # while its create is on the wire
+    release.set()
+    await asyncio.wait_for(drain, 10)
+    await runtime.worker.run_until_idle()
+    v = await view(runtime, "B-8")
+    assert posting(v, "payment")["state"] == "withdrawn"
+    assert [x.kind for x in sandbox_books["books-dk"].vouchers.values()] == ["invoice"]
