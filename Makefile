@@ -20,11 +20,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
-# lint: format, ruff's rules, the import contracts in pyproject.toml ([tool.importlinter])
+# lint: format, ruff's rules, the import contracts in pyproject.toml ([tool.importlinter]),
+# types of sync/, connectors/ and storage/ ([tool.mypy])
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py

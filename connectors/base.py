@@ -9,12 +9,13 @@ Connectors never log or repeat credentials in messages.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -82,14 +83,14 @@ class PostingRequest:
     kind: str
     idempotency_key: str
     company_key: str
-    date: date
+    date: dt.date  # ``dt.`` because the field's name shadows the type for the lines below
     currency: str = "DKK"
     amount: Decimal = Decimal("0")
     text: str = ""
     reference: str = ""  # the document's own number (supplier invoice number, order number)
     supplier: Party | None = None
     customer: Party | None = None
-    due_date: date | None = None
+    due_date: dt.date | None = None
     account: str | None = None
     department: str | None = None
     fee_account: str | None = None

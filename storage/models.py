@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -78,6 +79,18 @@ class Base(DeclarativeBase):
         Decimal: Numeric(18, 2),
         dict[str, Any]: JSONType,
     }
+
+
+def table_of(model: type[Base]) -> Table:
+    """The table ``model`` is mapped to, for Core statements.
+
+    SQLAlchemy types ``__table__`` as any ``FromClause`` (a model may map a join); every
+    model here maps one :class:`Table`, and the check says so to the type checker.
+    """
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to one table")
+    return table
 
 
 class Integration(Base):

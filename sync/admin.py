@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from storage.models import Activity, Document, Integration, Posting
+from storage.rows import rows_changed
 from storage.states import PostingState, Trigger
 from sync.engine import WAIT_HISTORY, Engine
 
@@ -29,13 +30,13 @@ async def set_paused(engine: Engine, integration: str, paused: bool, actor: str 
                 action="pause" if paused else "resume",
                 subject=f"integration:{integration}",
                 at=now,
-                outcome="ok" if done.rowcount else "unchanged",
+                outcome="ok" if rows_changed(done) else "unchanged",
             )
         )
     if not paused:
         engine.wake()
     word = "paused" if paused else "resumed"
-    if not done.rowcount:
+    if not rows_changed(done):
         return f"{integration} was already {word}."
     return f"{integration} {word}." + (
         "" if not paused else " Nothing is sent until it is resumed; nothing queued is lost."
@@ -113,8 +114,8 @@ async def transfer_history(engine: Engine, integration: str, since: date, actor:
                 subject=f"integration:{integration}",
                 at=now,
                 outcome="ok",
-                detail={"since": since.isoformat(), "queued": done.rowcount},
+                detail={"since": since.isoformat(), "queued": rows_changed(done)},
             )
         )
     engine.wake()
-    return int(done.rowcount or 0)
+    return rows_changed(done)

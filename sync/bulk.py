@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Activity, Document, Posting
+from storage.models import Activity, Document, Posting, table_of
 from storage.queries.postings import clear_backoff
 from storage.states import PostingState, Trigger
 from sync.changes import Change
@@ -28,7 +28,7 @@ from sync.engine import Engine
 from sync.planner import PlannedPosting
 from sync.resync import RESYNCABLE, requeue_document, resync_plan
 
-_P = Posting.__table__
+_P = table_of(Posting)
 _REFRESH_HASH = update(_P).where(_P.c.id == bindparam("pid")).values(desired_hash=bindparam("dh"))
 
 

@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from storage.db import MAX_BIGINT
 from sync.intake import screen
@@ -224,7 +225,7 @@ def _did_you_mean(key: str, names: list[str]) -> str | None:
     return close[0] if close else None
 
 
-def _message(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
+def _message(err: ErrorDetails, model: type[BaseModel] | None = None) -> str:
     msg = str(err.get("msg", "invalid"))
     msg = re.sub(r"^Value error, ", "", msg)
     if err.get("type") == "decimal_max_places":
@@ -251,8 +252,7 @@ def validate_event(
         event = Event.model_validate(raw)
     except ValidationError as exc:
         return None, [
-            FieldError(index=index, field=_path(e["loc"]), message=_message(e, Event))  # type: ignore[arg-type]
-            for e in exc.errors()
+            FieldError(index=index, field=_path(e["loc"]), message=_message(e, Event)) for e in exc.errors()
         ]
     errors: list[FieldError] = []
     if event.integration not in known_integrations:
@@ -269,7 +269,7 @@ def validate_event(
         data = model.model_validate(event.data)
     except ValidationError as exc:
         errors.extend(
-            FieldError(index=index, field=_path(("data", *e["loc"])), message=_message(e, model))  # type: ignore[arg-type]
+            FieldError(index=index, field=_path(("data", *e["loc"])), message=_message(e, model))
             for e in exc.errors()
         )
         return None, errors

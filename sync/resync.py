@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Activity, Attempt, Document, Posting
 from storage.queries.groups import close_settled_groups
 from storage.queries.postings import clear_backoff
+from storage.rows import rows_changed
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import Change
 from sync.engine import Engine
@@ -204,7 +205,7 @@ async def _requeue_guarded(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if not done.rowcount:
+    if not rows_changed(done):
         return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is already queued.")
     return ActionOutcome(p.id, p.kind, True, f"{_label(p)} queued.")
 
@@ -222,7 +223,7 @@ async def ignore_posting(engine: Engine, posting_id: int, actor: str | None) -> 
             .values(state=PostingState.IGNORED, updated_at=now, queued_actor=actor)
             .execution_options(synchronize_session=False)
         )
-        ok = bool(done.rowcount)
+        ok = bool(rows_changed(done))
         message = (
             f"{_label(p)} ignored."
             if ok

@@ -99,10 +99,10 @@ class Worker:
         for company in companies:
             task = asyncio.create_task(self._drain(company), name=f"drain:{company}")
             self._running[company] = task
-            task.add_done_callback(lambda _t, c=company: self._finished(c))
+            task.add_done_callback(partial(self._finished, company))
         return len(companies)
 
-    def _finished(self, company: str) -> None:
+    def _finished(self, company: str, _drained: asyncio.Task[None]) -> None:
         self._running.pop(company, None)
         self._wake.set()  # its queue may have more, or another company waits for a slot
 
@@ -197,8 +197,13 @@ class Worker:
         started: datetime,
         finished: datetime,
         extend: bool,
-    ) -> Any | None:
-        """Record one outcome and claim the company's next posting, in one transaction."""
+    ) -> Any:
+        """Record one outcome and claim the company's next posting, in one transaction.
+
+        Returns the next claimed row, or ``None`` when the company's turn ends. Typed
+        ``Any`` (claimed rows are untyped) so ``_drain`` may still read the row it sent
+        when this raises :class:`LeaseLost`.
+        """
         self._record(conn, row, token, report, started, finished)
         if report.hold_company_until is not None or self._stopping:
             return None

@@ -39,7 +39,7 @@ logs or reprs.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -316,7 +316,7 @@ class EconomicConnector:
 
     async def _pages(
         self, path: str, *, filter: str | None = None, missing_ok: bool = False
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Every item of a collection, page by page (``skippages`` / ``pagesize``)."""
         for page in range(MAX_PAGES):
             params: dict[str, Any] = {"skippages": page, "pagesize": PAGE_SIZE}

@@ -70,38 +70,6 @@ def receipt_lines(
     ]
 
 
-async def _receipt_body(self, request: PostingRequest) -> dict[str, Any]:
-    lines = self._lines(request)
-    total = sum((line.amount for line in lines), Decimal(0))
-    if total != 0:
-        raise NeedsPersonError(f"The receipt does not balance: its lines sum to {total}.", code="unbalanced")
-    transactions = []
-    for line in lines:
-        transactions.append(
-            {
-                "transactionType": "ENTRY",
-                "account": str(line.account),
-                "accountingValue": line.amount,
-                "vatPercent": Decimal(0),
-                "vatStatus": LINE_VAT_STATUS,
-                "description": (line.text or request.text)[:DESCRIPTION_MAX],
-                "dimensionItemValues": await self._dimension_values(line),
-            }
-        )
-    key = request.idempotency_key
-    return {
-        "type": "JOURNAL",
-        "status": "UNFINISHED",
-        # The key leads the name so truncation never cuts it; find() reads it back.
-        "name": f"{key} {request.text}".strip()[:NAME_MAX],
-        "receiptDate": request.date.isoformat(),
-        "vatType": RECEIPT_VAT_TYPE,
-        "vatStatus": RECEIPT_VAT_STATUS,
-        "accountantsNotes": f"ledgerops {key}",
-        "transactions": transactions,
-    }
-
-
 def check_balanced(lines: Sequence[JournalLine]) -> None:
     """Refuse lines that do not sum to zero."""
     total = sum((line.amount for line in lines), Decimal(0))

@@ -211,9 +211,9 @@ class SandboxLedger:
             )
             self._after_write()
             return PostingResult(external_ref=number)
-        number = self._next_number
+        voucher_number = self._next_number
         self._next_number += 1
-        ref = f"{req.date.year}-{number}"
+        ref = f"{req.date.year}-{voucher_number}"
         self.vouchers[ref] = Voucher(
             ref=ref,
             kind=req.kind,
@@ -226,7 +226,7 @@ class SandboxLedger:
             body=self._body(req),
         )
         self._after_write()
-        return PostingResult(external_ref=ref, detail=f"voucher {number}")
+        return PostingResult(external_ref=ref, detail=f"voucher {voucher_number}")
 
     async def update(self, external_ref: str, req: PostingRequest) -> PostingResult:
         await self._enter()

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Attempt, Document, ErrorGroup, Integration, JobRun, Posting
@@ -89,7 +89,7 @@ async def postings_per_integration(
     s: AsyncSession, states: Iterable[str], updated_after: datetime | None = None
 ) -> dict[int, int]:
     """By integration id, how many postings are in one of ``states`` (changed after ``updated_after``)."""
-    cond = [Posting.state.in_(list(states))]
+    cond: list[ColumnElement[bool]] = [Posting.state.in_(list(states))]
     if updated_after is not None:
         cond.append(Posting.updated_at > updated_after)
     rows = await s.execute(

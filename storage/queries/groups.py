@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ErrorGroup, Posting
 from storage.queries.upsert import Executor, upsert_into
+from storage.rows import rows_changed
 from storage.states import SETTLED_STATES, PostingState
 
 
@@ -67,7 +68,7 @@ def mute_group(conn: Executor, group_id: int, until: datetime | None) -> bool:
         .values(muted_until=until)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 async def group_muted_until(s: AsyncSession, group_id: int) -> datetime | None:

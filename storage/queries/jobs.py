@@ -6,15 +6,16 @@ from datetime import datetime
 
 from sqlalchemy import case, update
 
-from storage.models import Integration, JobRun, Posting
+from storage.models import Integration, JobRun, Posting, table_of
 from storage.queries.upsert import Executor, upsert_into
+from storage.rows import rows_changed
 from storage.states import PostingState
 
 #: error code of a posting waiting because the monthly booking quota is used up
 QUOTA_CODE = "quota"
 
-_P = Posting.__table__
-_I = Integration.__table__
+_P = table_of(Posting)
+_I = table_of(Integration)
 
 
 def claim_job_run(conn: Executor, job: str, run_key: str, holder: str, now: datetime) -> int | None:
@@ -55,4 +56,4 @@ def release_quota_blocked(conn: Executor, now: datetime) -> int:
             updated_at=now,
         )
     )
-    return int(result.rowcount or 0)
+    return rows_changed(result)

@@ -48,7 +48,7 @@ async def attempts_after(s: AsyncSession, after_id: int, limit: int) -> Sequence
     return rows.all()
 
 
-async def retrying_by_integration(s: AsyncSession) -> dict[int, tuple[int, datetime]]:
+async def retrying_by_integration(s: AsyncSession) -> dict[int, tuple[int, datetime | None]]:
     """Per integration with retrying postings: the most attempts one has made, the next retry."""
     rows = await s.execute(
         select(Posting.integration_id, func.max(Posting.attempts), func.min(Posting.next_attempt_at))

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import SlackMessage
 from storage.queries.upsert import upsert_into
+from storage.rows import rows_changed
 from storage.states import MessageState
 
 #: ``unconfirmed`` rows are due for a look into the channel's history
@@ -213,7 +214,7 @@ async def claim(s: AsyncSession, row: SlackMessage, now: datetime, ttl: timedelt
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(done.rowcount)
+    return bool(rows_changed(done))
 
 
 async def defer(s: AsyncSession, row: SlackMessage, until: datetime, now: datetime) -> None:
@@ -366,7 +367,7 @@ async def set_threaded(s: AsyncSession, row_id: int, old: int | None, new: int |
         .values(threaded_attempt_id=new)
         .execution_options(synchronize_session=False)
     )
-    return bool(done.rowcount)
+    return bool(rows_changed(done))
 
 
 async def expire_sending(s: AsyncSession, now: datetime) -> int:
@@ -390,7 +391,7 @@ async def expire_sending(s: AsyncSession, now: datetime) -> int:
         .values(next_attempt_at=now)
         .execution_options(synchronize_session=False)
     )
-    return done.rowcount or 0
+    return rows_changed(done)
 
 
 async def drop(s: AsyncSession, row_id: int) -> None:

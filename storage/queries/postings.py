@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from storage.models import Attempt, Document, Integration, Lease, Outage, Posting
+from storage.models import Attempt, Document, Integration, Lease, Outage, Posting, table_of
 from storage.queries.upsert import Executor, upsert_into
+from storage.rows import rows_changed
 from storage.states import PostingState
 
 #: the holder name of a lease that only makes a company rest after a ledger failure
@@ -30,7 +31,7 @@ def release_due_retries(conn: Executor, now: datetime) -> int:
         .values(state=PostingState.PENDING, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 def postings_retrying_since(conn: Executor, cutoff: datetime, limit: int) -> list[Any]:
@@ -73,7 +74,7 @@ def give_up_posting(
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(done.rowcount)
+    return bool(rows_changed(done))
 
 
 def recover_stuck(conn: Executor, now: datetime, company: str | None = None) -> list[int]:
@@ -140,14 +141,14 @@ def acquire_lease(conn: Executor, key: str, holder: str, now: datetime, until: d
         .values(holder=holder, expires_at=until)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount:
+    if rows_changed(result):
         return True
     inserted = conn.execute(
         upsert_into(conn, Lease)
         .values(key=key, holder=holder, expires_at=until)
         .on_conflict_do_nothing(index_elements=["key"])
     )
-    return bool(inserted.rowcount)
+    return bool(rows_changed(inserted))
 
 
 def extend_lease(conn: Executor, key: str, holder: str, until: datetime) -> bool:
@@ -157,7 +158,7 @@ def extend_lease(conn: Executor, key: str, holder: str, until: datetime) -> bool
         .values(expires_at=until)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def release_lease(conn: Executor, key: str, holder: str, hold_until: datetime | None = None) -> None:
@@ -180,11 +181,11 @@ def clear_backoff(conn: Executor, key: str) -> None:
 
 # The hot path's statements are built once with bind parameters: SQLAlchemy then
 # finds them in its compiled cache instead of rebuilding and re-keying them per posting.
-_P = Posting.__table__
-_D = Document.__table__
-_I = Integration.__table__
-_O = Outage.__table__
-_IN_FLIGHT = Posting.__table__.alias("in_flight")
+_P = table_of(Posting)
+_D = table_of(Document)
+_I = table_of(Integration)
+_O = table_of(Outage)
+_IN_FLIGHT = table_of(Posting).alias("in_flight")
 
 _OUTAGE_DECLARED = select(_O.c.integration_id).where(
     _O.c.integration_id == bindparam("iid"), _O.c.since.is_not(None), _O.c.recovered_at.is_(None)
@@ -294,7 +295,7 @@ _SETTLE_WITHDRAWN = _SETTLE.values(
     # ``withdrawn`` unless the document came to need it again meanwhile: then queued again.
     state=case((_P.c.desired_hash.is_(None), PostingState.WITHDRAWN.value), else_=PostingState.PENDING.value),
 )
-_ATTEMPT = Attempt.__table__.insert()
+_ATTEMPT = table_of(Attempt).insert()
 
 
 def settle(
@@ -318,7 +319,7 @@ def settle(
         result = conn.execute(_SETTLE, params)
     else:
         result = conn.execute(_SETTLE_SYNCED, {**params, "sent": synced_hash})
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def log_attempt(conn: Executor, values: dict[str, Any]) -> None:

@@ -6,8 +6,8 @@ ledger request of each, why one is not needed, and what a person sees of it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
-from datetime import date
 from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, field_validator
@@ -29,7 +29,7 @@ class Supplier(Shape):
 
 
 class Paid(Shape):
-    date: date
+    date: dt.date
     amount: PositiveMoney
 
 
@@ -38,8 +38,8 @@ class BillData(Shape):
     invoice_number: Annotated[str, Field(min_length=1, max_length=64)]
     amount: PositiveMoney
     currency: Currency
-    date: date
-    due_date: date
+    date: dt.date  # ``dt.`` because the field's name shadows the type for the lines below
+    due_date: dt.date
     category: Name
     department: Name | None = None
     text: Text | None = None
@@ -144,7 +144,7 @@ def why_no_posting(bill: BillData, posting_kind: str) -> str | None:
     return None
 
 
-_NO_LONGER = {
+_NO_LONGER: dict[str, str] = {
     PostingKind.PAYMENT: "the bill is no longer paid",
     PostingKind.INVOICE: "the bill is no longer approved",
 }
