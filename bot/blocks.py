@@ -298,72 +298,94 @@ SAMPLE_SIZE = 10
 
 def group_message(g: GroupNotice) -> SlackBody:
     """One message for many postings failing the same way, with Resync all."""
-    integ, title = escape(g.integration), escape(g.title)
-    status = g.status
-    if status is Status.FAILED:
-        headline = f":rotating_light: *{g.failing} {plural(g.document_kinds, g.failing)}: {title}*"
-    elif status is Status.QUEUED:
-        headline = (
+    blocks: list[Block] = [section(_group_headline(g)), _group_context(g)]
+    if g.failing and g.sample:
+        blocks.append(_group_sample(g))
+    blocks.append(_group_progress(g))
+    blocks.extend(_group_people(g))
+    if g.failing:
+        blocks.append(_resync_all(g))
+    return finish(escape(_group_text(g)), blocks)
+
+
+def _group_headline(g: GroupNotice) -> str:
+    title = escape(g.title)
+    if g.status is Status.FAILED:
+        return f":rotating_light: *{g.failing} {plural(g.document_kinds, g.failing)}: {title}*"
+    if g.status is Status.QUEUED:
+        return (
             f":arrows_counterclockwise: *Resyncing {g.in_progress} "
             f"{plural(g.document_kinds, g.in_progress)}:* {title}"
         )
-    else:
-        headline = f":white_check_mark: *Resolved:* {title} ({g.total} {plural(g.document_kinds, g.total)})"
-    blocks: list[Block] = [
-        section(headline),
-        context(
-            f"*{integ}*",
-            f"error `{escape(g.error_code)}`",
-            f"first seen {when(g.first_seen)}",
-            f"last seen {when(g.last_seen)}",
-        ),
+    return f":white_check_mark: *Resolved:* {title} ({g.total} {plural(g.document_kinds, g.total)})"
+
+
+def _group_context(g: GroupNotice) -> ContextBlock:
+    return context(
+        f"*{escape(g.integration)}*",
+        f"error `{escape(g.error_code)}`",
+        f"first seen {when(g.first_seen)}",
+        f"last seen {when(g.last_seen)}",
+    )
+
+
+def _group_sample(g: GroupNotice) -> SectionBlock:
+    """A few of the failing documents, then how many more there are."""
+    lines = [
+        f"• {escape(_member_line(m.document))} · {posting_label(m.posting_kind)}"
+        for m in g.sample[:SAMPLE_SIZE]
     ]
-    if g.failing and g.sample:
-        lines = [
-            f"• {escape(_member_line(m.document))} · {posting_label(m.posting_kind)}"
-            for m in g.sample[:SAMPLE_SIZE]
-        ]
-        more = g.failing - len(lines)
-        if more > 0:
-            lines.append(f"…and {more} more")
-        blocks.append(section("\n".join(lines)))
+    more = g.failing - len(lines)
+    if more > 0:
+        lines.append(f"…and {more} more")
+    return section("\n".join(lines))
+
+
+def _group_progress(g: GroupNotice) -> ContextBlock:
     progress = ", ".join(
         f"{count} {state.replace('_', ' ')}" for state, count in sorted(g.counts.items()) if count
     )
-    blocks.append(context(f"Postings: {progress or 'none'}"))
-    if g.requested_by and status is Status.QUEUED:
+    return context(f"Postings: {progress or 'none'}")
+
+
+def _group_people(g: GroupNotice) -> list[Block]:
+    """Who asked for the resync (while it runs) or who fixed it (once resolved)."""
+    if g.requested_by and g.status is Status.QUEUED:
         who = ", ".join(mention(u) for u in g.requested_by[:10])
-        blocks.append(section(f":raised_hand: Resync requested by {who}."))
-    if g.fixed_by and status is Status.RESOLVED:
-        blocks.append(section(f"Fixed by {', '.join(mention(u) for u in g.fixed_by[:10])}."))
-    if g.failing:
-        noun = plural(g.document_kinds, g.failing)
-        blocks.append(
-            ActionsBlock(
-                elements=[
-                    button(
-                        f"Resync all {g.failing} {noun}",
-                        ActionId.RESYNC_GROUP,
-                        button_value(group=g.group_id),
-                        "primary",
-                        ConfirmObject(
-                            title="Resync them all?",
-                            text=f"Every posting of these {g.failing} {noun} is sent again "
-                            "(invoice, and payment where paid).",
-                            confirm="Resync all",
-                            deny="Cancel",
-                        ),
-                    )
-                ]
+        return [section(f":raised_hand: Resync requested by {who}.")]
+    if g.fixed_by and g.status is Status.RESOLVED:
+        return [section(f"Fixed by {', '.join(mention(u) for u in g.fixed_by[:10])}.")]
+    return []
+
+
+def _resync_all(g: GroupNotice) -> ActionsBlock:
+    noun = plural(g.document_kinds, g.failing)
+    return ActionsBlock(
+        elements=[
+            button(
+                f"Resync all {g.failing} {noun}",
+                ActionId.RESYNC_GROUP,
+                button_value(group=g.group_id),
+                "primary",
+                ConfirmObject(
+                    title="Resync them all?",
+                    text=f"Every posting of these {g.failing} {noun} is sent again "
+                    "(invoice, and payment where paid).",
+                    confirm="Resync all",
+                    deny="Cancel",
+                ),
             )
-        )
-    if status is Status.FAILED:
-        text = f"{g.failing} {plural(g.document_kinds, g.failing)}: {g.title} ({g.integration})"
-    elif status is Status.QUEUED:
-        text = f"Resyncing {g.in_progress}: {g.title} ({g.integration})"
-    else:
-        text = f"Resolved: {g.title} ({g.integration})"
-    return finish(escape(text), blocks)
+        ]
+    )
+
+
+def _group_text(g: GroupNotice) -> str:
+    """The notification text (unescaped; ``group_message`` escapes it)."""
+    if g.status is Status.FAILED:
+        return f"{g.failing} {plural(g.document_kinds, g.failing)}: {g.title} ({g.integration})"
+    if g.status is Status.QUEUED:
+        return f"Resyncing {g.in_progress}: {g.title} ({g.integration})"
+    return f"Resolved: {g.title} ({g.integration})"
 
 
 def _member_line(doc: Any) -> str:

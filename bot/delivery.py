@@ -16,7 +16,7 @@ outcome into:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -90,3 +90,25 @@ def _api_error(exc: SlackApiError, what: str) -> CallResult:
         return CallResult(Delivery.REFUSED, data, error)
     # 500, 502, 504 ...: the request may have been processed before things broke.
     return CallResult(Delivery.UNKNOWN, data, error)
+
+
+#: told about every Web API call the outbox makes: (method, classified result); metrics
+CallListener = Callable[[str, CallResult], None]
+
+
+class ReportedCalls:
+    """The outbox's Web API calls, each classified and told to the call listeners."""
+
+    def __init__(self) -> None:
+        #: told after every call (``bot/runtime.py`` feeds the metrics from here)
+        self.listeners: list[CallListener] = []
+
+    async def __call__(self, request: Awaitable[object], method: str, what: str | None = None) -> CallResult:
+        """One Web API call, classified, and reported to the call listeners."""
+        result = await call(request, what or method)
+        for listener in self.listeners:
+            try:
+                listener(method, result)
+            except Exception:  # metrics must never stop a message
+                log.exception("call listener failed")
+        return result

@@ -86,10 +86,18 @@ def _bill(
 
 
 def first_batch(integration: str, today: date) -> list[dict[str, Any]]:
-    """Everything that arrives at once on the first start."""
+    """Everything that arrives at once on the first start, one demo story after another."""
     d = today.replace(day=1)
-    month, last = f"{d:%Y-%m}", f"{d - timedelta(days=1):%Y-%m}"
-    i = integration
+    return [
+        *_everyday_bills(integration, d),
+        _kantine_bill(integration, d),
+        _booked_bill(integration, d),
+        _payroll_run(integration, d),
+    ]
+
+
+def _everyday_bills(i: str, d: date) -> list[dict[str, Any]]:
+    """The month's ordinary bills: paid and unpaid, with and without a department."""
     return [
         _bill("B-1001", (3001, "Kontorland A/S"), "1250.00", "Office supplies", d, integration=i),
         _bill(
@@ -130,60 +138,72 @@ def first_batch(integration: str, today: date) -> list[dict[str, Any]]:
             text="Flights Copenhagen-Oslo, sales visit",
         ),
         _bill("B-1006", (3006, "DSB"), "612.00", "Travel", d + timedelta(days=4), integration=i),
-        # A supplier name that would ping the whole channel if the bot did not escape it.
-        _bill(
-            "B-1007",
-            (3007, "Kantine & Co <!channel>"),
-            "1875.00",
-            "Catering",
-            d + timedelta(days=4),
-            integration=i,
-            paid=True,
-        ),
-        _bill(
-            BOOKED_BILL,
-            (3001, "Kontorland A/S"),
-            "980.00",
-            "Office supplies",
-            d + timedelta(days=5),
-            integration=i,
-        ),
-        {
-            "source": PAYROLL_SOURCE,
-            "kind": "payroll_run",
-            "id": f"PR-{month}",
-            "version": 1,
-            "integration": i,
-            "data": {
-                "run": f"PR-{month}",
-                "date": (d + timedelta(days=6)).isoformat(),
-                "company_is_test": False,
-                "lines": [
-                    {"account": "4000", "amount": "96000.00", "period": month, "text": "Salaries"},
-                    {"account": "4020", "amount": "11520.00", "period": month, "text": "Pension"},
-                    {
-                        "account": "6900",
-                        "amount": "-107520.00",
-                        "period": month,
-                        "text": "Payroll liabilities",
-                    },
-                    # A correction of last month's holiday pay, booked in the month it concerns.
-                    {
-                        "account": "4010",
-                        "amount": "1200.00",
-                        "period": last,
-                        "text": "Holiday pay correction",
-                    },
-                    {
-                        "account": "6900",
-                        "amount": "-1200.00",
-                        "period": last,
-                        "text": "Holiday pay correction",
-                    },
-                ],
-            },
-        },
     ]
+
+
+def _kantine_bill(i: str, d: date) -> dict[str, Any]:
+    """A supplier name that would ping the whole channel if the bot did not escape it."""
+    return _bill(
+        "B-1007",
+        (3007, "Kantine & Co <!channel>"),
+        "1875.00",
+        "Catering",
+        d + timedelta(days=4),
+        integration=i,
+        paid=True,
+    )
+
+
+def _booked_bill(i: str, d: date) -> dict[str, Any]:
+    """The bill whose voucher the demo books in the ledger before the supplier changes it."""
+    return _bill(
+        BOOKED_BILL,
+        (3001, "Kontorland A/S"),
+        "980.00",
+        "Office supplies",
+        d + timedelta(days=5),
+        integration=i,
+    )
+
+
+def _payroll_run(i: str, d: date) -> dict[str, Any]:
+    """This month's payroll run, with a correction booked in last month's period."""
+    month, last = f"{d:%Y-%m}", f"{d - timedelta(days=1):%Y-%m}"
+    return {
+        "source": PAYROLL_SOURCE,
+        "kind": "payroll_run",
+        "id": f"PR-{month}",
+        "version": 1,
+        "integration": i,
+        "data": {
+            "run": f"PR-{month}",
+            "date": (d + timedelta(days=6)).isoformat(),
+            "company_is_test": False,
+            "lines": [
+                {"account": "4000", "amount": "96000.00", "period": month, "text": "Salaries"},
+                {"account": "4020", "amount": "11520.00", "period": month, "text": "Pension"},
+                {
+                    "account": "6900",
+                    "amount": "-107520.00",
+                    "period": month,
+                    "text": "Payroll liabilities",
+                },
+                # A correction of last month's holiday pay, booked in the month it concerns.
+                {
+                    "account": "4010",
+                    "amount": "1200.00",
+                    "period": last,
+                    "text": "Holiday pay correction",
+                },
+                {
+                    "account": "6900",
+                    "amount": "-1200.00",
+                    "period": last,
+                    "text": "Holiday pay correction",
+                },
+            ],
+        },
+    }
 
 
 class DemoScript:

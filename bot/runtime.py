@@ -13,7 +13,8 @@ from functools import partial
 from bot.config import ConfigError, ConfigFile, Environment
 from bot.logs import remember_secret
 from bot.metrics import Metrics
-from bot.notifier import Notifier, OutboxSettings
+from bot.notifier import Notifier
+from bot.outbox_pace import OutboxSettings
 from bot.scheduler import Scheduler, Sweeps
 from bot.slack import SlackBot, build_slack_bot
 from connectors import registry

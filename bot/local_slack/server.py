@@ -17,7 +17,7 @@ from aiohttp import web
 from bot.config import ConfigError, ConfigFile, Environment
 from bot.demo_data import DemoScript, start_demo
 from bot.local_slack.stand_in import LocalSlack
-from bot.notifier import OutboxSettings
+from bot.outbox_pace import OutboxSettings
 from bot.runtime import Runtime
 from bot.sandbox_config import SANDBOX_HOST, local_slack_environment
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.config import Environment
 from bot.local_slack import SandboxServer, start_sandbox
-from bot.notifier import OutboxSettings
+from bot.outbox_pace import OutboxSettings
 from bot.sandbox_config import sandbox_config, sandbox_environment
 from handlers.routes import build_web_app
 
