@@ -139,20 +139,27 @@ async def reopen(s: AsyncSession, row_id: int, due: datetime, now: datetime) -> 
             SlackMessage.id == row_id, SlackMessage.state.in_([MessageState.POSTED, MessageState.TO_UPDATE])
         )
         .values(
-            state=MessageState.TO_POST,
-            ts=None,
-            thread_ts=None,
-            threaded_attempt_id=None,
-            rendered_hash=None,
+            **_as_a_new_post(now, due),
             subject_status=None,
-            attempts=0,
-            next_attempt_at=due,
             revision=SlackMessage.revision + 1,
-            created_at=now,  # a new message: its own identity in Slack's metadata
-            updated_at=now,
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _as_a_new_post(now: datetime, due: datetime) -> dict[str, Any]:
+    """A row's values when its message is to be posted anew (forgetting the old one)."""
+    return {
+        "state": MessageState.TO_POST,
+        "ts": None,
+        "thread_ts": None,
+        "threaded_attempt_id": None,
+        "rendered_hash": None,
+        "attempts": 0,
+        "next_attempt_at": due,
+        "created_at": now,  # a new message: its own identity in Slack's metadata
+        "updated_at": now,
+    }
 
 
 async def repost(s: AsyncSession, row_id: int, now: datetime) -> None:
@@ -161,16 +168,8 @@ async def repost(s: AsyncSession, row_id: int, now: datetime) -> None:
         update(SlackMessage)
         .where(SlackMessage.id == row_id)
         .values(
-            state=MessageState.TO_POST,
-            ts=None,
-            thread_ts=None,
-            threaded_attempt_id=None,
-            rendered_hash=None,
-            attempts=0,
-            next_attempt_at=now,
+            **_as_a_new_post(now, now),
             subject_status=func.coalesce(SlackMessage.subject_status, "gone"),
-            created_at=now,  # a new message: its own identity in Slack's metadata
-            updated_at=now,
         )
         .execution_options(synchronize_session=False)
     )
