@@ -1,6 +1,9 @@
-"""ledgerops entry point: ``python app.py [sandbox|serve|ingest|migrate|status]``.
+"""ledgerops entry point: ``python app.py [sandbox|serve|ingest|migrate|status|connect]``.
 
-Wiring only: read settings, build the runtime, start the web server and worker.
+The composition root and the command line, nothing else: read settings, build
+the runtime (:func:`build_runtime`: database, connectors, engine, worker, Slack,
+outbox, scheduler, metrics), mount the routes, start, stop. Tests and benchmarks
+build their runtimes with the same :func:`build_runtime`.
 """
 
 from __future__ import annotations
@@ -12,23 +15,117 @@ import logging
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import func, select
 
 from bot.config import ConfigError, ConfigFile, Environment, load_config, load_environment
+from bot.logs import remember_secret
+from bot.notifier import Notifier
+from bot.outbox_pace import OutboxSettings
 from bot.runtime import Runtime
+from bot.scheduler import Scheduler, Sweeps
+from bot.slack import build_slack_bot
+from connectors import registry
+from connectors.base import Connector
+from connectors.sandbox.books import SandboxBooks
 from handlers.ingest import parse_json
 from handlers.routes import build_web_app
-from storage.db import DatabaseLockError, single_process_lock
+from storage.credentials import DatabaseTokenStore, SecretKeyError, secret_key_from_env
+from storage.db import Database, DatabaseLockError, connect, single_process_lock
 from storage.migrate import upgrade_async
-from storage.models import Integration, Posting
-from sync.config import SecretMissing
+from storage.queries.figures import postings_by_integration_and_state
+from sync.config import IntegrationConfig, SecretMissing, resolve_secret
 from sync.documents import MAX_BATCH, validate_batch
+from sync.engine import Clock, Engine, utcnow
 from sync.ingest import IngestRejected, ingest_batch
+from sync.policy import RetryPolicy
+from sync.worker import Worker
 
 log = logging.getLogger("ledgerops")
+
+
+def connector_for(
+    cfg: IntegrationConfig, db: Database | None = None, sandbox_books: SandboxBooks | None = None
+) -> Connector:
+    """Build an integration's connector, reading ``env:NAME`` credentials now.
+
+    Exact rotates its refresh token on every use: it gets a token store on the
+    database (encrypted with ``LEDGEROPS_SECRET_KEY``) so a restart keeps access.
+    A sandbox integration's ledger lives in ``sandbox_books`` (new books if none given).
+    """
+    settings = cfg.connector_settings()
+    if cfg.kind == "sandbox":
+        settings["books"] = SandboxBooks() if sandbox_books is None else sandbox_books
+    if cfg.kind == "exact":
+        if db is None:
+            raise ConfigError(f"integrations[{cfg.name}]: Exact needs the database for its refresh token")
+        try:
+            key = secret_key_from_env()
+        except SecretKeyError as exc:
+            raise ConfigError(str(exc)) from None
+        settings["token_store"] = DatabaseTokenStore(db, cfg.name, key)
+    for key in cfg.connector.credential_keys():
+        if key in settings:
+            settings[key] = resolve_secret(settings[key], f"integrations[{cfg.name}].{key}")
+            remember_secret(settings[key])  # masked in the logs and in Slack from now on
+    settings["payment_account"] = cfg.payment_account
+    settings["fee_account"] = cfg.fee_account
+    return registry.build(cfg.kind, cfg.name, settings)
+
+
+async def build_runtime(
+    env: Environment,
+    config: ConfigFile,
+    *,
+    migrate: bool = True,
+    clock: Clock = utcnow,
+    connectors: Callable[[IntegrationConfig], Connector] | None = None,
+    outbox: OutboxSettings | None = None,
+    sandbox_books: SandboxBooks | None = None,
+) -> Runtime:
+    """Open the database (migrating it), sync integrations, build engine and worker,
+    and with a bot token the bolt app and the Slack notifier.
+
+    Sandbox integrations keep their ledgers in ``sandbox_books``: pass the same books
+    to runtimes that should share them; without, this runtime gets its own."""
+    if migrate:
+        await upgrade_async(env.database_url)
+    db = connect(env.database_url)
+    books = SandboxBooks() if sandbox_books is None else sandbox_books
+    retry = config.retry
+    engine = Engine(
+        db,
+        config.integrations,
+        connectors or partial(connector_for, db=db, sandbox_books=books),
+        policy=RetryPolicy(retry.base_seconds, retry.max_seconds, retry.jitter, retry.max_attempts),
+        worker=config.worker,
+        clock=clock,
+    )
+    await engine.setup()
+    runtime = Runtime(
+        env=env, config=config, db=db, engine=engine, worker=Worker(engine), sandbox_books=books
+    )
+    engine.attempt_listeners.append(runtime.metrics.observe_attempt)
+    runtime.slack = build_slack_bot(env, config, clock)
+    sweeps = Sweeps(engine, config.scheduler)
+    if runtime.slack is not None:
+        notifier = Notifier(engine, runtime.slack.outbox_client, config.slack.channel, outbox)
+        notifier.call_listeners.append(runtime.metrics.observe_slack_call)
+        runtime.notifier = notifier
+        # Only a process that can post runs the digest: a claim without Slack would
+        # take the day's digest away from a replica that could have posted it.
+        sweeps.digest_time = config.slack.digest_time
+        sweeps.digest_channel = config.slack.channel or next(
+            (i.channel for i in config.integrations if i.channel), None
+        )
+        sweeps.channel_of = notifier.channel_of
+        sweeps.poke = notifier.poke
+    runtime.scheduler = Scheduler(sweeps)
+    runtime.scheduler.listeners.append(runtime.metrics.observe_job)
+    return runtime
 
 
 def _fail(message: str) -> int:
@@ -50,7 +147,7 @@ async def _until_signalled() -> None:
 
 
 async def _serve(env: Environment, config: ConfigFile, host: str) -> None:
-    runtime = await Runtime.create(env, config)
+    runtime = await build_runtime(env, config)
     app = build_web_app(runtime)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -83,7 +180,7 @@ async def _serve_sandbox(env: Environment) -> int:
     from bot.local_slack import start_sandbox
     from bot.sandbox_config import sandbox_config_file
 
-    server = await start_sandbox(env, sandbox_config_file(env), build_web_app)
+    server = await start_sandbox(env, sandbox_config_file(env), build_runtime, build_web_app)
     print(f"ledgerops: open {server.url}", flush=True)
     try:
         await _until_signalled()
@@ -139,7 +236,7 @@ async def _ingest_file(env: Environment, config: ConfigFile, path: Path) -> int:
             print(p, file=sys.stderr)
         print(f"ledgerops: {len(problems)} problem(s); nothing was stored", file=sys.stderr)
         return 1
-    runtime = await Runtime.create(env, config)
+    runtime = await build_runtime(env, config)
     accepted = stale = 0
     try:
         for i in range(0, len(events), MAX_BATCH):
@@ -168,20 +265,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 async def _status(env: Environment, config: ConfigFile) -> dict[str, dict[str, int]]:
-    runtime = await Runtime.create(env, config)
+    runtime = await build_runtime(env, config)
     try:
         async with runtime.db.sessions() as s:
-            rows = (
-                await s.execute(
-                    select(Integration.name, Posting.state, func.count())
-                    .join(Posting, Posting.integration_id == Integration.id)
-                    .group_by(Integration.name, Posting.state)
-                )
-            ).all()
+            counts = await postings_by_integration_and_state(s)
     finally:
         await runtime.close()
     out: dict[str, Counter[str]] = {i.name: Counter() for i in config.integrations}
-    for name, state, count in rows:
+    for (name, state), count in counts.items():
         out.setdefault(name, Counter())[state] = count
     return {k: dict(v) for k, v in out.items()}
 

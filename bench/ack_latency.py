@@ -38,6 +38,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
+from app import build_runtime
 from bot.blocks import ActionId, button_value
 from bot.config import ConfigFile, Environment, SlackConfig
 from bot.runtime import Runtime
@@ -144,7 +145,7 @@ async def run(postings: int, rounds: int, companies: int) -> dict[str, Any]:
             slack_signing_secret=SecretStr(SIGNING_SECRET),
             slack_api_url=fake_url,
         )
-        runtime = await Runtime.create(env, config, migrate=False)
+        runtime = await build_runtime(env, config, migrate=False)
         try:
             # 50 bills fail (no mapping for "Travel"): the buttons people will press
             await ingest(runtime, [bill_event(names[0], i, "Travel") for i in range(CLICKS)])

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select, text
 
+from app import build_runtime
 from bot.config import ConfigFile, Environment
-from bot.runtime import Runtime
 from connectors.sandbox.books import SandboxBooks
 from storage.migrate import upgrade_async
 from storage.models import Posting
@@ -82,7 +82,7 @@ async def scenario(url: str, companies: int, bills: int, latency_ms: int) -> dic
             for n in names
         ],
     )
-    runtime = await Runtime.create(Environment(database_url=url), config, migrate=False, sandbox_books=books)
+    runtime = await build_runtime(Environment(database_url=url), config, migrate=False, sandbox_books=books)
     try:
         events = [bill_event(n, i) for i in range(bills) for n in names]
         for start in range(0, len(events), 1000):

@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app import build_runtime
 from bot.runtime import Runtime
 from connectors.sandbox.books import SandboxBooks
 from handlers.routes import build_web_app
@@ -129,7 +130,7 @@ async def make_runtime(db_url: str, clock: FakeClock, sandbox_books: SandboxBook
     made: list[Runtime] = []
 
     async def factory(config: Any = None, **kwargs: Any) -> Runtime:
-        rt = await Runtime.create(
+        rt = await build_runtime(
             make_env(db_url),
             config or make_config(),
             migrate=False,

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from app import build_runtime
 from bot.runtime import Runtime
 from storage.db import connect
 from storage.models import Posting
@@ -105,7 +106,7 @@ async def play(case: Case, database_url: str, books_of: Any) -> Books:
         def connectors(cfg: Any) -> ChaosConnector:
             return ChaosConnector(cfg.name, books_of, faults[cfg.name], life, books, clock, case.call_seconds)
 
-        runtime = await Runtime.create(env, config, migrate=False, clock=clock, connectors=connectors)
+        runtime = await build_runtime(env, config, migrate=False, clock=clock, connectors=connectors)
         kill_on_death(runtime, life)
         return runtime, life
 

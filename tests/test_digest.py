@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from app import build_runtime
 from bot.config import ConfigFile, SlackConfig
 from bot.digest import local_day
 from bot.ops_blocks import digest_message
@@ -53,7 +54,7 @@ async def two_replicas(
             slack_signing_secret=SecretStr(SIGNING_SECRET),
             slack_api_url=h.fake.url,
         )
-        other = await Runtime.create(env, config, migrate=False, clock=clock)
+        other = await build_runtime(env, config, migrate=False, clock=clock)
         try:
             yield h, other
         finally:

@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import func, select
 
-from bot.runtime import Runtime, connector_for
+from app import connector_for
+from bot.runtime import Runtime
 from connectors.base import Connector
 from connectors.sandbox.books import SandboxBooks
 from connectors.sandbox.connector import SandboxConnector

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from app import build_runtime
 from bot.config import load_environment
 from bot.runtime import Runtime
 from handlers.routes import build_web_app
@@ -28,7 +29,7 @@ async def serve(runtime: Runtime) -> tuple[web.AppRunner, str]:
 @pytest.fixture
 async def guarded(db_url: str, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
     env = make_env(db_url, ledgerops_metrics_token=SecretStr(TOKEN))
-    runtime = await Runtime.create(env, make_config(), migrate=False, clock=clock)
+    runtime = await build_runtime(env, make_config(), migrate=False, clock=clock)
     runner, url = await serve(runtime)
     try:
         async with httpx.AsyncClient(base_url=url) as http:

@@ -13,8 +13,8 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import select
 
+from app import build_runtime
 from bot.blocks import ActionId
-from bot.runtime import Runtime
 from connectors.sandbox.books import SandboxBooks
 from storage.models import Posting, SlackMessage
 from storage.states import MessageState
@@ -131,7 +131,7 @@ async def test_200_failures_with_one_fingerprint_make_one_group_message(
 async def test_start_up_posts_failures_that_happened_without_slack(
     db_url: str, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
-    quiet = await Runtime.create(make_env(db_url), make_config(), migrate=False, clock=clock)
+    quiet = await build_runtime(make_env(db_url), make_config(), migrate=False, clock=clock)
     assert quiet.notifier is None  # no bot token: sandbox mode, nothing to Slack
     valid = [bill("Q-1", category="Travel")]
     from sync.documents import validate_batch

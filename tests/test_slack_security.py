@@ -13,9 +13,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from app import build_runtime
 from bot.blocks import ActionId, button_value
 from bot.config import ConfigError
-from bot.runtime import Runtime
 from handlers.routes import build_web_app
 from storage.models import Activity, Integration, Posting
 from tests.fakes.slack_api import (
@@ -95,12 +95,12 @@ async def test_a_properly_signed_click_gets_through(slack: SlackHarness) -> None
 async def test_http_mode_needs_a_signing_secret(db_url: str, clock: FakeClock) -> None:
     env = make_env(db_url, slack_bot_token=SecretStr(BOT_TOKEN))
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
-        await Runtime.create(env, make_config(), migrate=False, clock=clock)
+        await build_runtime(env, make_config(), migrate=False, clock=clock)
 
 
 async def test_socket_mode_mounts_no_http_route(db_url: str, clock: FakeClock) -> None:
     env = make_env(db_url, slack_bot_token=SecretStr(BOT_TOKEN), slack_app_token=SecretStr("xapp-1-test"))
-    runtime = await Runtime.create(env, make_config(), migrate=False, clock=clock)
+    runtime = await build_runtime(env, make_config(), migrate=False, clock=clock)
     try:
         assert runtime.slack is not None and not runtime.slack.http_mode
         app = build_web_app(runtime)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from app import connector_for
 from bot.blocks import SlackBody, group_message, posting_message
 from bot.command_blocks import attention_answer, home_view, usage_answer
 from bot.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
@@ -22,7 +23,6 @@ from bot.log_blocks import log_page, outcome_note, thread_reply
 from bot.logs import remember_secret
 from bot.ops_blocks import outage_message
 from bot.ops_facts import OutageNotice
-from bot.runtime import connector_for
 from connectors.base import NeedsPersonError
 from connectors.sandbox.books import SandboxBooks
 from sync.config import IntegrationConfig

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.runtime import Runtime, connector_for
+from app import connector_for
+from bot.runtime import Runtime
 from connectors.base import Connector, PostingRequest, PostingResult
 from connectors.sandbox.books import SandboxBooks
 from connectors.sandbox.connector import SandboxConnector

@@ -18,7 +18,7 @@ from bot.config import ConfigError, ConfigFile, Environment
 from bot.demo_data import DemoScript, start_demo
 from bot.local_slack.stand_in import LocalSlack
 from bot.outbox_pace import OutboxSettings
-from bot.runtime import Runtime
+from bot.runtime import Runtime, RuntimeFactory
 from bot.sandbox_config import SANDBOX_HOST, local_slack_environment
 
 RESTARTED = (
@@ -67,6 +67,7 @@ def bind(host: str, port: int) -> socket.socket:
 async def start_sandbox(
     env: Environment,
     config: ConfigFile,
+    build_runtime: RuntimeFactory,
     web_app: Callable[[Runtime], web.Application],
     *,
     port: int | None = None,
@@ -79,8 +80,8 @@ async def start_sandbox(
     and seed the demo when the database is empty.
 
     ``env`` is the sandbox environment without Slack settings (they are made
-    here); ``web_app`` builds the bot's routes (the composition root passes
-    ``handlers.routes.build_web_app``: bot/ never imports handlers/); ``demo``
+    here); ``build_runtime`` and ``web_app`` build the process and its routes (the
+    composition root, ``app.py``, passes its own: bot/ never imports handlers/); ``demo``
     passes options to :class:`bot.demo_data.DemoScript`.
     """
     sock = bind(SANDBOX_HOST, env.port if port is None else port)
@@ -88,7 +89,7 @@ async def start_sandbox(
     runtime: Runtime | None = None
     try:
         env = local_slack_environment(env, url)
-        runtime = await Runtime.create(env, config, outbox=outbox or SANDBOX_OUTBOX)
+        runtime = await build_runtime(env, config, outbox=outbox or SANDBOX_OUTBOX)
         box: dict[str, Any] = {"demo": None, "note": None}
         slack = LocalSlack(
             runtime,

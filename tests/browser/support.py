@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from app import build_runtime
 from bot.config import Environment
 from bot.local_slack import SandboxServer, start_sandbox
 from bot.outbox_pace import OutboxSettings
@@ -29,6 +30,7 @@ async def open_sandbox(
     server = await start_sandbox(
         env,
         sandbox_config(retry_seconds=0.2),
+        build_runtime,
         build_web_app,
         port=0,
         seed=seed,

@@ -29,6 +29,7 @@ from aiohttp import web
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
+from app import build_runtime
 from bot.config import SlackConfig
 from bot.runtime import Runtime
 from connectors.sandbox.books import SandboxBooks
@@ -431,7 +432,7 @@ async def slack_harness(
     config = config or make_config(
         slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP)
     )
-    runtime = await Runtime.create(env, config, migrate=False, clock=clock, sandbox_books=sandbox_books)
+    runtime = await build_runtime(env, config, migrate=False, clock=clock, sandbox_books=sandbox_books)
     runner = web.AppRunner(build_web_app(runtime), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
