@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from connectors.base import RecordStatus
+from storage.db import Connection
 from storage.queries.groups import close_settled_groups, upsert_error_group
 from storage.queries.jobs import QUOTA_CODE, count_booking
 from storage.queries.postings import log_attempt, outage_declared, settle
