@@ -40,9 +40,6 @@ WAITING = (PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING)
 TRANSIENT = (Outcome.RETRYING, Outcome.UNCERTAIN)
 #: the ledger answered: it is reachable (a refusal without a call, e.g. quota, says nothing)
 ANSWERED = (Outcome.SYNCED, Outcome.BOOKED, Outcome.FAILED)
-#: a transient failure the worker turned into ``failed`` after too many attempts
-#: (``sync/outcomes.py`` writes this prefix); the ledger did not answer that one either
-GAVE_UP_PREFIX = "Gave up after"
 
 
 @dataclass
@@ -64,9 +61,10 @@ class WatchReport:
         return ", ".join(parts) or "all reachable"
 
 
-def is_transient(outcome: str, message: str | None) -> bool:
-    """The ledger did not answer this attempt (a retry, an unknown outcome, a give-up of those)."""
-    return outcome in TRANSIENT or (outcome == Outcome.FAILED and (message or "").startswith(GAVE_UP_PREFIX))
+def is_transient(attempt: Any) -> bool:
+    """The ledger did not answer this attempt: a retry, an unknown outcome, or a transient
+    failure the worker gave up on after too many attempts (``gave_up``, by structure)."""
+    return attempt.outcome in TRANSIENT or (attempt.outcome == Outcome.FAILED and bool(attempt.gave_up))
 
 
 def fold(row: Outage, attempt: Any) -> bool:
@@ -75,7 +73,7 @@ def fold(row: Outage, attempt: Any) -> bool:
         return False  # folded before (another replica, or an earlier batch)
     ended = False
     at = attempt.finished_at or attempt.started_at
-    if is_transient(attempt.outcome, attempt.message):
+    if is_transient(attempt):
         if row.failing_since is None:
             row.failing_since = attempt.started_at
         row.last_seen = max(row.last_seen, at) if row.last_seen else at
@@ -96,7 +94,7 @@ def ends_outage(row: Outage, attempt: Any) -> bool:
         row.since is not None
         and row.recovered_at is None
         and attempt.outcome in ANSWERED
-        and not is_transient(attempt.outcome, attempt.message)
+        and not is_transient(attempt)
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from connectors.sandbox.books import SandboxBooks
 from storage.models import Outage, Posting, SlackMessage
 from sync.admin import set_paused
 from sync.config import RetryConfig
+from sync.outage import fold
 from tests.fakes.slack_api import ALICE, CHANNEL, USERGROUP, SlackHarness, slack_harness
 from tests.support import FakeClock, bill, make_config
 from tests.test_slack_blocks import checked, snapshot
@@ -205,3 +207,25 @@ def test_outage_message_while_down_and_after() -> None:
     assert "124 items that waited" in str(body.blocks)
     snapshot("outage_recovered", body)
     assert [duration(s) for s in (45, 600, 5400, 3 * 86400)] == ["45 s", "10 min", "1 h 30 min", "3 d"]
+
+
+def test_a_give_up_is_known_by_structure_not_by_its_text() -> None:
+    """The worker giving up keeps the outage; a ledger's refusal worded alike ends it."""
+    since = AT - timedelta(minutes=30)
+    row = Outage(integration_id=1, checked_attempt_id=0, waiting=3, since=since, failing_since=since)
+
+    def attempt(id_: int, *, gave_up: bool, message: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            id=id_,
+            outcome="failed",
+            started_at=AT,
+            finished_at=AT,
+            error_code="x",
+            message=message,
+            gave_up=gave_up,
+        )
+
+    assert not fold(row, attempt(1, gave_up=True, message="The ledger timed out."))
+    assert row.recovered_at is None and row.last_error == "The ledger timed out."
+    assert fold(row, attempt(2, gave_up=False, message="Gave up after a check: account 2800 is closed."))
+    assert row.recovered_at == AT and row.failing_since is None
