@@ -7,8 +7,10 @@ the worker, the watch and the outbox once, the way the scheduler would.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -20,6 +22,7 @@ from bot.ops_facts import OutageNotice
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
 from connectors.sandbox.books import SandboxBooks
+from storage.migrate import upgrade
 from storage.models import Outage, Posting, SlackMessage
 from sync.admin import set_paused
 from sync.config import RetryConfig
@@ -229,3 +232,24 @@ def test_a_give_up_is_known_by_structure_not_by_its_text() -> None:
     assert row.recovered_at is None and row.last_error == "The ledger timed out."
     assert fold(row, attempt(2, gave_up=False, message="Gave up after a check: account 2800 is closed."))
     assert row.recovered_at == AT and row.failing_since is None
+
+
+def test_give_ups_logged_before_the_gave_up_column_still_count_as_unanswered(tmp_path: Path) -> None:
+    """Upgrading reads the old attempts' wording once: an outage in progress stays one."""
+    path = tmp_path / "old.db"
+    upgrade(f"sqlite+aiosqlite:///{path}", "0007")
+    rows = [
+        (1, "failed", "Gave up after 6 attempts. Last error: The ledger timed out."),
+        (2, "failed", "gave up after a check"),  # the ledger's words, not the worker's
+        (3, "retrying", "Gave up after nothing"),
+    ]
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO attempts (id, posting_id, started_at, trigger, operation, outcome, message) "
+            "VALUES (?, 1, '2026-11-22 10:00:00', 'auto', 'create', ?, ?)",
+            rows,
+        )
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        marked = conn.execute("SELECT id, gave_up FROM attempts ORDER BY id").fetchall()
+    assert marked == [(1, 1), (2, 0), (3, 0)]
