@@ -1,8 +1,8 @@
 """Which Slack message shows which posting: one per posting, or one per error group.
 
-The rule: a posting that needs a person (failed, or booked with a refused
-change) is shown by a message. If its error group already has a message, or
-two or more postings of the group fail, the group's message shows it
+The rule is ``sync/coverage.py``: a posting that needs a person (failed, or booked
+with a refused change) is shown by a message. If its error group already has a
+message, or two or more postings of the group fail, the group's message shows it
 ("37 bills: Account 2800 does not exist."), not a message of its own. A new
 row waits ``group_window`` seconds before it is posted, so a burst of the same
 failure ends as one group message; the sender checks again just before posting.
@@ -13,15 +13,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.facts import SETTLED, needs_person
+from bot.facts import SETTLED
 from storage.models import SlackMessage
 from storage.queries import outbox, reads
 from storage.queries.groups import failing_in_group
 from storage.states import MessageState, PostingState
 from sync.changes import Change
+from sync.coverage import needs_own_message, needs_person, showing_group
 
 log = logging.getLogger(__name__)
 
@@ -64,26 +66,49 @@ class Coverage:
             grouped: set[int] = set()
             for p in postings:
                 channel = self.channel_of(p.integration_id)
-                if channel is None or not needs_person(p.state, p.last_error):
-                    continue
-                mine = next((r for r in own.get(p.id, []) if r.channel == channel), None)
-                gid = p.error_group_id if p.state == PostingState.FAILED else None
-                if gid is not None:
-                    grow = next((r for r in groups.get(gid, []) if r.channel == channel), None)
-                    if grow is not None or gid in grouped:
-                        if grow is not None and gid not in grouped:
-                            await reopen_if_settled(s, grow, due, now)
-                            grouped.add(gid)
-                        if mine is None:
-                            continue  # the group's message shows it
-                    elif (mine is None or mine.ts is None) and await failing_in_group(s, gid) >= 2:
-                        await outbox.ensure_row(s, GROUP, gid, channel, now, due)
-                        grouped.add(gid)
-                        continue
-                if mine is None:
-                    await outbox.ensure_row(s, POSTING, p.id, channel, now, due)
-                else:
-                    await reopen_if_settled(s, mine, due, now)
+                if channel is not None and needs_person(p.state, p.last_error):
+                    await self._show(s, p, channel, own.get(p.id, []), groups, grouped, due, now)
+
+    async def _show(
+        self,
+        s: AsyncSession,
+        p: Any,
+        channel: str,
+        own: list[SlackMessage],
+        groups: dict[int, list[SlackMessage]],
+        grouped: set[int],
+        due: datetime,
+        now: datetime,
+    ) -> None:
+        """Cover one posting in ``channel``: by its own message or its group's (``sync/coverage.py``)."""
+        mine = next((r for r in own if r.channel == channel), None)
+        gid = showing_group(p.state, p.error_group_id)
+        grow = (
+            next((r for r in groups.get(gid, []) if r.channel == channel), None) if gid is not None else None
+        )
+        group_has = gid is not None and (grow is not None or gid in grouped)
+        if gid is not None and grow is not None and gid not in grouped:
+            await reopen_if_settled(s, grow, due, now)
+            grouped.add(gid)
+        if mine is not None and mine.ts is not None:
+            await reopen_if_settled(s, mine, due, now)  # its own message is in the channel: it stays
+            return
+        shown_alone = await needs_own_message(
+            p.state,
+            p.last_error,
+            p.error_group_id,
+            group_has_message=group_has,
+            failing_in_group=lambda g: failing_in_group(s, g),
+        )
+        if shown_alone is None:
+            return
+        if not shown_alone and not group_has and gid is not None:
+            await outbox.ensure_row(s, GROUP, gid, channel, now, due)  # from now on the group shows it
+            grouped.add(gid)
+        elif mine is not None:
+            await reopen_if_settled(s, mine, due, now)
+        elif shown_alone:
+            await outbox.ensure_row(s, POSTING, p.id, channel, now, due)
 
     async def catch_up(self, s: AsyncSession, now: datetime) -> None:
         """Start-up: posts lost with a dead process, failures without a message, stale ones."""

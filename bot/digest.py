@@ -1,5 +1,7 @@
 """Jobs that must happen once across replicas and tell the channel: daily digest, quota reset.
 
+The quota reset's rule is ``sync/quota.py``; this module queues its notice.
+
 Each claims its ``job_runs`` row first (unique per job and day, or month), in the
 same transaction that computes what it found and queues its Slack message; a
 replica that loses the claim does nothing. The row keeps what was found
@@ -19,11 +21,11 @@ from bot.ops_blocks import DIGEST_GROUPS, digest_message, quota_message
 from bot.ops_facts import Digest, IntegrationDay, OpenGroup, QuotaNotice
 from storage.models import JobRun
 from storage.queries import figures, outbox
-from storage.queries.jobs import claim_job_run, release_quota_blocked
+from storage.queries.jobs import claim_job_run
 from storage.states import PostingState
+from sync.quota import QUOTA_JOB, reset_monthly_quota
 
 DIGEST_JOB = "digest"
-QUOTA_JOB = "quota_reset"
 NOT_YET_SENT = (PostingState.WAITING, PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING)
 
 
@@ -90,21 +92,16 @@ async def build_digest(s: AsyncSession, day: str, since: datetime, now: datetime
 
 
 async def reset_quota(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> int | None:
-    """Once a month: resume quota-blocked postings and tell the channel how many.
+    """Once a month: resume quota-blocked postings (``sync/quota.py``) and tell the channel how many.
 
     ``None`` when this month's reset already ran (here or on another replica).
     """
-    month = now.strftime("%Y-%m")
-    run_id = await s.run_sync(lambda ss: claim_job_run(ss, QUOTA_JOB, month, holder, now))
-    if run_id is None:
+    reset = await reset_monthly_quota(s, now, holder)
+    if reset is None:
         return None
-    released = await s.run_sync(lambda ss: release_quota_blocked(ss, now))
-    run = await s.get(JobRun, run_id)
-    assert run is not None
-    run.detail = {"month": month, "resumed": released}
-    if released and channel is not None:
-        await outbox.ensure_row(s, NOTICE, run_id, channel, now, now)
-    return released
+    if reset.resumed and channel is not None:
+        await outbox.ensure_row(s, NOTICE, reset.run_id, channel, now, now)
+    return reset.resumed
 
 
 async def load_job_message(s: AsyncSession, run_id: int) -> SlackBody | None:

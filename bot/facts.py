@@ -91,11 +91,6 @@ class PostingFacts:
         }.get(PostingState(self.state), Status.QUEUED)
 
 
-def needs_person(state: str, last_error: str | None) -> bool:
-    """Failed, or booked with a change the ledger refused: a person must look."""
-    return state == PostingState.FAILED or (state == PostingState.BOOKED and bool(last_error))
-
-
 @dataclass(frozen=True)
 class PostingNotice:
     """Everything the message about one posting shows."""

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.blocks import SlackBody, group_message, posting_message
 from bot.coverage import DIGEST, GROUP, NOTICE, OUTAGE
 from bot.digest import load_job_message
-from bot.facts import needs_person
 from bot.notices import load_group_notice, load_posting_notice
 from bot.ops_blocks import outage_message
 from bot.outage import load_outage_notice
@@ -18,7 +17,8 @@ from storage.models import SlackMessage
 from storage.queries import outbox
 from storage.queries.groups import failing_in_group
 from storage.queries.reads import last_attempt_id
-from storage.states import MessageState, PostingState
+from storage.states import MessageState
+from sync.coverage import needs_own_message, needs_person, showing_group
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,13 @@ async def render(s: AsyncSession, row: SlackMessage, now: datetime) -> Rendered 
     if row.state == MessageState.TO_POST and row.subject_status is None:
         if not needs_person(p.state, p.last_error):
             return None  # fixed within the grouping window: nothing to tell
-        gid = p.error_group_id if p.state == PostingState.FAILED else None
-        if gid is not None and (
-            await outbox.rows_for(s, GROUP, [gid]) or await failing_in_group(s, gid) >= 2
+        gid = showing_group(p.state, p.error_group_id)
+        if gid is not None and not await needs_own_message(
+            p.state,
+            p.last_error,
+            gid,
+            group_has_message=bool(await outbox.rows_for(s, GROUP, [gid])),
+            failing_in_group=lambda g: failing_in_group(s, g),
         ):
             await outbox.ensure_row(s, GROUP, gid, row.channel, now, now)
             return None  # superseded by the group's message

@@ -24,18 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.digest import post_digest, reset_quota
 from bot.outage import OutageWatch
-from storage.queries.groups import upsert_error_group
-from storage.queries.postings import (
-    give_up_posting,
-    postings_retrying_since,
-    recover_stuck,
-    release_due_retries,
-)
-from storage.queries.upsert import Executor
-from storage.states import PostingState
-from sync.changes import Change
+from storage.queries.postings import recover_stuck, release_due_retries
 from sync.engine import Engine
-from sync.policy import fingerprint
+from sync.give_up import give_up_old
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +43,6 @@ class SchedulerConfig(BaseModel):
     #: how often the outage watch looks, and how long only transient failures make an outage
     outage_seconds: float = Field(default=60, gt=0)
     outage_minutes: float = Field(default=10, gt=0)
-
-
-#: error code (and group) of postings the age limit gave up on
-GAVE_UP = "gave_up"
-#: postings given up per transaction
-GIVE_UP_CHUNK = 500
 
 
 def holder_name() -> str:
@@ -159,19 +144,10 @@ class Sweeps:
     async def give_up_old(self) -> str:
         """Postings retrying for longer than the limit need a person.
 
-        Each goes into an error group (code ``gave_up``, fingerprint like the worker's),
-        so Slack shows one message for many postings that gave up the same way.
+        The rule is ``sync/give_up.py``: each goes into one ``gave_up`` error group per
+        cause, so Slack shows one message for many postings that gave up the same way.
         """
-        now = self.engine.clock()
-        hours = self.config.give_up_after_hours
-        cutoff = now - timedelta(hours=hours)
-        given: list[Change] = []
-        while True:
-            changes = await self.engine.db.run(lambda conn: _give_up(conn, cutoff, now, hours, GIVE_UP_CHUNK))
-            given.extend(changes)
-            self.engine.feed.publish(changes)
-            if len(changes) < GIVE_UP_CHUNK:
-                break
+        given = await give_up_old(self.engine, self.config.give_up_after_hours)
         return f"{len(given)} given up"
 
 
@@ -263,25 +239,3 @@ def daily_at(hh_mm: str, timezone: str | None = None) -> CronTrigger:
     """A cron trigger for ``HH:MM`` every day (server-local time unless a zone is given)."""
     hour, minute = (int(p) for p in hh_mm.split(":"))
     return CronTrigger(hour=hour, minute=minute, timezone=timezone)
-
-
-def _give_up(conn: Executor, cutoff: datetime, now: datetime, hours: float, limit: int) -> list[Change]:
-    """Move up to ``limit`` postings retrying since before ``cutoff`` to ``failed``, grouped."""
-    rows = postings_retrying_since(conn, cutoff, limit)
-    changes: list[Change] = []
-    for r in rows:
-        cause = r.last_error or "The ledger did not answer."
-        gid = upsert_error_group(
-            conn,
-            fingerprint=fingerprint(
-                r.name, GAVE_UP, cause, (r.external_id, r.idempotency_key, r.external_ref or "")
-            ),
-            integration_id=r.integration_id,
-            code=GAVE_UP,
-            title=f"Still failing after {hours:g} hours: {cause}",
-            now=now,
-        )
-        error = f"{cause} (gave up: still failing after {hours:g} hours)"
-        if give_up_posting(conn, r.id, group_id=gid, code=GAVE_UP, error=error, now=now):
-            changes.append(Change(r.id, r.document_id, PostingState.FAILED, gid))
-    return changes

@@ -27,6 +27,8 @@ MAX_BIGINT = 2**63 - 1
 #: PostgreSQL's codes for "another transaction got there first": try again and it is gone
 _RACE_SQLSTATES = {"23505", "40001", "40P01"}  # unique violation, serialization, deadlock
 T = TypeVar("T")
+#: the session type sync/ names in signatures, so sync/ imports no SQLAlchemy
+Session = AsyncSession
 
 
 @dataclass
@@ -78,13 +80,15 @@ class Database:
             self._writer.shutdown()
 
 
-def lost_race(exc: DBAPIError) -> bool:
-    """Whether ``exc`` means another transaction wrote the same rows first.
+def lost_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database error meaning another transaction wrote the same rows first.
 
     A unique key taken by a concurrent insert, or (PostgreSQL) a deadlock or
     serialization failure: the transaction was rolled back whole, and running it
-    again sees the other one's rows.
+    again sees the other one's rows. Any other exception: ``False``.
     """
+    if not isinstance(exc, DBAPIError):
+        return False
     if isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(exc.orig):
         return True  # SQLite
     return getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -197,6 +198,8 @@ class Attempt(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
     external_ref: Mapped[str | None] = mapped_column(String(128))
+    #: a transient failure the worker gave up on (outcome ``failed``): the ledger did not answer
+    gave_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ErrorGroup(Base):

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-from sqlalchemy import func, select, update
-
-from storage.models import Activity, Document, Integration, Posting
-from storage.rows import rows_changed
-from storage.states import PostingState, Trigger
+from storage.models import Activity
+from storage.queries.integrations import set_integration_paused
+from storage.queries.requeue import count_waiting_for_history, requeue_waiting_for_history
 from sync.engine import WAIT_HISTORY, Engine
 
 
@@ -18,25 +15,20 @@ async def set_paused(engine: Engine, integration: str, paused: bool, actor: str 
     engine.known(integration)
     now = engine.clock()
     async with engine.db.sessions() as s, s.begin():
-        done = await s.execute(
-            update(Integration)
-            .where(Integration.name == integration, Integration.paused.is_not(paused))
-            .values(paused=paused)
-            .execution_options(synchronize_session=False)
-        )
+        changed = await set_integration_paused(s, integration, paused)
         s.add(
             Activity(
                 actor=actor,
                 action="pause" if paused else "resume",
                 subject=f"integration:{integration}",
                 at=now,
-                outcome="ok" if rows_changed(done) else "unchanged",
+                outcome="ok" if changed else "unchanged",
             )
         )
     if not paused:
         engine.wake()
     word = "paused" if paused else "resumed"
-    if not rows_changed(done):
+    if not changed:
         return f"{integration} was already {word}."
     return f"{integration} {word}." + (
         "" if not paused else " Nothing is sent until it is resumed; nothing queued is lost."
@@ -54,31 +46,13 @@ async def set_mapping(
     return requeued
 
 
-def _history_filter(engine: Engine, integration: str, since: date) -> Any:
-    cfg = engine.integrations[integration]
-    cond = [
-        Posting.integration_id == engine.integration_ids[integration],
-        Posting.state == PostingState.WAITING,
-        Posting.error_code == WAIT_HISTORY,
-        Document.doc_date >= since,
-    ]
-    if cfg.history_start:
-        cond.append(Document.doc_date < cfg.history_start)
-    return cond
-
-
 async def history_count(engine: Engine, integration: str, since: date) -> int:
     """How many postings ``history`` would send (they wait for the history start)."""
     engine.known(integration)
     async with engine.db.sessions() as s:
-        return int(
-            await s.scalar(
-                select(func.count())
-                .select_from(Posting)
-                .join(Document, Document.id == Posting.document_id)
-                .where(*_history_filter(engine, integration, since))
-            )
-            or 0
+        start = engine.integrations[integration].history_start
+        return await count_waiting_for_history(
+            s, engine.integration_ids[integration], WAIT_HISTORY, since, start
         )
 
 
@@ -87,25 +61,14 @@ async def transfer_history(engine: Engine, integration: str, since: date, actor:
     engine.known(integration)
     now = engine.clock()
     async with engine.db.sessions() as s, s.begin():
-        ids = (
-            select(Posting.id)
-            .join(Document, Document.id == Posting.document_id)
-            .where(*_history_filter(engine, integration, since))
-        )
-        done = await s.execute(
-            update(Posting)
-            .where(Posting.id.in_(ids), Posting.state == PostingState.WAITING)
-            .values(
-                state=PostingState.PENDING,
-                error_code=None,
-                last_error=None,
-                queued_at=now,
-                next_attempt_at=now,
-                updated_at=now,
-                queued_trigger=Trigger.MANUAL,
-                queued_actor=actor,
-            )
-            .execution_options(synchronize_session=False)
+        queued = await requeue_waiting_for_history(
+            s,
+            engine.integration_ids[integration],
+            WAIT_HISTORY,
+            since,
+            engine.integrations[integration].history_start,
+            now=now,
+            actor=actor,
         )
         s.add(
             Activity(
@@ -114,8 +77,8 @@ async def transfer_history(engine: Engine, integration: str, since: date, actor:
                 subject=f"integration:{integration}",
                 at=now,
                 outcome="ok",
-                detail={"since": since.isoformat(), "queued": rows_changed(done)},
+                detail={"since": since.isoformat(), "queued": queued},
             )
         )
     engine.wake()
-    return rows_changed(done)
+    return queued

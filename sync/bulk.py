@@ -17,19 +17,21 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from storage.models import Activity, Document, Posting, table_of
+from storage.db import Session
+from storage.models import Activity, Document, Posting
+from storage.queries.documents import (
+    PostingSelection,
+    count_selected_documents,
+    postings_of_documents,
+    selected_documents,
+)
 from storage.queries.postings import clear_backoff
+from storage.queries.requeue import force_requeue_many, refresh_desired_hashes
 from storage.states import PostingState, Trigger
 from sync.changes import Change
 from sync.engine import Engine
 from sync.planner import PlannedPosting
 from sync.resync import RESYNCABLE, requeue_document, resync_plan
-
-_P = table_of(Posting)
-_REFRESH_HASH = update(_P).where(_P.c.id == bindparam("pid")).values(desired_hash=bindparam("dh"))
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,10 @@ def _pick(
     planned_of: Callable[[Document], dict[str, PlannedPosting]],
     resyncable: Sequence[str],
     result: ChunkResult,
-) -> tuple[dict[int, Posting], list[dict[str, object]]]:
+) -> tuple[dict[int, Posting], list[tuple[int, str]]]:
     """The postings to queue (by id) and the desired hashes to refresh with them."""
     take: dict[int, Posting] = {}
-    refresh: list[dict[str, object]] = []
+    refresh: list[tuple[int, str]] = []
     for doc in docs:
         planned = planned_of(doc)
         mine = existing.get(doc.id, {})
@@ -84,12 +86,12 @@ def _pick(
                 continue
             take[p.id] = p
             if p.desired_hash != planned[slot].desired_hash:
-                refresh.append({"pid": p.id, "dh": planned[slot].desired_hash})
+                refresh.append((p.id, planned[slot].desired_hash))
     return take, refresh
 
 
 async def requeue_chunk(
-    s: AsyncSession,
+    s: Session,
     docs: Sequence[Document],
     planned_of: Callable[[Document], dict[str, PlannedPosting]],
     resyncable: Sequence[str],
@@ -101,34 +103,13 @@ async def requeue_chunk(
     """Queue every planned posting of ``docs`` again, guarded by its state."""
     result = ChunkResult()
     existing: dict[int, dict[str, Posting]] = {}
-    for p in (await s.scalars(select(Posting).where(Posting.document_id.in_([d.id for d in docs])))).all():
+    for p in await postings_of_documents(s, [d.id for d in docs]):
         existing.setdefault(p.document_id, {})[p.slot] = p
     take, refresh = _pick(docs, existing, planned_of, resyncable, result)
     if not take:
         return result
-    done = set(
-        (
-            await s.execute(
-                update(_P)
-                .where(_P.c.id.in_(list(take)), _P.c.state.in_(list(resyncable)))
-                .values(
-                    state=PostingState.PENDING,
-                    queued_at=now,
-                    next_attempt_at=now,
-                    updated_at=now,
-                    queued_trigger=trigger,
-                    queued_actor=actor,
-                    force=True,
-                )
-                .returning(_P.c.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    refresh = [r for r in refresh if r["pid"] in done]
-    if refresh:
-        await s.execute(_REFRESH_HASH, refresh)
+    done = await force_requeue_many(s, list(take), resyncable, now=now, trigger=trigger, actor=actor)
+    await refresh_desired_hashes(s, [(pid, dh) for pid, dh in refresh if pid in done])
     result.queued += len(done)
     result.refused += len(take) - len(done)  # someone else moved it meanwhile
     for pid in sorted(done):
@@ -157,14 +138,7 @@ async def resync_many(
         now = engine.clock()
         changes: list[Change] = []
         async with engine.db.sessions() as s, s.begin():
-            stmt = (
-                select(Document)
-                .where(Document.id > last_id)
-                .where(Document.id.in_(_bulk_postings(engine, flt).with_only_columns(Posting.document_id)))
-                .order_by(Document.id)
-                .limit(chunk)
-            )
-            docs = list((await s.scalars(stmt)).all())
+            docs = await selected_documents(s, _selection(engine, flt), after_id=last_id, limit=chunk)
             if not docs:
                 break
             # the chunk in a few statements; documents that need a new posting one by one
@@ -212,35 +186,21 @@ async def _log_bulk(engine: Engine, actor: str | None, result: BulkResult) -> No
 async def bulk_count(engine: Engine, flt: BulkFilter) -> int:
     """How many documents a bulk resync with this filter would touch."""
     async with engine.db.sessions() as s:
-        sub = _bulk_postings(engine, flt).with_only_columns(Posting.document_id).subquery()
-        return int(await s.scalar(select(func.count(func.distinct(sub.c.document_id)))) or 0)
+        return await count_selected_documents(s, _selection(engine, flt))
 
 
 async def bulk_documents(engine: Engine, flt: BulkFilter, limit: int = 100) -> list[Document]:
     """The first documents a bulk resync would touch (to narrow the selection)."""
     async with engine.db.sessions() as s:
-        ids = _bulk_postings(engine, flt).with_only_columns(Posting.document_id)
-        return list(
-            (
-                await s.scalars(
-                    select(Document).where(Document.id.in_(ids)).order_by(Document.id).limit(limit)
-                )
-            ).all()
-        )
+        return await selected_documents(s, _selection(engine, flt), limit=limit)
 
 
-def _bulk_postings(engine: Engine, flt: BulkFilter) -> Any:
-    stmt = select(Posting.id).where(Posting.state.in_(flt.states))
-    if flt.integration:
-        stmt = stmt.where(Posting.integration_id == engine.integration_ids[flt.integration])
-    if flt.error_group_id is not None:
-        stmt = stmt.where(Posting.error_group_id == flt.error_group_id)
-    if flt.since or flt.until or flt.document_ids is not None:
-        stmt = stmt.join(Document, Document.id == Posting.document_id)
-        if flt.since:
-            stmt = stmt.where(Document.doc_date >= flt.since)
-        if flt.until:
-            stmt = stmt.where(Document.doc_date <= flt.until)
-        if flt.document_ids is not None:
-            stmt = stmt.where(Document.id.in_(flt.document_ids))
-    return stmt
+def _selection(engine: Engine, flt: BulkFilter) -> PostingSelection:
+    return PostingSelection(
+        states=flt.states,
+        integration_id=engine.integration_ids[flt.integration] if flt.integration else None,
+        error_group_id=flt.error_group_id,
+        since=flt.since,
+        until=flt.until,
+        document_ids=flt.document_ids,
+    )

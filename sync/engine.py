@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
-
 from connectors.base import Connector
 from storage.db import Database
-from storage.models import Integration, Posting
-from storage.states import PostingState
+from storage.models import Integration
+from storage.queries.integrations import all_integrations, release_auto_transfer_waits
 from sync.changes import AttemptListener, ChangeFeed
 from sync.config import IntegrationConfig, WorkerConfig
 from sync.mappings import MappingBook
@@ -83,7 +81,7 @@ class Engine:
         """Make the integrations table match the config; release what auto-transfer now allows."""
         now = self.clock()
         async with self.db.sessions() as s, s.begin():
-            rows = {r.name: r for r in (await s.scalars(select(Integration))).all()}
+            rows = {r.name: r for r in await all_integrations(s)}
             for cfg in self.integrations.values():
                 row = rows.get(cfg.name)
                 if row is None:
@@ -97,25 +95,10 @@ class Engine:
                 row.history_start = cfg.history_start
                 row.monthly_quota = cfg.monthly_quota
             await s.flush()
-            self.integration_ids = {r.name: r.id for r in (await s.scalars(select(Integration))).all()}
+            self.integration_ids = {r.name: r.id for r in await all_integrations(s)}
             on = [self.integration_ids[c.name] for c in self.integrations.values() if c.auto_transfer]
             if on:
-                await s.execute(
-                    update(Posting)
-                    .where(
-                        Posting.integration_id.in_(on),
-                        Posting.state == PostingState.WAITING,
-                        Posting.error_code == WAIT_AUTO_OFF,
-                    )
-                    .values(
-                        state=PostingState.PENDING,
-                        error_code=None,
-                        last_error=None,
-                        next_attempt_at=now,
-                        queued_at=now,
-                        updated_at=now,
-                    )
-                )
+                await release_auto_transfer_waits(s, on, WAIT_AUTO_OFF, now)
         await self.mapping_book.load()
 
     def on_work(self, waker: Callable[[], None]) -> None:

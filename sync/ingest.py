@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from storage.db import lost_race
+from storage.db import Session, lost_race
 from storage.models import Attempt, Document, Posting
+from storage.queries.documents import lock_documents, postings_of_documents
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import Change
 from sync.documents import FieldError, ValidEvent, document_date
@@ -73,7 +70,7 @@ async def ingest_batch(engine: Engine, events: Sequence[ValidEvent]) -> IngestRe
         try:
             result, changes = await _store_batch(engine, events)
             break
-        except DBAPIError as exc:
+        except Exception as exc:
             if attempt == INGEST_TRIES or not lost_race(exc):
                 raise
             log.info("ingest met a concurrent write; trying again", extra={"attempt": attempt})
@@ -88,13 +85,12 @@ async def _store_batch(engine: Engine, events: Sequence[ValidEvent]) -> tuple[In
     changes: list[Change] = []
     async with engine.db.sessions() as s, s.begin():
         await engine.db.lock_for_write(s)
-        docs = await _existing_documents(engine, s, events)
+        docs = await lock_documents(s, [ev.key for ev in events])
         _check_integrations_unchanged(engine, events, docs)
         doc_ids = [d.id for d in docs.values()]
         postings: dict[int, dict[str, Posting]] = {}
-        for chunk in _chunks(doc_ids, 500):
-            for p in await s.scalars(select(Posting).where(Posting.document_id.in_(chunk))):
-                postings.setdefault(p.document_id, {})[p.slot] = p
+        for p in await postings_of_documents(s, doc_ids):
+            postings.setdefault(p.document_id, {})[p.slot] = p
         touched: list[tuple[ValidEvent, Document]] = []
         for ev in events:
             e = ev.event
@@ -138,23 +134,6 @@ async def _store_batch(engine: Engine, events: Sequence[ValidEvent]) -> tuple[In
     return result, changes
 
 
-async def _existing_documents(
-    engine: Engine, s: AsyncSession, events: Sequence[ValidEvent]
-) -> dict[tuple[str, str, str], Document]:
-    # Locked (PostgreSQL) in one order for every batch, code point order like
-    # Python's sort, so two batches that share documents wait for each other
-    # instead of deadlocking, and a newer version is never overwritten.
-    keys = sorted({ev.key for ev in events})
-    key = (Document.source, Document.kind, Document.external_id)
-    order = key if engine.db.is_sqlite else tuple(c.collate("C") for c in key)
-    found: dict[tuple[str, str, str], Document] = {}
-    for chunk in _chunks(keys, 300):
-        stmt = select(Document).where(tuple_(*key).in_(chunk)).order_by(*order).with_for_update()
-        for doc in (await s.scalars(stmt)).all():
-            found[(doc.source, doc.kind, doc.external_id)] = doc
-    return found
-
-
 def _check_integrations_unchanged(
     engine: Engine, events: Sequence[ValidEvent], docs: dict[tuple[str, str, str], Document]
 ) -> None:
@@ -176,7 +155,7 @@ def _check_integrations_unchanged(
 
 
 def apply_plan(
-    s: AsyncSession,
+    s: Session,
     doc: Document,
     integration: str,
     planned: list[PlannedPosting],
@@ -225,7 +204,7 @@ def _new_posting(doc: Document, integration: str, want: PlannedPosting, now: dat
     )
 
 
-def _follow(s: AsyncSession, p: Posting, want: PlannedPosting, now: datetime) -> None:
+def _follow(s: Session, p: Posting, want: PlannedPosting, now: datetime) -> None:
     """An existing posting follows the new version: queued again if changed, never if booked."""
     code = _wait_code(want.wait_reason)
     changed = p.desired_hash != want.desired_hash
@@ -281,7 +260,3 @@ def _posting_states(current: dict[str, Posting]) -> list[dict[str, Any]]:
         else {"kind": p.kind, "state": p.state}
         for p in current.values()
     ]
-
-
-def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from storage.db import Session
 from storage.models import Attempt, Posting
 from storage.queries import overview
 from storage.states import PostingState
@@ -36,7 +35,7 @@ def posting_view(p: Posting) -> dict[str, Any]:
     return view
 
 
-async def document_view(s: AsyncSession, source: str, kind: str, external_id: str) -> dict[str, Any] | None:
+async def document_view(s: Session, source: str, kind: str, external_id: str) -> dict[str, Any] | None:
     """The document, its postings and its attempts (newest first), or ``None``."""
     found = await overview.document_with_integration(s, source, kind, external_id)
     if found is None:
@@ -71,7 +70,7 @@ def attempt_view(a: Attempt, p: Posting) -> dict[str, Any]:
 
 
 async def postings_page(
-    s: AsyncSession, *, state: str | None, integration: str | None, cursor: int | None, limit: int = 100
+    s: Session, *, state: str | None, integration: str | None, cursor: int | None, limit: int = 100
 ) -> dict[str, Any]:
     """Postings filtered by state and integration, in id order, keyset-paginated."""
     rows = await overview.postings_listed(

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from storage.db import Database
-from storage.models import Activity, Integration, Mapping, Posting
-from storage.states import PostingState, Trigger
+from storage.db import Database, Session
+from storage.models import Activity, Mapping
+from storage.queries.integrations import integration_id_of
+from storage.queries.mappings import failed_for_missing, mapping_of, stored_mappings
+from storage.queries.requeue import requeue_postings
+from storage.states import PostingState
 from sync.config import IntegrationConfig
 from sync.vouchers import MappingLookup
 
@@ -41,7 +41,7 @@ class MappingBook:
     async def load(self) -> None:
         """Read every stored mapping (start-up, and periodically on replicas)."""
         async with self.db.sessions() as s:
-            rows = (await s.scalars(select(Mapping))).all()
+            rows = await stored_mappings(s)
         self._stored = {(m.integration, m.what, m.source): (m.number, m.set_by) for m in rows}
 
     def where(self, integration: str, what: str, source: str) -> MappingSource:
@@ -69,7 +69,7 @@ class MappingBook:
 
     async def set(
         self,
-        s: AsyncSession,
+        s: Session,
         integration: str,
         what: str,
         source: str,
@@ -78,15 +78,7 @@ class MappingBook:
         now: datetime,
     ) -> list[int]:
         """Store a mapping and queue again what failed for lack of it; returns those postings."""
-        existing = (
-            await s.scalars(
-                select(Mapping).where(
-                    Mapping.integration == integration,
-                    Mapping.what == what,
-                    Mapping.source == source,
-                )
-            )
-        ).one_or_none()
+        existing = await mapping_of(s, integration, what, source)
         if existing is None:
             s.add(
                 Mapping(
@@ -111,34 +103,11 @@ class MappingBook:
 
 
 async def _requeue_unmapped(
-    s: AsyncSession, integration: str, what: str, source: str, actor: str | None, now: datetime
+    s: Session, integration: str, what: str, source: str, actor: str | None, now: datetime
 ) -> list[int]:
     """Queue again the failed postings that lacked exactly this mapping (kind and value)."""
-    integration_id = await s.scalar(select(Integration.id).where(Integration.name == integration))
-    failed = list(
-        (
-            await s.scalars(
-                select(Posting.id).where(
-                    Posting.integration_id == integration_id,
-                    Posting.state == PostingState.FAILED,
-                    Posting.error_code == f"unmapped_{what}",
-                    Posting.error_cause == source,
-                )
-            )
-        ).all()
-    )
+    failed = await failed_for_missing(s, await integration_id_of(s, integration), f"unmapped_{what}", source)
     if failed:
-        await s.execute(
-            update(Posting)
-            .where(Posting.id.in_(failed), Posting.state == PostingState.FAILED)
-            .values(
-                state=PostingState.PENDING,
-                queued_at=now,
-                next_attempt_at=now,
-                updated_at=now,
-                queued_trigger=Trigger.MANUAL,
-                queued_actor=actor,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        # the old failure stays readable until the next attempt replaces it
+        await requeue_postings(s, failed, state=PostingState.FAILED, now=now, actor=actor, clear_error=False)
     return failed

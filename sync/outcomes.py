@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from connectors.base import RecordStatus
+from storage.db import Connection
 from storage.queries.groups import close_settled_groups, upsert_error_group
 from storage.queries.jobs import QUOTA_CODE, count_booking
 from storage.queries.postings import log_attempt, outage_declared, settle
@@ -40,6 +39,8 @@ class _Settled:
     error_code: str | None = None
     group_id: int | None = None
     synced_hash: str | None = None
+    #: a transient failure given up on: the outage watch still counts it as unanswered
+    gave_up: bool = False
 
 
 def record(
@@ -85,6 +86,7 @@ def record(
             error_code=done.error_code,
             message=done.message,
             external_ref=ref,
+            gave_up=done.gave_up,
         ),
     )
     if done.outcome in (Outcome.SYNCED, Outcome.BOOKED, Outcome.WITHDRAWN) and done.group_id is not None:
@@ -196,7 +198,7 @@ def _failure(
         if give_up:
             done.message = f"Gave up after {attempts} attempts. Last error: {failure.message}"
             values["last_error"] = done.message
-            done.outcome = Outcome.FAILED
+            done.outcome, done.gave_up = Outcome.FAILED, True
         done.group_id = upsert_error_group(
             conn,
             fingerprint=fingerprint(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from storage.db import Session
 from storage.models import Document
 from storage.queries import figures, overview
 from storage.states import PostingState
@@ -27,7 +26,7 @@ class IntegrationStatus:
         return self.counts.get(state.value, 0)
 
 
-async def integration_status(s: AsyncSession, now: datetime) -> list[IntegrationStatus]:
+async def integration_status(s: Session, now: datetime) -> list[IntegrationStatus]:
     """Per integration: postings by state, synced today, open error groups."""
     rows = {
         i.name: IntegrationStatus(i.name, i.kind, i.paused) for i in await figures.integrations_by_name(s)
@@ -55,7 +54,7 @@ class CompanyQueue:
     resting_until: datetime | None  # the ledger asked us to wait (backoff after a failure)
 
 
-async def company_queues(s: AsyncSession, now: datetime) -> list[CompanyQueue]:
+async def company_queues(s: Session, now: datetime) -> list[CompanyQueue]:
     """Queued, in-flight and retrying postings per company, and since when."""
     rows = await overview.queue_by_company_and_state(
         s, [PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING]
@@ -93,7 +92,7 @@ class AttentionGroup:
     documents: list[tuple[str, str, str]]
 
 
-async def needs_attention(s: AsyncSession, *, limit: int = 20, sample: int = 5) -> list[AttentionGroup]:
+async def needs_attention(s: Session, *, limit: int = 20, sample: int = 5) -> list[AttentionGroup]:
     """Open error groups with failed postings, largest first."""
     out: list[AttentionGroup] = []
     for group, name, n in await overview.open_groups_with_failures(s, limit):
@@ -114,7 +113,7 @@ async def needs_attention(s: AsyncSession, *, limit: int = 20, sample: int = 5) 
     return out
 
 
-async def find_documents(s: AsyncSession, ref: str, limit: int = 5) -> list[Document]:
+async def find_documents(s: Session, ref: str, limit: int = 5) -> list[Document]:
     """Documents a person means by ``ref``: ``source/kind/id``, ``kind:id`` or a bare id."""
     if ref.count("/") == 2:
         source, kind, ext = ref.split("/")

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from storage.db import Session
 from storage.models import Activity, Attempt, Document, Posting
+from storage.queries.documents import document_by_key, postings_of_document
 from storage.queries.groups import close_settled_groups
 from storage.queries.postings import clear_backoff
-from storage.rows import rows_changed
+from storage.queries.requeue import force_requeue, ignore_if_in
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import Change
 from sync.engine import Engine
@@ -51,17 +50,9 @@ class ActionOutcome:
     message: str
 
 
-async def find_document(s: AsyncSession, source: str, kind: str, external_id: str) -> Document:
+async def find_document(s: Session, source: str, kind: str, external_id: str) -> Document:
     """The document of that natural key; :class:`DocumentNotFound` if there is none."""
-    doc = (
-        await s.scalars(
-            select(Document).where(
-                Document.source == source,
-                Document.kind == kind,
-                Document.external_id == external_id,
-            )
-        )
-    ).one_or_none()
+    doc = await document_by_key(s, source, kind, external_id)
     if doc is None:
         raise DocumentNotFound(f"No {kind} {external_id} from {source}.")
     return doc
@@ -103,7 +94,7 @@ async def resync_document(
 
 async def requeue_document(
     engine: Engine,
-    s: AsyncSession,
+    s: Session,
     doc: Document,
     kinds: set[str],
     actor: str | None,
@@ -115,9 +106,7 @@ async def requeue_document(
     integration = next(n for n, i in engine.integration_ids.items() if i == doc.integration_id)
     data = KINDS[doc.kind].shape.model_validate(doc.data)
     planned = resync_plan(engine, doc)
-    existing = {
-        p.slot: p for p in (await s.scalars(select(Posting).where(Posting.document_id == doc.id))).all()
-    }
+    existing = {p.slot: p for p in await postings_of_document(s, doc.id)}
     # a kind ("journal") names every posting of that kind; a slot ("journal:2026-10") one
     wanted = (
         set(planned)
@@ -167,7 +156,7 @@ def resync_plan(engine: Engine, doc: Document) -> dict[str, PlannedPosting]:
 
 
 async def _requeue_guarded(
-    s: AsyncSession,
+    s: Session,
     p: Posting,
     want: PlannedPosting | None,
     trigger: Trigger,
@@ -188,24 +177,16 @@ async def _requeue_guarded(
         return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is being sent right now.")
     if p.state == PostingState.PENDING:
         return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is already queued.")
-    values: dict[str, Any] = dict(
-        state=PostingState.PENDING,
-        queued_at=now,
-        next_attempt_at=now,
-        updated_at=now,
-        queued_trigger=trigger,
-        queued_actor=actor,
-        force=True,
+    done = await force_requeue(
+        s,
+        p.id,
+        RESYNCABLE,
+        now=now,
+        trigger=trigger,
+        actor=actor,
+        desired_hash=want.desired_hash if want is not None else None,
     )
-    if want is not None:
-        values["desired_hash"] = want.desired_hash
-    done = await s.execute(
-        update(Posting)
-        .where(Posting.id == p.id, Posting.state.in_(RESYNCABLE))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if not rows_changed(done):
+    if not done:
         return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is already queued.")
     return ActionOutcome(p.id, p.kind, True, f"{_label(p)} queued.")
 
@@ -217,13 +198,7 @@ async def ignore_posting(engine: Engine, posting_id: int, actor: str | None) -> 
         p = await s.get(Posting, posting_id)
         if p is None:
             return ActionOutcome(posting_id, "", False, "No such posting.")
-        done = await s.execute(
-            update(Posting)
-            .where(Posting.id == posting_id, Posting.state.in_(IGNORABLE))
-            .values(state=PostingState.IGNORED, updated_at=now, queued_actor=actor)
-            .execution_options(synchronize_session=False)
-        )
-        ok = bool(rows_changed(done))
+        ok = await ignore_if_in(s, posting_id, IGNORABLE, now=now, actor=actor)
         message = (
             f"{_label(p)} ignored."
             if ok

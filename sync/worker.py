@@ -23,8 +23,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection
-
+from storage.db import Connection
 from storage.queries.postings import (
     acquire_lease,
     claim_next,

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.runtime import Runtime
-from bot.scheduler import GAVE_UP, SchedulerConfig, Sweeps
+from bot.scheduler import SchedulerConfig, Sweeps
 from connectors.sandbox.books import SandboxBooks
 from storage.models import ErrorGroup, Posting
 from storage.queries.groups import mute_group
 from sync.admin import set_mapping
+from sync.give_up import GAVE_UP
 from sync.resync import ignore_posting
 from tests.fakes.slack_api import ALICE, SlackHarness, slack_harness
 from tests.support import FakeClock, bill

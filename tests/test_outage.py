@@ -7,8 +7,11 @@ the worker, the watch and the outbox once, the way the scheduler would.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -19,9 +22,11 @@ from bot.ops_facts import OutageNotice
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
 from connectors.sandbox.books import SandboxBooks
+from storage.migrate import upgrade
 from storage.models import Outage, Posting, SlackMessage
 from sync.admin import set_paused
 from sync.config import RetryConfig
+from sync.outage import fold
 from tests.fakes.slack_api import ALICE, CHANNEL, USERGROUP, SlackHarness, slack_harness
 from tests.support import FakeClock, bill, make_config
 from tests.test_slack_blocks import checked, snapshot
@@ -205,3 +210,46 @@ def test_outage_message_while_down_and_after() -> None:
     assert "124 items that waited" in str(body.blocks)
     snapshot("outage_recovered", body)
     assert [duration(s) for s in (45, 600, 5400, 3 * 86400)] == ["45 s", "10 min", "1 h 30 min", "3 d"]
+
+
+def test_a_give_up_is_known_by_structure_not_by_its_text() -> None:
+    """The worker giving up keeps the outage; a ledger's refusal worded alike ends it."""
+    since = AT - timedelta(minutes=30)
+    row = Outage(integration_id=1, checked_attempt_id=0, waiting=3, since=since, failing_since=since)
+
+    def attempt(id_: int, *, gave_up: bool, message: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            id=id_,
+            outcome="failed",
+            started_at=AT,
+            finished_at=AT,
+            error_code="x",
+            message=message,
+            gave_up=gave_up,
+        )
+
+    assert not fold(row, attempt(1, gave_up=True, message="The ledger timed out."))
+    assert row.recovered_at is None and row.last_error == "The ledger timed out."
+    assert fold(row, attempt(2, gave_up=False, message="Gave up after a check: account 2800 is closed."))
+    assert row.recovered_at == AT and row.failing_since is None
+
+
+def test_give_ups_logged_before_the_gave_up_column_still_count_as_unanswered(tmp_path: Path) -> None:
+    """Upgrading reads the old attempts' wording once: an outage in progress stays one."""
+    path = tmp_path / "old.db"
+    upgrade(f"sqlite+aiosqlite:///{path}", "0007")
+    rows = [
+        (1, "failed", "Gave up after 6 attempts. Last error: The ledger timed out."),
+        (2, "failed", "gave up after a check"),  # the ledger's words, not the worker's
+        (3, "retrying", "Gave up after nothing"),
+    ]
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO attempts (id, posting_id, started_at, trigger, operation, outcome, message) "
+            "VALUES (?, 1, '2026-11-22 10:00:00', 'auto', 'create', ?, ?)",
+            rows,
+        )
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        marked = conn.execute("SELECT id, gave_up FROM attempts ORDER BY id").fetchall()
+    assert marked == [(1, 1), (2, 0), (3, 0)]

@@ -38,6 +38,7 @@ async def attempts_after(s: AsyncSession, after_id: int, limit: int) -> Sequence
             Attempt.finished_at,
             Attempt.error_code,
             Attempt.message,
+            Attempt.gave_up,
             Posting.integration_id,
         )
         .join(Posting, Posting.id == Attempt.posting_id)
