@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from bot.config import ConfigError, ConfigFile, Environment, SlackConfig, load_config
 from sync.config import IntegrationConfig, Mappings, RetryConfig, WorkerConfig
@@ -57,6 +58,18 @@ def sandbox_environment(env: Environment) -> Environment:
         Path(SANDBOX_DATA_DIR).mkdir(exist_ok=True)
         updates["database_url"] = SANDBOX_DB
     return env.model_copy(update=updates) if updates else env
+
+
+def sandbox_data_folder(database_url: str) -> Path | None:
+    """The folder of the sandbox's SQLite file, where its ledger and channel are kept too.
+
+    ``None`` for an in-memory or non-SQLite database: then the ledger and the channel
+    live in memory and a restart starts them empty.
+    """
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).resolve().parent
 
 
 def local_slack_environment(env: Environment, base_url: str) -> Environment:

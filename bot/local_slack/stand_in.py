@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -32,7 +32,7 @@ class LocalSlack:
         users: Sequence[SandboxUser] = SANDBOX_USERS,
         usergroups: dict[str, tuple[str, tuple[str, ...]]] | None = None,
         extra_commands: Sequence[str] = (),
-        demo_status: Callable[[], str | None] | None = None,
+        demo_status: Callable[[], Awaitable[str | None]] | None = None,
         team_name: str = "Finance (sandbox)",
     ):
         env, config = runtime.env, runtime.config
