@@ -26,7 +26,7 @@ READY = (
     "Demo ready: map a category with /ledger map, book a voucher, or make the ledger "
     "slow or unreachable and watch the channel."
 )
-KEPT = "Resumed where the sandbox stopped (delete sandbox-data/ to start over). "
+KEPT = "Resumed where the sandbox stopped (delete {folder}/ to start over). "
 NOT_KEPT = (
     "This database already had documents, so no demo was seeded; the sandbox ledger and "
     "the channel are kept only beside a SQLite file, so they started empty. "
@@ -51,6 +51,6 @@ async def demo_banner(runtime: Runtime, script: DemoScript | None) -> str | None
     else:
         line = UNREACHABLE_NOW if unreachable else READY
     if script is None:
-        prefix = NOT_KEPT if runtime.sandbox_books.folder is None else KEPT
-        return prefix + line
+        folder = runtime.sandbox_books.folder
+        return (NOT_KEPT if folder is None else KEPT.format(folder=folder.name)) + line
     return line

@@ -44,6 +44,7 @@ class SandboxServer:
         await self.runner.cleanup()
         await self.runtime.close()
         self.runtime.sandbox_books.save()  # switches the demo or the panel set directly
+        self.slack.save()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -97,6 +98,7 @@ async def start_sandbox(
             url,
             extra_commands=extra_commands,
             demo_status=(lambda: demo_banner(runtime, box["demo"])) if seed else None,
+            folder=books.folder,
         )
         app = web_app(runtime)
         slack.mount(app)
