@@ -20,7 +20,8 @@ from sync.config import IntegrationConfig, Mappings, RetryConfig, WorkerConfig
 
 SANDBOX_INGEST_TOKEN = "sandbox-ingest-token"
 SANDBOX_DATA_DIR = "sandbox-data"
-SANDBOX_DB = f"sqlite+aiosqlite:///{SANDBOX_DATA_DIR}/ledgerops-sandbox.db"
+SANDBOX_DB_FILE = "ledgerops-sandbox.db"
+SANDBOX_DB = f"sqlite+aiosqlite:///{SANDBOX_DATA_DIR}/{SANDBOX_DB_FILE}"
 SANDBOX_HOST = "127.0.0.1"  # never anything else: the stand-in has no real authentication
 SANDBOX_CHANNEL = "C0FINANCE"
 SANDBOX_INTEGRATION = "sandbox-dk"
@@ -141,3 +142,20 @@ def sandbox_config_file(env: Environment) -> ConfigFile:
             "sandbox mode only runs sandbox integrations (use `python app.py serve`)"
         )
     return config
+
+
+def sandbox_status_settings(env: Environment) -> tuple[Environment, ConfigFile] | None:
+    """What ``python app.py status`` reads when it is run where the sandbox runs.
+
+    The sandbox's own database and config when there is no bot token, no
+    ``LEDGEROPS_CONFIG`` and no ``ledgerops.toml`` (``None`` otherwise: the
+    configured deployment); :class:`ConfigError` when the sandbox never ran here.
+    """
+    if not env.sandbox or "ledgerops_config" in env.model_fields_set or Path(env.ledgerops_config).exists():
+        return None
+    if "database_url" not in env.model_fields_set and not Path(SANDBOX_DATA_DIR, SANDBOX_DB_FILE).exists():
+        raise ConfigError(
+            f"no {env.ledgerops_config} here and no sandbox data in {SANDBOX_DATA_DIR}/ yet: "
+            "start the sandbox with `make run`, or set LEDGEROPS_CONFIG"
+        )
+    return sandbox_environment(env), sandbox_config_file(env)
