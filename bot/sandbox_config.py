@@ -22,6 +22,8 @@ SANDBOX_INGEST_TOKEN = "sandbox-ingest-token"
 SANDBOX_DATA_DIR = "sandbox-data"
 SANDBOX_DB_FILE = "ledgerops-sandbox.db"
 SANDBOX_DB = f"sqlite+aiosqlite:///{SANDBOX_DATA_DIR}/{SANDBOX_DB_FILE}"
+#: kept beside the database (connectors/sandbox/ledger_file.py, bot/local_slack/channel_file.py)
+KEPT_LEDGERS, KEPT_CHANNEL = "sandbox-ledger-*.json", "sandbox-channel.json"
 SANDBOX_HOST = "127.0.0.1"  # never anything else: the stand-in has no real authentication
 SANDBOX_CHANNEL = "C0FINANCE"
 SANDBOX_INTEGRATION = "sandbox-dk"
@@ -65,12 +67,18 @@ def sandbox_data_folder(database_url: str) -> Path | None:
     """The folder of the sandbox's SQLite file, where its ledger and channel are kept too.
 
     ``None`` for an in-memory or non-SQLite database: then the ledger and the channel
-    live in memory and a restart starts them empty.
+    live in memory and a restart starts them empty. When the database file is gone
+    (deleted to start over), the ledger and channel files beside it go too: the
+    three are wiped together, never one without the others.
     """
     url = make_url(database_url)
     if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
         return None
-    return Path(url.database).resolve().parent
+    database = Path(url.database).resolve()
+    if not database.exists():
+        for kept in [*database.parent.glob(KEPT_LEDGERS), database.parent / KEPT_CHANNEL]:
+            kept.unlink(missing_ok=True)
+    return database.parent
 
 
 def local_slack_environment(env: Environment, base_url: str) -> Environment:

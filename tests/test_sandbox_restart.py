@@ -130,3 +130,14 @@ async def _settled(server: SandboxServer, group_id: int) -> bool:
     async with server.runtime.db.sessions() as s:
         rows = (await outbox.rows_for(s, GROUP, [group_id])).get(group_id, [])
     return all(r.state == MessageState.POSTED for r in rows)
+
+
+async def test_deleting_the_database_starts_the_ledger_and_channel_over(sqlite_url: str) -> None:
+    """The three are wiped together: a new database never meets an old ledger or channel."""
+    await _first_run(sqlite_url)
+    database = Path(sqlite_url.removeprefix("sqlite+aiosqlite:///"))
+    for f in database.parent.glob(database.name + "*"):
+        f.unlink()  # the database with its -wal and -shm
+    async with open_sandbox(sqlite_url, seed=False) as server:  # no demo racing the checks
+        assert _top_messages(server) == {}
+        assert _ledger(server).next_number == 50001 and not _ledger(server).vouchers

@@ -18,9 +18,10 @@ from typing import Any
 
 from bot.local_slack.channel import Message
 from bot.local_slack.workspace import Workspace
+from bot.sandbox_config import KEPT_CHANNEL
 
 FORMAT = 1
-FILE_NAME = "sandbox-channel.json"
+FILE_NAME = KEPT_CHANNEL
 SAVE_AFTER = 0.5  # seconds: one write for a burst of posts and updates
 
 
