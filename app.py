@@ -278,9 +278,12 @@ async def _status(env: Environment, config: ConfigFile) -> dict[str, dict[str, i
 
 
 def cmd_status(_args: argparse.Namespace) -> int:
-    """Print postings per integration and state as JSON."""
+    """Print postings per integration and state as JSON (the sandbox's, where it runs)."""
+    from bot.sandbox_config import sandbox_status_settings
+
     env = load_environment()
-    print(json.dumps(asyncio.run(_status(env, _config(env))), indent=2, sort_keys=True))
+    env, config = sandbox_status_settings(env) or (env, _config(env))
+    print(json.dumps(asyncio.run(_status(env, config)), indent=2, sort_keys=True))
     return 0
 
 

@@ -317,6 +317,8 @@ def _group_headline(g: GroupNotice) -> str:
             f":arrows_counterclockwise: *Resyncing {g.in_progress} "
             f"{plural(g.document_kinds, g.in_progress)}:* {title}"
         )
+    if not g.total:  # its postings all failed another way since, or were withdrawn
+        return f":white_check_mark: *Resolved:* {title}"
     return f":white_check_mark: *Resolved:* {title} ({g.total} {plural(g.document_kinds, g.total)})"
 
 

@@ -225,6 +225,7 @@ class DemoScript:
         self.poll = poll_seconds
         self.step = "Seeding the demo documents…"
         self.finished = asyncio.Event()
+        self.failed = False  # the script stopped early: ``step`` says so
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -234,19 +235,10 @@ class DemoScript:
         assert isinstance(conn, SandboxConnector)
         return conn.ledger
 
-    def status(self) -> str:
-        """One line for the ledger panel: what the demo does now, or what to try."""
-        if not self.finished.is_set():
-            return self.step
-        if self.ledger.switches.outage:
-            return (
-                f"The ledger is unreachable on purpose, so {OUTAGE_SUPPLIER}'s bill failed. "
-                "Make it reachable, then press Resync invoice posting on that message."
-            )
-        return (
-            "Demo ready: map a category with /ledger map, book a voucher, or make the ledger "
-            "slow or unreachable and watch the channel."
-        )
+    def status(self) -> str | None:
+        """What the script does now; ``None`` once it has played
+        (``bot.local_slack.page_banner`` then reads the books)."""
+        return None if self.finished.is_set() and not self.failed else self.step
 
     def start(self) -> asyncio.Task[None]:
         """Run the script in the background."""
@@ -267,6 +259,7 @@ class DemoScript:
             await self.play()
         except Exception:
             log.exception("the demo script stopped")
+            self.failed = True
             self.step = "The demo script stopped early (see the log); everything else works."
         finally:
             self.finished.set()

@@ -44,7 +44,13 @@ async def render(s: AsyncSession, row: SlackMessage, now: datetime) -> Rendered 
         return Rendered(body, "posted") if body is not None else None
     if row.subject_type == GROUP:
         g = await load_group_notice(s, subject)
-        if g is None or (row.state == MessageState.TO_POST and row.subject_status is None and not g.failing):
+        # Posted anew (never shown, or gone from the channel) only while it has failures: a
+        # group whose postings all left it has nothing to say ("Resolved (0 documents)").
+        if g is None or (
+            row.state == MessageState.TO_POST
+            and not g.failing
+            and (row.subject_status is None or not g.total)
+        ):
             return None
         return Rendered(group_message(g), g.status)
     n = await load_posting_notice(s, subject)

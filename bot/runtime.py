@@ -67,5 +67,10 @@ class RuntimeFactory(Protocol):
     """How the sandbox server asks the composition root (``app.build_runtime``) for a runtime."""
 
     async def __call__(
-        self, env: Environment, config: ConfigFile, *, outbox: OutboxSettings | None = None
+        self,
+        env: Environment,
+        config: ConfigFile,
+        *,
+        outbox: OutboxSettings | None = None,
+        sandbox_books: SandboxBooks | None = None,
     ) -> Runtime: ...

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from bot.config import ConfigError, ConfigFile, Environment, SlackConfig, load_config
 from sync.config import IntegrationConfig, Mappings, RetryConfig, WorkerConfig
 
 SANDBOX_INGEST_TOKEN = "sandbox-ingest-token"
 SANDBOX_DATA_DIR = "sandbox-data"
-SANDBOX_DB = f"sqlite+aiosqlite:///{SANDBOX_DATA_DIR}/ledgerops-sandbox.db"
+SANDBOX_DB_FILE = "ledgerops-sandbox.db"
+SANDBOX_DB = f"sqlite+aiosqlite:///{SANDBOX_DATA_DIR}/{SANDBOX_DB_FILE}"
+#: kept beside the database (connectors/sandbox/ledger_file.py, bot/local_slack/channel_file.py)
+KEPT_LEDGERS, KEPT_CHANNEL = "sandbox-ledger-*.json", "sandbox-channel.json"
 SANDBOX_HOST = "127.0.0.1"  # never anything else: the stand-in has no real authentication
 SANDBOX_CHANNEL = "C0FINANCE"
 SANDBOX_INTEGRATION = "sandbox-dk"
@@ -57,6 +61,24 @@ def sandbox_environment(env: Environment) -> Environment:
         Path(SANDBOX_DATA_DIR).mkdir(exist_ok=True)
         updates["database_url"] = SANDBOX_DB
     return env.model_copy(update=updates) if updates else env
+
+
+def sandbox_data_folder(database_url: str) -> Path | None:
+    """The folder of the sandbox's SQLite file, where its ledger and channel are kept too.
+
+    ``None`` for an in-memory or non-SQLite database: then the ledger and the channel
+    live in memory and a restart starts them empty. When the database file is gone
+    (deleted to start over), the ledger and channel files beside it go too: the
+    three are wiped together, never one without the others.
+    """
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    database = Path(url.database).resolve()
+    if not database.exists():
+        for kept in [*database.parent.glob(KEPT_LEDGERS), database.parent / KEPT_CHANNEL]:
+            kept.unlink(missing_ok=True)
+    return database.parent
 
 
 def local_slack_environment(env: Environment, base_url: str) -> Environment:
@@ -128,3 +150,20 @@ def sandbox_config_file(env: Environment) -> ConfigFile:
             "sandbox mode only runs sandbox integrations (use `python app.py serve`)"
         )
     return config
+
+
+def sandbox_status_settings(env: Environment) -> tuple[Environment, ConfigFile] | None:
+    """What ``python app.py status`` reads when it is run where the sandbox runs.
+
+    The sandbox's own database and config when there is no bot token, no
+    ``LEDGEROPS_CONFIG`` and no ``ledgerops.toml`` (``None`` otherwise: the
+    configured deployment); :class:`ConfigError` when the sandbox never ran here.
+    """
+    if not env.sandbox or "ledgerops_config" in env.model_fields_set or Path(env.ledgerops_config).exists():
+        return None
+    if "database_url" not in env.model_fields_set and not Path(SANDBOX_DATA_DIR, SANDBOX_DB_FILE).exists():
+        raise ConfigError(
+            f"no {env.ledgerops_config} here and no sandbox data in {SANDBOX_DATA_DIR}/ yet: "
+            "start the sandbox with `make run`, or set LEDGEROPS_CONFIG"
+        )
+    return sandbox_environment(env), sandbox_config_file(env)

@@ -31,6 +31,7 @@ from bot.config import ConfigError, Environment
 from bot.demo_data import OUTAGE_BILL, start_demo
 from bot.local_slack import SandboxServer
 from bot.local_slack.interactions import Interactions, Refused
+from bot.local_slack.page_banner import demo_banner
 from bot.local_slack.server import bind
 from bot.local_slack.workspace import Person, Workspace
 from bot.sandbox_config import sandbox_config_file
@@ -548,7 +549,7 @@ async def test_demo_data_is_seeded_once_and_shows_each_problem(sqlite_url: str) 
         retried = next(a for d, k, _, a in rows if d == "B-1009")
         assert states[("B-1009", "invoice")] == "synced" and retried == 2
         assert sum(1 for d, k, st, _ in rows if k == "journal" and st == "synced") == 2
-        assert "unreachable on purpose" in (server.demo.status() or "")
+        assert "unreachable on purpose" in (await demo_banner(server.runtime, server.demo) or "")
         assert await start_demo(server.runtime) is None  # the database has documents now
 
 

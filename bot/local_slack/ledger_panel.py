@@ -7,7 +7,7 @@ watch the bot's retries, outage messages and booked explanations follow.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,9 +29,9 @@ class PanelError(ValueError):
 class LedgerPanel:
     """Reads and switches the sandbox ledgers of a runtime's integrations."""
 
-    def __init__(self, runtime: Runtime, demo_status: Callable[[], str | None] | None = None):
+    def __init__(self, runtime: Runtime, demo_status: Callable[[], Awaitable[str | None]] | None = None):
         self.runtime = runtime
-        self.demo_status = demo_status or (lambda: None)
+        self.demo_status = demo_status
 
     def names(self) -> list[str]:
         """Integrations that run on a sandbox ledger."""
@@ -50,7 +50,9 @@ class LedgerPanel:
         ledgers = []
         for name in self.names():
             ledgers.append({**self._ledger_view(name), **await self._queue_view(name)})
-        return {"ledgers": ledgers, "demo": self.demo_status()}
+        # rebuilt on every look: the banner follows what people did (page_banner.py)
+        demo = await self.demo_status() if self.demo_status is not None else None
+        return {"ledgers": ledgers, "demo": demo}
 
     def _ledger_view(self, name: str) -> dict[str, Any]:
         ledger = self.ledger(name)
@@ -120,6 +122,7 @@ class LedgerPanel:
             ledger.book(str(value))
         else:
             raise PanelError(f"unknown switch {op!r}")
+        ledger.changed()  # kept beside the database: a restart keeps the switches too
         self.runtime.engine.wake()  # a reachable ledger again: let due retries go now
 
 

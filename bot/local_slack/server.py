@@ -16,16 +16,13 @@ from aiohttp import web
 
 from bot.config import ConfigError, ConfigFile, Environment
 from bot.demo_data import DemoScript, start_demo
+from bot.local_slack.page_banner import demo_banner
 from bot.local_slack.stand_in import LocalSlack
 from bot.outbox_pace import OutboxSettings
 from bot.runtime import Runtime, RuntimeFactory
-from bot.sandbox_config import SANDBOX_HOST, local_slack_environment
+from bot.sandbox_config import SANDBOX_HOST, local_slack_environment, sandbox_data_folder
+from connectors.sandbox.books import SandboxBooks
 
-RESTARTED = (
-    "This database already had documents, so no demo was seeded. The sandbox ledger "
-    "and the channel live in memory and start empty; delete sandbox-data/ to start "
-    "over."
-)
 #: the channel fills in seconds, not after the production grouping window
 SANDBOX_OUTBOX = OutboxSettings(group_window=2.0, post_interval=0.5, poll_seconds=1.0)
 
@@ -46,6 +43,8 @@ class SandboxServer:
             await self.demo.stop()
         await self.runner.cleanup()
         await self.runtime.close()
+        self.runtime.sandbox_books.save()  # switches the demo or the panel set directly
+        self.slack.save()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -89,13 +88,17 @@ async def start_sandbox(
     runtime: Runtime | None = None
     try:
         env = local_slack_environment(env, url)
-        runtime = await build_runtime(env, config, outbox=outbox or SANDBOX_OUTBOX)
-        box: dict[str, Any] = {"demo": None, "note": None}
+        # The ledger is kept beside the SQLite file, so a restart finds what the database
+        # says was posted (bot/sandbox_config.py: sandbox_data_folder).
+        books = SandboxBooks(sandbox_data_folder(env.database_url))
+        runtime = await build_runtime(env, config, outbox=outbox or SANDBOX_OUTBOX, sandbox_books=books)
+        box: dict[str, Any] = {"demo": None}
         slack = LocalSlack(
             runtime,
             url,
             extra_commands=extra_commands,
-            demo_status=lambda: box["demo"].status() if box["demo"] else box["note"],
+            demo_status=(lambda: demo_banner(runtime, box["demo"])) if seed else None,
+            folder=books.folder,
         )
         app = web_app(runtime)
         slack.mount(app)
@@ -111,6 +114,4 @@ async def start_sandbox(
     server = SandboxServer(runtime=runtime, slack=slack, runner=runner, url=url)
     if seed:
         server.demo = box["demo"] = await start_demo(runtime, **(demo or {}))
-        if server.demo is None:
-            box["note"] = RESTARTED
     return server

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
+from bot.local_slack.channel_file import FILE_NAME, ChannelFile
 from bot.local_slack.interactions import Interactions
 from bot.local_slack.ledger_panel import LedgerPanel
 from bot.local_slack.page import Page
@@ -32,8 +34,9 @@ class LocalSlack:
         users: Sequence[SandboxUser] = SANDBOX_USERS,
         usergroups: dict[str, tuple[str, tuple[str, ...]]] | None = None,
         extra_commands: Sequence[str] = (),
-        demo_status: Callable[[], str | None] | None = None,
+        demo_status: Callable[[], Awaitable[str | None]] | None = None,
         team_name: str = "Finance (sandbox)",
+        folder: Path | None = None,
     ):
         env, config = runtime.env, runtime.config
         if env.slack_bot_token is None or env.slack_signing_secret is None:
@@ -54,6 +57,11 @@ class LocalSlack:
             commands=[self.config.command, *extra_commands],
         )
         self.default_user = people[0].id
+        # Kept beside the sandbox's database and ledger, so a restart shows the same channel.
+        self.channel_file = ChannelFile(self.workspace, folder / FILE_NAME) if folder else None
+        if self.channel_file is not None:
+            self.channel_file.load()
+            self.workspace.on_messages_changed = self.channel_file.changed
         self.api = WebApi(self.workspace, env.slack_bot_token.get_secret_value())
         self.interactions = Interactions(
             self.workspace,
@@ -81,6 +89,11 @@ class LocalSlack:
 
     async def _shutdown(self, _app: web.Application) -> None:
         self.workspace.close()  # the page streams end, so the server can stop
+
+    def save(self) -> None:
+        """Write the channel file now (a clean stop, after the bot's last message)."""
+        if self.channel_file is not None:
+            self.channel_file.save()
 
     async def _cleanup(self, _app: web.Application) -> None:
         await self.interactions.aclose()

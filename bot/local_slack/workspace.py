@@ -13,6 +13,7 @@ import itertools
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,8 @@ class Workspace:
         self._last_ts = 0.0
         self._ids = itertools.count(1)
         self.closing = False
+        #: told when a channel message is posted, changed or deleted (the channel file saves)
+        self.on_messages_changed: Callable[[], None] | None = None
 
     # -- change notification ---------------------------------------------------------------
     def touch(self) -> None:
@@ -95,7 +98,17 @@ class Workspace:
         self.closing = True
         self.touch()
 
+    def messages_changed(self) -> None:
+        """A channel message changed: wake the page and tell whoever keeps the channel."""
+        self.touch()
+        if self.on_messages_changed is not None:
+            self.on_messages_changed()
+
     # -- identifiers ----------------------------------------------------------------------
+    def resume_after(self, ts: float) -> None:
+        """Messages restored from a file: new timestamps come after ``ts``."""
+        self._last_ts = max(self._last_ts, ts)
+
     def new_ts(self) -> str:
         """A Slack timestamp: unique and increasing within the workspace."""
         now = max(time.time(), self._last_ts + 0.000001)
@@ -179,7 +192,7 @@ class Workspace:
         if parent is not None:
             parent.replies.append(msg.ts)
         self._forget_old(channel)
-        self.touch()
+        self.messages_changed()
         return msg
 
     def _forget_old(self, channel: str) -> None:
@@ -205,7 +218,7 @@ class Workspace:
         msg.text, msg.blocks, msg.edited = text, blocks, self.new_ts()
         if attachments is not None:
             msg.attachments = attachments
-        self.touch()
+        self.messages_changed()
 
     def delete(self, msg: Message) -> None:
         """Remove a message (and its place in its thread)."""
@@ -213,7 +226,7 @@ class Workspace:
         msgs.pop(msg.ts, None)
         if msg.thread_ts and msg.thread_ts in msgs:
             msgs[msg.thread_ts].replies.remove(msg.ts)
-        self.touch()
+        self.messages_changed()
 
     # -- ephemerals and notices -------------------------------------------------------------
     def post_ephemeral(

@@ -8,16 +8,24 @@ ledgers (a restart, a second replica), runtimes given their own books do not.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from connectors.sandbox.ledger import SandboxLedger
+from connectors.sandbox.ledger_file import ledger_path, load_ledger, save_ledger
 
 
 class SandboxBooks(Mapping[str, SandboxLedger]):
-    """Sandbox ledgers by integration name; a ledger is opened with its connector."""
+    """Sandbox ledgers by integration name; a ledger is opened with its connector.
 
-    def __init__(self) -> None:
+    With a ``folder`` each ledger is kept in a file there (``sandbox-ledger-<name>.json``),
+    read when it is opened and rewritten after every change, so books outlive the
+    process; without one they live in memory only.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
         self._ledgers: dict[str, SandboxLedger] = {}
+        self.folder = folder
 
     def __getitem__(self, name: str) -> SandboxLedger:
         return self._ledgers[name]
@@ -39,8 +47,17 @@ class SandboxBooks(Mapping[str, SandboxLedger]):
                 suppliers={str(k): str(v) for k, v in (settings.get("suppliers") or {}).items()},
                 latency_ms=int(settings.get("latency_ms") or 0),
             )
+            if self.folder is not None:
+                path = ledger_path(self.folder, name)
+                load_ledger(ledger, path)
+                ledger.on_change = lambda: save_ledger(ledger, path)
             self._ledgers[name] = ledger
         return ledger
+
+    def save(self) -> None:
+        """Write every ledger to its file now (switches set directly, then a clean stop)."""
+        for ledger in self._ledgers.values():
+            ledger.changed()
 
     def clear(self) -> None:
         """Forget every ledger (their integrations start on empty books)."""

@@ -11,7 +11,7 @@ holds a process's ledgers by integration name.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -109,11 +109,28 @@ class SandboxLedger:
         self._next_number = first_voucher
         self.writes = 0  # every create/update that changed the books
         self.answers_lost = 0  # answers the ``lost_answer`` switch lost
+        #: told after every change of the books or a lasting switch (books kept on disk save)
+        self.on_change: Callable[[], None] | None = None
+
+    @property
+    def next_number(self) -> int:
+        """The number the next voucher gets."""
+        return self._next_number
+
+    @next_number.setter
+    def next_number(self, value: int) -> None:
+        self._next_number = value
+
+    def changed(self) -> None:
+        """The books or a lasting switch changed: tell whoever keeps them."""
+        if self.on_change is not None:
+            self.on_change()
 
     # -- what the demo panel and tests use -------------------------------------------
     def book(self, ref: str) -> None:
         """Book a draft voucher: from now on it is immutable."""
         self.vouchers[ref].status = RecordStatus.BOOKED
+        self.changed()
 
     def records_with_key(self, key: str) -> list[Voucher]:
         """Every record carrying an idempotency key (a duplicate shows as two)."""
@@ -141,6 +158,7 @@ class SandboxLedger:
 
     def _after_write(self) -> None:
         self.writes += 1
+        self.changed()  # the write is applied, whatever answer is lost below
         if self.switches.timeouts_after_write > 0:
             self.switches.timeouts_after_write -= 1
             raise UnknownOutcomeError("The ledger did not answer within 30 s.", code="timeout")
