@@ -38,7 +38,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
-from bot.blocks import ActionId, button_value
+from bot.actions import ActionId, PostingRef
 from bot.config import ConfigFile, Environment, SlackConfig
 from bot.runtime import Runtime
 from handlers.routes import build_web_app
@@ -153,7 +153,7 @@ async def run(postings: int, rounds: int, companies: int) -> dict[str, Any]:
                 failed = (
                     await s.execute(select(Posting.id, Posting.document_id).where(Posting.state == "failed"))
                 ).all()
-            values = [button_value(document=d, posting=p) for p, d in failed]
+            values = [PostingRef(document=d, posting=p).value() for p, d in failed]
             assert len(values) == CLICKS, len(values)
             await ingest(runtime, [bill_event(names[i % companies], i) for i in range(postings)])
             ours_runner, ours = await serve(build_web_app(runtime))

@@ -15,7 +15,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -29,6 +28,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.actions import ActionId, ButtonValue, GroupRef, PostingIdRef, PostingRef
 from bot.facts import (
     GroupNotice,
     PostingNotice,
@@ -47,24 +47,11 @@ __all__ = ["escape", "plain"]  # re-exported: every builder takes them from here
 #: Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
 SECTION_TEXT = 3000
 FIELD_TEXT = 2000
-BUTTON_VALUE = 2000
 BUTTON_TEXT = 75
 MAX_BLOCKS = 50
 MAX_FIELDS = 10
 CONTEXT_ELEMENTS = 10
 FALLBACK_TEXT = 3000  # the notification text; Slack allows more, people read less
-
-
-class ActionId(StrEnum):
-    """Stable action ids of every button (documented in the README; never rename)."""
-
-    RESYNC_INVOICE = "ledgerops.resync_invoice"
-    RESYNC_PAYMENT = "ledgerops.resync_payment"
-    RESYNC_POSTING = "ledgerops.resync_posting"
-    SHOW_LOG = "ledgerops.show_log"
-    LOG_PAGE = "ledgerops.log_page"
-    IGNORE = "ledgerops.ignore"
-    RESYNC_GROUP = "ledgerops.resync_group"
 
 
 @dataclass(frozen=True)
@@ -116,31 +103,6 @@ def mention(user: str | None) -> str:
     return f"<@{user}>"
 
 
-def button_value(**ids: int | str) -> str:
-    """Small JSON naming the subject of a button."""
-    value = json.dumps(ids, separators=(",", ":"), sort_keys=True)
-    if len(value) > BUTTON_VALUE:
-        raise ValueError("button value over Block Kit's 2000 characters")
-    return value
-
-
-def read_button_value(raw: str | None, *keys: str) -> dict[str, int]:
-    """The ids a button carries; ``ValueError`` when it is not ours."""
-    try:
-        data = json.loads(raw or "")
-    except json.JSONDecodeError as exc:
-        raise ValueError("button value is not JSON") from exc
-    if not isinstance(data, dict):
-        raise ValueError("button value is not an object")
-    out: dict[str, int] = {}
-    for key in keys:
-        value = data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"button value has no whole number '{key}'")
-        out[key] = value
-    return out
-
-
 # -- block helpers -------------------------------------------------------------------------
 
 
@@ -158,12 +120,17 @@ def context(*parts: str) -> ContextBlock:
 
 
 def button(
-    label: str, action: ActionId, value: str, style: str | None = None, confirm: ConfirmObject | None = None
+    label: str,
+    action: ActionId,
+    value: ButtonValue,
+    style: str | None = None,
+    confirm: ConfirmObject | None = None,
 ) -> ButtonElement:
+    """A button whose value is written by its model (see :mod:`bot.actions`)."""
     return ButtonElement(
         text=PlainTextObject(text=cut(label, BUTTON_TEXT)),
         action_id=action,
-        value=value,
+        value=value.value(),
         style=style,
         confirm=confirm,
     )
@@ -239,10 +206,10 @@ def _fact_fields(n: PostingNotice) -> list[str]:
 
 def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
     p, doc, status = n.posting, n.document, n.status
-    log = button("Show log", ActionId.SHOW_LOG, button_value(document=doc.id, posting=p.id))
+    log = button("Show log", ActionId.SHOW_LOG, PostingRef(document=doc.id, posting=p.id))
     if status not in (Status.FAILED, Status.RETRYING, Status.WAITING, Status.IGNORED):
         return [log]  # queued/sending: already on its way; synced/booked: nothing to do
-    ids = button_value(document=doc.id, posting=p.id)
+    ids = PostingRef(document=doc.id, posting=p.id)
     out: list[ButtonElement] = []
     if doc.kind == "bill":
         if n.sibling_states.get("invoice", PostingState.FAILED) != PostingState.BOOKED:
@@ -260,7 +227,7 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
             button(
                 "Ignore",
                 ActionId.IGNORE,
-                button_value(posting=p.id),
+                PostingIdRef(posting=p.id),
                 "danger",
                 ConfirmObject(
                     title="Ignore this posting?",
@@ -365,7 +332,7 @@ def _resync_all(g: GroupNotice) -> ActionsBlock:
             button(
                 f"Resync all {g.failing} {noun}",
                 ActionId.RESYNC_GROUP,
-                button_value(group=g.group_id),
+                GroupRef(group=g.group_id),
                 "primary",
                 ConfirmObject(
                     title="Resync them all?",

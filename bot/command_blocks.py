@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
 
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock, PlainTextObject
 from slack_sdk.models.blocks.basic_components import ConfirmObject, MarkdownTextObject
 
+from bot.actions import ActionId, GroupRef, IntegrationRef, PageRef
 from bot.blocks import (
-    ActionId,
     SlackBody,
     button,
-    button_value,
     context,
     escape,
     finish,
@@ -29,16 +27,6 @@ from sync.overview import AttentionGroup, CompanyQueue, IntegrationStatus
 
 #: groups per page of ``attention`` (3 blocks each keeps a page far below 50 blocks)
 GROUPS_PER_PAGE = 10
-
-
-class CommandAction(StrEnum):
-    """Stable action ids of the command answers and the App Home (documented in the README)."""
-
-    PAGE = "ledgerops.page"  # next / previous page of a long answer
-    PAUSE = "ledgerops.pause"
-    RESUME = "ledgerops.resume"
-    CONFIRM_HISTORY = "ledgerops.confirm_history"
-    BULK_FILTER = "ledgerops.bulk_filter"  # a narrowing field in the bulk resync modal
 
 
 def _count_line(st: IntegrationStatus) -> str:
@@ -108,7 +96,7 @@ def attention_answer(groups: Sequence[AttentionGroup], page: int = 1, can_change
                         button(
                             f"Resync all {g.failed}",
                             ActionId.RESYNC_GROUP,
-                            button_value(group=g.group_id),
+                            GroupRef(group=g.group_id),
                             style="primary",
                         )
                     ]
@@ -127,16 +115,16 @@ def _pager(command: str, page: int, pages: int) -> list[Block]:
         nav.append(
             button(
                 "Previous",
-                CommandAction.PAGE,  # type: ignore[arg-type]
-                button_value(page=page - 1, cmd=command),
+                ActionId.PAGE,
+                PageRef(page=page - 1, cmd=command),
             )
         )
     if page < pages:
         nav.append(
             button(
                 "Next",
-                CommandAction.PAGE,  # type: ignore[arg-type]
-                button_value(page=page + 1, cmd=command),
+                ActionId.PAGE,
+                PageRef(page=page + 1, cmd=command),
             )
         )
     return [context(f"Page {page} of {pages}"), ActionsBlock(elements=nav)]
@@ -205,8 +193,8 @@ def home_view(
             paused = st.paused
             sec.accessory = button(
                 "Resume" if paused else "Pause",
-                CommandAction.RESUME if paused else CommandAction.PAUSE,  # type: ignore[arg-type]
-                button_value(integration=st.name),
+                ActionId.RESUME if paused else ActionId.PAUSE,
+                IntegrationRef(integration=st.name),
                 style="primary" if paused else None,
                 confirm=None
                 if paused

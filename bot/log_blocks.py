@@ -6,12 +6,11 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 
+from bot.actions import ActionId, LogPageRef
 from bot.blocks import (
     SECTION_TEXT,
-    ActionId,
     SlackBody,
     button,
-    button_value,
     context,
     escape,
     finish,
@@ -112,7 +111,7 @@ def log_page(
                     button(
                         "Older entries",
                         ActionId.LOG_PAGE,
-                        button_value(document=doc.id, integration=integration_id, page=page + 1),
+                        LogPageRef(document=doc.id, integration=integration_id, page=page + 1),
                     )
                 ]
             )

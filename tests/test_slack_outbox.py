@@ -13,7 +13,7 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import select
 
-from bot.blocks import ActionId
+from bot.actions import ActionId
 from bot.runtime import Runtime
 from connectors.sandbox.books import SandboxBooks
 from storage.models import Posting, SlackMessage
