@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.facts import SETTLED, needs_person
+from bot.postings.facts import SETTLED, needs_person
 from storage.models import SlackMessage
 from storage.queries import outbox, reads
 from storage.queries.groups import failing_in_group

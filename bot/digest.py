@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.blocks import SlackBody
+from bot.block_kit import SlackBody
 from bot.coverage import DIGEST, NOTICE
-from bot.facts import plural
-from bot.ops_blocks import DIGEST_GROUPS, digest_message, quota_message
-from bot.ops_facts import Digest, IntegrationDay, OpenGroup, QuotaNotice
+from bot.ops.facts import Digest, IntegrationDay, OpenGroup, QuotaNotice
+from bot.ops.messages import DIGEST_GROUPS, digest_message, quota_message
+from bot.postings.facts import plural
 from storage.models import JobRun
 from storage.queries import figures, outbox
 from storage.queries.jobs import claim_job_run, release_quota_blocked

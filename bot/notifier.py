@@ -31,7 +31,7 @@ from bot.coverage import GROUP, POSTING, Coverage
 from bot.delivery import CallResult, ReportedCalls
 from bot.message_sender import MessageSender
 from bot.outbox_pace import FlushReport, OutboxSettings, Pace
-from bot.rendering import render
+from bot.postings.rendering import render
 from bot.unconfirmed_posts import PostResolver, Resolution
 from storage.models import SlackMessage
 from storage.queries import outbox

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.coverage import OUTAGE
-from bot.ops_facts import OutageNotice
+from bot.ops.facts import OutageNotice
 from storage.models import Outage
 from storage.queries import figures, outages, outbox
 from storage.queries.postings import acquire_lease, release_lease

@@ -15,22 +15,23 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.actions import ActionId, HistoryRef, PageRef
-from bot.blocks import SlackBody, button
-from bot.command_blocks import (
+from bot.block_kit import SlackBody
+from bot.commands.answers import (
     attention_answer,
     help_answer,
+    history_confirmation,
     note,
     queue_answer,
     status_answer,
     usage_answer,
 )
-from bot.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note
-from bot.notices import load_log
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note
+from bot.postings.notices import load_log
 from bot.runtime import Runtime
 from bot.slack import SlackBot, urgent
 from handlers import command_parser as cp
+from handlers.bulk import BulkResyncModal
 from handlers.buttons import Press, listen
-from handlers.views import BulkResyncModal
 from storage.models import Document
 from sync.admin import history_count, set_mapping, set_paused, transfer_history
 from sync.engine import UnknownIntegration
@@ -251,34 +252,6 @@ class SlashCommands:
 async def _replace(press: Press, answer: SlackBody) -> None:
     await press.respond(
         response_type="ephemeral", replace_original=True, text=answer.text, blocks=answer.blocks
-    )
-
-
-def history_confirmation(integration: str, since: str, count: int) -> SlackBody:
-    """Ask before sending history: how many postings it is."""
-    from slack_sdk.models.blocks import ActionsBlock
-
-    from bot.blocks import finish, section
-
-    text = (
-        f"{count} posting{'s' if count != 1 else ''} of *{integration}* dated from {since} "
-        "wait for the history start. Transfer them now?"
-    )
-    return finish(
-        text,
-        [
-            section(text),
-            ActionsBlock(
-                elements=[
-                    button(
-                        f"Transfer {count}",
-                        ActionId.CONFIRM_HISTORY,
-                        HistoryRef(integration=integration, since=since),
-                        style="primary",
-                    )
-                ]
-            ),
-        ],
     )
 
 

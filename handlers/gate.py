@@ -31,10 +31,10 @@ from slack_bolt.response import BoltResponse
 
 from bot.actions import ActionId
 from bot.auth import record
-from bot.blocks import SlackBody
-from bot.bulk_blocks import BULK_CALLBACK
+from bot.block_kit import SlackBody
+from bot.bulk.modal import BULK_CALLBACK
 from bot.delivery import call
-from bot.log_blocks import refusal
+from bot.postings.log_blocks import refusal
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from bot.slack_guard import ok_json

@@ -264,3 +264,22 @@ async def test_work_waits_for_the_acks_in_flight_unless_urgent(slack: SlackHarne
         assert started == ["views.open"]
     await bot.idle()
     assert started == ["views.open", "resync"]
+
+
+async def test_a_click_is_answered_first_and_its_work_runs_after_the_acks(slack: SlackHarness) -> None:
+    """Through bolt's lazy listeners: the 200 comes back while the work still waits its turn."""
+    ledger(slack.runtime).accounts.pop("2800")
+    await slack.ingest(bill("B-9"))
+    await slack.runtime.worker.run_until_idle()
+    p = await posting(slack.runtime)
+    bot = slack.runtime.slack
+    assert bot is not None
+    with bot.receiving():  # another click is being answered
+        answer = await slack.press(
+            ActionId.SHOW_LOG, PostingRef(document=p.document_id, posting=p.id).value()
+        )
+        assert answer.status_code == 200
+        assert slack.fake.ephemerals(ALICE) == []  # the log is work: it has not run yet
+    await slack.settle_clicks()  # idle() sees the lazy listener's task
+    [shown] = slack.fake.ephemerals(ALICE)
+    assert "Integration log" in shown.args["text"]

@@ -19,24 +19,10 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot.actions import BUTTON_VALUE, ActionId, LogPageRef, PostingRef, read_value
-from bot.blocks import (
-    MAX_BLOCKS,
-    SECTION_TEXT,
-    SlackBody,
-    cut,
-    escape,
-    group_message,
-    posting_message,
-)
-from bot.facts import (
-    DocumentFacts,
-    GroupMember,
-    GroupNotice,
-    LogEntry,
-    PostingFacts,
-    PostingNotice,
-)
-from bot.log_blocks import LOG_PAGE_SIZE, log_page, refusal, thread_reply
+from bot.block_kit import MAX_BLOCKS, SECTION_TEXT, SlackBody, cut, escape
+from bot.postings.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, refusal, thread_reply
+from bot.postings.messages import group_message, posting_message
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("LEDGEROPS_UPDATE_SNAPSHOTS") == "1"

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.actions import ActionId
-from bot.bulk_blocks import BULK_CALLBACK
+from bot.bulk.modal import BULK_CALLBACK
 from storage.models import Activity, Document, Integration, Mapping, Posting
 from tests.fakes.slack_api import ALICE, CHANNEL, MALLORY, SIGNING_SECRET, SlackHarness, slack_harness
 from tests.support import FakeClock, bill

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 
 from bot.actions import ActionId, LogPageRef
-from bot.blocks import (
+from bot.block_kit import (
     SECTION_TEXT,
     SlackBody,
     button,
@@ -19,7 +19,7 @@ from bot.blocks import (
     section,
     when,
 )
-from bot.facts import DocumentFacts, LogEntry, document_title, posting_label
+from bot.postings.facts import DocumentFacts, LogEntry, document_title, posting_label
 
 #: entries on one Show log page: 1 section each + 4 framing blocks stays far below 50 blocks
 LOG_PAGE_SIZE = 15

@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.actions import ActionId
-from bot.blocks import SlackBody, escape, finish, mention, plain, section
+from bot.block_kit import SlackBody, escape, finish, mention, plain, section
 from storage.states import PostingState
 from sync.bulk import BulkFilter, BulkResult
 

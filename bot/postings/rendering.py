@@ -7,13 +7,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.blocks import SlackBody, group_message, posting_message
+from bot.block_kit import SlackBody
 from bot.coverage import DIGEST, GROUP, NOTICE, OUTAGE
 from bot.digest import load_job_message
-from bot.facts import needs_person
-from bot.notices import load_group_notice, load_posting_notice
-from bot.ops_blocks import outage_message
+from bot.ops.messages import outage_message
 from bot.outage import load_outage_notice
+from bot.postings.facts import needs_person
+from bot.postings.messages import group_message, posting_message
+from bot.postings.notices import load_group_notice, load_posting_notice
 from storage.models import SlackMessage
 from storage.queries import outbox
 from storage.queries.groups import failing_in_group

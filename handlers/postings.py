@@ -16,10 +16,10 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.actions import ActionId, GroupRef, LogPageRef, PostingIdRef, PostingRef
 from bot.auth import record
-from bot.blocks import SlackBody
+from bot.block_kit import SlackBody
 from bot.delivery import call
-from bot.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note
-from bot.notices import load_log
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note
+from bot.postings.notices import load_log
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from handlers.buttons import Press, Work, listen
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class ButtonActions:
-    """The listeners of every :class:`bot.blocks.ActionId`."""
+    """The listeners of every :class:`bot.actions.ActionId`."""
 
     def __init__(self, runtime: Runtime, bot: SlackBot):
         self.runtime = runtime

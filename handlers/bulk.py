@@ -16,7 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.actions import ActionId
-from bot.bulk_blocks import BULK_CALLBACK, BulkSelection, bulk_modal, progress_message
+from bot.bulk.modal import BULK_CALLBACK, BulkSelection, bulk_modal, progress_message
 from bot.delivery import call
 from bot.runtime import Runtime
 from bot.slack import SlackBot, urgent

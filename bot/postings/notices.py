@@ -1,4 +1,4 @@
-"""Database reads behind every Slack message: current state in, :mod:`bot.facts` out.
+"""Database reads behind every Slack message: current state in, :mod:`bot.postings.facts` out.
 
 Messages are rebuilt from these after every change, never patched, so what a
 message says is always what the database says now.
@@ -10,14 +10,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.facts import (
-    DocumentFacts,
-    GroupMember,
-    GroupNotice,
-    LogEntry,
-    PostingFacts,
-    PostingNotice,
-)
+from bot.postings.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
 from storage.models import Activity, Attempt, Document, Posting
 from storage.queries import reads
 from storage.states import Outcome, PostingState
