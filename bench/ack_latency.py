@@ -39,7 +39,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
 from app import build_runtime
-from bot.blocks import ActionId, button_value
+from bot.actions import ActionId, PostingRef
 from bot.config import ConfigFile, Environment, SlackConfig
 from bot.runtime import Runtime
 from handlers.routes import build_web_app
@@ -154,7 +154,7 @@ async def run(postings: int, rounds: int, companies: int) -> dict[str, Any]:
                 failed = (
                     await s.execute(select(Posting.id, Posting.document_id).where(Posting.state == "failed"))
                 ).all()
-            values = [button_value(document=d, posting=p) for p, d in failed]
+            values = [PostingRef(document=d, posting=p).value() for p, d in failed]
             assert len(values) == CLICKS, len(values)
             await ingest(runtime, [bill_event(names[i % companies], i) for i in range(postings)])
             ours_runner, ours = await serve(build_web_app(runtime))

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.facts import SETTLED
+from bot.postings.facts import SETTLED
+from storage.db import Session
 from storage.models import SlackMessage
 from storage.queries import outbox, reads
 from storage.queries.groups import failing_in_group
@@ -39,7 +38,7 @@ class Coverage:
         self.channel_of = channel_of
         self.window = timedelta(seconds=group_window)
 
-    async def record(self, s: AsyncSession, changes: list[Change], now: datetime) -> None:
+    async def record(self, s: Session, changes: list[Change], now: datetime) -> None:
         """Subjects changed: their messages become due; new failures get covered."""
         posting_ids = {c.posting_id for c in changes}
         group_ids = {c.error_group_id for c in changes if c.error_group_id}
@@ -54,7 +53,7 @@ class Coverage:
         if attention:
             await self.cover(s, attention, now)
 
-    async def cover(self, s: AsyncSession, posting_ids: Iterable[int], now: datetime) -> None:
+    async def cover(self, s: Session, posting_ids: Iterable[int], now: datetime) -> None:
         """Make sure every posting that needs a person is shown by some message."""
         ids = sorted(set(posting_ids))
         due = now + self.window
@@ -71,7 +70,7 @@ class Coverage:
 
     async def _show(
         self,
-        s: AsyncSession,
+        s: Session,
         p: Any,
         channel: str,
         own: list[SlackMessage],
@@ -110,7 +109,7 @@ class Coverage:
         elif shown_alone:
             await outbox.ensure_row(s, POSTING, p.id, channel, now, due)
 
-    async def catch_up(self, s: AsyncSession, now: datetime) -> None:
+    async def catch_up(self, s: Session, now: datetime) -> None:
         """Start-up: posts lost with a dead process, failures without a message, stale ones."""
         lost = await outbox.expire_sending(s, now)
         if lost:
@@ -122,7 +121,7 @@ class Coverage:
             await outbox.mark_changed(s, kind, [int(i) for t, i in stale if t == kind], now)
 
 
-async def reopen_if_settled(s: AsyncSession, row: SlackMessage, due: datetime, now: datetime) -> None:
+async def reopen_if_settled(s: Session, row: SlackMessage, due: datetime, now: datetime) -> None:
     """Its message says "synced" / "resolved" far up the channel: a new incident, a new one."""
     if row.subject_status in SETTLED and row.state in (MessageState.POSTED, MessageState.TO_UPDATE):
         await outbox.reopen(s, row.id, due, now)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.blocks import SlackBody
+from bot.block_kit import SlackBody
 from bot.coverage import DIGEST, NOTICE
-from bot.facts import plural
-from bot.ops_blocks import DIGEST_GROUPS, digest_message, quota_message
-from bot.ops_facts import Digest, IntegrationDay, OpenGroup, QuotaNotice
+from bot.ops.facts import Digest, IntegrationDay, OpenGroup, QuotaNotice
+from bot.ops.messages import DIGEST_GROUPS, digest_message, quota_message
+from bot.postings.facts import plural
+from storage.db import Session
 from storage.models import JobRun
 from storage.queries import figures, outbox
 from storage.queries.jobs import claim_job_run
@@ -34,7 +33,7 @@ def local_day(now: datetime) -> str:
     return now.astimezone().date().isoformat()
 
 
-async def post_digest(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> Digest | None:
+async def post_digest(s: Session, now: datetime, holder: str, channel: str | None) -> Digest | None:
     """Claim today's digest and queue it; ``None`` when another run (or replica) has it."""
     day = local_day(now)
     run_id = await s.run_sync(lambda ss: claim_job_run(ss, DIGEST_JOB, day, holder, now))
@@ -50,7 +49,7 @@ async def post_digest(s: AsyncSession, now: datetime, holder: str, channel: str 
     return digest
 
 
-async def build_digest(s: AsyncSession, day: str, since: datetime, now: datetime) -> Digest:
+async def build_digest(s: Session, day: str, since: datetime, now: datetime) -> Digest:
     """Synced since ``since``; failed and waiting now; open error groups; paused integrations."""
     synced = await figures.postings_per_integration(s, [PostingState.SYNCED], updated_after=since)
     failed = await figures.postings_per_integration(s, [PostingState.FAILED])
@@ -91,7 +90,7 @@ async def build_digest(s: AsyncSession, day: str, since: datetime, now: datetime
     )
 
 
-async def reset_quota(s: AsyncSession, now: datetime, holder: str, channel: str | None) -> int | None:
+async def reset_quota(s: Session, now: datetime, holder: str, channel: str | None) -> int | None:
     """Once a month: resume quota-blocked postings (``sync/quota.py``) and tell the channel how many.
 
     ``None`` when this month's reset already ran (here or on another replica).
@@ -104,7 +103,7 @@ async def reset_quota(s: AsyncSession, now: datetime, holder: str, channel: str 
     return reset.resumed
 
 
-async def load_job_message(s: AsyncSession, run_id: int) -> SlackBody | None:
+async def load_job_message(s: Session, run_id: int) -> SlackBody | None:
     """The message of a job run (digest or quota reset), rebuilt from what it stored."""
     run = await s.get(JobRun, run_id)
     if run is None or not run.detail:

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery import Delivery, ReportedCalls
 from bot.outbox_pace import FlushReport, Pace
-from bot.rendering import Rendered
+from bot.postings.rendering import Rendered
 from bot.thread_replies import ThreadReplies
 from bot.unconfirmed_posts import post_metadata
 from storage.db import Database

@@ -25,14 +25,14 @@ from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.coverage import GROUP, POSTING, Coverage
 from bot.delivery import CallResult, ReportedCalls
 from bot.message_sender import MessageSender
 from bot.outbox_pace import FlushReport, OutboxSettings, Pace
-from bot.rendering import render
+from bot.postings.rendering import render
 from bot.unconfirmed_posts import PostResolver, Resolution
+from storage.db import Session
 from storage.models import SlackMessage
 from storage.queries import outbox
 from storage.queries.groups import group_muted_until, posting_group_muted_until
@@ -226,7 +226,7 @@ class Notifier:
         else:
             await self.sender.update(row, rendered, report)
 
-    async def _muted_until(self, s: AsyncSession, row: SlackMessage, now: datetime) -> datetime | None:
+    async def _muted_until(self, s: Session, row: SlackMessage, now: datetime) -> datetime | None:
         """Until when this row must wait because its error group is muted (``None``: go).
 
         A group's own message is neither posted nor updated; a posting's first message

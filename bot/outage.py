@@ -12,10 +12,9 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.coverage import OUTAGE
-from bot.ops_facts import OutageNotice
+from bot.ops.facts import OutageNotice
+from storage.db import Session
 from storage.queries import outages, outbox
 from storage.queries.postings import acquire_lease, release_lease
 from storage.states import MessageState
@@ -53,16 +52,14 @@ class OutageWatch:
                 await s.run_sync(lambda ss: release_lease(ss, LEASE_KEY, holder))
 
     async def _check(
-        self, s: AsyncSession, now: datetime, channel_of: Callable[[int], str | None] | None
+        self, s: Session, now: datetime, channel_of: Callable[[int], str | None] | None
     ) -> WatchReport:
         report = await OutageRule(self.threshold, self.engine.policy).check(s, now)
         for iid, new in report.tell:
             await self._tell(s, iid, channel_of(iid) if channel_of else None, now, new=new)
         return report
 
-    async def _tell(
-        self, s: AsyncSession, iid: int, channel: str | None, now: datetime, *, new: bool
-    ) -> None:
+    async def _tell(self, s: Session, iid: int, channel: str | None, now: datetime, *, new: bool) -> None:
         """Queue the outage message (a new one for a new outage) or its update."""
         if channel is None:
             return
@@ -83,7 +80,7 @@ class OutageWatch:
             await outbox.mark_changed(s, OUTAGE, [iid], now)
 
 
-async def load_outage_notice(s: AsyncSession, integration_id: int) -> OutageNotice | None:
+async def load_outage_notice(s: Session, integration_id: int) -> OutageNotice | None:
     """The facts of an integration's outage message, or ``None`` when none was announced."""
     found = await outages.outage_of_integration(s, integration_id)
     if found is None or found[0].since is None:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from bot.config import ConfigError, ConfigFile, Environment, SlackConfig, load_config
+from storage.db import sqlite_file
 from sync.config import IntegrationConfig, Mappings, RetryConfig, WorkerConfig
 
 SANDBOX_INGEST_TOKEN = "sandbox-ingest-token"
@@ -71,10 +71,9 @@ def sandbox_data_folder(database_url: str) -> Path | None:
     (deleted to start over), the ledger and channel files beside it go too: the
     three are wiped together, never one without the others.
     """
-    url = make_url(database_url)
-    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+    database = sqlite_file(database_url)
+    if database is None:
         return None
-    database = Path(url.database).resolve()
     if not database.exists():
         for kept in [*database.parent.glob(KEPT_LEDGERS), database.parent / KEPT_CHANNEL]:
             kept.unlink(missing_ok=True)

@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
-from collections import deque
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.kwargs_injection.async_utils import build_async_required_kwargs
+from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.util.utils import get_arg_names_of_callable, get_name_for_callable
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -53,36 +58,38 @@ WORKSPACE_WAIT = 2.0
 WORKSPACE_RETRY = 10.0
 
 
-@dataclass
-class SlackBot:
-    """Bolt app, clients and the action tasks in flight."""
+LazyFunction = Callable[..., Awaitable[None]]
+F = TypeVar("F", bound=LazyFunction)
 
-    app: AsyncApp
-    client: AsyncWebClient
-    outbox_client: AsyncWebClient
-    session: aiohttp.ClientSession
-    gatekeeper: Gatekeeper
-    app_token: str | None = None
-    #: the signature and replay checks of ``/slack/events`` (HTTP mode)
-    signed: SignedRequests | None = None
-    #: the workspace of the bot token, from ``auth.test``
-    team_id: str | None = None
-    socket_mode: Any = None
-    listeners_registered: bool = False
-    #: requests on /slack/events being answered right now
-    inflight: int = 0
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    _backlog: deque[tuple[Coroutine[Any, Any, Any], str]] = field(default_factory=deque)
-    _dispatcher: asyncio.Task[None] | None = None
-    _quiet: asyncio.Event = field(default_factory=asyncio.Event)
-    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WORK_SLOTS))
-    _auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _auth_retry_at: float = 0.0
 
-    @property
-    def http_mode(self) -> bool:
-        """Requests arrive on ``/slack/events`` (else over Socket Mode)."""
-        return self.app_token is None
+def urgent(function: F) -> F:
+    """Mark a lazy listener whose work must reach Slack within seconds of the click.
+
+    Like ``views.open``: its trigger_id expires in 3 s, so it starts at once,
+    beside the others, instead of waiting its turn.
+    """
+    target = getattr(function, "__func__", function)  # a bound method: mark its function
+    target.urgent = True
+    return function
+
+
+class LazyWork(AsyncLazyListenerRunner):
+    """Runs bolt's lazy listeners (the work after an ack): after the acks, a few at a time.
+
+    One event loop serves the acks and the work: when fifty people click at once,
+    all fifty are answered first (Slack's 3 s clock runs), then the work goes,
+    ``WORK_SLOTS`` at a time, each waiting (at most ``WORK_DELAY_MAX``) while
+    requests are being answered. Every task is tracked from the moment bolt
+    hands it over, so :meth:`idle` sees it before it has started.
+    """
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+        #: requests on /slack/events being answered right now
+        self.inflight = 0
+        self._quiet = asyncio.Event()
+        self._slots = asyncio.Semaphore(WORK_SLOTS)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @contextlib.contextmanager
     def receiving(self) -> Iterator[None]:
@@ -96,48 +103,98 @@ class SlackBot:
             if not self.inflight:
                 self._quiet.set()
 
-    def spawn(self, work: Coroutine[Any, Any, Any], name: str, *, urgent: bool = False) -> None:
-        """Run an action's work after the acks in flight (see :meth:`_dispatch`).
+    @staticmethod
+    def lazy_request(request: AsyncBoltRequest, lazy_function_name: str) -> AsyncBoltRequest:
+        """The request a lazy listener gets: a shallow copy with its own context.
 
-        ``urgent``: start now, beside the others. For work that must reach Slack
-        within seconds of the click, like ``views.open`` (its trigger_id expires in 3 s).
+        Bolt deep-copies it, which fails on the clients of our shared aiohttp
+        session (and costs the ack time); nothing changes the request after its
+        ack, so the body and the clients are shared.
         """
-        if urgent:
-            task = asyncio.create_task(work, name=name)
-            self._tasks.add(task)
-            task.add_done_callback(self._urgent_done)
-            return
-        self._backlog.append((work, name))
-        if self._dispatcher is None or self._dispatcher.done():
-            self._dispatcher = asyncio.create_task(self._dispatch(), name="slack-actions")
+        copied = copy.copy(request)
+        copied.context = AsyncBoltContext(request.context)
+        copied.lazy_only = True
+        copied.lazy_function_name = lazy_function_name
+        return copied
 
-    async def _dispatch(self) -> None:
-        # One event loop serves the acks and the work: when fifty people click at once,
-        # answer all fifty first (Slack's 3 s clock runs), then work, a few at a time.
-        while self._backlog:
-            if self.inflight:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._quiet.wait(), WORK_DELAY_MAX)
-            await self._slots.acquire()
-            work, name = self._backlog.popleft()
-            task = asyncio.create_task(work, name=name)
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
+    def start(self, function: LazyFunction, request: AsyncBoltRequest) -> None:
+        """Bolt hands over a lazy listener after the ack: run it in its turn."""
+        self.spawn(
+            self._call(function, request),
+            name=get_name_for_callable(function),
+            urgent=getattr(function, "urgent", False),
+        )
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._slots.release()
-        self._urgent_done(task)
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str, *, urgent: bool = False) -> None:
+        """Run work that is no listener's (the gate's refusals) the same way."""
+        task = asyncio.create_task(self._turn(work, urgent), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _urgent_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("slack action failed", exc_info=task.exception())
+    async def _call(self, function: LazyFunction, request: AsyncBoltRequest) -> None:
+        kwargs = build_async_required_kwargs(
+            logger=self.logger,
+            required_arg_names=get_arg_names_of_callable(function),
+            request=request,
+            response=None,
+            this_func=function,
+        )
+        await function(**kwargs)
+
+    async def _turn(self, work: Coroutine[Any, Any, Any], urgent: bool) -> None:
+        try:
+            if urgent:
+                await work
+                return
+            async with self._slots:
+                if self.inflight:  # answer the requests in flight first
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._quiet.wait(), WORK_DELAY_MAX)
+                await work
+        except Exception:
+            log.exception("slack action failed")
+        finally:
+            work.close()  # not started (cancelled while waiting): no "never awaited" warning
 
     async def idle(self) -> None:
-        """Wait until every action clicked so far has been worked on (tests, shutdown)."""
-        while self._backlog or self._tasks or (self._dispatcher and not self._dispatcher.done()):
-            pending = [*self._tasks, *([self._dispatcher] if self._dispatcher else [])]
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Wait until every piece of work handed over so far has finished (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclass
+class SlackBot:
+    """Bolt app, clients and the work of the clicks in flight."""
+
+    app: AsyncApp
+    client: AsyncWebClient
+    outbox_client: AsyncWebClient
+    session: aiohttp.ClientSession
+    gatekeeper: Gatekeeper
+    app_token: str | None = None
+    #: the signature and replay checks of ``/slack/events`` (HTTP mode)
+    signed: SignedRequests | None = None
+    #: the workspace of the bot token, from ``auth.test``
+    team_id: str | None = None
+    socket_mode: Any = None
+    listeners_registered: bool = False
+    #: the lazy listeners' work (see :class:`LazyWork`)
+    work: LazyWork = field(default_factory=lambda: LazyWork(log))
+    _auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _auth_retry_at: float = 0.0
+
+    @property
+    def http_mode(self) -> bool:
+        """Requests arrive on ``/slack/events`` (else over Socket Mode)."""
+        return self.app_token is None
+
+    def receiving(self) -> contextlib.AbstractContextManager[None]:
+        """Count a request being answered (see :meth:`LazyWork.receiving`)."""
+        return self.work.receiving()
+
+    async def idle(self) -> None:
+        """Wait until the work of every click so far has finished (tests, shutdown)."""
+        await self.work.idle()
 
     async def workspace(self) -> str | None:
         """The bot token's workspace id: ``auth.test`` once, asked again after a failure."""
@@ -234,8 +291,8 @@ def build_slack_bot(env: Environment, config: ConfigFile, clock: Clock) -> Slack
         # HTTP mode: handlers/slack_events.py verifies before bolt (bolt would log a refused
         # body whole); Socket Mode frames are not signed, and no HTTP route is mounted there.
         request_verification_enabled=False,
-        # Our listeners ack and hand the work to a task themselves, so bolt can answer
-        # as soon as they return instead of polling for the ack every 10 ms.
+        # Listeners ack, and bolt answers as soon as they return (instead of polling for
+        # the ack every 10 ms); the work after the ack is a lazy listener (LazyWork).
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
@@ -248,5 +305,8 @@ def build_slack_bot(env: Environment, config: ConfigFile, clock: Clock) -> Slack
         app_token=app_token,
         signed=SignedRequests(secret) if secret is not None else None,
     )
+    # bolt's lazy listeners, run our way (LazyWork); the hook replaces bolt's deep copy
+    app.listener_runner.lazy_listener_runner = bot.work
+    app.listener_runner._build_lazy_request = bot.work.lazy_request  # type: ignore[method-assign]
     app.use(SameWorkspace(bot.workspace))  # the first of our middleware: before the allow-list
     return bot

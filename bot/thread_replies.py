@@ -13,9 +13,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.coverage import POSTING
 from bot.delivery import Delivery, ReportedCalls
-from bot.log_blocks import thread_reply
-from bot.notices import attempts_after
 from bot.outbox_pace import FlushReport, Pace
+from bot.postings.log_blocks import thread_reply
+from bot.postings.notices import attempts_after
 from storage.db import Database
 from storage.models import SlackMessage
 from storage.queries import outbox

@@ -6,7 +6,6 @@ import hmac
 import logging
 
 from aiohttp import web
-from sqlalchemy import text
 
 from handlers.ingest import RUNTIME, bearer_ok
 from storage.db import MAX_BIGINT
@@ -69,8 +68,7 @@ async def list_postings(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     try:
-        async with runtime.db.sessions() as s:
-            await s.execute(text("SELECT 1"))
+        await runtime.db.answers()
     except Exception as exc:
         log.warning("health check failed: %s", type(exc).__name__)
         return web.json_response({"ok": False, "error": "database does not answer"}, status=503)

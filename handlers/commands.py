@@ -14,22 +14,24 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.blocks import SlackBody, button, button_value
-from bot.command_blocks import (
-    CommandAction,
+from bot.actions import ActionId, HistoryRef, PageRef
+from bot.block_kit import SlackBody
+from bot.commands.answers import (
     attention_answer,
     help_answer,
+    history_confirmation,
     note,
     queue_answer,
     status_answer,
     usage_answer,
 )
-from bot.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note
-from bot.notices import load_log
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note
+from bot.postings.notices import load_log
 from bot.runtime import Runtime
-from bot.slack import SlackBot
+from bot.slack import SlackBot, urgent
 from handlers import command_parser as cp
-from handlers.views import BulkResyncModal
+from handlers.bulk import BulkResyncModal
+from handlers.buttons import Press, listen
 from storage.models import Document
 from sync.admin import history_count, set_mapping, set_paused, transfer_history
 from sync.engine import UnknownIntegration
@@ -42,6 +44,9 @@ from sync.overview import (
 from sync.resync import resync_document
 
 log = logging.getLogger(__name__)
+
+#: the context key of the parsed changing command, from the ack to the lazy listeners
+COMMAND = "ledgerops_command"
 
 
 def ephemeral(body: SlackBody) -> dict[str, Any]:
@@ -60,14 +65,14 @@ class SlashCommands:
         self.modal = BulkResyncModal(runtime, bot)
 
     def register(self, app: AsyncApp) -> None:
-        app.command(self.name)(self.on_command)
-        app.action(CommandAction.PAGE.value)(self.on_page)
-        app.action(CommandAction.CONFIRM_HISTORY.value)(self.on_confirm_history)
+        app.command(self.name)(ack=self.on_command, lazy=[urgent(self.open_bulk_later), self.change_later])
+        listen(app, ActionId.PAGE, self.page, self.first_page)
+        listen(app, ActionId.CONFIRM_HISTORY, self.confirm_history, self.stale_history)
         self.modal.register(app)
 
     # -- the command ---------------------------------------------------------------------
-    async def on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        user = body.get("user_id", "")
+    async def on_command(self, ack: Any, body: dict[str, Any], context: dict[str, Any]) -> None:
+        """The acknowledgement: a reading command's answer, or a note; the work follows lazily."""
         parsed = cp.parse(body.get("text", ""))
         if isinstance(parsed, cp.Usage):
             await ack(**ephemeral(usage_answer(self.name, parsed.problem, parsed.usage)))
@@ -75,13 +80,23 @@ class SlashCommands:
         if not isinstance(parsed, cp.CHANGING):
             await ack(**ephemeral(await self.read(parsed)))
             return
+        context[COMMAND] = parsed  # for the lazy listeners (bolt copies the context to them)
         if isinstance(parsed, cp.ResyncFailed):
-            # the modal must open within 3 s of the command (trigger_id); do it right after ack
-            await ack()
-            self.bot.spawn(self.open_bulk(parsed, user, body), name=f"bulk:{user}", urgent=True)
+            await ack()  # the modal opens right after (open_bulk_later is urgent)
             return
         await ack(**ephemeral(note(":hourglass_flowing_sand: Working on it…")))
-        self.bot.spawn(self.change(parsed, user, respond), name=f"command:{user}")
+
+    async def open_bulk_later(self, body: dict[str, Any], context: dict[str, Any]) -> None:
+        """The bulk modal must open within 3 s of the command (its trigger_id expires)."""
+        cmd = context.get(COMMAND)
+        if isinstance(cmd, cp.ResyncFailed):
+            await self.open_bulk(cmd, body.get("user_id", ""), body)
+
+    async def change_later(self, body: dict[str, Any], context: dict[str, Any], respond: Any) -> None:
+        """A changing command's work, in its turn; the outcome replaces "Working on it…"."""
+        cmd = context.get(COMMAND)
+        if isinstance(cmd, cp.CHANGING) and not isinstance(cmd, cp.ResyncFailed):
+            await self.change(cmd, body.get("user_id", ""), respond)
 
     async def read(self, cmd: Any) -> SlackBody:
         """Answers to the reading commands (open to everyone in the channel)."""
@@ -202,76 +217,41 @@ class SlashCommands:
         await self.modal.open(body.get("trigger_id", ""), cmd, user, body.get("channel_id", ""))
 
     # -- buttons on the answers ------------------------------------------------------------
-    async def on_page(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
-        await ack()
-        self.bot.spawn(self.page(action.get("value"), respond), name="attention-page")
-
-    async def page(self, value: str | None, respond: Any) -> None:
+    async def page(self, press: Press, ref: PageRef) -> None:
         """Another page of the attention answer, in place of the one shown."""
-        try:
-            page = int(_json(value).get("page", 1))
-        except (TypeError, ValueError, OverflowError):
-            page = 1
         async with self.db.sessions() as s:
-            answer = attention_answer(await needs_attention(s, limit=200), page)
-        await respond(
+            answer = attention_answer(await needs_attention(s, limit=200), ref.page)
+        await press.respond(
             response_type="ephemeral", replace_original=True, text=answer.text, blocks=answer.blocks
         )
 
-    async def on_confirm_history(
-        self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
-    ) -> None:
-        await ack()
-        user = (body.get("user") or {}).get("id", "")
-        self.bot.spawn(self.confirm_history(user, action.get("value"), respond), name=f"history:{user}")
+    async def first_page(self, press: Press, _exc: ValueError) -> None:
+        """A page we cannot read: the first one."""
+        await self.page(press, PageRef(page=1, cmd="attention"))
 
-    async def confirm_history(self, user: str, raw: str | None, respond: Any) -> None:
+    async def confirm_history(self, press: Press, ref: HistoryRef) -> None:
         """Send the history the person confirmed (the gate let them through)."""
-        value = _json(raw)
-        cmd = cp.parse(f"history {value.get('integration', '')} --since {value.get('since', '')}")
-
-        async def tell(answer: SlackBody) -> None:
-            await respond(
-                response_type="ephemeral", replace_original=True, text=answer.text, blocks=answer.blocks
-            )
-
+        cmd = cp.parse(f"history {ref.integration} --since {ref.since}")
         if not isinstance(cmd, cp.History):
-            await tell(note("That button no longer works. Nothing was changed."))
+            await self.stale_history(press, ValueError("not a history command"))
             return
-        queued = await transfer_history(self.engine, cmd.integration, cmd.since, user)
-        await tell(
+        queued = await transfer_history(self.engine, cmd.integration, cmd.since, press.user)
+        await _replace(
+            press,
             note(
                 f"{queued} posting{'s' if queued != 1 else ''} of *{cmd.integration}* "
                 f"dated from {cmd.since.isoformat()} queued for transfer."
-            )
+            ),
         )
 
+    async def stale_history(self, press: Press, _exc: ValueError) -> None:
+        """A Transfer button we cannot read: nothing is sent."""
+        await _replace(press, note("That button no longer works. Nothing was changed."))
 
-def history_confirmation(integration: str, since: str, count: int) -> SlackBody:
-    """Ask before sending history: how many postings it is."""
-    from slack_sdk.models.blocks import ActionsBlock
 
-    from bot.blocks import finish, section
-
-    text = (
-        f"{count} posting{'s' if count != 1 else ''} of *{integration}* dated from {since} "
-        "wait for the history start. Transfer them now?"
-    )
-    return finish(
-        text,
-        [
-            section(text),
-            ActionsBlock(
-                elements=[
-                    button(
-                        f"Transfer {count}",
-                        CommandAction.CONFIRM_HISTORY,  # type: ignore[arg-type]
-                        button_value(integration=integration, since=since),
-                        style="primary",
-                    )
-                ]
-            ),
-        ],
+async def _replace(press: Press, answer: SlackBody) -> None:
+    await press.respond(
+        response_type="ephemeral", replace_original=True, text=answer.text, blocks=answer.blocks
     )
 
 
@@ -282,13 +262,3 @@ def _usage_of(cmd: Any) -> str:
 
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _json(raw: Any) -> dict[str, Any]:
-    import json
-
-    try:
-        value = json.loads(raw or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -29,12 +29,12 @@ from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.actions import ActionId
 from bot.auth import record
-from bot.blocks import ActionId, SlackBody
-from bot.bulk_blocks import BULK_CALLBACK
-from bot.command_blocks import CommandAction
+from bot.block_kit import SlackBody
+from bot.bulk.modal import BULK_CALLBACK
 from bot.delivery import call
-from bot.log_blocks import refusal
+from bot.postings.log_blocks import refusal
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from bot.slack_guard import ok_json
@@ -57,11 +57,11 @@ ACTION_WORDS = {
     ActionId.RESYNC_GROUP: "resync a whole error group",
     ActionId.SHOW_LOG: "read the integration log",
     ActionId.LOG_PAGE: "read the integration log",
-    CommandAction.PAGE: "page through this answer",
-    CommandAction.PAUSE: "pause or resume integrations",
-    CommandAction.RESUME: "pause or resume integrations",
-    CommandAction.CONFIRM_HISTORY: "transfer history",
-    CommandAction.BULK_FILTER: "resync failed postings in bulk",
+    ActionId.PAGE: "page through this answer",
+    ActionId.PAUSE: "pause or resume integrations",
+    ActionId.RESUME: "pause or resume integrations",
+    ActionId.CONFIRM_HISTORY: "transfer history",
+    ActionId.BULK_FILTER: "resync failed postings in bulk",
 }
 VIEW_WORDS = {BULK_CALLBACK: "resync failed postings in bulk"}
 CHANGE_WORDS = {
@@ -160,7 +160,7 @@ class AllowListGate(AsyncMiddleware):
 
     def refuse(self, req: AsyncBoltRequest, ask: Ask, answer: SlackBody) -> BoltResponse:
         """Audit, tell the person, and answer Slack now (never the listener)."""
-        self.bot.spawn(self.audit(ask), name=f"refused:{ask.user}")
+        self.bot.work.spawn(self.audit(ask), name=f"refused:{ask.user}")
         if ask.kind == "command":
             return ok_json({"response_type": "ephemeral", "text": answer.text, "blocks": answer.blocks})
         if ask.kind == "view":
@@ -171,7 +171,7 @@ class AllowListGate(AsyncMiddleware):
                     "Ask someone on the allow-list."
                 )
                 return ok_json({"response_action": "errors", "errors": {block: text}})
-        self.bot.spawn(self.tell(req, ask, answer), name=f"refusal:{ask.user}")
+        self.bot.work.spawn(self.tell(req, ask, answer), name=f"refusal:{ask.user}")
         return BoltResponse(status=200, body="")
 
     async def audit(self, ask: Ask) -> None:

@@ -7,17 +7,18 @@ shows changes, for the people who opened it in the last hour.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.command_blocks import CommandAction, home_view
+from bot.actions import ActionId, IntegrationRef
 from bot.delivery import call
+from bot.home.view import home_view
 from bot.runtime import Runtime
 from bot.slack import SlackBot
+from handlers.buttons import Press, listen
 from sync.admin import set_paused
 from sync.changes import Change
 from sync.overview import integration_status, needs_attention
@@ -40,8 +41,8 @@ class HomeTab:
 
     def register(self, app: AsyncApp) -> None:
         app.event("app_home_opened")(self.on_opened)
-        app.action(CommandAction.PAUSE.value)(self.on_switch)
-        app.action(CommandAction.RESUME.value)(self.on_switch)
+        for action_id in (ActionId.PAUSE, ActionId.RESUME):
+            listen(app, action_id, self.switch, self.unreadable)
         self.engine.feed.subscribe(self.on_changes)
 
     async def publish(self, user: str) -> None:
@@ -84,18 +85,12 @@ class HomeTab:
                 continue
             await self.publish(user)
 
-    async def on_switch(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        user = (body.get("user") or {}).get("id", "")
-        pause = action.get("action_id") == CommandAction.PAUSE.value
-        try:
-            value = json.loads(action.get("value") or "{}")
-        except ValueError:
-            value = {}
-        integration = str(value.get("integration", "")) if isinstance(value, dict) else ""
-        self.bot.spawn(self._switch(user, integration, pause), name=f"home-switch:{user}")
+    async def switch(self, press: Press, ref: IntegrationRef) -> None:
+        """Pause or resume the integration the button names, then show the tab again."""
+        if ref.integration in self.engine.integrations:
+            await set_paused(self.engine, ref.integration, press.action is ActionId.PAUSE, press.user)
+        await self.publish(press.user)
 
-    async def _switch(self, user: str, integration: str, pause: bool) -> None:
-        if integration in self.engine.integrations:
-            await set_paused(self.engine, integration, pause, user)
-        await self.publish(user)
+    async def unreadable(self, press: Press, _exc: ValueError) -> None:
+        """A value we did not send names no integration: change nothing, show the tab again."""
+        await self.publish(press.user)

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from bot.runtime import Runtime
 from handlers import api, ingest
-from handlers.actions import ButtonActions
 from handlers.commands import SlashCommands
 from handlers.gate import AllowListGate
 from handlers.home import HomeTab
+from handlers.postings import ButtonActions
 from handlers.slack_events import SLACK, slack_events
 
 

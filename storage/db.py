@@ -72,6 +72,12 @@ class Database:
         if self.is_sqlite:
             await session.execute(text("BEGIN IMMEDIATE"))
 
+    async def answers(self) -> bool:
+        """``SELECT 1`` in a session of its own (the health check); raises when it does not answer."""
+        async with self.sessions() as s:
+            await s.execute(text("SELECT 1"))
+        return True
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.sync_engine is not None:

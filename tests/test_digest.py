@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from app import build_runtime
 from bot.config import ConfigFile, SlackConfig
 from bot.digest import local_day
-from bot.ops_blocks import digest_message
-from bot.ops_facts import Digest, IntegrationDay, OpenGroup
+from bot.ops.facts import Digest, IntegrationDay, OpenGroup
+from bot.ops.messages import digest_message
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler, Sweeps
 from sync.admin import set_paused

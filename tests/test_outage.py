@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import SlackConfig
-from bot.ops_blocks import duration, outage_message
-from bot.ops_facts import OutageNotice
+from bot.ops.facts import OutageNotice
+from bot.ops.messages import duration, outage_message
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
 from connectors.sandbox.books import SandboxBooks

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
-from bot.blocks import ActionId, button_value
+from bot.actions import ActionId, PostingRef
 from bot.runtime import Runtime
 from connectors.sandbox.books import SandboxBooks
 from connectors.sandbox.ledger import SandboxLedger
@@ -216,7 +216,7 @@ async def test_booked_posting_shows_why_and_offers_no_resync(slack: SlackHarness
     assert slack.fake.action_ids(ts) == [ActionId.SHOW_LOG]
     # a stale button from elsewhere does not book it twice either
     p = await posting(slack.runtime)
-    await slack.press(ActionId.RESYNC_INVOICE, button_value(document=p.document_id, posting=p.id))
+    await slack.press(ActionId.RESYNC_INVOICE, PostingRef(document=p.document_id, posting=p.id).value())
     await slack.settle_clicks()
     assert "booked in the ledger" in slack.fake.ephemerals(ALICE)[0].args["text"]
     assert len(books.records_with_key(p.idempotency_key)) == 1
@@ -257,10 +257,29 @@ async def test_work_waits_for_the_acks_in_flight_unless_urgent(slack: SlackHarne
         started.append(name)
 
     with bot.receiving():  # a click is being answered
-        bot.spawn(work("resync"), "resync")
-        bot.spawn(work("views.open"), "open", urgent=True)
+        bot.work.spawn(work("resync"), "resync")
+        bot.work.spawn(work("views.open"), "open", urgent=True)
         for _ in range(20):
             await asyncio.sleep(0)  # ok-sleep: yields only; the queued work must not start
         assert started == ["views.open"]
     await bot.idle()
     assert started == ["views.open", "resync"]
+
+
+async def test_a_click_is_answered_first_and_its_work_runs_after_the_acks(slack: SlackHarness) -> None:
+    """Through bolt's lazy listeners: the 200 comes back while the work still waits its turn."""
+    ledger(slack.runtime).accounts.pop("2800")
+    await slack.ingest(bill("B-9"))
+    await slack.runtime.worker.run_until_idle()
+    p = await posting(slack.runtime)
+    bot = slack.runtime.slack
+    assert bot is not None
+    with bot.receiving():  # another click is being answered
+        answer = await slack.press(
+            ActionId.SHOW_LOG, PostingRef(document=p.document_id, posting=p.id).value()
+        )
+        assert answer.status_code == 200
+        assert slack.fake.ephemerals(ALICE) == []  # the log is work: it has not run yet
+    await slack.settle_clicks()  # idle() sees the lazy listener's task
+    [shown] = slack.fake.ephemerals(ALICE)
+    assert "Integration log" in shown.args["text"]

@@ -18,28 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot.blocks import (
-    BUTTON_VALUE,
-    MAX_BLOCKS,
-    SECTION_TEXT,
-    ActionId,
-    SlackBody,
-    button_value,
-    cut,
-    escape,
-    group_message,
-    posting_message,
-    read_button_value,
-)
-from bot.facts import (
-    DocumentFacts,
-    GroupMember,
-    GroupNotice,
-    LogEntry,
-    PostingFacts,
-    PostingNotice,
-)
-from bot.log_blocks import LOG_PAGE_SIZE, log_page, refusal, thread_reply
+from bot.actions import BUTTON_VALUE, ActionId, LogPageRef, PostingRef, read_value
+from bot.block_kit import MAX_BLOCKS, SECTION_TEXT, SlackBody, cut, escape
+from bot.postings.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, refusal, thread_reply
+from bot.postings.messages import group_message, posting_message
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("LEDGEROPS_UPDATE_SNAPSHOTS") == "1"
@@ -130,10 +113,8 @@ def test_failed_unpaid_bill_offers_invoice_resync_log_and_ignore() -> None:
         "Invoice posting",
     ):
         assert fact in text
-    assert read_button_value(body.blocks[-1]["elements"][0]["value"], "document", "posting") == {
-        "document": 7,
-        "posting": 12,
-    }
+    value = body.blocks[-1]["elements"][0]["value"]
+    assert read_value(ActionId.RESYNC_INVOICE, value) == PostingRef(document=7, posting=12)
     snapshot("posting_failed_unpaid", body)
 
 
@@ -230,11 +211,23 @@ def test_cut_never_splits_an_entity(text: str, limit: int) -> None:
 
 
 def test_button_values_are_small_json_and_junk_is_refused() -> None:
-    value = button_value(document=1, posting=2)
-    assert json.loads(value) == {"document": 1, "posting": 2} and len(value) < BUTTON_VALUE
-    for junk in ("", "[]", '{"document": "1"}', '{"document": -1}', "{", '{"document": true}'):
+    value = PostingRef(document=1, posting=2).value()
+    assert value == '{"document":1,"posting":2}' and len(value) < BUTTON_VALUE
+    assert read_value(ActionId.RESYNC_INVOICE, value) == PostingRef(document=1, posting=2)
+    for junk in (
+        "",
+        "[]",
+        '{"document": "1", "posting": 2}',
+        '{"document": -1, "posting": 2}',
+        "{",
+        '{"document": true, "posting": 2}',
+        '{"document": 1}',
+        '{"document": 1.0, "posting": 2}',
+        f'{{"document": {2**63}, "posting": 2}}',
+        None,
+    ):
         with pytest.raises(ValueError):
-            read_button_value(junk, "document")
+            read_value(ActionId.RESYNC_INVOICE, junk)
 
 
 def a_group(**counts: int) -> GroupNotice:
@@ -307,11 +300,7 @@ def test_log_page_stays_within_limits_and_pages_on() -> None:
     body = checked(log_page(a_bill(), "books-dk", 1, log[:LOG_PAGE_SIZE], 0, has_more=True))
     assert buttons(body) == [ActionId.LOG_PAGE]
     value = body.blocks[-1]["elements"][0]["value"]
-    assert read_button_value(value, "document", "integration", "page") == {
-        "document": 7,
-        "integration": 1,
-        "page": 1,
-    }
+    assert read_value(ActionId.LOG_PAGE, value) == LogPageRef(document=7, integration=1, page=1)
     snapshot("log_page", body)
     last = checked(log_page(a_bill(), "books-dk", 1, log[30:], 2, has_more=False))
     assert buttons(last) == [] and "U0MALLORY" in json.dumps(last.blocks)
@@ -335,4 +324,9 @@ def test_action_ids_are_stable() -> None:
         "ledgerops.log_page",
         "ledgerops.ignore",
         "ledgerops.resync_group",
+        "ledgerops.page",
+        "ledgerops.pause",
+        "ledgerops.resume",
+        "ledgerops.confirm_history",
+        "ledgerops.bulk_filter",
     ]

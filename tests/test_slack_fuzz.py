@@ -20,14 +20,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.blocks import ActionId
-from bot.bulk_blocks import BULK_CALLBACK
-from bot.command_blocks import CommandAction
+from bot.actions import ActionId
+from bot.bulk.modal import BULK_CALLBACK
 from storage.models import Activity, Document, Integration, Mapping, Posting
 from tests.fakes.slack_api import ALICE, CHANNEL, MALLORY, SIGNING_SECRET, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 
-ACTION_IDS = [a.value for a in ActionId] + [a.value for a in CommandAction]
+ACTION_IDS = [a.value for a in ActionId]
 FUZZ = settings(
     derandomize=True,
     deadline=None,

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from app import build_runtime
-from bot.blocks import ActionId
+from bot.actions import ActionId
 from connectors.sandbox.books import SandboxBooks
 from storage.models import Posting, SlackMessage
 from storage.states import MessageState

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from app import build_runtime
-from bot.blocks import ActionId, button_value
+from bot.actions import ActionId, PostingRef
 from bot.config import ConfigError
 from handlers.routes import build_web_app
 from storage.models import Activity, Integration, Posting
@@ -53,7 +53,9 @@ async def nothing_changed(h: SlackHarness) -> None:
 async def a_click(h: SlackHarness) -> str:
     async with h.runtime.db.sessions() as s:
         p = (await s.scalars(select(Posting))).one()
-    return click_body(ActionId.RESYNC_INVOICE, button_value(document=p.document_id, posting=p.id), user=ALICE)
+    return click_body(
+        ActionId.RESYNC_INVOICE, PostingRef(document=p.document_id, posting=p.id).value(), user=ALICE
+    )
 
 
 async def test_forged_signature_is_refused(slack: SlackHarness) -> None:

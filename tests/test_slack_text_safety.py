@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 
 from app import connector_for
-from bot.blocks import SlackBody, group_message, posting_message
-from bot.command_blocks import attention_answer, home_view, usage_answer
-from bot.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
-from bot.log_blocks import log_page, outcome_note, thread_reply
+from bot.block_kit import SlackBody
+from bot.commands.answers import attention_answer, usage_answer
+from bot.home.view import home_view
 from bot.logs import remember_secret
-from bot.ops_blocks import outage_message
-from bot.ops_facts import OutageNotice
+from bot.ops.facts import OutageNotice
+from bot.ops.messages import outage_message
+from bot.postings.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
+from bot.postings.log_blocks import log_page, outcome_note, thread_reply
+from bot.postings.messages import group_message, posting_message
 from connectors.base import NeedsPersonError
 from connectors.sandbox.books import SandboxBooks
 from sync.config import IntegrationConfig

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 
-from bot.blocks import (
+from bot.actions import ActionId, LogPageRef
+from bot.block_kit import (
     SECTION_TEXT,
-    ActionId,
     SlackBody,
     button,
-    button_value,
     context,
     escape,
     finish,
@@ -20,7 +19,7 @@ from bot.blocks import (
     section,
     when,
 )
-from bot.facts import DocumentFacts, LogEntry, document_title, posting_label
+from bot.postings.facts import DocumentFacts, LogEntry, document_title, posting_label
 
 #: entries on one Show log page: 1 section each + 4 framing blocks stays far below 50 blocks
 LOG_PAGE_SIZE = 15
@@ -112,7 +111,7 @@ def log_page(
                     button(
                         "Older entries",
                         ActionId.LOG_PAGE,
-                        button_value(document=doc.id, integration=integration_id, page=page + 1),
+                        LogPageRef(document=doc.id, integration=integration_id, page=page + 1),
                     )
                 ]
             )

@@ -1,7 +1,7 @@
 """What a Slack message says, as plain data loaded from the database.
 
-The notifier loads these (``bot/notices.py``); the pure builders in
-``bot/blocks.py`` and ``bot/log_blocks.py`` turn them into Block Kit JSON.
+The notifier loads these (``bot/postings/notices.py``); the pure builders in
+``bot/postings/messages.py`` and ``bot/postings/log_blocks.py`` turn them into Block Kit JSON.
 Nothing here does I/O.
 """
 

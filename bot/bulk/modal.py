@@ -22,15 +22,15 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks import SlackBody, escape, finish, mention, plain, section
-from bot.command_blocks import CommandAction
+from bot.actions import ActionId
+from bot.block_kit import SlackBody, escape, finish, mention, plain, section
 from storage.states import PostingState
 from sync.bulk import BulkFilter, BulkResult
 
 BULK_CALLBACK = "ledgerops.bulk_resync"
 STATE_CHOICES = (PostingState.FAILED, PostingState.RETRYING, PostingState.WAITING, PostingState.SYNCED)
 SHOWN_DOCUMENTS = 100  # a multi-select holds at most 100 options
-_NARROWING = CommandAction.BULK_FILTER.value  # every narrowing field re-counts the modal
+_NARROWING = ActionId.BULK_FILTER.value  # every narrowing field re-counts the modal
 
 
 @dataclass(frozen=True)

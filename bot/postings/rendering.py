@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.blocks import SlackBody, group_message, posting_message
+from bot.block_kit import SlackBody
 from bot.coverage import DIGEST, GROUP, NOTICE, OUTAGE
 from bot.digest import load_job_message
-from bot.notices import load_group_notice, load_posting_notice
-from bot.ops_blocks import outage_message
+from bot.ops.messages import outage_message
 from bot.outage import load_outage_notice
+from bot.postings.messages import group_message, posting_message
+from bot.postings.notices import load_group_notice, load_posting_notice
+from storage.db import Session
 from storage.models import SlackMessage
 from storage.queries import outbox
 from storage.queries.groups import failing_in_group
@@ -30,7 +30,7 @@ class Rendered:
     last_attempt: int | None = None
 
 
-async def render(s: AsyncSession, row: SlackMessage, now: datetime) -> Rendered | None:
+async def render(s: Session, row: SlackMessage, now: datetime) -> Rendered | None:
     """Rebuild the message from the database; ``None``: no message is needed (any more)."""
     subject = int(row.subject_id)
     never_sent = row.state == MessageState.TO_POST and row.subject_status is None

@@ -10,20 +10,19 @@ refusal, "already queued", the log) is answered ephemerally.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.actions import ActionId, GroupRef, LogPageRef, PostingIdRef, PostingRef
 from bot.auth import record
-from bot.blocks import ActionId, SlackBody
-from bot.blocks import read_button_value as read_value
+from bot.block_kit import SlackBody
 from bot.delivery import call
-from bot.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note
-from bot.notices import load_log
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note
+from bot.postings.notices import load_log
 from bot.runtime import Runtime
 from bot.slack import SlackBot
+from handlers.buttons import Press, Work, listen
 from storage.models import Document, Posting
 from storage.queries.groups import mute_group
 from storage.states import PostingState
@@ -33,47 +32,8 @@ from sync.resync import ignore_posting, resync_document
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Click:
-    """One button press, as Slack describes it."""
-
-    action: ActionId
-    user: str
-    channel: str | None
-    value: str | None
-
-    @classmethod
-    def of(cls, action_id: ActionId, body: dict[str, Any], action: dict[str, Any]) -> Click:
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        return cls(
-            action=action_id,
-            user=(body.get("user") or {}).get("id", ""),
-            channel=channel,
-            value=action.get("value"),
-        )
-
-    @property
-    def short(self) -> str:
-        """``resync_invoice``: the action's name in ``activity``."""
-        return self.action.value.removeprefix("ledgerops.")
-
-
-Work = Callable[[Click], Awaitable[None]]
-
-#: ids are 64-bit in the database; a larger number cannot name anything of ours
-LARGEST_ID = 2**63 - 1
-
-
-def read_button_value(raw: str | None, *keys: str) -> dict[str, int]:
-    """The ids a button carries; ``ValueError`` when it is not ours (see ``bot.blocks``)."""
-    ids = read_value(raw, *keys)
-    if any(v > LARGEST_ID for v in ids.values()):
-        raise ValueError("button value has a number too large to be an id")
-    return ids
-
-
 class ButtonActions:
-    """The listeners of every :class:`bot.blocks.ActionId`."""
+    """The listeners of every :class:`bot.actions.ActionId`."""
 
     def __init__(self, runtime: Runtime, bot: SlackBot):
         self.runtime = runtime
@@ -84,8 +44,8 @@ class ButtonActions:
     def register(self, app: AsyncApp) -> None:
         """One listener per button."""
         works: dict[ActionId, Work] = {
-            ActionId.RESYNC_INVOICE: lambda c: self.resync(c, "invoice"),
-            ActionId.RESYNC_PAYMENT: lambda c: self.resync(c, "payment"),
+            ActionId.RESYNC_INVOICE: lambda c, ref: self.resync(c, ref.document, "invoice"),
+            ActionId.RESYNC_PAYMENT: lambda c, ref: self.resync(c, ref.document, "payment"),
             ActionId.RESYNC_POSTING: self.resync_posting,
             ActionId.IGNORE: self.ignore,
             ActionId.RESYNC_GROUP: self.resync_group,
@@ -93,25 +53,27 @@ class ButtonActions:
             ActionId.LOG_PAGE: self.log_page,
         }
         for action_id, work in works.items():
-            app.action(action_id.value)(self._listener(action_id, work))
+            listen(app, action_id, self._guarded(work), self.unreadable)
 
-    def _listener(self, action_id: ActionId, work: Work) -> Callable[..., Awaitable[None]]:
-        async def listener(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-            await ack()  # first: Slack shows an error if this takes over 3 s
-            click = Click.of(action_id, body, action)
-            self.bot.spawn(self._run(click, work), name=f"{click.short}:{click.user}")
+    async def unreadable(self, click: Press, exc: ValueError) -> None:
+        """A value we did not send (an old message, or not Slack's): say so, change nothing."""
+        log.warning("unusable button value on %s: %s", click.action, exc)
+        await self.tell(
+            click, note("That button no longer works; the message is out of date. Nothing was changed.")
+        )
 
-        return listener
+    def _guarded(self, work: Work) -> Work:
+        async def run(click: Press, ref: Any) -> None:
+            await self._run(click, ref, work)
 
-    async def _run(self, click: Click, work: Work) -> None:
+        return run
+
+    async def _run(self, click: Press, ref: Any, work: Work) -> None:
         # The allow-list gate (handlers/gate.py) let this click through already.
         try:
-            await work(click)
+            await work(click, ref)
         except ValueError as exc:
-            log.warning("unusable button value on %s: %s", click.action, exc)
-            await self.tell(
-                click, note("That button no longer works; the message is out of date. Nothing was changed.")
-            )
+            await self.unreadable(click, exc)
         except Exception:
             log.exception("%s by %s failed", click.action, click.user)
             await self.tell(
@@ -123,7 +85,7 @@ class ButtonActions:
                 ),
             )
 
-    async def tell(self, click: Click, body: SlackBody) -> None:
+    async def tell(self, click: Press, body: SlackBody) -> None:
         """An ephemeral answer only the clicker sees."""
         if not click.channel:
             return
@@ -135,9 +97,8 @@ class ButtonActions:
         )
 
     # -- the work ----------------------------------------------------------------------------
-    async def resync(self, click: Click, posting_kind: str) -> None:
+    async def resync(self, click: Press, document_id: int, posting_kind: str) -> None:
         """Resync one posting of a document (the engine writes the activity row)."""
-        document_id = read_button_value(click.value, "document")["document"]
         async with self.db.sessions() as s:
             doc = await s.get(Document, document_id)
         if doc is None:
@@ -150,25 +111,24 @@ class ButtonActions:
             # Double click, or a colleague was quicker: nothing ran twice; say so.
             await self.tell(click, outcome_note([o.message for o in outcomes]))
 
-    async def resync_posting(self, click: Click) -> None:
-        posting_id = read_button_value(click.value, "posting")["posting"]
+    async def resync_posting(self, click: Press, ref: PostingRef) -> None:
+        """Resync the one posting the button names (a payroll run's journal)."""
         async with self.db.sessions() as s:
-            posting = await s.get(Posting, posting_id)
+            posting = await s.get(Posting, ref.posting)
         if posting is None:
             await self.tell(click, note("That posting no longer exists."))
             return
-        await self.resync(click, posting.slot)  # one journal of a run, not every period
+        await self.resync(click, ref.document, posting.slot)  # one journal of a run, not every period
 
-    async def ignore(self, click: Click) -> None:
-        outcome = await ignore_posting(
-            self.engine, read_button_value(click.value, "posting")["posting"], click.user
-        )
+    async def ignore(self, click: Press, ref: PostingIdRef) -> None:
+        """Ignore one posting until someone resyncs it."""
+        outcome = await ignore_posting(self.engine, ref.posting, click.user)
         if not outcome.ok:
             await self.tell(click, outcome_note([outcome.message]))
 
-    async def resync_group(self, click: Click) -> None:
+    async def resync_group(self, click: Press, ref: GroupRef) -> None:
         """Resync all: every document of the group (invoice, and payment where paid)."""
-        group_id = read_button_value(click.value, "group")["group"]
+        group_id = ref.group
         # a person is working on it: a muted group's message must show what happens
         await self.db.run(lambda conn: mute_group(conn, group_id, None))
         result = await resync_many(
@@ -186,17 +146,17 @@ class ButtonActions:
         if not result.queued:
             await self.tell(click, note("Nothing to resync: those postings are already queued or fixed."))
 
-    async def show_log(self, click: Click) -> None:
-        ids = read_button_value(click.value, "document", "posting")
+    async def show_log(self, click: Press, ref: PostingRef) -> None:
+        """The first page of the document's log in the posting's integration."""
         async with self.db.sessions() as s:
-            posting = await s.get(Posting, ids["posting"])
-        await self._log(click, ids["document"], posting.integration_id if posting else None, 0)
+            posting = await s.get(Posting, ref.posting)
+        await self._log(click, ref.document, posting.integration_id if posting else None, 0)
 
-    async def log_page(self, click: Click) -> None:
-        ids = read_button_value(click.value, "document", "integration", "page")
-        await self._log(click, ids["document"], ids["integration"], ids["page"])
+    async def log_page(self, click: Press, ref: LogPageRef) -> None:
+        """Older entries: another page of the log."""
+        await self._log(click, ref.document, ref.integration, ref.page)
 
-    async def _log(self, click: Click, document_id: int, integration_id: int | None, page: int) -> None:
+    async def _log(self, click: Press, document_id: int, integration_id: int | None, page: int) -> None:
         async with self.db.sessions() as s:
             loaded = await load_log(s, document_id, integration_id)
         if loaded is None:

@@ -1,4 +1,4 @@
-"""Pure builders for slash-command answers and the App Home: overview state -> Block Kit.
+"""Pure builders for slash-command answers: overview state -> Block Kit.
 
 No I/O: the listeners load the overview (sync.overview) and hand it here.
 """
@@ -7,38 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
 
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock, PlainTextObject
-from slack_sdk.models.blocks.basic_components import ConfirmObject, MarkdownTextObject
 
-from bot.blocks import (
-    ActionId,
-    SlackBody,
-    button,
-    button_value,
-    context,
-    escape,
-    finish,
-    quote,
-    section,
-    when,
-)
+from bot.actions import ActionId, GroupRef, HistoryRef, PageRef
+from bot.block_kit import SlackBody, button, context, escape, finish, quote, section, when
 from sync.mappings import MappingSource
 from sync.overview import AttentionGroup, CompanyQueue, IntegrationStatus
 
 #: groups per page of ``attention`` (3 blocks each keeps a page far below 50 blocks)
 GROUPS_PER_PAGE = 10
-
-
-class CommandAction(StrEnum):
-    """Stable action ids of the command answers and the App Home (documented in the README)."""
-
-    PAGE = "ledgerops.page"  # next / previous page of a long answer
-    PAUSE = "ledgerops.pause"
-    RESUME = "ledgerops.resume"
-    CONFIRM_HISTORY = "ledgerops.confirm_history"
-    BULK_FILTER = "ledgerops.bulk_filter"  # a narrowing field in the bulk resync modal
 
 
 def _count_line(st: IntegrationStatus) -> str:
@@ -53,7 +31,8 @@ def _count_line(st: IntegrationStatus) -> str:
     return " · ".join(parts)
 
 
-def _integration_head(st: IntegrationStatus) -> str:
+def integration_head(st: IntegrationStatus) -> str:
+    """An integration's name, kind, paused, open groups and counts (status and the App Home)."""
     paused = " :double_vertical_bar: *paused*" if st.paused else ""
     groups = (
         f" · {st.open_groups} open error group{'s' if st.open_groups != 1 else ''}" if st.open_groups else ""
@@ -67,7 +46,7 @@ def status_answer(
     """``/ledger status``: per integration counts, paused, open groups, where mappings come from."""
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Ledger status"))]
     for st in statuses[:20]:
-        blocks.append(section(_integration_head(st)))
+        blocks.append(section(integration_head(st)))
         stored = [(w, src, m) for w, src, m in mappings.get(st.name, []) if m.origin == "database"]
         if stored:
             lines = ", ".join(f"{escape(w)} “{escape(src)}” → {m.number}" for w, src, m in stored[:8])
@@ -108,7 +87,7 @@ def attention_answer(groups: Sequence[AttentionGroup], page: int = 1, can_change
                         button(
                             f"Resync all {g.failed}",
                             ActionId.RESYNC_GROUP,
-                            button_value(group=g.group_id),
+                            GroupRef(group=g.group_id),
                             style="primary",
                         )
                     ]
@@ -127,16 +106,16 @@ def _pager(command: str, page: int, pages: int) -> list[Block]:
         nav.append(
             button(
                 "Previous",
-                CommandAction.PAGE,  # type: ignore[arg-type]
-                button_value(page=page - 1, cmd=command),
+                ActionId.PAGE,
+                PageRef(page=page - 1, cmd=command),
             )
         )
     if page < pages:
         nav.append(
             button(
                 "Next",
-                CommandAction.PAGE,  # type: ignore[arg-type]
-                button_value(page=page + 1, cmd=command),
+                ActionId.PAGE,
+                PageRef(page=page + 1, cmd=command),
             )
         )
     return [context(f"Page {page} of {pages}"), ActionsBlock(elements=nav)]
@@ -194,36 +173,25 @@ def note(text: str) -> SlackBody:
     return finish(text, [section(text)])
 
 
-def home_view(
-    statuses: Sequence[IntegrationStatus], groups: Sequence[AttentionGroup], can_change: bool
-) -> dict[str, object]:
-    """The App Home tab: status per integration with pause/resume, then what needs attention."""
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="ledgerops"))]
-    for st in statuses[:15]:
-        sec = section(_integration_head(st))
-        if can_change:
-            paused = st.paused
-            sec.accessory = button(
-                "Resume" if paused else "Pause",
-                CommandAction.RESUME if paused else CommandAction.PAUSE,  # type: ignore[arg-type]
-                button_value(integration=st.name),
-                style="primary" if paused else None,
-                confirm=None
-                if paused
-                else ConfirmObject(
-                    title="Pause transfers?",
-                    text=MarkdownTextObject(
-                        text=f"Nothing is sent to *{escape(st.name)}* until "
-                        "it is resumed. Nothing queued is lost."
-                    ),
-                    confirm="Pause",
-                    deny="Cancel",
-                ),
-            )
-        blocks.append(sec)
-    blocks.append(DividerBlock())
-    attention = attention_answer(groups, 1, can_change)
-    body = [b for b in attention.blocks if b.get("type") != "header"]
-    blocks.append(section(f"*Needs attention* — {sum(g.failed for g in groups)} postings"))
-    view_blocks = [b.to_dict() for b in blocks] + body
-    return {"type": "home", "blocks": view_blocks[:100]}
+def history_confirmation(integration: str, since: str, count: int) -> SlackBody:
+    """Ask before sending history: how many postings it is."""
+    text = (
+        f"{count} posting{'s' if count != 1 else ''} of *{integration}* dated from {since} "
+        "wait for the history start. Transfer them now?"
+    )
+    return finish(
+        text,
+        [
+            section(text),
+            ActionsBlock(
+                elements=[
+                    button(
+                        f"Transfer {count}",
+                        ActionId.CONFIRM_HISTORY,
+                        HistoryRef(integration=integration, since=since),
+                        style="primary",
+                    )
+                ]
+            ),
+        ],
+    )

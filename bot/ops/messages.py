@@ -1,6 +1,6 @@
 """Pure builders for the operations messages: outage, daily digest, monthly quota reset.
 
-Same rules as ``bot/blocks.py``: built with slack_sdk's block models, text from
+Same rules as ``bot/block_kit.py``: built with slack_sdk's block models, text from
 ledgers escaped and cut, times shown in each reader's own zone (``when``) with a
 UTC fallback in the notification text.
 """
@@ -11,8 +11,8 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import Block, HeaderBlock, PlainTextObject
 
-from bot.blocks import SECTION_TEXT, SlackBody, context, escape, finish, quote, section, when
-from bot.ops_facts import Digest, OutageNotice, QuotaNotice, system_name
+from bot.block_kit import SECTION_TEXT, SlackBody, context, escape, finish, quote, section, when
+from bot.ops.facts import Digest, OutageNotice, QuotaNotice, system_name
 
 #: integrations listed one by one in the digest (the rest are summed up in a line)
 DIGEST_INTEGRATIONS = 20

@@ -1,4 +1,4 @@
-"""Database reads behind every Slack message: current state in, :mod:`bot.facts` out.
+"""Database reads behind every Slack message: current state in, :mod:`bot.postings.facts` out.
 
 Messages are rebuilt from these after every change, never patched, so what a
 message says is always what the database says now.
@@ -8,16 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.facts import (
-    DocumentFacts,
-    GroupMember,
-    GroupNotice,
-    LogEntry,
-    PostingFacts,
-    PostingNotice,
-)
+from bot.postings.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
+from storage.db import Session
 from storage.models import Activity, Attempt, Document, Posting
 from storage.queries import reads
 from storage.states import Outcome, PostingState
@@ -50,7 +42,7 @@ def posting_facts(p: Posting, integration: str) -> PostingFacts:
     )
 
 
-async def load_posting_notice(s: AsyncSession, posting_id: int) -> PostingNotice | None:
+async def load_posting_notice(s: Session, posting_id: int) -> PostingNotice | None:
     """The facts of one posting's message, or ``None`` when the posting is gone."""
     found = await reads.posting_with_document(s, posting_id)
     if found is None:
@@ -70,7 +62,7 @@ async def load_posting_notice(s: AsyncSession, posting_id: int) -> PostingNotice
     )
 
 
-async def load_group_notice(s: AsyncSession, group_id: int, sample: int = 10) -> GroupNotice | None:
+async def load_group_notice(s: Session, group_id: int, sample: int = 10) -> GroupNotice | None:
     """The facts of an error group's message: counts by state, a sample, who acted."""
     found = await reads.group_with_integration(s, group_id)
     if found is None:
@@ -108,9 +100,7 @@ def attempt_entry(a: Attempt, p_kind: str, period: str | None) -> LogEntry:
     )
 
 
-async def attempts_after(
-    s: AsyncSession, posting_id: int, after_id: int | None
-) -> list[tuple[int, LogEntry]]:
+async def attempts_after(s: Session, posting_id: int, after_id: int | None) -> list[tuple[int, LogEntry]]:
     """Attempts of a posting newer than ``after_id`` (for the message's thread), oldest first."""
     p = await s.get(Posting, posting_id)
     if p is None:
@@ -122,7 +112,7 @@ async def attempts_after(
 
 
 async def load_log(
-    s: AsyncSession, document_id: int, integration_id: int | None
+    s: Session, document_id: int, integration_id: int | None
 ) -> tuple[DocumentFacts, str, int, list[LogEntry]] | None:
     """A document's integration log: attempts and people's actions, newest first."""
     doc = await s.get(Document, document_id)

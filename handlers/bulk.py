@@ -15,15 +15,19 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.bulk_blocks import BULK_CALLBACK, BulkSelection, bulk_modal, progress_message
-from bot.command_blocks import CommandAction
+from bot.actions import ActionId
+from bot.bulk.modal import BULK_CALLBACK, BulkSelection, bulk_modal, progress_message
 from bot.delivery import call
 from bot.runtime import Runtime
-from bot.slack import SlackBot
+from bot.slack import SlackBot, urgent
+from handlers.buttons import ack_only
 from sync.bulk import BulkFilter, BulkResult, bulk_count, bulk_documents, resync_many
 from sync.overview import needs_attention
 
 log = logging.getLogger(__name__)
+
+#: the context key of an accepted submission, from the ack to the lazy listener
+BULK_RUN = "ledgerops_bulk_run"
 
 
 def read_selection(view: dict[str, Any]) -> BulkSelection | None:
@@ -44,8 +48,8 @@ class BulkResyncModal:
         self._started: set[str] = set()  # view ids whose submit is being / was processed
 
     def register(self, app: AsyncApp) -> None:
-        app.view(BULK_CALLBACK)(self.on_submit)
-        app.action(CommandAction.BULK_FILTER.value)(self.on_narrow)
+        app.view(BULK_CALLBACK)(ack=self.on_submit, lazy=[self.run_later])
+        app.action(ActionId.BULK_FILTER.value)(ack=ack_only, lazy=[urgent(self.narrow_later)])
 
     async def render(self, selection: BulkSelection) -> dict[str, Any]:
         flt = selection.filter(self.engine.integration_ids)
@@ -66,13 +70,13 @@ class BulkResyncModal:
         if not result.ok:
             log.warning("could not open the bulk resync modal: %s", result.error)
 
-    async def on_narrow(self, ack: Any, body: dict[str, Any]) -> None:
-        await ack()
+    async def narrow_later(self, body: dict[str, Any]) -> None:
+        """A narrowing field changed: re-count at once (a person is looking at the modal)."""
         view = body.get("view") or {}
         selection = read_selection(view)
         if selection is None or not isinstance(view.get("id"), str):
             return  # not a modal of ours: nothing to re-count
-        self.bot.spawn(self.narrow(view, selection), name="bulk-narrow", urgent=True)
+        await self.narrow(view, selection)
 
     async def narrow(self, view: dict[str, Any], selection: BulkSelection) -> None:
         """Re-count for the narrowed selection and show it in the open modal."""
@@ -82,7 +86,10 @@ class BulkResyncModal:
             "views.update",
         )
 
-    async def on_submit(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def on_submit(
+        self, ack: Any, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
+    ) -> None:
+        """Check the submission in the ack (errors keep the modal open); the work runs lazily."""
         selection = read_selection(view)
         if selection is None:
             await ack(response_action="errors", errors={"states": "Could not read this form; open it again."})
@@ -103,7 +110,13 @@ class BulkResyncModal:
             return  # the same submit again: it is already running
         self._started.add(view_id)
         user = (body.get("user") or {}).get("id", "")
-        self.bot.spawn(self.run(flt, user, selection.channel), name=f"bulk-resync:{user}")
+        context[BULK_RUN] = (flt, user, selection.channel)  # bolt copies it to run_later
+
+    async def run_later(self, context: dict[str, Any]) -> None:
+        """The accepted submission's work, in its turn."""
+        accepted = context.get(BULK_RUN)
+        if accepted is not None:
+            await self.run(*accepted)
 
     async def run(self, flt: BulkFilter, user: str, channel: str) -> None:
         """Queue the selection, updating one progress message as chunks go in."""

@@ -1,21 +1,12 @@
-"""Pure builders: database facts -> Block Kit JSON for the channel messages.
+"""Pure builders: database facts -> Block Kit JSON for the channel messages about postings.
 
-Every builder returns a :class:`SlackBody` (fallback ``text`` + ``blocks``),
-built with ``slack_sdk.models.blocks`` so Slack's own limits are checked when
-the JSON is produced. Text from documents and ledgers goes through
-:func:`escape` (``bot/plain_text.py``: one line, no control or bidi characters,
-no formatting, secrets masked, ``&<>`` as entities so a supplier called
-``<!channel>`` mentions nobody), and through :func:`cut` so no field passes a limit.
+One message per posting (:func:`posting_message`), one per error group
+(:func:`group_message`), for whatever state it is in now; the pieces and the
+text rules are :mod:`bot.block_kit`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -24,12 +15,23 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
-    MarkdownTextObject,
-    PlainTextObject,
     SectionBlock,
 )
 
-from bot.facts import (
+from bot.actions import ActionId, GroupRef, PostingIdRef, PostingRef
+from bot.block_kit import (
+    SECTION_TEXT,
+    SlackBody,
+    button,
+    context,
+    escape,
+    finish,
+    mention,
+    quote,
+    section,
+    when,
+)
+from bot.postings.facts import (
     GroupNotice,
     PostingNotice,
     Status,
@@ -38,142 +40,8 @@ from bot.facts import (
     plural,
     posting_label,
 )
-from bot.plain_text import escape, plain
 from storage.states import PostingState
 from sync.kinds import KINDS
-
-__all__ = ["escape", "plain"]  # re-exported: every builder takes them from here
-
-#: Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
-SECTION_TEXT = 3000
-FIELD_TEXT = 2000
-BUTTON_VALUE = 2000
-BUTTON_TEXT = 75
-MAX_BLOCKS = 50
-MAX_FIELDS = 10
-CONTEXT_ELEMENTS = 10
-FALLBACK_TEXT = 3000  # the notification text; Slack allows more, people read less
-
-
-class ActionId(StrEnum):
-    """Stable action ids of every button (documented in the README; never rename)."""
-
-    RESYNC_INVOICE = "ledgerops.resync_invoice"
-    RESYNC_PAYMENT = "ledgerops.resync_payment"
-    RESYNC_POSTING = "ledgerops.resync_posting"
-    SHOW_LOG = "ledgerops.show_log"
-    LOG_PAGE = "ledgerops.log_page"
-    IGNORE = "ledgerops.ignore"
-    RESYNC_GROUP = "ledgerops.resync_group"
-
-
-@dataclass(frozen=True)
-class SlackBody:
-    """What chat.postMessage / chat.update / chat.postEphemeral send."""
-
-    text: str
-    blocks: list[dict[str, Any]]
-
-    @property
-    def hash(self) -> str:
-        """Stable digest: an unchanged rendering is never sent again."""
-        raw = json.dumps({"text": self.text, "blocks": self.blocks}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(raw.encode()).hexdigest()
-
-
-# -- text safety -----------------------------------------------------------------------------
-
-
-def cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, ending in ``…`` when cut, never inside an entity."""
-    if len(text) <= limit:
-        return text
-    kept = text[: limit - 1]
-    amp = kept.rfind("&", max(0, len(kept) - 5))
-    if amp != -1 and ";" not in kept[amp:]:
-        kept = kept[:amp]  # "&am" would show as garbage; drop the half entity
-    return kept + "…"
-
-
-def quote(text: str, limit: int) -> str:
-    """Escaped text as a block quote (every line), cut to ``limit``."""
-    lines = escape(text).splitlines() or [""]
-    return cut("\n".join(f">{line}" for line in lines), limit)
-
-
-def when(ts: datetime | None) -> str:
-    """A time every reader sees in their own zone, with a UTC fallback."""
-    if ts is None:
-        return "—"
-    fallback = ts.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(ts.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
-
-
-def mention(user: str | None) -> str:
-    """``<@U123>`` for a Slack user id we stored (ids are ours, not free text)."""
-    if not user or not user.replace("_", "").isalnum():
-        return "someone"
-    return f"<@{user}>"
-
-
-def button_value(**ids: int | str) -> str:
-    """Small JSON naming the subject of a button."""
-    value = json.dumps(ids, separators=(",", ":"), sort_keys=True)
-    if len(value) > BUTTON_VALUE:
-        raise ValueError("button value over Block Kit's 2000 characters")
-    return value
-
-
-def read_button_value(raw: str | None, *keys: str) -> dict[str, int]:
-    """The ids a button carries; ``ValueError`` when it is not ours."""
-    try:
-        data = json.loads(raw or "")
-    except json.JSONDecodeError as exc:
-        raise ValueError("button value is not JSON") from exc
-    if not isinstance(data, dict):
-        raise ValueError("button value is not an object")
-    out: dict[str, int] = {}
-    for key in keys:
-        value = data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"button value has no whole number '{key}'")
-        out[key] = value
-    return out
-
-
-# -- block helpers -------------------------------------------------------------------------
-
-
-def section(md: str, fields: Sequence[str] = ()) -> SectionBlock:
-    return SectionBlock(
-        text=MarkdownTextObject(text=cut(md, SECTION_TEXT)) if md else None,
-        fields=[MarkdownTextObject(text=cut(f, FIELD_TEXT)) for f in fields[:MAX_FIELDS]] or None,
-    )
-
-
-def context(*parts: str) -> ContextBlock:
-    return ContextBlock(
-        elements=[MarkdownTextObject(text=cut(p, SECTION_TEXT)) for p in parts[:CONTEXT_ELEMENTS] if p]
-    )
-
-
-def button(
-    label: str, action: ActionId, value: str, style: str | None = None, confirm: ConfirmObject | None = None
-) -> ButtonElement:
-    return ButtonElement(
-        text=PlainTextObject(text=cut(label, BUTTON_TEXT)),
-        action_id=action,
-        value=value,
-        style=style,
-        confirm=confirm,
-    )
-
-
-def finish(text: str, blocks: Sequence[Block]) -> SlackBody:
-    """Serialise (which validates against the limits) and keep to 50 blocks."""
-    dicts = [b.to_dict() for b in blocks[:MAX_BLOCKS]]
-    return SlackBody(text=cut(text, FALLBACK_TEXT), blocks=dicts)
-
 
 # -- the message about one posting -----------------------------------------------------------
 
@@ -239,10 +107,10 @@ def _fact_fields(n: PostingNotice) -> list[str]:
 
 def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
     p, doc, status = n.posting, n.document, n.status
-    log = button("Show log", ActionId.SHOW_LOG, button_value(document=doc.id, posting=p.id))
+    log = button("Show log", ActionId.SHOW_LOG, PostingRef(document=doc.id, posting=p.id))
     if status not in (Status.FAILED, Status.RETRYING, Status.WAITING, Status.IGNORED):
         return [log]  # queued/sending: already on its way; synced/booked: nothing to do
-    ids = button_value(document=doc.id, posting=p.id)
+    ids = PostingRef(document=doc.id, posting=p.id)
     out: list[ButtonElement] = []
     if doc.kind == "bill":
         if n.sibling_states.get("invoice", PostingState.FAILED) != PostingState.BOOKED:
@@ -260,7 +128,7 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
             button(
                 "Ignore",
                 ActionId.IGNORE,
-                button_value(posting=p.id),
+                PostingIdRef(posting=p.id),
                 "danger",
                 ConfirmObject(
                     title="Ignore this posting?",
@@ -367,7 +235,7 @@ def _resync_all(g: GroupNotice) -> ActionsBlock:
             button(
                 f"Resync all {g.failing} {noun}",
                 ActionId.RESYNC_GROUP,
-                button_value(group=g.group_id),
+                GroupRef(group=g.group_id),
                 "primary",
                 ConfirmObject(
                     title="Resync them all?",

@@ -1,0 +1,1 @@
+"""The bulk resync modal and its progress message."""

@@ -1,0 +1,1 @@
+"""Operations messages: outages, the daily digest, quota warnings."""
