@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from connectors.sandbox.books import SandboxBooks
 from storage.models import Activity, Mapping, Posting
-from tests.fakes.slack_api import (
+from tests.slack_harness import (
     ALICE,
     CHANNEL,
     MALLORY,
@@ -72,7 +72,7 @@ async def command(h: SlackHarness, text: str, urls: ResponseUrls, *, user: str =
         "text": text,
         "api_app_id": "A0APP",
         "response_url": f"{urls.base}/respond",
-        "trigger_id": "1234.5678.abcd",
+        "trigger_id": h.fake.trigger(user),
     }
     body = urllib.parse.urlencode(form)
     return await h.http.post("/slack/events", content=body, headers=signed_headers(body))
@@ -282,7 +282,7 @@ async def test_history_asks_with_the_count_then_transfers(
     from datetime import date
 
     from bot.config import SlackConfig
-    from tests.fakes.slack_api import USERGROUP
+    from tests.slack_harness import USERGROUP
     from tests.support import make_config, sandbox_integration
 
     config = make_config(

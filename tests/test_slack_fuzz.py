@@ -24,7 +24,7 @@ from bot.blocks import ActionId
 from bot.bulk_blocks import BULK_CALLBACK
 from bot.command_blocks import CommandAction
 from storage.models import Activity, Document, Integration, Mapping, Posting
-from tests.fakes.slack_api import ALICE, CHANNEL, MALLORY, SIGNING_SECRET, SlackHarness, slack_harness
+from tests.slack_harness import ALICE, CHANNEL, MALLORY, SIGNING_SECRET, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 
 ACTION_IDS = [a.value for a in ActionId] + [a.value for a in CommandAction]
