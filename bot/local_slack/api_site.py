@@ -12,6 +12,7 @@ import socket
 
 from aiohttp import web
 
+from bot.local_slack.answers import Answers
 from bot.local_slack.web_api import WebApi
 
 HOST = "127.0.0.1"
@@ -29,10 +30,13 @@ def _socket(port: int, *, listen: bool) -> socket.socket:
 
 
 class ApiSite:
-    """``http://127.0.0.1:<port>{prefix}/{method}`` answered by one :class:`WebApi`."""
+    """``http://127.0.0.1:<port>{prefix}/{method}`` answered by one :class:`WebApi`, and the
+    workspace's ``response_url`` hooks at ``/slack-hooks/{token}`` (each post logged as a
+    ``response_url`` call)."""
 
     def __init__(self, api: WebApi, prefix: str = "/api"):
         self.api = api
+        self.answers = Answers(api.ws)
         self.prefix = prefix
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -44,10 +48,28 @@ class ApiSite:
         """The Web API's base URL (``SLACK_API_URL``), with its trailing slash."""
         return f"http://{HOST}:{self.port}{self.prefix}/"
 
+    def response_url(self, user: str, channel: str) -> str:
+        """A fresh ``response_url`` for a command ``user`` typed in ``channel``."""
+        return f"http://{HOST}:{self.port}/slack-hooks/{self.api.ws.new_hook(user, channel, 'command', None)}"
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        try:  # aiohttp keeps the body, so the hook reads it again
+            body = await request.json() if request.content_type == "application/json" else None
+        except ValueError:
+            body = None
+        call = (
+            self.api.calls.record("response_url", body) if self.api.calls and isinstance(body, dict) else None
+        )
+        response = await self.answers.hook(request)
+        if call is not None:
+            call.status, call.ok = response.status, response.status == 200
+        return response
+
     async def start(self) -> None:
         """Listen on a free loopback port."""
         app = web.Application()
         self.api.mount(app, self.prefix)
+        app.router.add_post("/slack-hooks/{token}", self._hook)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await self._listen()

@@ -100,6 +100,10 @@ class FakeSlack(CallLog):
         """``SLACK_API_URL`` for the bot."""
         return self.site.url
 
+    def response_url(self, user: str = ALICE, channel: str = "C0FINANCE") -> str:
+        """A ``response_url`` for a command; what the bot posts there is a ``response_url`` call."""
+        return self.site.response_url(user, channel)
+
     def trigger(self, user: str = ALICE) -> str:
         """A trigger_id the stand-in issued for ``user`` (``views.open`` takes it once)."""
         return self.workspace.new_trigger(user, seconds=600)
