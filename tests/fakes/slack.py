@@ -85,15 +85,8 @@ class FakeSlack(CallLog):
         self.messages = Messages(self.workspace)
         self.usergroups = self.workspace.usergroups
         self.plan, self.break_for, self.mend = self.faults.plan, self.faults.break_for, self.faults.mend
+        self.start, self.stop = self.site.start, self.site.stop  # serve on a free loopback port
         self.go_down, self.come_back = self.site.go_down, self.site.come_back
-
-    async def start(self) -> None:
-        """Serve on a free loopback port."""
-        await self.site.start()
-
-    async def stop(self) -> None:
-        """Stop serving."""
-        await self.site.stop()
 
     @property
     def url(self) -> str:
