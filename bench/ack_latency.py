@@ -48,7 +48,7 @@ from storage.models import Activity, Posting
 from sync.config import IntegrationConfig, Mappings, WorkerConfig
 from sync.documents import validate_batch
 from sync.ingest import ingest_batch
-from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack, click_body, signed_headers
+from tests.slack_harness import BOT_TOKEN, SIGNING_SECRET, FakeSlack, click_body, signed_headers
 
 CLICKS = 50
 USER = "U0ALICE"

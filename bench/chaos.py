@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sync.vouchers import idempotency_key
 
 INGEST_TOKEN = "chaos-ingest-token"
-BOT_TOKEN = "xoxb-test-token"  # what tests/fakes/slack_api.py accepts
+BOT_TOKEN = "xoxb-test-token"  # what tests/fakes/slack.py accepts
 SIGNING_SECRET = "chaos-signing-secret"
 CHANNEL = "C0FINANCE"
 

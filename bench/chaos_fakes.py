@@ -8,7 +8,7 @@ whose voucher writes are slow: half the latency before the voucher is stored and
 after, so a SIGKILLed client leaves writes that land after it died as well as answers
 it never read. It records, per company, the order vouchers were stored in and how many
 writes of the company were in flight at once. ``slack`` serves the fake Slack Web API
-(``tests/fakes/slack_api``). Each prints one JSON line with its URLs, including a
+(``tests/fakes/slack``, the stand-in's Web API). Each prints one JSON line with its URLs, including a
 ``control`` URL whose ``GET /state`` reports what it saw, and runs until SIGTERM/SIGINT.
 """
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiohttp import web
 
 from tests.fakes.economic_server import FakeEconomic
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack import FakeSlack
 
 KEY = re.compile(r"\[(LO-[0-9A-F]{16})\]")
 

@@ -23,7 +23,7 @@ from bot.ops.messages import digest_message
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler, Sweeps
 from sync.admin import set_paused
-from tests.fakes.slack_api import (
+from tests.slack_harness import (
     ALICE,
     BOT_TOKEN,
     CHANNEL,

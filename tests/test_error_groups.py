@@ -16,7 +16,7 @@ from storage.queries.groups import mute_group
 from sync.admin import set_mapping
 from sync.give_up import GAVE_UP
 from sync.resync import ignore_posting
-from tests.fakes.slack_api import ALICE, SlackHarness, slack_harness
+from tests.slack_harness import ALICE, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 from tests.test_engine_rules import ingest, posting, view
 

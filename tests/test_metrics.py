@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakes.slack_api import Planned, SlackHarness, slack_harness
+from tests.slack_harness import Planned, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 
 

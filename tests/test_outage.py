@@ -27,7 +27,7 @@ from storage.models import Outage, Posting, SlackMessage
 from sync.admin import set_paused
 from sync.config import RetryConfig
 from sync.outage import fold
-from tests.fakes.slack_api import ALICE, CHANNEL, USERGROUP, SlackHarness, slack_harness
+from tests.slack_harness import ALICE, CHANNEL, USERGROUP, SlackHarness, slack_harness
 from tests.support import FakeClock, bill, make_config
 from tests.test_slack_blocks import checked, snapshot
 

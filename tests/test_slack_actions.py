@@ -19,7 +19,7 @@ from connectors.sandbox.books import SandboxBooks
 from connectors.sandbox.ledger import SandboxLedger
 from storage.models import Activity, Attempt, Posting
 from sync.resync import resync_document
-from tests.fakes.slack_api import ALICE, BOB, MALLORY, SlackHarness, slack_harness
+from tests.slack_harness import ALICE, BOB, MALLORY, SlackHarness, slack_harness
 from tests.support import FakeClock, bill, eventually
 
 ACK_DEADLINE = 3.0  # Slack's own limit; the benchmark measures the real figure

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from sqlalchemy import func, select
 
 from connectors.sandbox.books import SandboxBooks
 from storage.models import Activity, Mapping, Posting
-from tests.fakes.slack_api import (
+from tests.slack_harness import (
     ALICE,
     CHANNEL,
     MALLORY,
+    FakeSlack,
     SlackHarness,
     click_body,
     signed_headers,
@@ -29,29 +29,19 @@ from tests.support import FakeClock, bill, eventually
 
 @dataclass
 class ResponseUrls:
-    """Where ``respond()`` posts follow-up answers (Slack's response_url)."""
+    """Where ``respond()`` posts follow-up answers: the stand-in's response_url hooks."""
 
-    base: str = ""
-    answers: list[dict[str, Any]] = field(default_factory=list)
+    fake: FakeSlack
+
+    @property
+    def answers(self) -> list[dict[str, Any]]:
+        """What the bot posted to them, in order (taken or not)."""
+        return [c.args for c in self.fake.calls if c.method == "response_url"]
 
 
 @pytest.fixture
-async def responses() -> AsyncIterator[ResponseUrls]:
-    urls = ResponseUrls()
-
-    async def answer(request: web.Request) -> web.Response:
-        urls.answers.append(await request.json())
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/respond", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    urls.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield urls
-    await runner.cleanup()
+def responses(slack: SlackHarness) -> ResponseUrls:
+    return ResponseUrls(slack.fake)
 
 
 @pytest.fixture
@@ -71,8 +61,8 @@ async def command(h: SlackHarness, text: str, urls: ResponseUrls, *, user: str =
         "command": "/ledger",
         "text": text,
         "api_app_id": "A0APP",
-        "response_url": f"{urls.base}/respond",
-        "trigger_id": "1234.5678.abcd",
+        "response_url": h.fake.response_url(user, CHANNEL),
+        "trigger_id": h.fake.trigger(user),
     }
     body = urllib.parse.urlencode(form)
     return await h.http.post("/slack/events", content=body, headers=signed_headers(body))
@@ -277,12 +267,12 @@ async def test_queue_help_and_resume(slack: SlackHarness, responses: ResponseUrl
 
 
 async def test_history_asks_with_the_count_then_transfers(
-    db_url: str, clock: FakeClock, responses: ResponseUrls, sandbox_books: SandboxBooks
+    db_url: str, clock: FakeClock, sandbox_books: SandboxBooks
 ) -> None:
     from datetime import date
 
     from bot.config import SlackConfig
-    from tests.fakes.slack_api import USERGROUP
+    from tests.slack_harness import USERGROUP
     from tests.support import make_config, sandbox_integration
 
     config = make_config(
@@ -290,6 +280,7 @@ async def test_history_asks_with_the_count_then_transfers(
         slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP),
     )
     async with slack_harness(db_url, clock, config=config, sandbox_books=sandbox_books) as h:
+        responses = ResponseUrls(h.fake)
         await h.ingest(bill("H-1", date="2026-10-05"), bill("H-2", date="2026-09-05"))
         await command(h, "history books-dk --since 2026-10-01", responses)
         await h.settle_clicks()
@@ -301,7 +292,7 @@ async def test_history_asks_with_the_count_then_transfers(
                 click_body("ledgerops.confirm_history", value, user=ALICE).removeprefix("payload=")
             )
         )
-        payload["response_url"] = f"{responses.base}/respond"
+        payload["response_url"] = h.fake.response_url(ALICE, CHANNEL)
         body = "payload=" + urllib.parse.quote(json.dumps(payload))
         await h.http.post("/slack/events", content=body, headers=signed_headers(body))
         await h.settle_clicks()

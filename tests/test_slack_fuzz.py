@@ -23,7 +23,7 @@ from sqlalchemy import select
 from bot.actions import ActionId
 from bot.bulk.modal import BULK_CALLBACK
 from storage.models import Activity, Document, Integration, Mapping, Posting
-from tests.fakes.slack_api import ALICE, CHANNEL, MALLORY, SIGNING_SECRET, SlackHarness, slack_harness
+from tests.slack_harness import ALICE, CHANNEL, MALLORY, SIGNING_SECRET, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 
 ACTION_IDS = [a.value for a in ActionId]

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from handlers import command_parser as cp
 from storage.models import Activity, Document, Integration, Mapping, Posting
-from tests.fakes.slack_api import (
+from tests.slack_harness import (
     ALICE,
     CHANNEL,
     MALLORY,

@@ -19,7 +19,7 @@ from connectors.sandbox.books import SandboxBooks
 from storage.models import Posting, SlackMessage
 from storage.states import MessageState
 from sync.ingest import ingest_batch
-from tests.fakes.slack_api import ALICE, Planned, SlackHarness, slack_harness
+from tests.slack_harness import ALICE, Planned, SlackHarness, slack_harness
 from tests.support import FakeClock, bill, make_config, make_env
 
 

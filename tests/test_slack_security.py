@@ -18,7 +18,7 @@ from bot.actions import ActionId, PostingRef
 from bot.config import ConfigError
 from handlers.routes import build_web_app
 from storage.models import Activity, Integration, Posting
-from tests.fakes.slack_api import (
+from tests.slack_harness import (
     ALICE,
     BOT_TOKEN,
     SlackHarness,

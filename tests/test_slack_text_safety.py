@@ -30,7 +30,7 @@ from connectors.sandbox.books import SandboxBooks
 from sync.config import IntegrationConfig
 from sync.overview import AttentionGroup
 from sync.resync import resync_document
-from tests.fakes.slack_api import ALICE, CHANNEL, SlackHarness, signed_headers, slack_harness
+from tests.slack_harness import ALICE, CHANNEL, SlackHarness, signed_headers, slack_harness
 from tests.support import FakeClock, bill, eventually
 
 INTEGRATION_SECRET = "agr33ment-Grant-0f-books-dk"
@@ -74,7 +74,7 @@ async def command(h: SlackHarness, text: str) -> dict[str, Any]:
         "text": text,
         "api_app_id": "A0APP",
         "response_url": "http://127.0.0.1:9/respond",
-        "trigger_id": "1234.5678.abcd",
+        "trigger_id": h.fake.trigger(ALICE),
     }
     body = urllib.parse.urlencode(form)
     answer = await h.http.post("/slack/events", content=body, headers=signed_headers(body))

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from storage.models import SlackMessage
 from storage.states import MessageState
 from sync.resync import resync_document
-from tests.fakes.slack_api import ALICE, CHANNEL, Planned, SlackHarness, slack_harness
+from tests.slack_harness import ALICE, CHANNEL, Planned, SlackHarness, slack_harness
 from tests.support import FakeClock, bill
 
 CATEGORIES = ["Travel", "Meals", "Taxi", "Hotel", "Fuel", "Parking", "Books", "Phone"]

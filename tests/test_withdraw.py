@@ -15,7 +15,7 @@ from sync.documents import validate_batch
 from sync.ingest import ingest_batch
 from sync.log import document_view
 from sync.resync import resync_document
-from tests.fakes.slack_api import slack_harness
+from tests.slack_harness import slack_harness
 from tests.support import FakeClock, bill
 from tests.test_payroll import payroll
 

@@ -21,6 +21,8 @@ from bot.local_slack.blockkit import (
     BlockError,
     check_blocks,
 )
+from bot.local_slack.calls import CallLog
+from bot.local_slack.faults import Faults
 from bot.local_slack.views import MAX_VIEW_STACK, View
 from bot.local_slack.workspace import Workspace
 
@@ -31,11 +33,24 @@ HISTORY_PAGE = 100
 
 
 class WebApi:
-    """The methods, bound to one workspace and one bot token."""
+    """The methods, bound to one workspace and one bot token.
 
-    def __init__(self, workspace: Workspace, bot_token: str):
+    ``faults`` (off by default) make it misbehave; ``calls``, when given, keeps
+    every call for a test to read (the sandbox keeps only the page's traffic log).
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        bot_token: str,
+        *,
+        faults: Faults | None = None,
+        calls: CallLog | None = None,
+    ):
         self.ws = workspace
         self.token = bot_token
+        self.faults = faults or Faults()
+        self.calls = calls
         self.methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "api.test": lambda args: {"ok": True, "args": args},
             "auth.test": self.auth_test,
@@ -61,22 +76,29 @@ class WebApi:
         """One Web API call."""
         method = request.match_info["method"]
         args = await _arguments(request)
+        call = (self.calls or CallLog()).record(method, args)
+        down = self.faults.refuse_while_down(call)
+        if down is not None:
+            return down
         auth = request.headers.get("Authorization", "")
         token = (
             auth.removeprefix("Bearer ").strip()
             if auth.startswith("Bearer ")
             else str(args.pop("token", "") or "")
         )
-        if not token:
-            answer: Answer = {"ok": False, "error": "not_authed"}
-        elif token != self.token:
-            answer = {"ok": False, "error": "invalid_auth"}
-        elif method not in self.methods:
-            answer = {"ok": False, "error": "unknown_method"}
+        if token != self.token:
+            call.result = {"ok": False, "error": "invalid_auth" if token else "not_authed"}
+            response = web.json_response(call.result)
         else:
-            answer = self.methods[method](args)
-        self.ws.log("api", _describe(method, args), "ok" if answer.get("ok") else str(answer.get("error")))
-        return web.json_response(answer)
+            response = self.faults.respond(method, call, lambda: self._dispatch(method, args))
+        status = "ok" if call.ok else str(call.result.get("error") or call.status)
+        self.ws.log("api", _describe(method, args), status)
+        return response
+
+    def _dispatch(self, method: str, args: dict[str, Any]) -> Answer:
+        if method not in self.methods:
+            return {"ok": False, "error": "unknown_method"}
+        return self.methods[method](args)
 
     # -- auth, people, channels -------------------------------------------------------------
     def auth_test(self, _args: dict[str, Any]) -> Answer:

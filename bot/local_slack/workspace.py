@@ -49,8 +49,12 @@ class Workspace:
         usergroups: dict[str, tuple[str, tuple[str, ...]]],
         bot: Person,
         commands: list[str],
+        team_id: str = "T0SANDBOX",
+        clock: Callable[[], float] = time.time,
     ):
-        self.team_id, self.team_name, self.team_domain = "T0SANDBOX", team_name, "sandbox"
+        # ``clock`` dates new messages (their ts); tests pass their own clock.
+        self.team_id, self.team_name, self.team_domain = team_id, team_name, "sandbox"
+        self.clock = clock
         self.app_id, self.bot_id = "A0LEDGEROPS", "B0LEDGEROPS"
         self.bot = bot
         self.people: dict[str, Person] = {p.id: p for p in [*people, bot]}
@@ -111,7 +115,7 @@ class Workspace:
 
     def new_ts(self) -> str:
         """A Slack timestamp: unique and increasing within the workspace."""
-        now = max(time.time(), self._last_ts + 0.000001)
+        now = max(self.clock(), self._last_ts + 0.000001)
         self._last_ts = now
         return f"{now:.6f}"
 
@@ -119,12 +123,12 @@ class Workspace:
         """A Slack-looking id (``V0…`` for views, ``Ev0…`` for events)."""
         return f"{prefix}0{next(self._ids):06d}{secrets.token_hex(2).upper()}"
 
-    def new_trigger(self, user: str) -> str:
-        """A trigger_id for a user's interaction (``views.open`` needs one, quickly)."""
+    def new_trigger(self, user: str, seconds: float = TRIGGER_SECONDS) -> str:
+        """A trigger_id for a user's interaction (``views.open`` needs one within ``seconds``)."""
         now = time.monotonic()
         self.triggers = {k: v for k, v in self.triggers.items() if v[1] > now}
         trigger = f"{next(self._ids)}.{int(time.time())}.{secrets.token_hex(16)}"
-        self.triggers[trigger] = (user, now + TRIGGER_SECONDS)
+        self.triggers[trigger] = (user, now + seconds)
         return trigger
 
     def use_trigger(self, trigger: str | None) -> tuple[str | None, str | None]:
