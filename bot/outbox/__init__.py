@@ -1,0 +1,1 @@
+"""The outbox's sending side: which message shows what, rebuilt from the database and sent when due."""
