@@ -23,10 +23,10 @@ from aiohttp import web
 
 from bot.config import ConfigError, ConfigFile, Environment, load_config, load_environment
 from bot.logs import remember_secret
-from bot.notifier import Notifier
-from bot.outbox_pace import OutboxSettings
+from bot.ops.scheduler import Scheduler, Sweeps
+from bot.outbox.notifier import Notifier
+from bot.outbox.pace import OutboxSettings
 from bot.runtime import Runtime
-from bot.scheduler import Scheduler, Sweeps
 from bot.slack import build_slack_bot
 from connectors import registry
 from connectors.base import Connector
@@ -178,7 +178,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve_sandbox(env: Environment) -> int:
     """Run the bot with the local Slack stand-in until SIGINT/SIGTERM."""
     from bot.local_slack import start_sandbox
-    from bot.sandbox_config import sandbox_config_file
+    from bot.sandbox.settings import sandbox_config_file
 
     server = await start_sandbox(env, sandbox_config_file(env), build_runtime, build_web_app)
     print(f"ledgerops: open {server.url}", flush=True)
@@ -197,7 +197,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             "SLACK_BOT_TOKEN is set: the sandbox only runs without a real Slack token "
             "(use `python app.py serve`)"
         )
-    from bot.sandbox_config import sandbox_environment
+    from bot.sandbox.settings import sandbox_environment
 
     env = sandbox_environment(env)
     # The page is where to look; the log says only what needs a developer's attention.
@@ -279,7 +279,7 @@ async def _status(env: Environment, config: ConfigFile) -> dict[str, dict[str, i
 
 def cmd_status(_args: argparse.Namespace) -> int:
     """Print postings per integration and state as JSON (the sandbox's, where it runs)."""
-    from bot.sandbox_config import sandbox_status_settings
+    from bot.sandbox.settings import sandbox_status_settings
 
     env = load_environment()
     env, config = sandbox_status_settings(env) or (env, _config(env))

@@ -17,7 +17,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackConfig
-from bot.delivery import call
+from bot.outbox.delivery import call
 from storage.db import Database
 from storage.models import Activity
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.scheduler import SchedulerConfig
+from bot.ops.scheduler import SchedulerConfig
 from sync.config import IntegrationConfig, RetryConfig, WorkerConfig, key_of_another_kind
 
 

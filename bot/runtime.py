@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.config import ConfigFile, Environment
-from bot.metrics import Metrics
-from bot.notifier import Notifier
-from bot.outbox_pace import OutboxSettings
-from bot.scheduler import Scheduler
+from bot.ops.metrics import Metrics
+from bot.ops.scheduler import Scheduler
+from bot.outbox.notifier import Notifier
+from bot.outbox.pace import OutboxSettings
 from bot.slack import SlackBot
 from connectors.sandbox.books import SandboxBooks
 from storage.db import Database

@@ -42,7 +42,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.auth import Clock, Gatekeeper
 from bot.config import ConfigError, ConfigFile, Environment
-from bot.delivery import call
+from bot.outbox.delivery import call
 from bot.slack_guard import SameWorkspace, SignedRequests
 
 log = logging.getLogger(__name__)

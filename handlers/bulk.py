@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.actions import ActionId
 from bot.bulk.modal import BULK_CALLBACK, BulkSelection, bulk_modal, progress_message
-from bot.delivery import call
+from bot.outbox.delivery import call
 from bot.runtime import Runtime
 from bot.slack import SlackBot, urgent
 from handlers.buttons import ack_only

@@ -33,7 +33,7 @@ from bot.actions import ActionId
 from bot.auth import record
 from bot.block_kit import SlackBody
 from bot.bulk.modal import BULK_CALLBACK
-from bot.delivery import call
+from bot.outbox.delivery import call
 from bot.postings.log_blocks import refusal
 from bot.runtime import Runtime
 from bot.slack import SlackBot

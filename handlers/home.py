@@ -14,8 +14,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.actions import ActionId, IntegrationRef
-from bot.delivery import call
 from bot.home.view import home_view
+from bot.outbox.delivery import call
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from handlers.buttons import Press, listen

@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.actions import ActionId, GroupRef, LogPageRef, PostingIdRef, PostingRef
 from bot.auth import record
 from bot.block_kit import SlackBody
-from bot.delivery import call
+from bot.outbox.delivery import call
 from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note
 from bot.postings.notices import load_log
 from bot.runtime import Runtime

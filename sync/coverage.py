@@ -4,7 +4,7 @@ A posting needs a person when it failed, or when it is booked with a change the
 ledger refused. A failed posting is shown by its error group's message when the
 group already has one, or when two or more postings of the group fail
 ("37 bills: Account 2800 does not exist."); otherwise by a message of its own.
-The outbox (``bot/coverage.py`` when a posting changes, ``bot/rendering.py`` just
+The outbox (``bot/outbox/coverage.py`` when a posting changes, ``bot/rendering.py`` just
 before posting) asks :func:`needs_own_message`.
 """
 

@@ -6,7 +6,7 @@ since (``failing_since``). Once that streak is ``threshold`` old and something
 still waits, the outage is announced (``since``); an attempt the ledger answers
 ends it (``recovered_at``). While an outage is announced the worker does not give
 postings up (``sync/worker.py``), so the channel hears about it once
-(``bot/outage.py`` tells it).
+(``bot/ops/outage.py`` tells it).
 
 Folding the same attempts twice gives the same row (the watermark
 ``checked_attempt_id`` only moves forward), so replicas may take turns.

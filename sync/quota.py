@@ -2,7 +2,7 @@
 
 The run claims its ``job_runs`` row for the month first (unique per job and month),
 so across replicas exactly one resets; the row keeps how many resumed, for the
-channel's notice (``bot/digest.py``).
+channel's notice (``bot/ops/digest.py``).
 """
 
 from __future__ import annotations

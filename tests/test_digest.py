@@ -17,11 +17,11 @@ from pydantic import SecretStr
 
 from app import build_runtime
 from bot.config import ConfigFile, SlackConfig
-from bot.digest import local_day
+from bot.ops.digest import local_day
 from bot.ops.facts import Digest, IntegrationDay, OpenGroup
 from bot.ops.messages import digest_message
+from bot.ops.scheduler import Scheduler, Sweeps
 from bot.runtime import Runtime
-from bot.scheduler import Scheduler, Sweeps
 from sync.admin import set_paused
 from tests.slack_harness import (
     ALICE,

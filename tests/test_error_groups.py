@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from bot.ops.scheduler import SchedulerConfig, Sweeps
 from bot.runtime import Runtime
-from bot.scheduler import SchedulerConfig, Sweeps
 from connectors.sandbox.books import SandboxBooks
 from storage.models import ErrorGroup, Posting
 from storage.queries.groups import mute_group

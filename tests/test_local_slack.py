@@ -28,13 +28,13 @@ from sqlalchemy import select
 
 import app as cli
 from bot.config import ConfigError, Environment
-from bot.demo_data import OUTAGE_BILL, start_demo
 from bot.local_slack import SandboxServer
 from bot.local_slack.interactions import Interactions, Refused
 from bot.local_slack.page_banner import demo_banner
 from bot.local_slack.server import bind
 from bot.local_slack.workspace import Person, Workspace
-from bot.sandbox_config import sandbox_config_file
+from bot.sandbox.demo import OUTAGE_BILL, start_demo
+from bot.sandbox.settings import sandbox_config_file
 from storage.models import Document, Posting
 from tests.browser.support import open_sandbox
 from tests.support import bill, eventually

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from bot.config import SlackConfig
 from bot.ops.facts import OutageNotice
 from bot.ops.messages import duration, outage_message
+from bot.ops.scheduler import Scheduler, SchedulerConfig, Sweeps
 from bot.runtime import Runtime
-from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
 from connectors.sandbox.books import SandboxBooks
 from storage.migrate import upgrade
 from storage.models import Outage, Posting, SlackMessage

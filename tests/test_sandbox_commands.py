@@ -15,10 +15,10 @@ import pytest
 
 import app
 from bot.config import Environment
-from bot.demo_data import OUTAGE_BILL, SOURCE
 from bot.local_slack import SandboxServer
 from bot.local_slack.page_banner import REACHABLE_AGAIN, READY, UNREACHABLE
-from bot.sandbox_config import sandbox_environment
+from bot.sandbox.demo import OUTAGE_BILL, SOURCE
+from bot.sandbox.settings import sandbox_environment
 from storage.queries import reads
 from storage.states import PostingState
 from sync.resync import resync_document

@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.coverage import GROUP
-from bot.demo_data import OUTAGE_BILL
 from bot.local_slack import SandboxServer
 from bot.local_slack.channel_file import FILE_NAME
 from bot.local_slack.page_banner import demo_banner
+from bot.outbox.coverage import GROUP
+from bot.sandbox.demo import OUTAGE_BILL
 from connectors.base import RecordStatus
 from storage.models import ErrorGroup
 from storage.queries import outbox

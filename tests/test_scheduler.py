@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot.ops.scheduler import Scheduler, SchedulerConfig, Sweeps
 from bot.runtime import Runtime
-from bot.scheduler import Scheduler, SchedulerConfig, Sweeps
 from connectors.sandbox.books import SandboxBooks
 from storage.models import Posting
 from tests.support import FakeClock, bill

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.local_slack.channel import Message
 from bot.local_slack.workspace import Workspace
-from bot.sandbox_config import KEPT_CHANNEL
+from bot.sandbox.settings import KEPT_CHANNEL
 
 FORMAT = 1
 FILE_NAME = KEPT_CHANNEL

@@ -7,8 +7,8 @@ failed, and after a restart it says what was resumed.
 
 from __future__ import annotations
 
-from bot.demo_data import OUTAGE_BILL, OUTAGE_SUPPLIER, SOURCE, DemoScript
 from bot.runtime import Runtime
+from bot.sandbox.demo import OUTAGE_BILL, OUTAGE_SUPPLIER, SOURCE, DemoScript
 from connectors.sandbox.connector import SandboxConnector
 from storage.queries import reads
 from storage.states import PostingState

@@ -15,12 +15,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.config import ConfigError, ConfigFile, Environment
-from bot.demo_data import DemoScript, start_demo
 from bot.local_slack.page_banner import demo_banner
 from bot.local_slack.stand_in import LocalSlack
-from bot.outbox_pace import OutboxSettings
+from bot.outbox.pace import OutboxSettings
 from bot.runtime import Runtime, RuntimeFactory
-from bot.sandbox_config import SANDBOX_HOST, local_slack_environment, sandbox_data_folder
+from bot.sandbox.demo import DemoScript, start_demo
+from bot.sandbox.settings import SANDBOX_HOST, local_slack_environment, sandbox_data_folder
 from connectors.sandbox.books import SandboxBooks
 
 #: the channel fills in seconds, not after the production grouping window
@@ -81,7 +81,7 @@ async def start_sandbox(
     ``env`` is the sandbox environment without Slack settings (they are made
     here); ``build_runtime`` and ``web_app`` build the process and its routes (the
     composition root, ``app.py``, passes its own: bot/ never imports handlers/); ``demo``
-    passes options to :class:`bot.demo_data.DemoScript`.
+    passes options to :class:`bot.sandbox.demo.DemoScript`.
     """
     sock = bind(SANDBOX_HOST, env.port if port is None else port)
     url = f"http://{SANDBOX_HOST}:{sock.getsockname()[1]}"
@@ -89,7 +89,7 @@ async def start_sandbox(
     try:
         env = local_slack_environment(env, url)
         # The ledger is kept beside the SQLite file, so a restart finds what the database
-        # says was posted (bot/sandbox_config.py: sandbox_data_folder).
+        # says was posted (bot/sandbox/settings.py: sandbox_data_folder).
         books = SandboxBooks(sandbox_data_folder(env.database_url))
         runtime = await build_runtime(env, config, outbox=outbox or SANDBOX_OUTBOX, sandbox_books=books)
         box: dict[str, Any] = {"demo": None}

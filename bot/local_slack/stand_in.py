@@ -14,7 +14,7 @@ from bot.local_slack.page import Page
 from bot.local_slack.web_api import WebApi
 from bot.local_slack.workspace import Person, Workspace
 from bot.runtime import Runtime
-from bot.sandbox_config import SANDBOX_USERGROUPS, SANDBOX_USERS, SandboxUser
+from bot.sandbox.settings import SANDBOX_USERGROUPS, SANDBOX_USERS, SandboxUser
 
 
 class LocalSlack:

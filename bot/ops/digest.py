@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.block_kit import SlackBody
-from bot.coverage import DIGEST, NOTICE
 from bot.ops.facts import Digest, IntegrationDay, OpenGroup, QuotaNotice
 from bot.ops.messages import DIGEST_GROUPS, digest_message, quota_message
+from bot.outbox.coverage import DIGEST, NOTICE
 from bot.postings.facts import plural
 from storage.db import Session
 from storage.models import JobRun

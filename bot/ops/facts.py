@@ -1,6 +1,6 @@
 """What the operations messages say (outage, daily digest, quota reset), as plain data.
 
-Loaded from the database by ``bot/outage.py`` and ``bot/digest.py``; turned into
+Loaded from the database by ``bot/ops/outage.py`` and ``bot/ops/digest.py``; turned into
 Block Kit by ``bot/ops/messages.py``. Nothing here does I/O. A digest is kept as
 JSON in its ``job_runs`` row, so it is rebuilt the same way whenever it is sent.
 """

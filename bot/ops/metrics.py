@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.delivery import CallResult, Delivery
+from bot.outbox.delivery import CallResult, Delivery
 from storage.db import Database
 from storage.queries import figures
 from storage.states import PostingState

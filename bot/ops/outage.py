@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.coverage import OUTAGE
 from bot.ops.facts import OutageNotice
+from bot.outbox.coverage import OUTAGE
 from storage.db import Session
 from storage.queries import outages, outbox
 from storage.queries.postings import acquire_lease, release_lease

@@ -22,8 +22,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.digest import post_digest, reset_quota
-from bot.outage import OutageWatch
+from bot.ops.digest import post_digest, reset_quota
+from bot.ops.outage import OutageWatch
 from storage.queries.postings import recover_stuck, release_due_retries
 from sync.engine import Engine
 from sync.give_up import give_up_old

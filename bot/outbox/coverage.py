@@ -27,7 +27,7 @@ from sync.coverage import needs_own_message, needs_person, showing_group
 log = logging.getLogger(__name__)
 
 POSTING, GROUP = "posting", "error_group"
-#: operations messages (bot/outage.py, bot/digest.py): an integration's outage, a job run
+#: operations messages (bot/ops/outage.py, bot/ops/digest.py): an integration's outage, a job run
 OUTAGE, DIGEST, NOTICE = "outage", "digest", "notice"
 
 

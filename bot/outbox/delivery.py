@@ -10,7 +10,7 @@ outcome into:
 - ``UNREACHABLE``: no connection could be opened; nothing was sent; retry.
 - ``UNKNOWN``: the request left and no answer came back (timeout, dropped
   connection, HTTP 500/502/504). A post may exist: before it is sent again the
-  outbox looks for it in the channel's history (``bot/unconfirmed_posts.py``).
+  outbox looks for it in the channel's history (``bot/outbox/unconfirmed_posts.py``).
 """
 
 from __future__ import annotations

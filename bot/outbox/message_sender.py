@@ -1,6 +1,6 @@
 """Posting one channel message, or updating it in place, from its rendered body.
 
-A post carries message metadata (``bot/unconfirmed_posts.py``), so a post whose
+A post carries message metadata (``bot/outbox/unconfirmed_posts.py``), so a post whose
 outcome is unknown can be found in the channel before it is sent again. An
 update that can never land (the message is gone) posts the message anew.
 """
@@ -11,11 +11,11 @@ import logging
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery import Delivery, ReportedCalls
-from bot.outbox_pace import FlushReport, Pace
-from bot.postings.rendering import Rendered
-from bot.thread_replies import ThreadReplies
-from bot.unconfirmed_posts import post_metadata
+from bot.outbox.delivery import Delivery, ReportedCalls
+from bot.outbox.pace import FlushReport, Pace
+from bot.outbox.rendering import Rendered
+from bot.outbox.thread_replies import ThreadReplies
+from bot.outbox.unconfirmed_posts import post_metadata
 from storage.db import Database
 from storage.models import SlackMessage
 from storage.queries import outbox

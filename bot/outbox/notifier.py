@@ -8,11 +8,11 @@
   group message ("37 bills: Account 2800 does not exist.") replaces them.
 - ``chat.postMessage`` goes out at most once per second per channel; 429
   pauses the channel for ``Retry-After``; a Slack outage leaves rows waiting
-  with backoff (``bot/outbox_pace.py``). A post whose outcome is unknown (a 500,
+  with backoff (``bot/outbox/pace.py``). A post whose outcome is unknown (a 500,
   a lost answer) is looked up in the channel's history by its message metadata
-  before it is sent again (``bot/unconfirmed_posts.py``): found -> adopted, else posted.
-- Posting or updating one message is ``bot/message_sender.py``; copying a
-  posting's new attempts into its thread is ``bot/thread_replies.py``.
+  before it is sent again (``bot/outbox/unconfirmed_posts.py``): found -> adopted, else posted.
+- Posting or updating one message is ``bot/outbox/message_sender.py``; copying a
+  posting's new attempts into its thread is ``bot/outbox/thread_replies.py``.
 - Time is the engine's clock, so tests move it instead of sleeping.
 """
 
@@ -26,12 +26,12 @@ from datetime import datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.coverage import GROUP, POSTING, Coverage
-from bot.delivery import CallResult, ReportedCalls
-from bot.message_sender import MessageSender
-from bot.outbox_pace import FlushReport, OutboxSettings, Pace
-from bot.postings.rendering import render
-from bot.unconfirmed_posts import PostResolver, Resolution
+from bot.outbox.coverage import GROUP, POSTING, Coverage
+from bot.outbox.delivery import CallResult, ReportedCalls
+from bot.outbox.message_sender import MessageSender
+from bot.outbox.pace import FlushReport, OutboxSettings, Pace
+from bot.outbox.rendering import render
+from bot.outbox.unconfirmed_posts import PostResolver, Resolution
 from storage.db import Session
 from storage.models import SlackMessage
 from storage.queries import outbox

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.delivery import CallResult, Delivery
+from bot.outbox.delivery import CallResult, Delivery
 from storage.db import Database
 from storage.models import SlackMessage
 from storage.queries import outbox

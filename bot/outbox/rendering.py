@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.block_kit import SlackBody
-from bot.coverage import DIGEST, GROUP, NOTICE, OUTAGE
-from bot.digest import load_job_message
+from bot.ops.digest import load_job_message
 from bot.ops.messages import outage_message
-from bot.outage import load_outage_notice
+from bot.ops.outage import load_outage_notice
+from bot.outbox.coverage import DIGEST, GROUP, NOTICE, OUTAGE
 from bot.postings.messages import group_message, posting_message
 from bot.postings.notices import load_group_notice, load_posting_notice
 from storage.db import Session

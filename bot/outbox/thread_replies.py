@@ -11,9 +11,9 @@ from datetime import datetime
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.coverage import POSTING
-from bot.delivery import Delivery, ReportedCalls
-from bot.outbox_pace import FlushReport, Pace
+from bot.outbox.coverage import POSTING
+from bot.outbox.delivery import Delivery, ReportedCalls
+from bot.outbox.pace import FlushReport, Pace
 from bot.postings.log_blocks import thread_reply
 from bot.postings.notices import attempts_after
 from storage.db import Database

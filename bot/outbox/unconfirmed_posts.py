@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.delivery import CallResult, Delivery
+from bot.outbox.delivery import CallResult, Delivery
 from storage.db import Database
 from storage.models import SlackMessage
 from storage.queries import outbox

@@ -15,7 +15,7 @@ Several processes may run senders: a row is claimed by a guarded update
 before any Slack call, so only one of them sends it (or looks it up).
 ``created_at`` is when the row's current message was queued (a new incident
 or a deleted message starts it again): with the row id it names the message
-in Slack's metadata (``bot/unconfirmed_posts.py``).
+in Slack's metadata (``bot/outbox/unconfirmed_posts.py``).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from typing import Any
 from app import build_runtime
 from bot.config import Environment
 from bot.local_slack import SandboxServer, start_sandbox
-from bot.outbox_pace import OutboxSettings
-from bot.sandbox_config import sandbox_config, sandbox_environment
+from bot.outbox.pace import OutboxSettings
+from bot.sandbox.settings import sandbox_config, sandbox_environment
 from handlers.routes import build_web_app
 
 #: the outbox's waits shrunk so a test sees the channel in a second, not in ten

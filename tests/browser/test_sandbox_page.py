@@ -1,7 +1,7 @@
 """The sandbox page in Chromium: what a finance person sees and clicks.
 
 Each test opens a fresh sandbox whose demo data makes problems on purpose
-(bot/demo_data.py). Waiting is Playwright's own: ``expect(...)`` retries until
+(bot/sandbox/demo.py). Waiting is Playwright's own: ``expect(...)`` retries until
 its deadline, so no test sleeps. Screenshots of every step land in
 test-output/browser/<test>/.
 """
