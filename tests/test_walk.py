@@ -14,13 +14,13 @@ from bench.walk import RECORD_MODULES, walk
 #: The change feed is the designed one; the others are callbacks that go upwards too.
 KNOWN_UPWARD = {
     # the change feed: sync tells whoever renders (outbox, App Home) what changed
-    ("sync/changes.py:ChangeFeed.publish", "bot/notifier.py:Notifier._on_changes"),
+    ("sync/changes.py:ChangeFeed.publish", "bot/outbox/notifier.py:Notifier._on_changes"),
     ("sync/changes.py:ChangeFeed.publish", "handlers/home.py:HomeTab.on_changes"),
     # the attempt listeners (metrics), called by the worker itself, not through the feed
-    ("sync/worker.py:Worker._send_one", "bot/metrics.py:Metrics.observe_attempt"),
+    ("sync/worker.py:Worker._send_one", "bot/ops/metrics.py:Metrics.observe_attempt"),
     # sync's coverage rule calls the lambdas bot hands it
-    ("sync/coverage.py:needs_own_message", "bot/coverage.py:Coverage._show.<locals>.<lambda>"),
-    ("sync/coverage.py:needs_own_message", "bot/postings/rendering.py:render.<locals>.<lambda>"),
+    ("sync/coverage.py:needs_own_message", "bot/outbox/coverage.py:Coverage._show.<locals>.<lambda>"),
+    ("sync/coverage.py:needs_own_message", "bot/outbox/rendering.py:render.<locals>.<lambda>"),
     # the SQLite writer thread runs the worker's transaction functions (Database.run(fn))
     ("storage/sqlite_writer.py:SqliteWriter._commit", "sync/worker.py:Worker._drain.<locals>.<lambda>"),
     ("storage/sqlite_writer.py:SqliteWriter._commit", "sync/worker.py:Worker._record_and_claim"),
