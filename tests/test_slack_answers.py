@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.actions import ActionId, LogPageRef
+from bot.actions import ActionId, IntegrationRef, LogPageRef, PageRef
 from connectors.sandbox.books import SandboxBooks
 from connectors.sandbox.ledger import SandboxLedger
 from storage.models import Posting
@@ -123,3 +123,21 @@ async def test_resync_all_says_who_asked_in_the_group_message(slack: SlackHarnes
     ts = await failed_message(slack, bill("A-5"), bill("A-6"))
     await click(slack, ts, ActionId.RESYNC_GROUP)
     await shows(slack, ts, "Resync requested by <@U0ALICE>")
+
+
+async def test_pause_and_resume_show_the_home_tab_again_with_the_new_state(slack: SlackHarness) -> None:
+    for action_id, now in ((ActionId.PAUSE, "Resume"), (ActionId.RESUME, "Pause")):
+        await slack.press(action_id, IntegrationRef(integration="books-dk").value())
+        await slack.settle_clicks()
+        published = slack.fake.of("views.publish", user_id=ALICE)[-1]
+        [accessory] = [b["accessory"] for b in published.args["view"]["blocks"] if b.get("accessory")]
+        assert accessory["text"]["text"] == now
+
+
+async def test_a_page_of_the_attention_answer_replaces_the_one_shown(slack: SlackHarness) -> None:
+    books(slack).accounts.pop("2800")
+    await failed_message(slack, bill("A-7"))
+    await slack.press(ActionId.PAGE, PageRef(page=1, cmd="attention").value(), answer_here=True)
+    await slack.settle_clicks()
+    [answer] = [c.args for c in slack.fake.calls if c.method == "response_url"]
+    assert answer["replace_original"] is True and "Account 2800 does not exist." in json.dumps(answer)
