@@ -59,7 +59,10 @@ async def test_resync_invoice_says_who_asked_in_the_message(slack: SlackHarness)
     books(slack).accounts.pop("2800")
     ts = await failed_message(slack, bill("A-1"))
     await click(slack, ts, ActionId.RESYNC_INVOICE)
-    await shows(slack, ts, "Resync requested by <@U0ALICE>")
+    await shows(slack, ts, "Resync requested by <@U0ALICE> <!date^")
+    await slack.runtime.worker.run_until_idle()  # the account is still missing: the result, in place
+    await shows(slack, ts, "*Resync by <@U0ALICE> <!date^")
+    assert "Account 2800 does not exist." in slack.fake.text_of(ts)
 
 
 async def test_resync_payment_from_the_invoices_message_is_answered_privately(slack: SlackHarness) -> None:

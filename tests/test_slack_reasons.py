@@ -129,7 +129,8 @@ async def test_giving_up_is_ledgerops_words_and_a_manual_resync_says_what_failed
 
     await eventually(failed_again, message="the message shows the manual attempt")
     shown = slack.fake.text_of(ts)
-    assert "*The ledger says:*\\n>Could not connect to the ledger" in shown
+    assert "*Resync by <@U0ALICE> <!date^" in shown
+    assert "failed.*\\n*The ledger says:*\\n>Could not connect" in shown
     assert "Gave up after" not in shown and "stopped trying" not in shown
 
 

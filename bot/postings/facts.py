@@ -78,8 +78,11 @@ class PostingFacts:
     error_code: str | None = None
     #: the last attempt gave up retrying (the ledger did not answer, time after time)
     gave_up: bool = False
-    #: what ran the last attempt (``manual`` for a person's resync)
+    #: what ran the last attempt (``manual`` for a person's resync), and who asked for it
     last_trigger: str | None = None
+    last_actor: str | None = None
+    #: when it was queued (a person's resync: when they asked)
+    queued_at: datetime | None = None
 
     @property
     def status(self) -> Status:

@@ -86,7 +86,8 @@ def posting_message(n: PostingNotice) -> SlackBody:
         who = f" Fixed by {mention(n.fixed_by)}." if n.fixed_by else ""
         blocks.append(section(f"Voucher *{escape(p.external_ref or '?')}*.{who}"))
     elif status in (Status.QUEUED, Status.SENDING) and p.queued_actor:
-        blocks.append(section(f":raised_hand: Resync requested by {mention(p.queued_actor)}."))
+        at = f" {when(p.queued_at)}" if p.queued_at else ""
+        blocks.append(section(f":raised_hand: Resync requested by {mention(p.queued_actor)}{at}."))
     elif status is Status.IGNORED and p.queued_actor:
         blocks.append(section(f"Ignored by {mention(p.queued_actor)}."))
     elif status is Status.RETRYING and p.next_attempt_at:
@@ -113,15 +114,18 @@ def _reasons(n: PostingNotice) -> list[Block]:
     p, status = n.posting, n.status
     if not p.last_error or status is Status.SYNCED:
         return []
-    text = quote(p.last_error, SECTION_TEXT - 60)
+    # the answer to a person's click: their resync failed now (never "gave up after N")
+    manual = status is Status.FAILED and p.last_trigger == Trigger.MANUAL and bool(p.last_actor)
+    tried = f"*Resync by {mention(p.last_actor)} {when(n.last_attempt_at)} failed.*\n" if manual else ""
     # ledgerops decided (a missing mapping, a test company) or explains a booked voucher
     if said_by_ledgerops(p.error_code) or status is Status.BOOKED:
-        own = cut(escape(" ".join(p.last_error.split())), SECTION_TEXT - 60)
-        return [section(f"*Why:*\nledgerops: {own}")]
+        own = cut(escape(" ".join(p.last_error.split())), SECTION_TEXT - 120)
+        return [section(f"{tried}*Why:*\nledgerops: {own}")]
+    text = quote(p.last_error, SECTION_TEXT - 120)
     if status is not Status.FAILED:
         return [section(f"*Last error:*\n{text}")]
-    said = section(f"*The ledger says:*\n{text}")
-    if p.gave_up and p.last_trigger != Trigger.MANUAL:
+    said = section(f"{tried}*The ledger says:*\n{text}")
+    if p.gave_up and not manual:
         why = (
             f"*Why:*\nledgerops stopped trying after {p.attempts} attempts: the ledger did not "
             "answer. Resync when it is back."

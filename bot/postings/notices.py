@@ -44,6 +44,8 @@ def posting_facts(p: Posting, integration: str, last: Any = None) -> PostingFact
         error_code=p.error_code,
         gave_up=bool(last.gave_up) if last is not None else False,
         last_trigger=str(last.trigger) if last is not None else None,
+        last_actor=last.actor if last is not None else None,
+        queued_at=p.queued_at,
     )
 
 
