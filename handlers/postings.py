@@ -44,8 +44,8 @@ class ButtonActions:
     def register(self, app: AsyncApp) -> None:
         """One listener per button."""
         works: dict[ActionId, Work] = {
-            ActionId.RESYNC_INVOICE: lambda c, ref: self.resync(c, ref.document, "invoice"),
-            ActionId.RESYNC_PAYMENT: lambda c, ref: self.resync(c, ref.document, "payment"),
+            ActionId.RESYNC_INVOICE: lambda c, ref: self.resync(c, ref.document, "invoice", ref.posting),
+            ActionId.RESYNC_PAYMENT: lambda c, ref: self.resync(c, ref.document, "payment", ref.posting),
             ActionId.RESYNC_POSTING: self.resync_posting,
             ActionId.IGNORE: self.ignore,
             ActionId.RESYNC_GROUP: self.resync_group,
@@ -97,8 +97,14 @@ class ButtonActions:
         )
 
     # -- the work ----------------------------------------------------------------------------
-    async def resync(self, click: Press, document_id: int, posting_kind: str) -> None:
-        """Resync one posting of a document (the engine writes the activity row)."""
+    async def resync(
+        self, click: Press, document_id: int, posting_kind: str, shown: int | None = None
+    ) -> None:
+        """Resync one posting of a document (the engine writes the activity row).
+
+        The message the click came from shows its own posting's resync; a resync of
+        another posting (a bill's payment from its invoice's message) is told privately.
+        """
         async with self.db.sessions() as s:
             doc = await s.get(Document, document_id)
         if doc is None:
@@ -110,6 +116,15 @@ class ButtonActions:
         if not any(o.ok for o in outcomes):
             # Double click, or a colleague was quicker: nothing ran twice; say so.
             await self.tell(click, outcome_note([o.message for o in outcomes]))
+        elif shown is not None and all(o.posting_id != shown for o in outcomes if o.ok):
+            elsewhere = " ".join(o.message for o in outcomes if o.ok)
+            await self.tell(
+                click,
+                note(
+                    f"{elsewhere} This message is about another posting, so it does not change; "
+                    "should it fail again, its own message says so in the channel."
+                ),
+            )
 
     async def resync_posting(self, click: Press, ref: PostingRef) -> None:
         """Resync the one posting the button names (a payroll run's journal)."""
@@ -118,7 +133,9 @@ class ButtonActions:
         if posting is None:
             await self.tell(click, note("That posting no longer exists."))
             return
-        await self.resync(click, ref.document, posting.slot)  # one journal of a run, not every period
+        await self.resync(
+            click, ref.document, posting.slot, ref.posting
+        )  # one journal of a run, not every period
 
     async def ignore(self, click: Press, ref: PostingIdRef) -> None:
         """Ignore one posting until someone resyncs it."""

@@ -48,10 +48,33 @@ class MappingMissing(Exception):
         )
 
 
+#: codes of the reasons ledgerops gives itself, the ledger never asked (a :class:`NotSendable`'s
+#: code must be one of them, so a message can tell whose words a failure is by its code)
+OWN_CODES = frozenset(
+    {"no_such_posting", "not_paid", "no_payment_account", "test_company", "no_config", "gave_up"}
+)
+#: refusals no resync can change: the document itself says it is not to be booked
+REFUSED_CODES = frozenset({"test_company"})
+#: a missing mapping's code is this prefix and the mapping kind (``unmapped_category``)
+UNMAPPED = "unmapped_"
+
+
+def said_by_ledgerops(code: str | None) -> bool:
+    """Whether a failure with this code is ledgerops' own reason, not the ledger's answer."""
+    return code is not None and (code in OWN_CODES or code.startswith(UNMAPPED))
+
+
+def resync_cannot_help(code: str | None) -> bool:
+    """A refusal only a change of the document can lift: a resync would be refused again."""
+    return code in REFUSED_CODES
+
+
 class NotSendable(Exception):
-    """A posting that cannot be sent for a reason a person must resolve."""
+    """A posting that cannot be sent for a reason a person must resolve (ledgerops' own)."""
 
     def __init__(self, message: str, code: str):
+        if code not in OWN_CODES:
+            raise ValueError(f"NotSendable code {code!r} is not in sync.errors.OWN_CODES")
         super().__init__(message)
         self.message, self.code = message, code
 
@@ -68,7 +91,7 @@ def classify(exc: BaseException, *, during_write: bool) -> Failure:
     """
     if isinstance(exc, MappingMissing):
         return Failure(
-            FailureKind.NEEDS_PERSON, f"unmapped_{exc.what}", str(exc), cause=(exc.what, exc.value)
+            FailureKind.NEEDS_PERSON, f"{UNMAPPED}{exc.what}", str(exc), cause=(exc.what, exc.value)
         )
     if isinstance(exc, NotSendable):
         return Failure(FailureKind.NEEDS_PERSON, exc.code, exc.message)

@@ -20,7 +20,7 @@ from storage.queries.postings import log_attempt, outage_declared, settle
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import Change
 from sync.engine import Engine
-from sync.errors import Failure, FailureKind
+from sync.errors import Failure, FailureKind, resync_cannot_help
 from sync.policy import fingerprint
 from sync.synchronizer import Report
 from sync.withdrawal import WITHDRAW_BOOKED, booked_reason
@@ -196,14 +196,19 @@ def _failure(
     )
     if outcome is Outcome.FAILED or give_up:
         if give_up:
-            done.message = f"Gave up after {attempts} attempts. Last error: {failure.message}"
-            values["last_error"] = done.message
+            # The posting keeps the ledger's words; the log line says that ledgerops stopped.
+            # A person's resync that fails at once says what failed now, not the count.
+            if row.queued_trigger != Trigger.MANUAL:
+                done.message = f"Gave up after {attempts} attempts. Last error: {failure.message}"
             done.outcome, done.gave_up = Outcome.FAILED, True
+        # A refusal no resync can lift (a test company) is each posting's own story: a group's
+        # "Resync all" could not help, so its message is the posting's, with Ignore.
+        own = f"{failure.code}\x1f{row.idempotency_key}" if resync_cannot_help(failure.code) else failure.code
         done.group_id = upsert_error_group(
             conn,
             fingerprint=fingerprint(
                 row.integration,
-                failure.code,
+                own,
                 failure.message,
                 (row.external_id, row.idempotency_key, ref or ""),
             ),

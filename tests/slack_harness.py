@@ -64,6 +64,7 @@ def click_body(
     channel: str = CHANNEL,
     message_ts: str = NO_MESSAGE_TS,
     trigger_id: str = "1234.5678.abcd",
+    response_url: str = "https://hooks.slack.invalid/actions/T0TEAM/1/x",
 ) -> str:
     """A ``block_actions`` payload as Slack posts it for a button press."""
     payload = {
@@ -82,7 +83,7 @@ def click_body(
         "channel": {"id": channel, "name": "finance"},
         "trigger_id": trigger_id,
         "message": {"type": "message", "ts": message_ts, "text": "…"},
-        "response_url": "https://hooks.slack.invalid/actions/T0TEAM/1/x",
+        "response_url": response_url,
         "actions": [
             {
                 "type": "button",
@@ -117,14 +118,24 @@ class SlackHarness:
         await ingest_batch(self.runtime.engine, valid)
 
     async def press(
-        self, action_id: str, value: str, *, user: str = ALICE, message_ts: str | None = None
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = ALICE,
+        message_ts: str | None = None,
+        answer_here: bool = False,
     ) -> httpx.Response:
-        """Press a button the way Slack reports it (on ``message_ts``; by default the first post)."""
+        """Press a button the way Slack reports it (on ``message_ts``; by default the first post).
+
+        ``answer_here``: the click's ``response_url`` is the stand-in's, so what the bot
+        ``respond()``s shows (a ``response_url`` call); by default it leads nowhere."""
         if message_ts is None:
             posted = [c for c in self.fake.calls if c.method == "chat.postMessage" and c.result.get("ts")]
             message_ts = self.fake.ts_of(posted[0]) if posted else NO_MESSAGE_TS
         trigger = self.fake.trigger(user)
-        body = click_body(action_id, value, user=user, message_ts=message_ts, trigger_id=trigger)
+        extra = {"response_url": self.fake.response_url(user)} if answer_here else {}
+        body = click_body(action_id, value, user=user, message_ts=message_ts, trigger_id=trigger, **extra)
         return await self.http.post("/slack/events", content=body, headers=signed_headers(body))
 
     async def press_button(self, ts: str, action_id: str, *, user: str = ALICE) -> httpx.Response:

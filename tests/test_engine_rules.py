@@ -231,7 +231,12 @@ async def test_gives_up_after_the_attempt_limit(
         clock.advance(runtime.engine.policy.max_seconds * 2)
     p = posting(await view(runtime, "B-10"))
     assert p["state"] == "failed" and p["attempts"] == limit
-    assert p["last_error"].startswith(f"Gave up after {limit} attempts")
+    # the posting keeps the ledger's words; the log line says ledgerops gave up
+    assert p["last_error"] == "Could not connect to the ledger (connection refused)."
+    async with runtime.db.sessions() as s:
+        last = (await s.scalars(select(Attempt).order_by(Attempt.id.desc()))).first()
+    assert last is not None and last.gave_up
+    assert last.message.startswith(f"Gave up after {limit} attempts")
 
 
 async def test_change_while_in_flight_is_sent_afterwards(

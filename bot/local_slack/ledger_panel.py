@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from bot.runtime import Runtime
 from connectors.base import RecordStatus
 from connectors.sandbox.connector import SandboxConnector
-from connectors.sandbox.ledger import SandboxLedger
+from connectors.sandbox.ledger import SandboxLedger, Voucher
 from storage.queries import figures
 
 SHOWN_VOUCHERS = 12
@@ -69,7 +70,7 @@ class LedgerPanel:
                     "kind": v.kind,
                     "date": v.date.isoformat(),
                     "text": v.text,
-                    "amount": f"{v.amount:,.2f}",
+                    "amount": f"{_voucher_amount(v):,.2f}",
                     "booked": v.status is RecordStatus.BOOKED,
                 }
                 for v in reversed(vouchers)
@@ -135,3 +136,10 @@ def _int(value: Any) -> int:
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
+
+
+def _voucher_amount(v: Voucher) -> Decimal:
+    """A journal kept before its amount was its debit total (older sandbox files) shows that too."""
+    if v.amount or not v.body.get("lines"):
+        return v.amount
+    return sum((Decimal(str(a)) for _, a in v.body["lines"] if Decimal(str(a)) > 0), Decimal(0))

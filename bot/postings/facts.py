@@ -74,6 +74,15 @@ class PostingFacts:
     queued_trigger: str | None = None
     next_attempt_at: datetime | None = None
     error_group_id: int | None = None
+    #: the failure's code: whose words ``last_error`` is (``sync.errors.said_by_ledgerops``)
+    error_code: str | None = None
+    #: the last attempt gave up retrying (the ledger did not answer, time after time)
+    gave_up: bool = False
+    #: what ran the last attempt (``manual`` for a person's resync), and who asked for it
+    last_trigger: str | None = None
+    last_actor: str | None = None
+    #: when it was queued (a person's resync: when they asked)
+    queued_at: datetime | None = None
 
     @property
     def status(self) -> Status:

@@ -24,6 +24,7 @@ from bot.block_kit import (
     SlackBody,
     button,
     context,
+    cut,
     escape,
     finish,
     mention,
@@ -40,7 +41,8 @@ from bot.postings.facts import (
     plural,
     posting_label,
 )
-from storage.states import PostingState
+from storage.states import PostingState, Trigger
+from sync.errors import resync_cannot_help, said_by_ledgerops
 from sync.kinds import KINDS
 
 # -- the message about one posting -----------------------------------------------------------
@@ -67,7 +69,10 @@ def posting_message(n: PostingNotice) -> SlackBody:
     title = escape(document_title(doc))
     integ = escape(p.integration)
     headline = _HEADLINES[status].format(label=label, doc=title, integ=integ)
+    if _refused(n):
+        headline = f":no_entry: *The {label} of {title} is refused*: it is not sent to *{integ}*."
     blocks: list[Block] = [section(headline, _fact_fields(n))]
+    blocks.extend(_partly_posted(n))
     if status is Status.BOOKED:
         blocks.append(
             section(
@@ -76,14 +81,13 @@ def posting_message(n: PostingNotice) -> SlackBody:
                 "resync: correct it in the ledger (a credit note or a correcting entry)."
             )
         )
-    if p.last_error and status is not Status.SYNCED:
-        heading = "*The ledger says:*" if status in (Status.FAILED, Status.BOOKED) else "*Last error:*"
-        blocks.append(section(f"{heading}\n{quote(p.last_error, SECTION_TEXT - 40)}"))
+    blocks.extend(_reasons(n))
     if status is Status.SYNCED:
         who = f" Fixed by {mention(n.fixed_by)}." if n.fixed_by else ""
         blocks.append(section(f"Voucher *{escape(p.external_ref or '?')}*.{who}"))
     elif status in (Status.QUEUED, Status.SENDING) and p.queued_actor:
-        blocks.append(section(f":raised_hand: Resync requested by {mention(p.queued_actor)}."))
+        at = f" {when(p.queued_at)}" if p.queued_at else ""
+        blocks.append(section(f":raised_hand: Resync requested by {mention(p.queued_actor)}{at}."))
     elif status is Status.IGNORED and p.queued_actor:
         blocks.append(section(f"Ignored by {mention(p.queued_actor)}."))
     elif status is Status.RETRYING and p.next_attempt_at:
@@ -95,11 +99,66 @@ def posting_message(n: PostingNotice) -> SlackBody:
     if actions:
         blocks.append(ActionsBlock(elements=actions))
     text = _plain_headline(status, label, document_title(doc), p.integration, p.last_error)
+    if _refused(n):
+        text = f"The {label} of {document_title(doc)} is refused: {p.last_error}"
     return finish(escape(text), blocks)
+
+
+def _refused(n: PostingNotice) -> bool:
+    """Refused by ledgerops for what the document says (a test company): a resync cannot help."""
+    return n.status is Status.FAILED and resync_cannot_help(n.posting.error_code)
+
+
+def _reasons(n: PostingNotice) -> list[Block]:
+    """Why it stands as it does, labelled by whose words they are (by code and give-up, not text)."""
+    p, status = n.posting, n.status
+    if not p.last_error or status is Status.SYNCED:
+        return []
+    # the answer to a person's click: their resync failed now (never "gave up after N")
+    manual = status is Status.FAILED and p.last_trigger == Trigger.MANUAL and bool(p.last_actor)
+    tried = f"*Resync by {mention(p.last_actor)} {when(n.last_attempt_at)} failed.*\n" if manual else ""
+    # ledgerops decided (a missing mapping, a test company) or explains a booked voucher
+    if said_by_ledgerops(p.error_code) or status is Status.BOOKED:
+        own = cut(escape(" ".join(p.last_error.split())), SECTION_TEXT - 120)
+        return [section(f"{tried}*Why:*\nledgerops: {own}")]
+    text = quote(p.last_error, SECTION_TEXT - 120)
+    if status is not Status.FAILED:
+        return [section(f"*Last error:*\n{text}")]
+    said = section(f"{tried}*The ledger says:*\n{text}")
+    if p.gave_up and not manual:
+        why = (
+            f"*Why:*\nledgerops stopped trying after {p.attempts} attempts: the ledger did not "
+            "answer. Resync when it is back."
+        )
+        return [section(why), said]
+    return [said]
+
+
+def _partly_posted(n: PostingNotice) -> list[Block]:
+    """A document whose periods went one way and another: ``1 of 2 periods posted; 2026-11 failed``."""
+    periods = {
+        slot.partition(":")[2]: state
+        for slot, state in n.sibling_states.items()
+        if ":" in slot and state not in (PostingState.WITHDRAWN, PostingState.IGNORED)
+    }
+    posted = sorted(k for k, v in periods.items() if v in (PostingState.SYNCED, PostingState.BOOKED))
+    failed = sorted(k for k, v in periods.items() if v == PostingState.FAILED)
+    if not posted or not failed:
+        return []
+    return [
+        section(
+            f":warning: *Partly posted:* {len(posted)} of {len(periods)} periods posted "
+            f"({', '.join(posted)}); {', '.join(failed)} failed."
+        )
+    ]
 
 
 def _fact_fields(n: PostingNotice) -> list[str]:
     fields = [f"*{label}*\n{escape(value)}" for label, value in document_fields(n.document)]
+    kind = KINDS.get(n.document.kind)
+    if kind is not None:
+        shown = kind.posting_fields(n.document.data, n.posting.kind, n.posting.period)
+        fields.extend(f"*{label}*\n{escape(value)}" for label, value in shown)
     fields.append(f"*Posting*\n{posting_label(n.posting.kind, n.posting.period).capitalize()}")
     fields.append(f"*Integration*\n{escape(n.posting.integration)}")
     return fields
@@ -112,7 +171,9 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
         return [log]  # queued/sending: already on its way; synced/booked: nothing to do
     ids = PostingRef(document=doc.id, posting=p.id)
     out: list[ButtonElement] = []
-    if doc.kind == "bill":
+    if _refused(n):
+        pass  # a resync would be refused the same way: the reason and Ignore only
+    elif doc.kind == "bill":
         if n.sibling_states.get("invoice", PostingState.FAILED) != PostingState.BOOKED:
             out.append(button("Resync invoice posting", ActionId.RESYNC_INVOICE, ids, "primary"))
         # Only a paid bill has a payment posting (the users' own rule).

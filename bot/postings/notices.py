@@ -7,6 +7,7 @@ message says is always what the database says now.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bot.postings.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
 from storage.db import Session
@@ -25,7 +26,8 @@ def document_facts(doc: Document) -> DocumentFacts:
     )
 
 
-def posting_facts(p: Posting, integration: str) -> PostingFacts:
+def posting_facts(p: Posting, integration: str, last: Any = None) -> PostingFacts:
+    """The posting's columns, and what its last attempt says about giving up."""
     return PostingFacts(
         id=p.id,
         kind=p.kind,
@@ -39,6 +41,11 @@ def posting_facts(p: Posting, integration: str) -> PostingFacts:
         queued_trigger=p.queued_trigger,
         next_attempt_at=p.next_attempt_at,
         error_group_id=p.error_group_id,
+        error_code=p.error_code,
+        gave_up=bool(last.gave_up) if last is not None else False,
+        last_trigger=str(last.trigger) if last is not None else None,
+        last_actor=last.actor if last is not None else None,
+        queued_at=p.queued_at,
     )
 
 
@@ -55,7 +62,7 @@ async def load_posting_notice(s: Session, posting_id: int) -> PostingNotice | No
         fixed_by = last.actor
     return PostingNotice(
         document=document_facts(doc),
-        posting=posting_facts(p, integration),
+        posting=posting_facts(p, integration, last),
         fixed_by=fixed_by,
         last_attempt_at=last.finished_at if last else None,
         sibling_states=siblings,

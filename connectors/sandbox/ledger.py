@@ -191,8 +191,12 @@ class SandboxLedger:
                 code="supplier_not_found",
                 field="supplier",
             )
-        if req.lines and sum((line.amount for line in req.lines), Decimal(0)) != 0:
-            raise NeedsPersonError("The journal does not balance.", code="unbalanced")
+        if req.lines and _debits(req) != _credits(req):
+            raise NeedsPersonError(
+                f"The journal does not balance: debits {_debits(req):,.2f}, credits "
+                f"{_credits(req):,.2f}, difference {abs(_debits(req) - _credits(req)):,.2f}.",
+                code="unbalanced",
+            )
         if not req.lines and req.amount <= 0:
             raise NeedsPersonError("Amount must be greater than zero.", code="invalid_amount")
 
@@ -237,7 +241,7 @@ class SandboxLedger:
             kind=req.kind,
             reference_key=req.idempotency_key,
             date=req.date,
-            amount=req.amount,
+            amount=_voucher_amount(req),
             text=req.text,
             account=req.account,
             supplier=req.supplier.number if req.supplier else None,
@@ -262,7 +266,7 @@ class SandboxLedger:
         if voucher.status is RecordStatus.BOOKED:
             raise BookedError(f"Voucher {external_ref} is booked and cannot be changed.")
         self._validate(req)
-        voucher.amount, voucher.text, voucher.account = req.amount, req.text, req.account
+        voucher.amount, voucher.text, voucher.account = _voucher_amount(req), req.text, req.account
         voucher.date, voucher.body = req.date, self._body(req)
         voucher.revision += 1
         self._after_write()
@@ -308,3 +312,16 @@ def _lost_answer(mode: str) -> Exception:
     if mode == "drop":
         return ConnectionResetError("The ledger closed the connection.")
     return TransientError(f"The ledger answered {mode}. Try again later.", code=f"http_{mode}")
+
+
+def _debits(req: PostingRequest) -> Decimal:
+    return sum((line.amount for line in req.lines if line.amount > 0), Decimal(0))
+
+
+def _credits(req: PostingRequest) -> Decimal:
+    return -sum((line.amount for line in req.lines if line.amount < 0), Decimal(0))
+
+
+def _voucher_amount(req: PostingRequest) -> Decimal:
+    """What the voucher is for: a journal's debit total (its amount field is unused)."""
+    return _debits(req) if req.lines else req.amount

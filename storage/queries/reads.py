@@ -56,9 +56,10 @@ async def posting_with_document(s: AsyncSession, posting_id: int) -> tuple[Posti
 async def states_of_document_postings(
     s: AsyncSession, document_id: int, integration_id: int
 ) -> dict[str, str]:
-    """The state of each posting (by kind) a document has in one integration."""
+    """The state of each posting (by slot: kind, plus period for journals) of a document in one
+    integration."""
     rows = await s.execute(
-        select(Posting.kind, Posting.state).where(
+        select(Posting.slot, Posting.state).where(
             Posting.document_id == document_id, Posting.integration_id == integration_id
         )
     )
@@ -66,10 +67,10 @@ async def states_of_document_postings(
 
 
 async def last_attempt_of_posting(s: AsyncSession, posting_id: int) -> Any | None:
-    """When the posting's newest attempt finished, how, and who asked for it."""
+    """When the posting's newest attempt finished, how, who or what ran it, and whether it gave up."""
     return (
         await s.execute(
-            select(Attempt.finished_at, Attempt.outcome, Attempt.actor)
+            select(Attempt.finished_at, Attempt.outcome, Attempt.actor, Attempt.trigger, Attempt.gave_up)
             .where(Attempt.posting_id == posting_id)
             .order_by(Attempt.id.desc())
             .limit(1)

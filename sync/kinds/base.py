@@ -97,3 +97,7 @@ class DocumentKind:
     summary: Callable[[Mapping[str, Any], str], str]
     #: ``data`` -> whether the document has a payment (a payment posting may be resynced)
     has_payment: Callable[[Mapping[str, Any]], bool]
+    #: ``(data, posting_kind, period)`` -> label/value pairs about one posting (a journal's totals)
+    posting_fields: Callable[[Mapping[str, Any], str, str | None], list[tuple[str, str]]] = (
+        lambda data, posting_kind, period: []
+    )

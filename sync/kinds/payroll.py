@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, field_validator
@@ -17,7 +18,7 @@ from connectors.base import JournalLine, PostingRequest
 from storage.states import PostingKind
 from sync.config import IntegrationConfig
 from sync.errors import NotSendable
-from sync.kinds.base import DocumentKind, Money, Period, Shape, Text, number_text
+from sync.kinds.base import DocumentKind, Money, Period, Shape, Text, money, number_text
 from sync.planner import Eligibility, PlannedPosting, content_hash, wait_reason
 from sync.vouchers import MappingLookup
 
@@ -126,6 +127,34 @@ def fields(data: Mapping[str, Any], external_id: str, key: str) -> list[tuple[st
     return [("Document", key)]
 
 
+def journal_fields(data: Mapping[str, Any], posting_kind: str, period: str | None) -> list[tuple[str, str]]:
+    """One period's journal in money: debit and credit totals, the difference when it does not
+    balance, and the cost centres and cost units its lines carry."""
+    lines = [x for x in data.get("lines") or () if isinstance(x, Mapping) and x.get("period") == period]
+    amounts = [_amount(x.get("amount")) for x in lines]
+    debits = sum((a for a in amounts if a > 0), Decimal(0))
+    credits = -sum((a for a in amounts if a < 0), Decimal(0))
+    out = [("Debits", _shown(debits)), ("Credits", _shown(credits))]
+    if debits != credits:
+        out.append(("Difference", _shown(abs(debits - credits))))
+    for label, key in (("Cost centres", "cost_center"), ("Cost units", "cost_unit")):
+        names = sorted({str(x[key]) for x in lines if x.get(key)})
+        if names:
+            out.append((label, ", ".join(names)))
+    return out
+
+
+def _amount(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return Decimal(0)  # a stored run was validated; a message must render whatever it holds
+
+
+def _shown(value: Decimal) -> str:
+    return money(value, None) or "—"
+
+
 def has_payment(data: Mapping[str, Any]) -> bool:
     """A payroll run has no payment posting."""
     return False
@@ -142,4 +171,5 @@ KIND = DocumentKind(
     fields=fields,
     summary=title,
     has_payment=has_payment,
+    posting_fields=journal_fields,
 )
