@@ -18,7 +18,9 @@ from bot.actions import ActionId, HistoryRef, PageRef
 from bot.block_kit import SlackBody
 from bot.commands.answers import (
     attention_answer,
+    document_choice,
     help_answer,
+    no_such_document,
     history_confirmation,
     note,
     queue_answer,
@@ -35,9 +37,9 @@ from handlers.buttons import Press, listen
 from storage.models import Document
 from sync.admin import history_count, set_mapping, set_paused, transfer_history
 from sync.engine import UnknownIntegration
+from sync.lookup import exact_form, find_document, summary
 from sync.overview import (
     company_queues,
-    find_documents,
     integration_status,
     needs_attention,
 )
@@ -115,7 +117,7 @@ class SlashCommands:
                 return queue_answer(await company_queues(s, now), jobs, now)
             if isinstance(cmd, cp.Log):
                 return await self.log(s, cmd)
-        return help_answer(self.name, cp.USAGE, getattr(cmd, "topic", None))
+        return help_answer(self.name, cp.USAGE, getattr(cmd, "topic", None), cp.WHAT)
 
     async def log(self, s: Any, cmd: cp.Log) -> SlackBody:
         doc = await self.one_document(s, cmd.document, "log")
@@ -137,18 +139,13 @@ class SlashCommands:
         )
 
     async def one_document(self, s: Any, ref: str, usage_key: str) -> Document | SlackBody:
-        docs = await find_documents(s, ref)
+        """The one document ``ref`` names, or an answer: did you mean …, or which one."""
+        found = await find_document(s, ref)
+        docs = found.documents
         if not docs:
-            return usage_answer(
-                self.name, f"No document '{ref}' is known (try kind:id, e.g. bill:{ref})", cp.USAGE[usage_key]
-            )
+            return no_such_document(self.name, ref, found.suggestions, cp.USAGE[usage_key], cp.DOCUMENT_FORMS)
         if len(docs) > 1:
-            which = ", ".join(f"{d.kind}:{d.external_id}" for d in docs)
-            return usage_answer(
-                self.name,
-                f"Several documents match '{ref}': {which}; name one as kind:id",
-                cp.USAGE[usage_key],
-            )
+            return document_choice(self.name, usage_key, ref, [(summary(d), exact_form(d)) for d in docs])
         return docs[0]
 
     # -- changing commands -----------------------------------------------------------------
