@@ -58,6 +58,7 @@ ACTION_WORDS = {
     ActionId.SHOW_LOG: "read the integration log",
     ActionId.LOG_PAGE: "read the integration log",
     ActionId.PAGE: "page through this answer",
+    ActionId.ACTIVITY_PAGE: "read the activity log",
     ActionId.PAUSE: "pause or resume integrations",
     ActionId.RESUME: "pause or resume integrations",
     ActionId.CONFIRM_HISTORY: "transfer history",

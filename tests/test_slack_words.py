@@ -4,14 +4,16 @@ help, punctuation, the Ignore confirm, the App Home's jobs and About. Signed Sla
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from bot.config import SlackConfig
 from connectors.sandbox.books import SandboxBooks
-from tests.slack_harness import ALICE, SlackHarness, signed_headers, slack_harness
-from tests.support import FakeClock, bill, eventually
+from tests.slack_harness import ALICE, CHANNEL, SlackHarness, click_body, signed_headers, slack_harness
+from tests.support import FakeClock, bill, eventually, make_config
 from tests.test_slack_commands import ResponseUrls, command, shown
 
 
@@ -38,6 +40,16 @@ async def two_suppliers(h: SlackHarness) -> None:
         bill("B-3001", invoice_number="INV-3001", supplier=DHL, amount="310.00", category="Travel"),
     )
     await h.runtime.worker.run_until_idle()
+
+
+async def press_on_answer(h: SlackHarness, action_id: str, value: str) -> None:
+    """Press a button of a private answer: Slack gives it the answer's response_url."""
+    body = click_body(action_id, value, user=ALICE)
+    payload = json.loads(urllib.parse.unquote(body.removeprefix("payload=")))
+    payload["response_url"] = h.fake.response_url(ALICE, CHANNEL)
+    body = "payload=" + urllib.parse.quote(json.dumps(payload))
+    answer = await h.http.post("/slack/events", content=body, headers=signed_headers(body))
+    assert answer.status_code == 200
 
 
 # -- 8. identifiers ----------------------------------------------------------------------------
@@ -101,3 +113,112 @@ async def test_no_doubled_stop_in_a_usage_answer(slack: SlackHarness, responses:
     body = shown((await command(slack, "pause", responses)).json())
     assert "which integration?" in body
     assert "?." not in body and ".." not in body.replace("…", "")
+
+
+# -- 11. the team sees team changes --------------------------------------------------------------
+
+
+def channel_texts(h: SlackHarness) -> list[str]:
+    return [h.fake.text_of(ts) for ts in h.fake.messages if h.fake.messages[ts]["thread_ts"] is None]
+
+
+async def test_pause_resume_and_map_are_announced_in_the_channel(
+    slack: SlackHarness, responses: ResponseUrls
+) -> None:
+    await two_suppliers(slack)
+    await slack.deliver()
+    before = len(channel_texts(slack))
+    await command(slack, "pause books-dk", responses)
+    await slack.settle_clicks()
+    await command(slack, "pause books-dk", responses)  # already paused: nothing to announce
+    await slack.settle_clicks()
+    await command(slack, "resume books-dk", responses)
+    await slack.settle_clicks()
+    await command(slack, 'map category "Travel" 2750', responses)
+    await slack.settle_clicks()
+    await slack.deliver()
+    told = channel_texts(slack)[before:]
+    assert len(told) == 3, told
+    assert f"<@{ALICE}> paused *books-dk*" in told[0] and "nothing queued is lost" in told[0]
+    assert f"<@{ALICE}> resumed *books-dk*" in told[1]
+    assert f"<@{ALICE}> changed a mapping of *books-dk*: category “Travel” → 2750" in told[2]
+    assert "1 failed posting queued again" in told[2]
+
+
+async def test_activity_shows_who_did_what_paged(slack: SlackHarness, responses: ResponseUrls) -> None:
+    await two_suppliers(slack)
+    await command(slack, "resync INV-3001", responses)
+    await slack.settle_clicks()
+    for _ in range(11):
+        await command(slack, "pause books-dk", responses)
+        await slack.settle_clicks()
+        await command(slack, "resume books-dk", responses)
+        await slack.settle_clicks()
+    first = (await command(slack, "activity --since 1d", responses)).json()
+    body = shown(first)
+    assert f"<@{ALICE}> resumed *books-dk*" in body and "page 1" in body
+    assert "ledgerops.activity_page" in body
+    value = next(e["value"] for b in first["blocks"] if b["type"] == "actions" for e in b["elements"])
+    await press_on_answer(slack, "ledgerops.activity_page", value)
+    await slack.settle_clicks()
+    older = shown(responses.answers[-1])
+    assert "page 2" in older
+    assert "asked to resync *DHL Express · INV-3001 · 310.00 DKK*" in older
+    future = shown((await command(slack, "activity --since 2099-01-01", responses)).json())
+    assert "Nobody did anything since 2099-01-01" in future
+    wrong = shown((await command(slack, "activity --since yesterday", responses)).json())
+    assert "neither a date" in wrong
+
+
+async def open_home(h: SlackHarness) -> dict[str, Any]:
+    event = {
+        "token": "unused",
+        "team_id": "T0TEAM",
+        "api_app_id": "A0APP",
+        "type": "event_callback",
+        "event_id": "Ev12",
+        "event_time": 1790000000,
+        "event": {"type": "app_home_opened", "user": ALICE, "channel": "D0HOME", "tab": "home"},
+    }
+    body = json.dumps(event)
+    headers = {**signed_headers(body), "Content-Type": "application/json"}
+    assert (await h.http.post("/slack/events", content=body, headers=headers)).status_code == 200
+    await eventually(lambda: _published(h), message="home published")
+    view = h.fake.of("views.publish")[-1].args["view"]
+    return view if isinstance(view, dict) else json.loads(view)
+
+
+async def _published(h: SlackHarness) -> bool:
+    return bool(h.fake.of("views.publish"))
+
+
+async def test_home_shows_supplier_jobs_and_about(
+    db_url: str, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
+    config = make_config(
+        slack=SlackConfig(
+            channel=CHANNEL, allowed_users=[ALICE], readme_url="https://example.org/ledgerops#readme"
+        )
+    )
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books, config=config) as h:
+        await two_suppliers(h)
+        assert h.runtime.scheduler is not None
+        h.runtime.scheduler.start()  # what a serving process runs: its jobs have a next run
+        view = shown(await open_home(h))
+    assert "DHL Express · INV-3001 · 310.00 DKK" in view
+    assert "Scheduled jobs" in view and "retry due postings" in view and "next " in view
+    assert "About ledgerops" in view and "<https://example.org/ledgerops#readme|Read the README>" in view
+
+
+async def test_ignore_asks_with_a_danger_confirm(slack: SlackHarness) -> None:
+    await two_suppliers(slack)
+    await slack.deliver()
+    [ts] = [t for t in slack.fake.messages if "INV-3001" in slack.fake.text_of(t)]
+    [ignore] = [
+        e
+        for b in slack.fake.messages[ts]["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "ledgerops.ignore"
+    ]
+    assert ignore["confirm"]["style"] == "danger"
