@@ -30,8 +30,8 @@ from bot.commands.answers import (
     usage_answer,
 )
 from bot.ops.team import announce
-from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note
-from bot.postings.notices import load_log
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note, resync_buttons
+from bot.postings.notices import load_document_notices, load_log
 from bot.runtime import Runtime
 from bot.slack import SlackBot, urgent
 from handlers import command_parser as cp
@@ -136,6 +136,7 @@ class SlashCommands:
         if loaded is None:
             return note("That document no longer exists.")
         facts, integration, integration_id, entries = loaded
+        notices = await load_document_notices(s, doc.id, integration_id)
         page = cmd.page - 1
         start = page * LOG_PAGE_SIZE
         return log_page(
@@ -145,6 +146,7 @@ class SlashCommands:
             entries[start : start + LOG_PAGE_SIZE],
             page,
             has_more=len(entries) > start + LOG_PAGE_SIZE,
+            resync=resync_buttons(notices),
         )
 
     async def one_document(self, s: Any, ref: str, usage_key: str) -> Document | SlackBody:

@@ -2,7 +2,7 @@
 
 Every button, every modal submission (anything interactive) and every
 changing slash command needs ``[slack].allowed_users`` or the allowed user
-group (:class:`bot.auth.Gatekeeper`). Reading commands (status, attention,
+group (:class:`bot.auth.Gatekeeper`). Reading commands (status, attention, activity,
 log, queue, help) and the App Home opening stay open to the workspace. It is
 closed by default: a listener added tomorrow is behind the gate without a
 line of its own.

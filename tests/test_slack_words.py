@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.config import SlackConfig
 from connectors.sandbox.books import SandboxBooks
+from storage.models import Activity
 from tests.slack_harness import ALICE, CHANNEL, SlackHarness, click_body, signed_headers, slack_harness
 from tests.support import FakeClock, bill, eventually, make_config
+from tests.test_payroll import payroll
 from tests.test_slack_commands import ResponseUrls, command, shown
 
 
@@ -222,3 +225,47 @@ async def test_ignore_asks_with_a_danger_confirm(slack: SlackHarness) -> None:
         if e["action_id"] == "ledgerops.ignore"
     ]
     assert ignore["confirm"]["style"] == "danger"
+
+
+async def test_show_log_offers_the_resync_buttons_of_the_message(
+    slack: SlackHarness, responses: ResponseUrls
+) -> None:
+    await two_suppliers(slack)
+    await slack.deliver()
+    [ts] = [t for t in slack.fake.messages if "INV-3001" in slack.fake.text_of(t)]
+    await slack.press_button(ts, "ledgerops.show_log")
+    await slack.settle_clicks()
+    shown_log = slack.fake.of("chat.postEphemeral")[-1].args
+    blocks = shown_log["blocks"] if isinstance(shown_log["blocks"], list) else json.loads(shown_log["blocks"])
+    buttons = {e["action_id"]: e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]}
+    assert "Integration log" in shown(shown_log) and "ledgerops.resync_invoice" in buttons
+    assert "ledgerops.ignore" not in buttons  # the log resyncs; ignoring stays on the message
+    await slack.press("ledgerops.resync_invoice", buttons["ledgerops.resync_invoice"], message_ts=ts)
+    await slack.settle_clicks()
+    async with slack.runtime.db.sessions() as s:
+        acts = (await s.scalars(select(Activity).where(Activity.action == "resync"))).all()
+    assert [(a.actor, a.outcome) for a in acts] == [(ALICE, "ok")]
+    queued = (await command(slack, "log INV-3001", responses)).json()
+    assert "ledgerops.resync_invoice" not in shown(queued)  # on its way: nothing to press
+    await slack.runtime.worker.run_until_idle()  # fails again on the unmapped category
+    command_log = (await command(slack, "log INV-3001", responses)).json()
+    assert "ledgerops.resync_invoice" in shown(command_log)
+
+
+async def test_a_payroll_run_is_named_by_its_run_id(slack: SlackHarness, responses: ResponseUrls) -> None:
+    await slack.ingest(payroll())
+    await slack.runtime.worker.run_until_idle()
+    for ref in ("2026-11", "RUN-2026-11", "payroll:2026-11", "payroll/payroll_run/RUN-2026-11"):
+        body = shown((await command(slack, f"log {ref}", responses)).json())
+        assert "Integration log* of payroll run 2026-11" in body, ref
+
+
+async def test_bulk_picker_shows_supplier_and_amount(slack: SlackHarness, responses: ResponseUrls) -> None:
+    await two_suppliers(slack)
+    await command(slack, "resync failed books-dk", responses)
+    await slack.settle_clicks()
+    [opened] = slack.fake.of("views.open")
+    view = shown(
+        opened.args["view"] if isinstance(opened.args["view"], dict) else json.loads(opened.args["view"])
+    )
+    assert "DHL Express · INV-3001 · 310.00 DKK" in view and "bill B-3001" not in view
