@@ -48,11 +48,9 @@ def activity_line(e: ActivityEntry) -> str:
     """One row: when, who, what to what, how it went."""
     icon = _ICON.get(e.outcome or "", ":small_blue_diamond:")
     words = _DONE.get(e.action, escape(e.action.replace("_", " ")))
-    what = f"*{escape(e.subject)}*" if e.subject != "bulk" else "failed postings"
-    if e.action in ("resync_many",):
-        what = ""
+    what = "" if e.subject == "bulk" else f" *{escape(e.subject)}*"
     outcome = "" if e.outcome in (None, "ok") else f" · *{escape(e.outcome or '')}*"
-    return f"{icon} {when(e.at)} · {mention(e.actor)} {words} {what}{_detail(e)}{outcome}".replace("  ", " ")
+    return f"{icon} {when(e.at)} · {mention(e.actor)} {words}{what}{_detail(e)}{outcome}"
 
 
 def activity_answer(

@@ -152,7 +152,7 @@ def help_answer(
     """``/ledger help``: every subcommand and, on the next line, what it does."""
     what = what or {}
     lines = [
-        f"`{command} {line}`" + (f"\n      {what[key]}" if key in what else "")
+        f"`{command} {line}`" + (f" — {what[key]}" if key in what else "")
         for key, line in usage.items()
         if topic in (None, key)
     ]
