@@ -41,6 +41,7 @@ class ActionId(StrEnum):
     RESUME = "ledgerops.resume"
     CONFIRM_HISTORY = "ledgerops.confirm_history"
     BULK_FILTER = "ledgerops.bulk_filter"  # a narrowing field in the bulk resync modal (no value)
+    ACTIVITY_PAGE = "ledgerops.activity_page"  # older entries of /ledger activity
 
 
 class ButtonValue(BaseModel):
@@ -90,6 +91,14 @@ class PageRef(ButtonValue):
     cmd: StrictStr
 
 
+class ActivityPageRef(ButtonValue):
+    """Older entries of ``/ledger activity``: rows before ``before``, from ``since`` (ISO; "" for all)."""
+
+    before: RowId
+    page: RowId
+    since: StrictStr
+
+
 class IntegrationRef(ButtonValue):
     """One integration by name: Pause / Resume on the App Home."""
 
@@ -113,6 +122,7 @@ VALUES: dict[ActionId, type[ButtonValue]] = {
     ActionId.IGNORE: PostingIdRef,
     ActionId.RESYNC_GROUP: GroupRef,
     ActionId.PAGE: PageRef,
+    ActionId.ACTIVITY_PAGE: ActivityPageRef,
     ActionId.PAUSE: IntegrationRef,
     ActionId.RESUME: IntegrationRef,
     ActionId.CONFIRM_HISTORY: HistoryRef,

@@ -109,6 +109,8 @@ class SlackConfig(Strict):
     allowed_users: list[str] = Field(default_factory=list)
     allowed_usergroup: str | None = None
     digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    #: where the App Home's About links the README (none: the About names no link)
+    readme_url: str | None = Field(default=None, pattern=r"^https?://\S{1,400}$")
 
 
 class ConfigFile(Strict):

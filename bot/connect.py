@@ -67,7 +67,9 @@ async def _wait_for_code(
             )
         if "error" in q and not result.done():
             reason = q.get("error_description") or q["error"]
-            result.set_exception(ConnectError(f"Exact Online did not authorize ledgerops: {reason}."))
+            result.set_exception(
+                ConnectError(f"Exact Online did not authorize ledgerops: {reason.rstrip('.')}.")
+            )
         elif q.get("code") and not result.done():
             result.set_result(q["code"])
         return web.Response(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 POSTING_CHOICES = ("invoice", "payment", "journal", "all")
 MAP_WHATS = ("category", "department", "payment-method")
@@ -26,8 +26,32 @@ USAGE = {
     "resume": "resume <integration>",
     "history": "history <integration> --since YYYY-MM-DD",
     "map": 'map category|department|payment-method "<name>" <number> [integration]',
+    "activity": "activity [--since YYYY-MM-DD|2h|3d|1w]",
     "help": "help [command]",
 }
+
+#: one line per command: what it does (``help``)
+WHAT = {
+    "status": "Counts per integration: synced today, queued, failed, booked; paused; open error groups.",
+    "attention": "What needs a person, grouped by error, with Resync all.",
+    "log": "The integration log of one document: every attempt and every click, newest first.",
+    "resync": "Send one document's postings again (all, or the invoice, payment or journal posting).",
+    "resync failed": "Bulk resync of failed postings, narrowed by integration, date or error group.",
+    "restart": "Send every posting of one document again from the start.",
+    "queue": "What waits per company and since when; what each scheduled job did and does next.",
+    "pause": "Stop sending to an integration; nothing queued is lost. Announced in the channel.",
+    "resume": "Send to a paused integration again. Announced in the channel.",
+    "history": "Transfer documents dated before the history start, from a date on.",
+    "map": "Map a category, department or payment method to an account; queues again what failed for it.",
+    "activity": "Who did what: pauses, mappings, resyncs, ignores, newest first.",
+    "help": "This list, or the usage of one command.",
+}
+
+#: how a document may be named: what the messages show, the document id, or kind:id
+DOCUMENT_FORMS = "an invoice, order or run number (INV-1005), a document id (B-1005), or kind:id"
+
+_DURATION = re.compile(r"^(\d{1,4})([mhdw])$")
+_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,13 @@ class Map:
 
 
 @dataclass(frozen=True)
+class ActivityLog:
+    """``activity``: who did what, from ``since`` (a date, or a span back from now)."""
+
+    since: date | timedelta | None = None
+
+
+@dataclass(frozen=True)
 class Help:
     topic: str | None = None
 
@@ -107,7 +138,19 @@ class Usage:
 
 
 Command = (
-    Status | Attention | Log | Resync | ResyncFailed | Restart | Queue | Pause | Resume | History | Map | Help
+    Status
+    | Attention
+    | Log
+    | Resync
+    | ResyncFailed
+    | Restart
+    | Queue
+    | Pause
+    | Resume
+    | History
+    | Map
+    | ActivityLog
+    | Help
 )
 
 #: commands that change something: they obey the allow-list
@@ -267,6 +310,27 @@ def _map(args: list[str]) -> Command | Usage:
     return Map(what, source, int(number), integration)
 
 
+def _activity(args: list[str]) -> Command | Usage:
+    split = _options(args, ("since",), "activity")
+    if isinstance(split, Usage):
+        return split
+    positional, options = split
+    if positional:
+        return _usage(f"'{positional[0][:40]}' is not an option of activity", "activity")
+    value = options.get("since")
+    if value is None:
+        return ActivityLog()
+    span = _DURATION.match(value.lower())
+    if span:
+        return ActivityLog(timedelta(**{_UNIT[span.group(2)]: int(span.group(1))}))
+    try:
+        return ActivityLog(date.fromisoformat(value))
+    except ValueError:
+        return _usage(
+            f"'{value[:40]}' is neither a date (YYYY-MM-DD) nor a span like 2h, 3d or 1w", "activity"
+        )
+
+
 def _help(args: list[str]) -> Command | Usage:
     topic = " ".join(args).lower() or None
     if topic is not None and topic not in USAGE:
@@ -285,5 +349,6 @@ _PARSERS = {
     "resume": _integration_cmd(Resume, "resume"),
     "history": _history,
     "map": _map,
+    "activity": _activity,
     "help": _help,
 }

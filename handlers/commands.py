@@ -10,34 +10,40 @@ refused changing commands of people outside it before they got here.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions import ActionId, HistoryRef, PageRef
+from bot.actions import ActionId, ActivityPageRef, HistoryRef, PageRef
 from bot.block_kit import SlackBody
+from bot.commands.activity import activity_answer
 from bot.commands.answers import (
     attention_answer,
+    document_choice,
     help_answer,
     history_confirmation,
+    no_such_document,
     note,
     queue_answer,
     status_answer,
     usage_answer,
 )
-from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note
-from bot.postings.notices import load_log
+from bot.ops.team import announce
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, outcome_note, resync_buttons
+from bot.postings.notices import load_document_notices, load_log
 from bot.runtime import Runtime
 from bot.slack import SlackBot, urgent
 from handlers import command_parser as cp
 from handlers.bulk import BulkResyncModal
 from handlers.buttons import Press, listen
 from storage.models import Document
-from sync.admin import history_count, set_mapping, set_paused, transfer_history
+from sync.admin import history_count, map_account, pause_integration, transfer_history
 from sync.engine import UnknownIntegration
+from sync.log import activity_page
+from sync.lookup import exact_form, find_document, summary
 from sync.overview import (
     company_queues,
-    find_documents,
     integration_status,
     needs_attention,
 )
@@ -67,6 +73,7 @@ class SlashCommands:
     def register(self, app: AsyncApp) -> None:
         app.command(self.name)(ack=self.on_command, lazy=[urgent(self.open_bulk_later), self.change_later])
         listen(app, ActionId.PAGE, self.page, self.first_page)
+        listen(app, ActionId.ACTIVITY_PAGE, self.activity_older, self.activity_first)
         listen(app, ActionId.CONFIRM_HISTORY, self.confirm_history, self.stale_history)
         self.modal.register(app)
 
@@ -115,7 +122,11 @@ class SlashCommands:
                 return queue_answer(await company_queues(s, now), jobs, now)
             if isinstance(cmd, cp.Log):
                 return await self.log(s, cmd)
-        return help_answer(self.name, cp.USAGE, getattr(cmd, "topic", None))
+            if isinstance(cmd, cp.ActivityLog):
+                since = _since(cmd.since, now)
+                entries, before = await activity_page(s, since, None)
+                return activity_answer(entries, since.isoformat() if since else "", 1, before)
+        return help_answer(self.name, cp.USAGE, getattr(cmd, "topic", None), cp.WHAT)
 
     async def log(self, s: Any, cmd: cp.Log) -> SlackBody:
         doc = await self.one_document(s, cmd.document, "log")
@@ -125,6 +136,7 @@ class SlashCommands:
         if loaded is None:
             return note("That document no longer exists.")
         facts, integration, integration_id, entries = loaded
+        notices = await load_document_notices(s, doc.id, integration_id)
         page = cmd.page - 1
         start = page * LOG_PAGE_SIZE
         return log_page(
@@ -134,21 +146,17 @@ class SlashCommands:
             entries[start : start + LOG_PAGE_SIZE],
             page,
             has_more=len(entries) > start + LOG_PAGE_SIZE,
+            resync=resync_buttons(notices),
         )
 
     async def one_document(self, s: Any, ref: str, usage_key: str) -> Document | SlackBody:
-        docs = await find_documents(s, ref)
+        """The one document ``ref`` names, or an answer: did you mean …, or which one."""
+        found = await find_document(s, ref)
+        docs = found.documents
         if not docs:
-            return usage_answer(
-                self.name, f"No document '{ref}' is known (try kind:id, e.g. bill:{ref})", cp.USAGE[usage_key]
-            )
+            return no_such_document(self.name, ref, found.suggestions, cp.USAGE[usage_key], cp.DOCUMENT_FORMS)
         if len(docs) > 1:
-            which = ", ".join(f"{d.kind}:{d.external_id}" for d in docs)
-            return usage_answer(
-                self.name,
-                f"Several documents match '{ref}': {which}; name one as kind:id",
-                cp.USAGE[usage_key],
-            )
+            return document_choice(self.name, usage_key, ref, [(summary(d), exact_form(d)) for d in docs])
         return docs[0]
 
     # -- changing commands -----------------------------------------------------------------
@@ -166,12 +174,15 @@ class SlashCommands:
     async def run_change(self, cmd: Any, user: str) -> SlackBody:
         engine = self.engine
         if isinstance(cmd, cp.Pause | cp.Resume):
-            return note(await set_paused(engine, cmd.integration, isinstance(cmd, cp.Pause), user))
+            change = await pause_integration(engine, cmd.integration, isinstance(cmd, cp.Pause), user)
+            await announce(self.runtime, change.integration, change.activity_id)
+            return note(change.said)
         if isinstance(cmd, cp.Map):
             integration = cmd.integration or self.only_integration()
             if integration is None:
                 return usage_answer(self.name, "Which integration? Several are configured", cp.USAGE["map"])
-            requeued = await set_mapping(engine, integration, cmd.what, cmd.source, cmd.number, user)
+            requeued, row = await map_account(engine, integration, cmd.what, cmd.source, cmd.number, user)
+            await announce(self.runtime, integration, row)
             return note(
                 f"Mapped {cmd.what} “{_esc(cmd.source)}” → {cmd.number} in "
                 f"*{integration}*; {len(requeued)} failed posting"
@@ -229,6 +240,22 @@ class SlashCommands:
         """A page we cannot read: the first one."""
         await self.page(press, PageRef(page=1, cmd="attention"))
 
+    async def activity_older(self, press: Press, ref: ActivityPageRef) -> None:
+        """Older entries of the activity log, in place of the page shown."""
+        try:
+            since = datetime.fromisoformat(ref.since) if ref.since else None
+        except ValueError:
+            since = None
+        async with self.db.sessions() as s:
+            entries, before = await activity_page(s, since, ref.before)
+        await _replace(press, activity_answer(entries, ref.since if since else "", ref.page, before))
+
+    async def activity_first(self, press: Press, _exc: ValueError) -> None:
+        """A page we cannot read: the newest entries."""
+        async with self.db.sessions() as s:
+            entries, before = await activity_page(s, None, None)
+        await _replace(press, activity_answer(entries, "", 1, before))
+
     async def confirm_history(self, press: Press, ref: HistoryRef) -> None:
         """Send the history the person confirmed (the gate let them through)."""
         cmd = cp.parse(f"history {ref.integration} --since {ref.since}")
@@ -258,6 +285,15 @@ async def _replace(press: Press, answer: SlackBody) -> None:
 def _usage_of(cmd: Any) -> str:
     key = {cp.Pause: "pause", cp.Resume: "resume", cp.History: "history", cp.Map: "map"}
     return cp.USAGE.get(key.get(type(cmd), "help"), cp.USAGE["help"])
+
+
+def _since(since: date | timedelta | None, now: datetime) -> datetime | None:
+    """``--since``: a date is its midnight (UTC), a span counts back from now."""
+    if isinstance(since, timedelta):
+        return now - since
+    if isinstance(since, date):
+        return datetime.combine(since, time(0), tzinfo=UTC)
+    return None
 
 
 def _esc(text: str) -> str:

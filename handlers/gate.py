@@ -2,7 +2,7 @@
 
 Every button, every modal submission (anything interactive) and every
 changing slash command needs ``[slack].allowed_users`` or the allowed user
-group (:class:`bot.auth.Gatekeeper`). Reading commands (status, attention,
+group (:class:`bot.auth.Gatekeeper`). Reading commands (status, attention, activity,
 log, queue, help) and the App Home opening stay open to the workspace. It is
 closed by default: a listener added tomorrow is behind the gate without a
 line of its own.
@@ -58,6 +58,7 @@ ACTION_WORDS = {
     ActionId.SHOW_LOG: "read the integration log",
     ActionId.LOG_PAGE: "read the integration log",
     ActionId.PAGE: "page through this answer",
+    ActionId.ACTIVITY_PAGE: "read the activity log",
     ActionId.PAUSE: "pause or resume integrations",
     ActionId.RESUME: "pause or resume integrations",
     ActionId.CONFIRM_HISTORY: "transfer history",

@@ -15,11 +15,12 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.actions import ActionId, IntegrationRef
 from bot.home.view import home_view
+from bot.ops.team import announce
 from bot.outbox.delivery import call
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from handlers.buttons import Press, listen
-from sync.admin import set_paused
+from sync.admin import pause_integration
 from sync.changes import Change
 from sync.overview import integration_status, needs_attention
 
@@ -52,11 +53,16 @@ class HomeTab:
             groups = await needs_attention(s, limit=10)
         can_change = await self.bot.gatekeeper.allows(user)
         result = await call(
-            self.bot.client.views_publish(user_id=user, view=home_view(statuses, groups, can_change)),
+            self.bot.client.views_publish(user_id=user, view=self.view(statuses, groups, can_change)),
             "views.publish",
         )
         if not result.ok:
             log.warning("could not publish the home tab: %s", result.error)
+
+    def view(self, statuses: Any, groups: Any, can_change: bool) -> dict[str, object]:
+        """The tab with the scheduled jobs of this process and the README link."""
+        jobs = self.runtime.scheduler.overview() if self.runtime.scheduler else []
+        return home_view(statuses, groups, can_change, jobs, self.runtime.config.slack.readme_url)
 
     async def on_opened(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
@@ -88,7 +94,10 @@ class HomeTab:
     async def switch(self, press: Press, ref: IntegrationRef) -> None:
         """Pause or resume the integration the button names, then show the tab again."""
         if ref.integration in self.engine.integrations:
-            await set_paused(self.engine, ref.integration, press.action is ActionId.PAUSE, press.user)
+            change = await pause_integration(
+                self.engine, ref.integration, press.action is ActionId.PAUSE, press.user
+            )
+            await announce(self.runtime, change.integration, change.activity_id)
         await self.publish(press.user)
 
     async def unreadable(self, press: Press, _exc: ValueError) -> None:

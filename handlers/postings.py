@@ -18,8 +18,8 @@ from bot.actions import ActionId, GroupRef, LogPageRef, PostingIdRef, PostingRef
 from bot.auth import record
 from bot.block_kit import SlackBody
 from bot.outbox.delivery import call
-from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note
-from bot.postings.notices import load_log
+from bot.postings.log_blocks import LOG_PAGE_SIZE, log_page, note, outcome_note, resync_buttons
+from bot.postings.notices import load_document_notices, load_log
 from bot.runtime import Runtime
 from bot.slack import SlackBot
 from handlers.buttons import Press, Work, listen
@@ -176,6 +176,8 @@ class ButtonActions:
     async def _log(self, click: Press, document_id: int, integration_id: int | None, page: int) -> None:
         async with self.db.sessions() as s:
             loaded = await load_log(s, document_id, integration_id)
+            if loaded is not None:
+                notices = await load_document_notices(s, document_id, loaded[2])
         if loaded is None:
             await self.tell(click, note("That document no longer exists."))
             return
@@ -190,6 +192,7 @@ class ButtonActions:
                 entries[start : start + LOG_PAGE_SIZE],
                 page,
                 has_more=len(entries) > start + LOG_PAGE_SIZE,
+                resync=resync_buttons(notices),
             ),
         )
         await record(

@@ -1,14 +1,16 @@
-"""Read side: a document with its postings and integration log, and posting listings."""
+"""Read side: a document with its postings and integration log, posting listings, the audit trail."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from storage.db import Session
 from storage.models import Attempt, Posting
-from storage.queries import overview
+from storage.queries import activity, overview
 from storage.states import PostingState
+from sync.lookup import summary
 
 QUEUED_STATES = (PostingState.WAITING, PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING)
 
@@ -89,3 +91,65 @@ async def postings_page(
         ],
         "next_cursor": str(rows[-1][0].id) if more and rows else None,
     }
+
+
+#: rows on one page of ``/ledger activity``
+ACTIVITY_PAGE = 20
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    """One thing a person did (or was refused): who, what, on what, when, how it went."""
+
+    id: int
+    at: datetime
+    actor: str | None
+    action: str
+    #: what it was done to, as people name it: ``books-dk``, ``DHL Express · INV-3001 · 310.00 DKK``
+    subject: str
+    outcome: str | None
+    detail: dict[str, Any] | None
+
+
+async def activity_page(
+    s: Session, since: datetime | None, before: int | None, size: int = ACTIVITY_PAGE
+) -> tuple[list[ActivityEntry], int | None]:
+    """One page of the audit trail, newest first, and the id the next page starts before."""
+    rows = await activity.activity_since(s, since, before, size + 1)
+    shown = rows[:size]
+    named = await _subjects_named(s, [r.subject for r in shown])
+    entries = [
+        ActivityEntry(r.id, r.at, r.actor, r.action, named.get(r.subject, r.subject), r.outcome, r.detail)
+        for r in shown
+    ]
+    return entries, (entries[-1].id if len(rows) > size and entries else None)
+
+
+def _ids(subjects: list[str], prefix: str) -> list[int]:
+    return [int(x[len(prefix) :]) for x in subjects if x.startswith(prefix) and x[len(prefix) :].isdigit()]
+
+
+async def _subjects_named(s: Session, subjects: list[str]) -> dict[str, str]:
+    """``document:12`` -> its summary; ``posting:7`` -> which posting of which document;
+    ``integration:books-dk`` -> ``books-dk``; ``error_group:3`` -> ``error group 3``."""
+    out: dict[str, str] = {}
+    for sub in subjects:
+        head, _, rest = sub.partition(":")
+        if head == "integration":
+            out[sub] = rest
+        elif head == "error_group":
+            out[sub] = f"error group {rest}"
+    for doc_id, doc in (await activity.documents_by_id(s, _ids(subjects, "document:"))).items():
+        out[f"document:{doc_id}"] = summary(doc)
+    for pid, (p, doc) in (await activity.posting_documents(s, _ids(subjects, "posting:"))).items():
+        out[f"posting:{pid}"] = f"{p.kind.replace('_', ' ')} posting of {summary(doc)}"
+    return out
+
+
+async def activity_entry(s: Session, activity_id: int) -> ActivityEntry | None:
+    """One row of the audit trail, its subject named as people name it."""
+    r = await activity.activity_row(s, activity_id)
+    if r is None:
+        return None
+    named = await _subjects_named(s, [r.subject])
+    return ActivityEntry(r.id, r.at, r.actor, r.action, named.get(r.subject, r.subject), r.outcome, r.detail)

@@ -9,6 +9,7 @@ from storage.db import Session
 from storage.models import Document
 from storage.queries import figures, overview
 from storage.states import PostingState
+from sync.kinds import KINDS
 
 
 @dataclass
@@ -89,6 +90,7 @@ class AttentionGroup:
     first_seen: datetime
     last_seen: datetime
     muted_until: datetime | None
+    #: ``(source, kind, what a person sees)``: ``Kontorland A/S · INV-1005 · 742.50 DKK``
     documents: list[tuple[str, str, str]]
 
 
@@ -96,7 +98,10 @@ async def needs_attention(s: Session, *, limit: int = 20, sample: int = 5) -> li
     """Open error groups with failed postings, largest first."""
     out: list[AttentionGroup] = []
     for group, name, n in await overview.open_groups_with_failures(s, limit):
-        docs = await overview.documents_failing_in_group(s, group.id, sample)
+        docs = [
+            (src, kind, _seen_as(kind, data, ext))
+            for src, kind, ext, data in await overview.documents_failing_in_group(s, group.id, sample)
+        ]
         out.append(
             AttentionGroup(
                 group.id,
@@ -111,6 +116,12 @@ async def needs_attention(s: Session, *, limit: int = 20, sample: int = 5) -> li
             )
         )
     return out
+
+
+def _seen_as(kind: str, data: dict[str, object], external_id: str) -> str:
+    """A document as its messages name it (supplier, number, amount), not ``bill B-1005``."""
+    known = KINDS.get(kind)
+    return known.summary(data, external_id) if known else f"{kind.replace('_', ' ')} {external_id}"
 
 
 async def find_documents(s: Session, ref: str, limit: int = 5) -> list[Document]:

@@ -51,7 +51,7 @@ async def test_map_fixes_the_failures_it_caused_and_wins_over_config(
     async with runtime.db.sessions() as s:
         groups = await needs_attention(s)
     assert [(g.code, g.failed) for g in groups] == [("unmapped_category", 1)]
-    assert groups[0].documents == [("ap", "bill", "M-3")]
+    assert groups[0].documents == [("ap", "bill", "Kontorland A/S · INV-M-3 · 1,250.00 DKK")]
 
 
 async def test_map_queues_exactly_the_postings_that_lacked_that_mapping(runtime: Runtime) -> None:

@@ -236,8 +236,10 @@ async def test_ignore_and_show_log_pages(slack: SlackHarness) -> None:
     [first] = slack.fake.ephemerals(ALICE)
     blocks = first.args["blocks"]
     assert len(blocks) <= 50 and "page 1" in json.dumps(blocks)
-    older = next(e for b in blocks if b["type"] == "actions" for e in b["elements"])
-    assert older["action_id"] == ActionId.LOG_PAGE
+    pressable = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    # the log offers the message's resync buttons first, then "Older entries"
+    assert [e["action_id"] for e in pressable] == [ActionId.RESYNC_INVOICE, ActionId.LOG_PAGE]
+    older = pressable[-1]
     await slack.press(ActionId.LOG_PAGE, older["value"])
     await slack.settle_clicks()
     assert "page 2" in json.dumps(slack.fake.ephemerals(ALICE)[1].args["blocks"])

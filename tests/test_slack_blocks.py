@@ -329,4 +329,5 @@ def test_action_ids_are_stable() -> None:
         "ledgerops.resume",
         "ledgerops.confirm_history",
         "ledgerops.bulk_filter",
+        "ledgerops.activity_page",
     ]

@@ -26,6 +26,7 @@ from bot.actions import ActionId
 from bot.block_kit import SlackBody, escape, finish, mention, plain, section
 from storage.states import PostingState
 from sync.bulk import BulkFilter, BulkResult
+from sync.lookup import summary
 
 BULK_CALLBACK = "ledgerops.bulk_resync"
 STATE_CHOICES = (PostingState.FAILED, PostingState.RETRYING, PostingState.WAITING, PostingState.SYNCED)
@@ -226,7 +227,8 @@ def _group_input(sel: BulkSelection, groups: Sequence[Any]) -> InputBlock | None
 
 def _documents_input(documents: Sequence[Any]) -> InputBlock | None:
     """Pick single documents among the first ones shown; left out when none match."""
-    options = [_option(f"{d.kind} {d.external_id}"[:75], str(d.id)) for d in documents[:SHOWN_DOCUMENTS]]
+    # what the messages show (supplier · number · amount), not "bill B-1005"
+    options = [_option(summary(d)[:75], str(d.id)) for d in documents[:SHOWN_DOCUMENTS]]
     if not options:
         return None
     return InputBlock(

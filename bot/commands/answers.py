@@ -72,8 +72,8 @@ def attention_answer(groups: Sequence[AttentionGroup], page: int = 1, can_change
         HeaderBlock(text=PlainTextObject(text=f"Needs attention: {total} posting{'s' if total != 1 else ''}"))
     ]
     for g in shown:
-        docs = ", ".join(f"{escape(k)} {escape(i)}" for _, k, i in g.documents)
-        more = f" and {g.failed - len(g.documents)} more" if g.failed > len(g.documents) else ""
+        docs = "\n".join(f"• {escape(seen)}" for _, _, seen in g.documents)
+        more = f"\n…and {g.failed - len(g.documents)} more" if g.failed > len(g.documents) else ""
         blocks.append(
             section(
                 f"*{g.failed} posting{'s' if g.failed != 1 else ''}* in *{escape(g.integration)}*: "
@@ -146,9 +146,16 @@ def queue_answer(queues: Sequence[CompanyQueue], jobs: Sequence[object], now: da
     return finish("Queue", blocks)
 
 
-def help_answer(command: str, usage: dict[str, str], topic: str | None = None) -> SlackBody:
-    """``/ledger help``: every subcommand and what it does."""
-    lines = [f"`{command} {line}`" for key, line in usage.items() if topic in (None, key)]
+def help_answer(
+    command: str, usage: dict[str, str], topic: str | None = None, what: dict[str, str] | None = None
+) -> SlackBody:
+    """``/ledger help``: every subcommand and, on the next line, what it does."""
+    what = what or {}
+    lines = [
+        f"`{command} {line}`" + (f" — {what[key]}" if key in what else "")
+        for key, line in usage.items()
+        if topic in (None, key)
+    ]
     return finish(
         f"{command} help",
         [
@@ -162,10 +169,17 @@ def usage_answer(command: str, problem: str, usage: str) -> SlackBody:
     """An input we could not read: what was wrong and how to write it. Nothing changed."""
     lines = "\n".join(f"`{command} {u.strip()}`" for u in usage.split(";"))
     # ``problem`` quotes what the person typed (``<!here>`` …): escaped in the fallback too
+    said = sentence(escape(problem))
     return finish(
-        f"{escape(problem)}. Usage: {usage}",
-        [section(f":warning: {escape(problem)}. Nothing was changed."), section(f"*Usage*\n{lines}")],
+        f"{said} Usage: {usage}",
+        [section(f":warning: {said} Nothing was changed."), section(f"*Usage*\n{lines}")],
     )
+
+
+def sentence(text: str) -> str:
+    """``text`` ending in one full stop: "which integration?" stays as it is, not "?."."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".?!" else text + "."
 
 
 def note(text: str) -> SlackBody:
@@ -195,3 +209,23 @@ def history_confirmation(integration: str, since: str, count: int) -> SlackBody:
             ),
         ],
     )
+
+
+def no_such_document(command: str, ref: str, suggestions: Sequence[str], usage: str, forms: str) -> SlackBody:
+    """A reference that names no document: the near misses, and what may be typed."""
+    guess = " or ".join(f"`{escape(n)}`" for n in suggestions)
+    problem = f"No document '{ref}' is known"
+    lines = [f":warning: {escape(problem)}." + (f" Did you mean {guess}?" if guess else "")]
+    lines.append(f"Name a document by {escape(forms)}.")
+    text = f"{escape(problem)}." + (
+        f" Did you mean {', '.join(escape(n) for n in suggestions)}?" if guess else ""
+    )
+    usage_lines = "\n".join(f"`{command} {u.strip()}`" for u in usage.split(";"))
+    return finish(text, [section("\n".join(lines)), section(f"*Usage*\n{usage_lines}")])
+
+
+def document_choice(command: str, verb: str, ref: str, choices: Sequence[tuple[str, str]]) -> SlackBody:
+    """Several documents match: each with what it is and the exact form that names it."""
+    head = f"{len(choices)} documents match '{escape(ref)}'. Which one?"
+    lines = [f"• {escape(line)} — `{command} {verb} {escape(exact)}`" for line, exact in choices[:10]]
+    return finish(head, [section(f":mag: {head}\n" + "\n".join(lines)), context("Nothing was changed.")])

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 POSTING, GROUP = "posting", "error_group"
 #: operations messages (bot/ops/outage.py, bot/ops/digest.py): an integration's outage, a job run
 OUTAGE, DIGEST, NOTICE = "outage", "digest", "notice"
+#: a team change announced in the channel (pause, resume, map): subject is its ``activity`` row
+TEAM = "team_change"
 
 
 class Coverage:

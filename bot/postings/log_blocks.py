@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, DividerBlock
 
 from bot.actions import ActionId, LogPageRef
 from bot.block_kit import (
@@ -19,7 +19,8 @@ from bot.block_kit import (
     section,
     when,
 )
-from bot.postings.facts import DocumentFacts, LogEntry, document_title, posting_label
+from bot.postings.facts import DocumentFacts, LogEntry, PostingNotice, document_title, posting_label
+from bot.postings.messages import _posting_buttons  # the message's own buttons, not a copy
 
 #: entries on one Show log page: 1 section each + 4 framing blocks stays far below 50 blocks
 LOG_PAGE_SIZE = 15
@@ -93,14 +94,18 @@ def log_page(
     entries: Sequence[LogEntry],
     page: int,
     has_more: bool,
+    resync: Sequence[ButtonElement] = (),
 ) -> SlackBody:
-    """One page of a document's integration log, newest first, with "Older entries"."""
+    """One page of a document's integration log, newest first, with "Older entries", and
+    the resync buttons its message has (``resync``: see :func:`resync_buttons`)."""
     title = escape(document_title(doc))
     blocks: list[Block] = [
         section(f":scroll: *Integration log* of {title} in *{escape(integration)}*"),
         context(f"{escape(doc.key)} · newest first · page {page + 1}"),
-        DividerBlock(),
     ]
+    if resync:
+        blocks.append(ActionsBlock(elements=list(resync)[:5]))
+    blocks.append(DividerBlock())
     if not entries:
         blocks.append(section("Nothing has been sent for it yet."))
     blocks.extend(section(entry_text(e)) for e in entries[:LOG_PAGE_SIZE])
@@ -117,6 +122,19 @@ def log_page(
             )
         )
     return finish(f"Integration log of {escape(document_title(doc))} ({escape(integration)})", blocks)
+
+
+_RESYNC = (ActionId.RESYNC_INVOICE, ActionId.RESYNC_PAYMENT, ActionId.RESYNC_POSTING)
+
+
+def resync_buttons(notices: Sequence[PostingNotice]) -> list[ButtonElement]:
+    """The resync buttons the document's messages have, once each (resync from the log)."""
+    out: dict[str, ButtonElement] = {}
+    for n in notices:
+        for b in _posting_buttons(n):
+            if b.action_id in _RESYNC:
+                out.setdefault(str(b.text.text if b.text else b.action_id), b)
+    return list(out.values())
 
 
 def note(text: str) -> SlackBody:

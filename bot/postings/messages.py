@@ -197,6 +197,7 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
                     "sent to the ledger until someone resyncs it.",
                     confirm="Ignore",
                     deny="Cancel",
+                    style="danger",
                 ),
             )
         )

@@ -148,3 +148,10 @@ def _activity_entry(a: Activity) -> LogEntry:
         message=" ".join(str(m) for m in messages) or detail.get("reason"),
         order=a.id,
     )
+
+
+async def load_document_notices(s: Session, document_id: int, integration_id: int) -> list[PostingNotice]:
+    """The message facts of each posting of a document in one integration (Show log's buttons)."""
+    postings = sorted(await reads.postings_of_document(s, document_id, integration_id), key=lambda p: p.id)
+    notices = [await load_posting_notice(s, p.id) for p in postings]
+    return [n for n in notices if n is not None]

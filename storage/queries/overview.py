@@ -79,16 +79,16 @@ async def open_groups_with_failures(s: AsyncSession, limit: int) -> Sequence[Any
 
 async def documents_failing_in_group(
     s: AsyncSession, group_id: int, limit: int
-) -> list[tuple[str, str, str]]:
-    """``(source, kind, id)`` of the documents of the group's first ``limit`` failed postings."""
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """``(source, kind, id, data)`` of the documents of the group's first ``limit`` failed postings."""
     rows = await s.execute(
-        select(Document.source, Document.kind, Document.external_id)
+        select(Document.source, Document.kind, Document.external_id, Document.data)
         .join(Posting, Posting.document_id == Document.id)
         .where(Posting.error_group_id == group_id, Posting.state == PostingState.FAILED)
         .order_by(Posting.id)
         .limit(limit)
     )
-    return [(src, kind, ext) for src, kind, ext in rows.all()]
+    return [(src, kind, ext, data) for src, kind, ext, data in rows.all()]
 
 
 async def documents_matching(
