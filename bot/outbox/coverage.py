@@ -41,7 +41,8 @@ class Coverage:
     async def record(self, s: Session, changes: list[Change], now: datetime) -> None:
         """Subjects changed: their messages become due; new failures get covered."""
         posting_ids = {c.posting_id for c in changes}
-        group_ids = {c.error_group_id for c in changes if c.error_group_id}
+        # a group the posting left (it fails another way now) shows one fewer
+        group_ids = {g for c in changes for g in (c.error_group_id, c.left_group_id) if g}
         for kind, ids in ((POSTING, posting_ids), (GROUP, group_ids)):
             existing = await outbox.subjects_with_rows(s, kind, ids)  # a read: usually none
             if existing:

@@ -40,7 +40,7 @@ from bot.postings.facts import (
     plural,
     posting_label,
 )
-from storage.states import PostingState
+from storage.states import Outcome, PostingState
 from sync.kinds import KINDS
 
 # -- the message about one posting -----------------------------------------------------------
@@ -186,7 +186,10 @@ def _group_headline(g: GroupNotice) -> str:
             f"{plural(g.document_kinds, g.in_progress)}:* {title}"
         )
     if not g.total:  # its postings all failed another way since, or were withdrawn
-        return f":white_check_mark: *Resolved:* {title}"
+        return (
+            f":white_check_mark: *No longer failing this way:* {title}\n"
+            "Its postings were sent again; any that still fail are in a newer message."
+        )
     return f":white_check_mark: *Resolved:* {title} ({g.total} {plural(g.document_kinds, g.total)})"
 
 
@@ -219,7 +222,14 @@ def _group_progress(g: GroupNotice) -> ContextBlock:
 
 
 def _group_people(g: GroupNotice) -> list[Block]:
-    """Who asked for the resync (while it runs) or who fixed it (once resolved)."""
+    """Who asked for the resync (while it runs), what their try got (still failing), or
+    who fixed it (once resolved)."""
+    tried = g.last_try
+    if tried is not None and g.status is Status.FAILED and tried.outcome == Outcome.FAILED:
+        reason = escape(tried.message or g.title)
+        return [
+            section(f":x: Tried again {when(tried.at)} by {mention(tried.actor)}: failed again — {reason}")
+        ]
     if g.requested_by and g.status is Status.QUEUED:
         who = ", ".join(mention(u) for u in g.requested_by[:10])
         return [section(f":raised_hand: Resync requested by {who}.")]

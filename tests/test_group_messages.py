@@ -1,0 +1,64 @@
+"""Issue 12 (4, 3): an error group's message follows its members and says what a try got."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from connectors.sandbox.books import SandboxBooks
+from sync.admin import set_mapping
+from tests.slack_harness import ALICE, SlackHarness, slack_harness
+from tests.support import FakeClock, bill
+
+RESYNC_GROUP = "ledgerops.resync_group"
+
+
+@pytest.fixture
+async def slack(db_url: str, clock: FakeClock, sandbox_books: SandboxBooks) -> AsyncIterator[SlackHarness]:
+    async with slack_harness(db_url, clock, sandbox_books=sandbox_books) as h:
+        await h.notifier.reconcile()
+        h.runtime.engine.connector("books-dk")
+        yield h
+
+
+async def settle(slack: SlackHarness) -> None:
+    await slack.settle_clicks()
+    await slack.runtime.worker.run_until_idle()
+    await slack.deliver()
+
+
+async def test_a_group_whose_bills_now_fail_another_way_no_longer_offers_resync_all(
+    slack: SlackHarness,
+) -> None:
+    await slack.ingest(bill("T-1", category="Travel"), bill("T-2", category="Travel"))
+    await settle(slack)
+    [first] = slack.fake.posts()
+    ts = slack.fake.ts_of(first)
+    assert slack.fake.messages[ts]["text"].startswith("2 bills: The category 'Travel' has no account")
+
+    await set_mapping(slack.runtime.engine, "books-dk", "category", "Travel", 9999, ALICE)
+    await settle(slack)
+    old = slack.fake.messages[ts]
+    assert "No longer failing this way" in slack.fake.text_of(ts)
+    assert slack.fake.action_ids(ts) == []  # no "Resync all 2 bills" that answers "Nothing to resync"
+    assert old["text"].startswith("Resolved: The category 'Travel'")
+    [_, second] = slack.fake.posts()
+    assert second.args["text"].startswith("2 bills: Account 9999 does not exist.")
+    assert len(slack.fake.posts()) == 2  # the bills have no messages of their own
+
+
+async def test_resync_all_on_a_still_broken_group_says_it_was_tried_and_failed_again(
+    slack: SlackHarness, sandbox_books: SandboxBooks
+) -> None:
+    sandbox_books["books-dk"].accounts.pop("2800")
+    await slack.ingest(bill("B-1"), bill("B-2"))
+    await settle(slack)
+    [post] = slack.fake.posts()
+    ts = slack.fake.ts_of(post)
+    await slack.press_button(ts, RESYNC_GROUP, user=ALICE)
+    await settle(slack)
+    shown = slack.fake.text_of(ts)
+    assert f"Tried again" in shown and f"by <@{ALICE}>: failed again — Account 2800 does not exist." in shown
+    assert slack.fake.action_ids(ts) == [RESYNC_GROUP]
+    assert len(slack.fake.posts()) == 1
