@@ -59,6 +59,6 @@ async def test_resync_all_on_a_still_broken_group_says_it_was_tried_and_failed_a
     await slack.press_button(ts, RESYNC_GROUP, user=ALICE)
     await settle(slack)
     shown = slack.fake.text_of(ts)
-    assert f"Tried again" in shown and f"by <@{ALICE}>: failed again — Account 2800 does not exist." in shown
+    assert "Tried again" in shown and f"by <@{ALICE}>: failed again — Account 2800 does not exist." in shown
     assert slack.fake.action_ids(ts) == [RESYNC_GROUP]
     assert len(slack.fake.posts()) == 1
