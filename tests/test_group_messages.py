@@ -62,3 +62,37 @@ async def test_resync_all_on_a_still_broken_group_says_it_was_tried_and_failed_a
     assert "Tried again" in shown and f"by <@{ALICE}>: failed again — Account 2800 does not exist." in shown
     assert slack.fake.action_ids(ts) == [RESYNC_GROUP]
     assert len(slack.fake.posts()) == 1
+
+
+async def test_a_failure_the_group_shows_keeps_no_message_of_its_own(
+    slack: SlackHarness, sandbox_books: SandboxBooks
+) -> None:
+    sandbox_books["books-dk"].accounts.pop("2800")
+    await slack.ingest(bill("A-1"))
+    await settle(slack)
+    [alone] = slack.fake.posts()
+    ts = slack.fake.ts_of(alone)
+    assert "ledgerops.resync_invoice" in slack.fake.action_ids(ts)
+    await slack.ingest(bill("A-2"))  # the same failure again: now a group
+    await settle(slack)
+    [_, group] = slack.fake.posts()
+    assert group.args["text"].startswith("2 bills: Account 2800 does not exist.")
+    assert slack.fake.action_ids(ts) == []  # its buttons are in the group message only
+    assert "fails like others" in slack.fake.messages[ts]["text"]
+
+
+async def test_status_attention_and_app_home_count_the_same_open_groups(slack: SlackHarness) -> None:
+    from tests.test_slack_commands import ResponseUrls, command, shown
+
+    urls = ResponseUrls(slack.fake)
+    await slack.ingest(
+        bill("C-1", category="Travel"), bill("C-2", category="Travel"), bill("C-3", category="Meals")
+    )
+    await settle(slack)
+    await set_mapping(slack.runtime.engine, "books-dk", "category", "Travel", 9999, ALICE)
+    await settle(slack)  # Travel's group is left for "Account 9999 does not exist"
+    status = shown((await command(slack, "status", urls)).json())
+    attention = shown((await command(slack, "attention", urls)).json())
+    assert "2 open error groups" in status
+    assert "Account 9999 does not exist" in attention and "Meals" in attention
+    assert 'has no account mapping in books-dk. Map it (/ledger map category \\"Travel\\"' not in attention

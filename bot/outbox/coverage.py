@@ -19,10 +19,10 @@ from bot.postings.facts import SETTLED
 from storage.db import Session
 from storage.models import SlackMessage
 from storage.queries import outbox, reads
-from storage.queries.groups import failing_in_group
+from storage.queries.groups import failing_in_group, failing_postings_of_group
 from storage.states import MessageState, PostingState
 from sync.changes import Change
-from sync.coverage import needs_own_message, needs_person, showing_group
+from sync.coverage import GROUP_FROM, needs_own_message, needs_person, showing_group
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,11 @@ class Coverage:
             grouped.add(gid)
         if mine is not None and mine.ts is not None:
             await reopen_if_settled(s, mine, due, now)  # its own message is in the channel: it stays
+            if not group_has and gid is not None and await failing_in_group(s, gid) >= GROUP_FROM:
+                # ...but the group's message shows it, and its own points there
+                await outbox.ensure_row(s, GROUP, gid, channel, now, due)
+                grouped.add(gid)
+                await outbox.mark_changed(s, POSTING, await failing_postings_of_group(s, gid), now)
             return
         shown_alone = await needs_own_message(
             p.state,
@@ -105,6 +110,9 @@ class Coverage:
         if not shown_alone and not group_has and gid is not None:
             await outbox.ensure_row(s, GROUP, gid, channel, now, due)  # from now on the group shows it
             grouped.add(gid)
+            # a failure shown by the group keeps no message of its own: those posted before
+            # become a pointer to the group's (``bot/outbox/rendering.py``)
+            await outbox.mark_changed(s, POSTING, await failing_postings_of_group(s, gid), now)
         elif mine is not None:
             await reopen_if_settled(s, mine, due, now)
         elif shown_alone:

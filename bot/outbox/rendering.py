@@ -10,7 +10,7 @@ from bot.ops.digest import load_job_message
 from bot.ops.messages import outage_message
 from bot.ops.outage import load_outage_notice
 from bot.outbox.coverage import DIGEST, GROUP, NOTICE, OUTAGE
-from bot.postings.messages import group_message, posting_message
+from bot.postings.messages import group_message, posting_message, shown_in_group
 from bot.postings.notices import load_group_notice, load_posting_notice
 from storage.db import Session
 from storage.models import SlackMessage
@@ -72,4 +72,15 @@ async def render(s: Session, row: SlackMessage, now: datetime) -> Rendered | Non
         ):
             await outbox.ensure_row(s, GROUP, gid, row.channel, now, now)
             return None  # superseded by the group's message
+    elif await _group_shows(s, row, p.state, p.error_group_id):
+        # in the channel already, but the group's message shows it now: one place to act
+        return Rendered(shown_in_group(n), n.status, await last_attempt_id(s, subject))
     return Rendered(posting_message(n), n.status, await last_attempt_id(s, subject))
+
+
+async def _group_shows(s: Session, row: SlackMessage, state: str, error_group_id: int | None) -> bool:
+    """The posting's error group has a message in this row's channel that shows it."""
+    gid = showing_group(state, error_group_id)
+    if gid is None:
+        return False
+    return any(g.channel == row.channel for g in (await outbox.rows_for(s, GROUP, [gid])).get(gid, []))

@@ -98,6 +98,24 @@ def posting_message(n: PostingNotice) -> SlackBody:
     return finish(escape(text), blocks)
 
 
+def shown_in_group(n: PostingNotice) -> SlackBody:
+    """A posting's own message once its error group's message shows it: what failed and
+    where to act, no buttons (a failure has one place to act on)."""
+    p, doc = n.posting, n.document
+    label = posting_label(p.kind, p.period)
+    title = document_title(doc)
+    blocks: list[Block] = [
+        section(
+            f":arrow_down: *The {label} of {escape(title)} fails like others* in *{escape(p.integration)}*: "
+            "it is shown, with Resync all, in the group message below."
+        )
+    ]
+    if p.last_error:
+        blocks.append(section(f"*Reason:*\n{quote(p.last_error, SECTION_TEXT - 40)}"))
+    blocks.append(context(f"{escape(doc.key)} · attempts: {p.attempts}"))
+    return finish(escape(f"The {label} of {title} fails like others: see the group message."), blocks)
+
+
 def _fact_fields(n: PostingNotice) -> list[str]:
     fields = [f"*{label}*\n{escape(value)}" for label, value in document_fields(n.document)]
     fields.append(f"*Posting*\n{posting_label(n.posting.kind, n.posting.period).capitalize()}")
