@@ -96,3 +96,44 @@ async def test_status_attention_and_app_home_count_the_same_open_groups(slack: S
     assert "2 open error groups" in status
     assert "Account 9999 does not exist" in attention and "Meals" in attention
     assert 'has no account mapping in books-dk. Map it (/ledger map category \\"Travel\\"' not in attention
+
+
+async def _bulk_resync_failed(slack: SlackHarness) -> str:
+    """Open the bulk modal for failed postings, submit it, and return its message's ts."""
+    import json
+
+    from tests.test_slack_commands import ResponseUrls, _submission, _submit, command
+
+    await command(slack, "resync failed books-dk", ResponseUrls(slack.fake))
+    await slack.settle_clicks()
+    opened = slack.fake.of("views.open")[-1]
+    view = opened.args["view"] if isinstance(opened.args["view"], dict) else json.loads(opened.args["view"])
+    submission = _submission(view, confirmed=True)
+    submission["view"]["id"] = f"V0BULK{len(slack.fake.posts())}"  # a new modal, not the same submit
+    assert (await _submit(slack, submission)).status_code == 200
+    await slack.settle_clicks()
+    await slack.deliver(within=60)
+    return slack.fake.ts_of(slack.fake.posts()[-1])
+
+
+async def test_bulk_resync_says_done_only_when_sent_and_names_why_they_failed_again(
+    slack: SlackHarness, sandbox_books: SandboxBooks
+) -> None:
+    sandbox_books["books-dk"].accounts.pop("2800")
+    await slack.ingest(bill("K-1"), bill("K-2"))
+    await settle(slack)
+    ts = await _bulk_resync_failed(slack)
+    assert slack.fake.messages[ts]["text"] == "Bulk resync: 0 of 2 postings sent, 2 waiting"
+    await slack.runtime.worker.run_until_idle()
+    await slack.deliver()
+    shown = slack.fake.text_of(ts)
+    assert slack.fake.messages[ts]["text"] == (
+        "Bulk resync finished: 0 sent, 2 failed again: Account 2800 does not exist."
+    )
+    assert "*2 failed again:* Account 2800 does not exist." in shown and "done" not in shown
+
+    sandbox_books["books-dk"].accounts["2800"] = "Office supplies"
+    ts = await _bulk_resync_failed(slack)
+    await slack.runtime.worker.run_until_idle()
+    await slack.deliver()
+    assert slack.fake.messages[ts]["text"] == "Bulk resync done: 2 sent, 0 failed"

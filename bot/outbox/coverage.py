@@ -18,7 +18,7 @@ from typing import Any
 from bot.postings.facts import SETTLED
 from storage.db import Session
 from storage.models import SlackMessage
-from storage.queries import outbox, reads
+from storage.queries import bulk_runs, outbox, reads
 from storage.queries.groups import failing_in_group, failing_postings_of_group
 from storage.states import MessageState, PostingState
 from sync.changes import Change
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 POSTING, GROUP = "posting", "error_group"
 #: operations messages (bot/ops/outage.py, bot/ops/digest.py): an integration's outage, a job run
 OUTAGE, DIGEST, NOTICE = "outage", "digest", "notice"
+#: a bulk resync's progress (``bot/bulk/progress.py``): rebuilt as its postings' outcomes arrive
+BULK = "bulk"
+#: bulk runs whose message still follows their postings
+BULK_FOLLOWS = timedelta(days=1)
 
 
 class Coverage:
@@ -47,6 +51,9 @@ class Coverage:
             existing = await outbox.subjects_with_rows(s, kind, ids)  # a read: usually none
             if existing:
                 await outbox.mark_changed(s, kind, existing, now)
+        runs = await bulk_runs.runs_of_postings(s, posting_ids, now - BULK_FOLLOWS)
+        if runs:
+            await outbox.mark_changed(s, BULK, runs, now)
         # "" is a change announced without its state (a sweep gave postings up): look
         attention = {
             c.posting_id for c in changes if c.state in (PostingState.FAILED, PostingState.BOOKED, "")

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.block_kit import SlackBody
+from bot.bulk.progress import load_bulk_progress, progress_message
 from bot.ops.digest import load_job_message
 from bot.ops.messages import outage_message
 from bot.ops.outage import load_outage_notice
-from bot.outbox.coverage import DIGEST, GROUP, NOTICE, OUTAGE
+from bot.outbox.coverage import BULK, DIGEST, GROUP, NOTICE, OUTAGE
 from bot.postings.messages import group_message, posting_message, shown_in_group
 from bot.postings.notices import load_group_notice, load_posting_notice
 from storage.db import Session
@@ -39,6 +40,9 @@ async def render(s: Session, row: SlackMessage, now: datetime) -> Rendered | Non
         if o is None or (never_sent and o.recovered_at is not None):
             return None  # over before it reached the channel: nothing to tell
         return Rendered(outage_message(o), o.status)
+    if row.subject_type == BULK:
+        b = await load_bulk_progress(s, subject)
+        return Rendered(progress_message(b), b.status) if b is not None else None
     if row.subject_type in (DIGEST, NOTICE):
         body = await load_job_message(s, subject)
         return Rendered(body, "posted") if body is not None else None
