@@ -206,7 +206,8 @@ def _group_headline(g: GroupNotice) -> str:
     if not g.total:  # its postings all failed another way since, or were withdrawn
         return (
             f":white_check_mark: *No longer failing this way:* {title}\n"
-            "Its postings were sent again; any that still fail are in a newer message."
+            "Its postings were sent again (or wait with an outage of the ledger); "
+            "any that fail again are shown in a newer message."
         )
     return f":white_check_mark: *Resolved:* {title} ({g.total} {plural(g.document_kinds, g.total)})"
 
