@@ -42,7 +42,7 @@ async def test_a_group_whose_bills_now_fail_another_way_no_longer_offers_resync_
     old = slack.fake.messages[ts]
     assert "No longer failing this way" in slack.fake.text_of(ts)
     assert slack.fake.action_ids(ts) == []  # no "Resync all 2 bills" that answers "Nothing to resync"
-    assert old["text"].startswith("Resolved: The category 'Travel'")
+    assert old["text"].startswith("No longer failing this way: The category 'Travel'")
     [_, second] = slack.fake.posts()
     assert second.args["text"].startswith("2 bills: Account 9999 does not exist.")
     assert len(slack.fake.posts()) == 2  # the bills have no messages of their own

@@ -284,6 +284,8 @@ def _group_text(g: GroupNotice) -> str:
         return f"{g.failing} {plural(g.document_kinds, g.failing)}: {g.title} ({g.integration})"
     if g.status is Status.QUEUED:
         return f"Resyncing {g.in_progress}: {g.title} ({g.integration})"
+    if not g.total:
+        return f"No longer failing this way: {g.title} ({g.integration})"
     return f"Resolved: {g.title} ({g.integration})"
 
 
