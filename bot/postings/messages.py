@@ -100,7 +100,7 @@ def posting_message(n: PostingNotice) -> SlackBody:
 
 def shown_in_group(n: PostingNotice) -> SlackBody:
     """A posting's own message once its error group's message shows it: what failed and
-    where to act, no buttons (a failure has one place to act on)."""
+    where to act, and only Show log (a failure has one place to act on)."""
     p, doc = n.posting, n.document
     label = posting_label(p.kind, p.period)
     title = document_title(doc)
@@ -113,6 +113,12 @@ def shown_in_group(n: PostingNotice) -> SlackBody:
     if p.last_error:
         blocks.append(section(f"*Reason:*\n{quote(p.last_error, SECTION_TEXT - 40)}"))
     blocks.append(context(f"{escape(doc.key)} · attempts: {p.attempts}"))
+    # its history stays one click away; what to do about it is in the group's message
+    blocks.append(
+        ActionsBlock(
+            elements=[button("Show log", ActionId.SHOW_LOG, PostingRef(document=doc.id, posting=p.id))]
+        )
+    )
     return finish(escape(f"The {label} of {title} fails like others: see the group message."), blocks)
 
 
