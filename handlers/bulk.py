@@ -3,7 +3,8 @@
 Opening: ``/ledger resync failed [integration] [--since] [--error]`` (or the App
 Home button). Narrowing a field re-counts and updates the modal in place.
 Submitting checks the input (``response_action: errors``), closes the modal,
-and reports progress by updating one message ("412 / 1,000 queued, 3 refused").
+and reports progress in one message the outbox keeps current (queued, then sent or
+failed again, grouped by reason).
 A submit sent twice queues nothing twice: the engine's guarded updates refuse
 postings already queued, and a view already being processed is not started again.
 """
@@ -16,12 +17,13 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.actions import ActionId
-from bot.bulk.modal import BULK_CALLBACK, BulkSelection, bulk_modal, progress_message
+from bot.bulk.modal import BULK_CALLBACK, BulkSelection, bulk_modal
+from bot.bulk.progress import show_progress
 from bot.outbox.delivery import call
 from bot.runtime import Runtime
 from bot.slack import SlackBot, urgent
 from handlers.buttons import ack_only
-from sync.bulk import BulkFilter, BulkResult, bulk_count, bulk_documents, resync_many
+from sync.bulk import BulkFilter, bulk_count, bulk_documents, resync_many, start_bulk_run
 from sync.overview import needs_attention
 
 log = logging.getLogger(__name__)
@@ -119,27 +121,16 @@ class BulkResyncModal:
             await self.run(*accepted)
 
     async def run(self, flt: BulkFilter, user: str, channel: str) -> None:
-        """Queue the selection, updating one progress message as chunks go in."""
+        """Queue the selection; one message follows it (``bot/bulk/progress.py``): queued,
+        then sent or failed again, rebuilt by the outbox as the postings' outcomes arrive."""
         total = await bulk_count(self.engine, flt)
-        first = progress_message(BulkResult(), total, user, done=False)
-        posted = await call(
-            self.bot.client.chat_postMessage(channel=channel, text=first.text, blocks=first.blocks),
-            "chat.postMessage",
-        )
-        ts = posted.data.get("ts") if posted.ok else None
+        run_id = await start_bulk_run(self.engine, user, total)
+        await show_progress(self.runtime.db, run_id, channel, self.engine.clock())
+        self._poke()
+        await resync_many(self.engine, flt, user, run_id=run_id)
+        await show_progress(self.runtime.db, run_id, channel, self.engine.clock())
+        self._poke()
 
-        async def progress(result: BulkResult) -> None:
-            if ts:
-                body = progress_message(result, total, user, done=False)
-                await call(
-                    self.bot.client.chat_update(channel=channel, ts=ts, text=body.text, blocks=body.blocks),
-                    "chat.update",
-                )
-
-        result = await resync_many(self.engine, flt, user, progress=progress)
-        final = progress_message(result, total, user, done=True)
-        if ts:
-            await call(
-                self.bot.client.chat_update(channel=channel, ts=ts, text=final.text, blocks=final.blocks),
-                "chat.update",
-            )
+    def _poke(self) -> None:
+        if self.runtime.notifier is not None:
+            self.runtime.notifier.poke()

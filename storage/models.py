@@ -356,3 +356,14 @@ class JobRun(Base):
     holder: Mapped[str] = mapped_column(String(80))
     ran_at: Mapped[datetime]
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class BulkPosting(Base):
+    """A posting a bulk resync queued (its run is a ``job_runs`` row, job ``bulk_resync``):
+    the run's Slack message counts what became of them."""
+
+    __tablename__ = "bulk_postings"
+    __table_args__ = (Index("ix_bulk_postings_posting", "posting_id", "run_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id"), primary_key=True, autoincrement=False)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), primary_key=True, autoincrement=False)

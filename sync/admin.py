@@ -8,7 +8,10 @@ from datetime import date
 from storage.models import Activity
 from storage.queries.activity import latest_of
 from storage.queries.integrations import set_integration_paused
+from storage.queries.reads import postings_to_show
 from storage.queries.requeue import count_waiting_for_history, requeue_waiting_for_history
+from storage.states import PostingState
+from sync.changes import Change
 from sync.engine import WAIT_HISTORY, Engine
 
 
@@ -63,6 +66,9 @@ async def map_account(
     async with engine.db.sessions() as s, s.begin():
         requeued = await engine.mapping_book.set(s, integration, what, source, number, actor, engine.clock())
         row_id = await latest_of(s, "map", f"integration:{integration}")
+        queued = await postings_to_show(s, requeued) if requeued else []
+    # their error group's message shows "Resyncing", then what the next attempt says
+    engine.feed.publish([Change(r.id, r.document_id, PostingState.PENDING, r.error_group_id) for r in queued])
     engine.wake()
     return requeued, row_id
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from storage.db import Session
 from storage.models import Activity, Document, Posting
+from storage.queries import bulk_runs
 from storage.queries.documents import (
     PostingSelection,
     count_selected_documents,
@@ -126,11 +127,14 @@ async def resync_many(
     trigger: Trigger = Trigger.BULK,
     progress: Callable[[BulkResult], Any] | None = None,
     chunk: int = 500,
+    run_id: int | None = None,
 ) -> BulkResult:
     """Bulk resync: unpaid bills -> invoice posting; paid -> invoice and payment.
 
     Works through the matching documents in id order, a chunk per
-    transaction, so memory stays flat however many there are.
+    transaction, so memory stays flat however many there are. ``run_id``
+    (:func:`start_bulk_run`): the run remembers the postings it queued, so its
+    message can follow their outcomes.
     """
     result = BulkResult()
     last_id = 0
@@ -156,13 +160,40 @@ async def resync_many(
                 result.queued += sum(1 for o in outcomes if o.ok)
                 result.refused += sum(1 for o in outcomes if not o.ok)
             last_id = docs[-1].id
+            if run_id is not None:
+                await _record_run(s, run_id, result, changes, finished=False)
             s.expunge_all()
         engine.feed.publish(changes)
         engine.wake()
         if progress is not None:
             await progress(result)
+    if run_id is not None:
+        async with engine.db.sessions() as s, s.begin():
+            await _record_run(s, run_id, result, [], finished=True)
     await _log_bulk(engine, actor, result)
     return result
+
+
+async def _record_run(
+    s: Session, run_id: int, result: BulkResult, changes: list[Change], *, finished: bool
+) -> None:
+    """The run's counts so far, and the postings this chunk queued."""
+    await bulk_runs.add_postings(s, run_id, [c.posting_id for c in changes])
+    await bulk_runs.update_run(
+        s,
+        run_id,
+        documents=result.documents,
+        queued=result.queued,
+        refused=result.refused,
+        finished=finished,
+    )
+
+
+async def start_bulk_run(engine: Engine, actor: str | None, total: int) -> int:
+    """A bulk resync about to start over ``total`` documents; returns the run's id."""
+    async with engine.db.sessions() as s, s.begin():
+        detail = {"actor": actor, "total": total, "documents": 0, "queued": 0, "refused": 0}
+        return await bulk_runs.start_run(s, actor, detail, engine.clock())
 
 
 async def _log_bulk(engine: Engine, actor: str | None, result: BulkResult) -> None:

@@ -15,12 +15,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Change:
-    """A posting (and maybe its error group) changed state."""
+    """A posting (and maybe its error group) changed state.
+
+    ``left_group_id``: the error group it failed in before and has just left (it fails
+    another way now), whose message must be rebuilt too.
+    """
 
     posting_id: int
     document_id: int
     state: str
     error_group_id: int | None = None
+    left_group_id: int | None = None
 
 
 Listener = Callable[[list[Change]], None]

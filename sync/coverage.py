@@ -10,8 +10,8 @@ before posting) asks :func:`needs_own_message`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
+from storage.db import Session
+from storage.queries.groups import failing_in_group
 from storage.states import PostingState
 
 #: postings failing in one error group from which the group's message shows them all
@@ -30,18 +30,18 @@ def showing_group(state: str, error_group_id: int | None) -> int | None:
 
 
 async def needs_own_message(
+    s: Session,
     state: str,
     last_error: str | None,
     error_group_id: int | None,
     *,
     group_has_message: bool,
-    failing_in_group: Callable[[int], Awaitable[int]],
 ) -> bool | None:
     """Whether the posting gets a message of its own.
 
     ``None``: it needs no message (no person needed). ``False``: its error group's
-    message shows it (``group_has_message``, or ``failing_in_group(group id)`` is
-    two or more; counted only when needed). ``True``: its own message.
+    message shows it (``group_has_message``, or two or more of the group fail right
+    now; counted only when needed). ``True``: its own message.
     """
     if not needs_person(state, last_error):
         return None
@@ -50,4 +50,4 @@ async def needs_own_message(
         return True
     if group_has_message:
         return False
-    return await failing_in_group(gid) < GROUP_FROM
+    return await failing_in_group(s, gid) < GROUP_FROM

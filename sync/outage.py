@@ -4,9 +4,11 @@ The watch folds the attempt log, newest part only, into one ``outages`` row per
 integration: when the ledger last answered, and the first transient failure
 since (``failing_since``). Once that streak is ``threshold`` old and something
 still waits, the outage is announced (``since``); an attempt the ledger answers
-ends it (``recovered_at``). While an outage is announced the worker does not give
-postings up (``sync/worker.py``), so the channel hears about it once
-(``bot/ops/outage.py`` tells it).
+ends it (``recovered_at``). Postings that fail because the ledger is out belong to
+the outage: while it is announced neither the worker nor the age limit gives them
+up, those that gave up before it was announced wait with it again (out of their
+error group), and once it ends its message counts what went through ("70 sent,
+0 failed"). So the channel hears about it once (``bot/ops/outage.py`` tells it).
 
 Folding the same attempts twice gives the same row (the watermark
 ``checked_attempt_id`` only moves forward), so replicas may take turns.
@@ -22,7 +24,9 @@ from typing import Any
 from storage.db import Session
 from storage.models import Integration, Outage
 from storage.queries import figures, outages
+from storage.queries.groups import close_settled_groups
 from storage.states import Outcome, PostingState
+from sync.changes import Change
 from sync.policy import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,8 @@ WAITING = (PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING)
 TRANSIENT = (Outcome.RETRYING, Outcome.UNCERTAIN)
 #: the ledger answered: it is reachable (a refusal without a call, e.g. quota, says nothing)
 ANSWERED = (Outcome.SYNCED, Outcome.BOOKED, Outcome.FAILED)
+#: how long after an outage its message keeps counting what went through
+FOLLOW_RECOVERY = timedelta(hours=1)
 
 
 @dataclass
@@ -52,6 +58,8 @@ class WatchReport:
     skipped: bool = False
     #: the integrations whose channel is told, in order: ``(integration id, a new outage)``
     tell: list[tuple[int, bool]] = field(default_factory=list)
+    #: postings that had given up and now wait with the outage (for the change feed)
+    joined: list[Change] = field(default_factory=list)
 
     def __str__(self) -> str:
         if self.skipped:
@@ -122,20 +130,39 @@ class OutageRule:
                 report.tell.append((iid, False))
                 log.info("ledger reachable again", extra={"integration": integ.name})
             elif row.since is not None and row.recovered_at is None:
-                if self.refresh(row, int(waiting.get(iid, 0)), retrying.get(iid)):
+                joined = await self.gather(s, row, now, report)
+                if self.refresh(row, int(waiting.get(iid, 0)) + joined, retrying.get(iid)):
                     report.tell.append((iid, False))
                 report.ongoing.append(integ.name)
             elif (since := self._out_since(row, integ, now)) is not None and waiting.get(iid, 0):
                 row.since, row.recovered_at = since, None
-                self.refresh(row, int(waiting[iid]), retrying.get(iid))
+                joined = await self.gather(s, row, now, report)
+                self.refresh(row, int(waiting[iid]) + joined, retrying.get(iid))
                 report.announced.append(integ.name)
                 report.tell.append((iid, True))
                 log.warning(
                     "ledger unreachable",
                     extra={"integration": integ.name, "since": since.isoformat(), "waiting": row.waiting},
                 )
+            elif row.recovered_at is not None and now - row.recovered_at <= FOLLOW_RECOVERY:
+                report.tell.append((iid, False))  # its message counts what went through
             row.updated_at = now
         return report
+
+    async def gather(self, s: Session, row: Outage, now: datetime, report: WatchReport) -> int:
+        """Postings of the integration that gave up because the ledger did not answer wait
+        with the outage again (retried when it is due, never given up while it lasts)."""
+        found = await outages.gave_up_unreachable(s, row.integration_id)
+        if not found:
+            return 0
+        next_try = max(row.next_try_at or now, now)
+        moved = await outages.wait_with_outage(s, [r.id for r in found], next_try, now)
+        groups = sorted({int(r.error_group_id) for r in found if r.error_group_id is not None})
+        await s.run_sync(lambda ss: close_settled_groups(ss, groups))
+        report.joined.extend(
+            Change(r.id, r.document_id, PostingState.RETRYING, None, r.error_group_id) for r in found
+        )
+        return moved
 
     def _out_since(self, row: Outage, integ: Integration, now: datetime) -> datetime | None:
         """Since when the ledger is out: only transient failures for ``threshold``, not paused."""

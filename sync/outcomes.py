@@ -92,7 +92,8 @@ def record(
     if done.outcome in (Outcome.SYNCED, Outcome.BOOKED, Outcome.WITHDRAWN) and done.group_id is not None:
         close_settled_groups(conn, [done.group_id])
     state = PostingState.SYNCED if done.outcome is Outcome.SYNCED else values["state"]
-    report.change = Change(row.id, row.document_id, str(state), done.group_id)
+    left = row.error_group_id if row.error_group_id not in (None, done.group_id) else None
+    report.change = Change(row.id, row.document_id, str(state), done.group_id, left)
 
 
 def _trigger_of(row: Any) -> str:

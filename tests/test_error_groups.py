@@ -187,3 +187,24 @@ async def test_resync_all_on_a_muted_group_ends_the_mute(
     assert slack.fake.messages[ts]["text"].startswith("Resolved: Account 2800 does not exist.")
     [group] = await groups(slack.runtime)
     assert group.muted_until is None
+
+
+async def test_the_age_limit_gives_nothing_up_while_its_ledger_is_out(
+    runtime: Runtime, clock: FakeClock, sandbox_books: SandboxBooks
+) -> None:
+    from storage.models import Outage
+
+    runtime.engine.connector("books-dk")
+    sandbox_books["books-dk"].switches.timeouts_after_write = 1
+    await ingest(runtime, bill("O-1"), bill("O-2"))
+    await runtime.worker.run_until_idle()
+    await leave_all_retrying_like_the_first(runtime)
+    iid = runtime.engine.integration_ids["books-dk"]
+    async with runtime.db.sessions() as s, s.begin():
+        s.add(
+            Outage(integration_id=iid, checked_attempt_id=0, waiting=2, since=clock.now, updated_at=clock.now)
+        )
+    clock.advance(25 * 3600)
+    sweeps = Sweeps(runtime.engine, SchedulerConfig(give_up_after_hours=24))
+    assert await sweeps.give_up_old() == "0 given up"  # they wait with the outage
+    assert await groups(runtime) == []

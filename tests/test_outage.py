@@ -87,7 +87,7 @@ async def test_30_minute_outage_with_500_postings_makes_one_message_and_no_dupli
     [post] = slack.fake.posts()
     ts = slack.fake.ts_of(post)
     assert post.args["text"].startswith(
-        "The sandbox ledger unreachable since 10:00 UTC, 500 items waiting, retrying every"
+        "The sandbox ledger is unreachable since 10:00 UTC, 500 items waiting, retrying every"
     )
     shown = slack.fake.messages[ts]["text"]
     assert "520 items waiting" in shown  # updated in place
@@ -109,7 +109,7 @@ async def test_30_minute_outage_with_500_postings_makes_one_message_and_no_dupli
     assert await count(slack, Posting.state == "synced") == 520
     assert len(slack.fake.posts()) == 1
     assert slack.fake.messages[ts]["text"].startswith("The sandbox ledger reachable again")
-    assert "The 520 items that waited are being sent now." in slack.fake.text_of(ts)
+    assert "The 520 items that waited went through: 520 sent, 0 failed." in slack.fake.text_of(ts)
     keys = [v.reference_key for v in ledger.vouchers.values()]
     assert len(keys) == 520 and len(set(keys)) == 520  # no duplicate voucher
 
@@ -201,13 +201,13 @@ def test_outage_message_while_down_and_after() -> None:
     )
     body = checked(outage_message(down))
     assert body.text == (
-        "e-conomic unreachable since 10:02 UTC, 124 items waiting, retrying every 10 min (books-dk)"
+        "e-conomic is unreachable since 10:02 UTC, 124 items waiting, retrying every 10 min (books-dk)"
     )
     snapshot("outage_down", body)
-    back = OutageNotice(**{**down.__dict__, "recovered_at": AT + timedelta(minutes=32)})
+    back = OutageNotice(**{**down.__dict__, "recovered_at": AT + timedelta(minutes=32), "sent": 124})
     body = checked(outage_message(back))
     assert body.text.startswith("e-conomic reachable again (books-dk)")
-    assert "124 items that waited" in str(body.blocks)
+    assert "The 124 items that waited went through: 124 sent, 0 failed." in str(body.blocks)
     snapshot("outage_recovered", body)
     assert [duration(s) for s in (45, 600, 5400, 3 * 86400)] == ["45 s", "10 min", "1 h 30 min", "3 d"]
 
@@ -253,3 +253,48 @@ def test_give_ups_logged_before_the_gave_up_column_still_count_as_unanswered(tmp
     with sqlite3.connect(path) as conn:
         marked = conn.execute("SELECT id, gave_up FROM attempts ORDER BY id").fetchall()
     assert marked == [(1, 1), (2, 0), (3, 0)]
+
+
+@pytest.fixture
+async def quick_to_give_up(
+    db_url: str, clock: FakeClock, sandbox_books: SandboxBooks
+) -> AsyncIterator[SlackHarness]:
+    """A posting gives up after 3 tries (about 2 minutes): long before an outage is announced."""
+    config = make_config(
+        slack=SlackConfig(channel=CHANNEL, allowed_users=[ALICE], allowed_usergroup=USERGROUP),
+        retry=RetryConfig(base_seconds=30, max_seconds=600, max_attempts=3),
+    )
+    async with slack_harness(db_url, clock, config=config, sandbox_books=sandbox_books) as h:
+        await h.notifier.reconcile()
+        h.runtime.engine.connector("books-dk")
+        yield h
+
+
+async def test_postings_that_gave_up_before_the_outage_wait_with_it_and_are_counted_after(
+    quick_to_give_up: SlackHarness, sandbox_books: SandboxBooks
+) -> None:
+    slack = quick_to_give_up
+    ledger = sandbox_books["books-dk"]
+    ledger.switches.outage = True
+    await ingest_bills(slack, "S", 6)
+    await slack.runtime.worker.run_until_idle()
+    for _ in range(8):
+        await minute(slack)
+    stranded = await count(slack, Posting.state == "failed")
+    assert stranded >= 2  # given up into an error group before the watch saw an outage
+    for _ in range(4):
+        await minute(slack)
+    assert await count(slack, Posting.state == "failed") == 0  # they wait with the outage now
+    posts = {p.args["text"].split(",")[0]: slack.fake.ts_of(p) for p in slack.fake.posts()}
+    outage_ts = posts["The sandbox ledger is unreachable since 10:00 UTC"]
+    for ts in posts.values():
+        assert "ledgerops.resync_group" not in slack.fake.action_ids(ts)  # no "Resync all" beside it
+    for _ in range(25):
+        await minute(slack)  # the ledger stays out past every give-up limit: nobody gives up
+    assert await count(slack, Posting.state == "failed") == 0
+
+    ledger.switches.outage = False
+    for _ in range(15):
+        await minute(slack)
+    assert await count(slack, Posting.state == "synced") == 6
+    assert "The 6 items that waited went through: 6 sent, 0 failed." in slack.fake.text_of(outage_ts)

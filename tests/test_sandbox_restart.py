@@ -84,9 +84,9 @@ async def test_a_restart_keeps_the_ledger_and_the_channel(sqlite_url: str) -> No
         after = _top_messages(server)
         assert set(after) == set(channel), "a restart posted messages anew"
         # The Travel group's bills all moved to the outage group: updated in place, it says
-        # resolved without counting none ("Resolved: … (0 documents)").
+        # it no longer fails this way, without counting none ("Resolved: … (0 documents)").
         shown = json.dumps([m.blocks for m in server.slack.workspace.messages["C0FINANCE"].values()])
-        assert "*Resolved:* The category 'Travel'" in shown
+        assert "*No longer failing this way:* The category 'Travel'" in shown
         assert "(0 " not in shown
         banner = await demo_banner(server.runtime, server.demo) or ""
         assert banner.startswith("Resumed where the sandbox stopped")

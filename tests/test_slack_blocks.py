@@ -331,3 +331,49 @@ def test_action_ids_are_stable() -> None:
         "ledgerops.bulk_filter",
         "ledgerops.activity_page",
     ]
+
+
+def test_group_still_failing_after_a_resync_says_who_tried_and_why() -> None:
+    from dataclasses import replace
+
+    from bot.postings.facts import GroupTry
+
+    tried = replace(
+        a_group(failed=2), last_try=GroupTry(AT, "U0ALICE", "failed", "Account 2800 does not exist.")
+    )
+    body = checked(group_message(tried))
+    shown = json.dumps(body.blocks, ensure_ascii=False)
+    assert "Tried again" in shown and "by <@U0ALICE>: failed again — Account 2800 does not exist." in shown
+    snapshot("group_tried_again", body)
+    moved = checked(group_message(a_group()))
+    assert buttons(moved) == [] and "No longer failing this way" in json.dumps(moved.blocks)
+    snapshot("group_moved_on", moved)
+
+
+def test_a_posting_the_group_shows_points_there_without_buttons() -> None:
+    from bot.postings.messages import shown_in_group
+
+    body = checked(shown_in_group(a_notice()))
+    assert buttons(body) == [ActionId.SHOW_LOG] and "fails like others" in body.text
+    snapshot("posting_shown_in_group", body)
+
+
+def test_bulk_progress_follows_outcomes() -> None:
+    from bot.bulk.progress import BulkProgress, progress_message
+
+    base = dict(actor="U0ALICE", total=2, documents=2, queued=2, refused=0)
+    sending = checked(
+        progress_message(BulkProgress(**base, finished=True, counts={"pending": 1, "synced": 1}))
+    )
+    assert sending.text == "Bulk resync: 1 of 2 postings sent, 1 waiting"
+    snapshot("bulk_sending", sending)
+    failed = BulkProgress(
+        **base, finished=True, counts={"failed": 2}, reasons=(("Account 9999 does not exist.", 2),)
+    )
+    body = checked(progress_message(failed))
+    assert body.text == "Bulk resync finished: 0 sent, 2 failed again: Account 9999 does not exist."
+    assert "*2 failed again:* Account 9999 does not exist." in json.dumps(body.blocks, ensure_ascii=False)
+    snapshot("bulk_failed_again", body)
+    done = checked(progress_message(BulkProgress(**base, finished=True, counts={"synced": 2})))
+    assert done.text == "Bulk resync done: 2 sent, 0 failed"
+    snapshot("bulk_done", done)

@@ -183,8 +183,9 @@ async def test_bulk_resync_modal_counts_confirms_and_queues_once(
     async with slack.runtime.db.sessions() as s:
         pending = await s.scalar(select(func.count()).select_from(Posting).where(Posting.state == "pending"))
     assert pending == 1000
-    updates = [u for u in slack.fake.of("chat.update")]
-    assert "1,000 postings queued" in shown(updates[-1].args)
+    await slack.deliver(within=60)
+    [progress] = slack.fake.posts()
+    assert "1,000 postings queued" in slack.fake.text_of(slack.fake.ts_of(progress))
 
 
 def _submission(view: dict[str, Any], *, confirmed: bool) -> dict[str, Any]:

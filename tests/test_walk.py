@@ -18,9 +18,6 @@ KNOWN_UPWARD = {
     ("sync/changes.py:ChangeFeed.publish", "handlers/home.py:HomeTab.on_changes"),
     # the attempt listeners (metrics), called by the worker itself, not through the feed
     ("sync/worker.py:Worker._send_one", "bot/ops/metrics.py:Metrics.observe_attempt"),
-    # sync's coverage rule calls the lambdas bot hands it
-    ("sync/coverage.py:needs_own_message", "bot/outbox/coverage.py:Coverage._show.<locals>.<lambda>"),
-    ("sync/coverage.py:needs_own_message", "bot/outbox/rendering.py:render.<locals>.<lambda>"),
     # the SQLite writer thread runs the worker's transaction functions (Database.run(fn))
     ("storage/sqlite_writer.py:SqliteWriter._commit", "sync/worker.py:Worker._drain.<locals>.<lambda>"),
     ("storage/sqlite_writer.py:SqliteWriter._commit", "sync/worker.py:Worker._record_and_claim"),

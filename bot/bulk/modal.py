@@ -23,9 +23,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.actions import ActionId
-from bot.block_kit import SlackBody, escape, finish, mention, plain, section
+from bot.block_kit import plain
 from storage.states import PostingState
-from sync.bulk import BulkFilter, BulkResult
+from sync.bulk import BulkFilter
 from sync.lookup import summary
 
 BULK_CALLBACK = "ledgerops.bulk_resync"
@@ -254,22 +254,4 @@ def _progress_note() -> ContextBlock:
     """Where the person will see how it goes."""
     return ContextBlock(
         elements=[MarkdownTextObject(text="Progress is shown in the channel as the postings are queued.")]
-    )
-
-
-def progress_message(result: BulkResult, total: int, user: str, *, done: bool) -> SlackBody:
-    """ "412 / 1,000 queued, 3 refused", updated in place until done."""
-    head = (
-        ":white_check_mark: *Bulk resync done*" if done else ":arrows_counterclockwise: *Bulk resync running*"
-    )
-    line = (
-        f"{head} — asked by {mention(user)}\n{result.documents:,} / {total:,} documents, "
-        f"{result.queued:,} postings queued, {result.refused:,} refused "
-        "(already queued, in flight or booked)"
-    )
-    return finish(
-        escape(f"Bulk resync: {result.documents} / {total} documents")
-        if not done
-        else f"Bulk resync done: {result.queued} postings queued",
-        [section(line)],
     )

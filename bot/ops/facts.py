@@ -38,6 +38,10 @@ class OutageNotice:
     error_code: str | None = None
     last_error: str | None = None
     recovered_at: datetime | None = None
+    #: since it ended: postings sent, failed, and still being sent
+    sent: int = 0
+    failed: int = 0
+    still_waiting: int = 0
 
     @property
     def status(self) -> str:

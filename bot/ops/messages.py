@@ -59,7 +59,7 @@ def outage_message(n: OutageNotice) -> SlackBody:
     if n.recovered_at is None:
         blocks.append(
             section(
-                f":rotating_light: *{capital(system)} unreachable since {when(n.since)}* — "
+                f":rotating_light: *{capital(system)} is unreachable since {when(n.since)}* — "
                 f"*{items(n.waiting)}* of *{integ}* waiting{every}."
             )
         )
@@ -71,7 +71,7 @@ def outage_message(n: OutageNotice) -> SlackBody:
             )
         )
         text = (
-            f"{capital(system_name(n.kind))} unreachable since {clock_time(n.since)}, "
+            f"{capital(system_name(n.kind))} is unreachable since {clock_time(n.since)}, "
             f"{items(n.waiting)} waiting{every} ({n.integration})"
         )
     else:
@@ -83,7 +83,7 @@ def outage_message(n: OutageNotice) -> SlackBody:
             )
         )
         if n.waiting:
-            blocks.append(section(f"The {items(n.waiting)} that waited are being sent now."))
+            blocks.append(section(_went_through(n)))
         text = (
             f"{capital(system_name(n.kind))} reachable again ({n.integration}); unreachable from "
             f"{clock_time(n.since)} for {down_for}"
@@ -94,6 +94,14 @@ def outage_message(n: OutageNotice) -> SlackBody:
     last = f"last failure {when(n.last_seen)}" if n.last_seen else ""
     blocks.append(context(f"*{integ}*", code, last))
     return finish(escape(text), blocks)
+
+
+def _went_through(n: OutageNotice) -> str:
+    """What became of the items that waited: being sent, then how many went through."""
+    counted = f"{n.sent} sent, {n.failed} failed"
+    if n.still_waiting:
+        return f"The {items(n.waiting)} that waited are being sent now: {counted} so far."
+    return f"The {items(n.waiting)} that waited went through: {counted}."
 
 
 # -- daily digest -----------------------------------------------------------------------------

@@ -46,7 +46,10 @@ class OutageWatch:
             return WatchReport(skipped=True)
         try:
             async with db.sessions() as s, s.begin():
-                return await self._check(s, now, channel_of)
+                report = await self._check(s, now, channel_of)
+            # their error groups' messages show them gone; the outage's counts them
+            self.engine.feed.publish(report.joined)
+            return report
         finally:
             async with db.sessions() as s, s.begin():
                 await s.run_sync(lambda ss: release_lease(ss, LEASE_KEY, holder))
@@ -86,6 +89,9 @@ async def load_outage_notice(s: Session, integration_id: int) -> OutageNotice | 
     if found is None or found[0].since is None:
         return None
     o, name, kind = found
+    sent, failed, still = (
+        await outages.outcomes_since(s, integration_id, o.recovered_at) if o.recovered_at else (0, 0, 0)
+    )
     return OutageNotice(
         integration=name,
         kind=kind,
@@ -97,4 +103,7 @@ async def load_outage_notice(s: Session, integration_id: int) -> OutageNotice | 
         error_code=o.error_code,
         last_error=o.last_error,
         recovered_at=o.recovered_at,
+        sent=sent,
+        failed=failed,
+        still_waiting=still,
     )

@@ -18,11 +18,11 @@ from typing import Any
 from bot.postings.facts import SETTLED
 from storage.db import Session
 from storage.models import SlackMessage
-from storage.queries import outbox, reads
-from storage.queries.groups import failing_in_group
+from storage.queries import bulk_runs, outbox, reads
+from storage.queries.groups import failing_in_group, failing_postings_of_group
 from storage.states import MessageState, PostingState
 from sync.changes import Change
-from sync.coverage import needs_own_message, needs_person, showing_group
+from sync.coverage import GROUP_FROM, needs_own_message, needs_person, showing_group
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ POSTING, GROUP = "posting", "error_group"
 OUTAGE, DIGEST, NOTICE = "outage", "digest", "notice"
 #: a team change announced in the channel (pause, resume, map): subject is its ``activity`` row
 TEAM = "team_change"
+#: a bulk resync's progress (``bot/bulk/progress.py``): rebuilt as its postings' outcomes arrive
+BULK = "bulk"
+#: bulk runs whose message still follows their postings
+BULK_FOLLOWS = timedelta(days=1)
 
 
 class Coverage:
@@ -43,11 +47,15 @@ class Coverage:
     async def record(self, s: Session, changes: list[Change], now: datetime) -> None:
         """Subjects changed: their messages become due; new failures get covered."""
         posting_ids = {c.posting_id for c in changes}
-        group_ids = {c.error_group_id for c in changes if c.error_group_id}
+        # a group the posting left (it fails another way now) shows one fewer
+        group_ids = {g for c in changes for g in (c.error_group_id, c.left_group_id) if g}
         for kind, ids in ((POSTING, posting_ids), (GROUP, group_ids)):
             existing = await outbox.subjects_with_rows(s, kind, ids)  # a read: usually none
             if existing:
                 await outbox.mark_changed(s, kind, existing, now)
+        runs = await bulk_runs.runs_of_postings(s, posting_ids, now - BULK_FOLLOWS)
+        if runs:
+            await outbox.mark_changed(s, BULK, runs, now)
         # "" is a change announced without its state (a sweep gave postings up): look
         attention = {
             c.posting_id for c in changes if c.state in (PostingState.FAILED, PostingState.BOOKED, "")
@@ -93,19 +101,27 @@ class Coverage:
             grouped.add(gid)
         if mine is not None and mine.ts is not None:
             await reopen_if_settled(s, mine, due, now)  # its own message is in the channel: it stays
+            if not group_has and gid is not None and await failing_in_group(s, gid) >= GROUP_FROM:
+                # ...but the group's message shows it, and its own points there
+                await outbox.ensure_row(s, GROUP, gid, channel, now, due)
+                grouped.add(gid)
+                await outbox.mark_changed(s, POSTING, await failing_postings_of_group(s, gid), now)
             return
         shown_alone = await needs_own_message(
+            s,
             p.state,
             p.last_error,
             p.error_group_id,
             group_has_message=group_has,
-            failing_in_group=lambda g: failing_in_group(s, g),
         )
         if shown_alone is None:
             return
         if not shown_alone and not group_has and gid is not None:
             await outbox.ensure_row(s, GROUP, gid, channel, now, due)  # from now on the group shows it
             grouped.add(gid)
+            # a failure shown by the group keeps no message of its own: those posted before
+            # become a pointer to the group's (``bot/outbox/rendering.py``)
+            await outbox.mark_changed(s, POSTING, await failing_postings_of_group(s, gid), now)
         elif mine is not None:
             await reopen_if_settled(s, mine, due, now)
         elif shown_alone:

@@ -127,6 +127,16 @@ class GroupMember:
 
 
 @dataclass(frozen=True)
+class GroupTry:
+    """A person's latest try of the group's postings, and what the ledger said."""
+
+    at: datetime
+    actor: str
+    outcome: str
+    message: str | None
+
+
+@dataclass(frozen=True)
 class GroupNotice:
     """Everything the message about one error group shows."""
 
@@ -144,6 +154,8 @@ class GroupNotice:
     document_kinds: frozenset[str] = frozenset({"bill"})
     requested_by: tuple[str, ...] = ()
     fixed_by: tuple[str, ...] = ()
+    #: a person's latest resync of its postings (``Resync all``, a bulk resync, one click)
+    last_try: GroupTry | None = None
 
     @property
     def failing(self) -> int:

@@ -41,7 +41,7 @@ from bot.postings.facts import (
     plural,
     posting_label,
 )
-from storage.states import PostingState, Trigger
+from storage.states import Outcome, PostingState, Trigger
 from sync.errors import resync_cannot_help, said_by_ledgerops
 from sync.kinds import KINDS
 
@@ -153,6 +153,30 @@ def _partly_posted(n: PostingNotice) -> list[Block]:
     ]
 
 
+def shown_in_group(n: PostingNotice) -> SlackBody:
+    """A posting's own message once its error group's message shows it: what failed and
+    where to act, and only Show log (a failure has one place to act on)."""
+    p, doc = n.posting, n.document
+    label = posting_label(p.kind, p.period)
+    title = document_title(doc)
+    blocks: list[Block] = [
+        section(
+            f":arrow_down: *The {label} of {escape(title)} fails like others* in *{escape(p.integration)}*: "
+            "it is shown, with Resync all, in the group message below."
+        )
+    ]
+    if p.last_error:
+        blocks.append(section(f"*Reason:*\n{quote(p.last_error, SECTION_TEXT - 40)}"))
+    blocks.append(context(f"{escape(doc.key)} · attempts: {p.attempts}"))
+    # its history stays one click away; what to do about it is in the group's message
+    blocks.append(
+        ActionsBlock(
+            elements=[button("Show log", ActionId.SHOW_LOG, PostingRef(document=doc.id, posting=p.id))]
+        )
+    )
+    return finish(escape(f"The {label} of {title} fails like others: see the group message."), blocks)
+
+
 def _fact_fields(n: PostingNotice) -> list[str]:
     fields = [f"*{label}*\n{escape(value)}" for label, value in document_fields(n.document)]
     kind = KINDS.get(n.document.kind)
@@ -248,7 +272,11 @@ def _group_headline(g: GroupNotice) -> str:
             f"{plural(g.document_kinds, g.in_progress)}:* {title}"
         )
     if not g.total:  # its postings all failed another way since, or were withdrawn
-        return f":white_check_mark: *Resolved:* {title}"
+        return (
+            f":white_check_mark: *No longer failing this way:* {title}\n"
+            "Its postings were sent again (or wait with an outage of the ledger); "
+            "any that fail again are shown in a newer message."
+        )
     return f":white_check_mark: *Resolved:* {title} ({g.total} {plural(g.document_kinds, g.total)})"
 
 
@@ -281,7 +309,14 @@ def _group_progress(g: GroupNotice) -> ContextBlock:
 
 
 def _group_people(g: GroupNotice) -> list[Block]:
-    """Who asked for the resync (while it runs) or who fixed it (once resolved)."""
+    """Who asked for the resync (while it runs), what their try got (still failing), or
+    who fixed it (once resolved)."""
+    tried = g.last_try
+    if tried is not None and g.status is Status.FAILED and tried.outcome == Outcome.FAILED:
+        reason = escape(tried.message or g.title)
+        return [
+            section(f":x: Tried again {when(tried.at)} by {mention(tried.actor)}: failed again — {reason}")
+        ]
     if g.requested_by and g.status is Status.QUEUED:
         who = ", ".join(mention(u) for u in g.requested_by[:10])
         return [section(f":raised_hand: Resync requested by {who}.")]
@@ -317,6 +352,8 @@ def _group_text(g: GroupNotice) -> str:
         return f"{g.failing} {plural(g.document_kinds, g.failing)}: {g.title} ({g.integration})"
     if g.status is Status.QUEUED:
         return f"Resyncing {g.in_progress}: {g.title} ({g.integration})"
+    if not g.total:
+        return f"No longer failing this way: {g.title} ({g.integration})"
     return f"Resolved: {g.title} ({g.integration})"
 
 

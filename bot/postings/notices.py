@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.postings.facts import DocumentFacts, GroupMember, GroupNotice, LogEntry, PostingFacts, PostingNotice
+from bot.postings.facts import (
+    DocumentFacts,
+    GroupMember,
+    GroupNotice,
+    GroupTry,
+    LogEntry,
+    PostingFacts,
+    PostingNotice,
+)
 from storage.db import Session
 from storage.models import Activity, Attempt, Document, Posting
 from storage.queries import reads
@@ -78,6 +86,7 @@ async def load_group_notice(s: Session, group_id: int, sample: int = 10) -> Grou
     members = await reads.failed_postings_of_group(s, group_id, sample)
     requested = await reads.people_who_queued_group(s, group_id, QUEUED)
     fixed = await reads.people_who_fixed_group(s, group_id, g.first_seen)
+    tried = await reads.last_try_of_group(s, group_id, g.first_seen)
     return GroupNotice(
         group_id=g.id,
         integration=integration,
@@ -90,6 +99,9 @@ async def load_group_notice(s: Session, group_id: int, sample: int = 10) -> Grou
         document_kinds=await reads.document_kinds_of_group(s, group_id) or frozenset({"document"}),
         requested_by=tuple(sorted(requested)),
         fixed_by=tuple(sorted(fixed)),
+        last_try=GroupTry(tried.started_at, str(tried.actor), str(tried.outcome), tried.message)
+        if tried is not None
+        else None,
     )
 
 

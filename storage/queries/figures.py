@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Attempt, Document, ErrorGroup, Integration, JobRun, Posting
+from storage.queries.groups import open_failing_groups
 from storage.states import PostingState
 
 
@@ -105,14 +106,12 @@ async def integrations_by_name(s: AsyncSession) -> Sequence[Integration]:
 
 async def open_groups_by_failing(s: AsyncSession) -> Sequence[Any]:
     """Open error groups with failed postings: id, title, integration, how many fail; most first."""
-    failing = func.count(Posting.id)
+    fg = open_failing_groups()
     rows = await s.execute(
-        select(ErrorGroup.id, ErrorGroup.title, Integration.name, failing)
+        select(ErrorGroup.id, ErrorGroup.title, Integration.name, fg.c.failing)
         .join(Integration, Integration.id == ErrorGroup.integration_id)
-        .join(Posting, Posting.error_group_id == ErrorGroup.id)
-        .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
-        .group_by(ErrorGroup.id, ErrorGroup.title, Integration.name)
-        .order_by(failing.desc(), ErrorGroup.id)
+        .join(fg, fg.c.group_id == ErrorGroup.id)
+        .order_by(fg.c.failing.desc(), ErrorGroup.id)
     )
     return rows.all()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Subquery, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ErrorGroup, Posting
@@ -94,4 +94,25 @@ async def failing_in_group(s: AsyncSession, group_id: int) -> int:
             .where(Posting.error_group_id == group_id, Posting.state == PostingState.FAILED)
         )
         or 0
+    )
+
+
+async def failing_postings_of_group(s: AsyncSession, group_id: int) -> list[int]:
+    """The ids of the group's postings that fail right now."""
+    found = await s.scalars(
+        select(Posting.id).where(Posting.error_group_id == group_id, Posting.state == PostingState.FAILED)
+    )
+    return [int(i) for i in found.all()]
+
+
+def open_failing_groups() -> Subquery:
+    """THE definition of an open error group, for every count and list of them (status,
+    App Home, attention, the digest): an open group with at least one failed posting.
+    Columns ``group_id`` and ``failing`` (how many of its postings fail)."""
+    return (
+        select(Posting.error_group_id.label("group_id"), func.count(Posting.id).label("failing"))
+        .join(ErrorGroup, ErrorGroup.id == Posting.error_group_id)
+        .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
+        .group_by(Posting.error_group_id)
+        .subquery("open_failing_groups")
     )

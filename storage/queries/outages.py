@@ -1,4 +1,5 @@
-"""The outage watch's reads: its rows per integration and the attempts it has not yet read."""
+"""The outage watch's reads: its rows per integration, the attempts it has not yet read,
+the postings that wait with an outage and what became of them once it ended."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import Attempt, Integration, Outage, Posting
-from storage.states import PostingState
+from storage.rows import rows_changed
+from storage.states import Outcome, PostingState
 
 
 async def integrations_by_id(s: AsyncSession) -> dict[int, Integration]:
@@ -69,3 +72,78 @@ async def outage_of_integration(s: AsyncSession, integration_id: int) -> tuple[O
         )
     ).one_or_none()
     return None if found is None else (found[0], found[1], found[2])
+
+
+#: the error code of postings the age limit gave up on (``sync/give_up.py``)
+GAVE_UP_CODE = "gave_up"
+
+
+async def gave_up_unreachable(s: AsyncSession, integration_id: int) -> Sequence[Any]:
+    """Failed postings of the integration that gave up because the ledger did not answer
+    (the worker's give-up, by its newest attempt, or the age limit's): id, document, group."""
+    later = aliased(Attempt)
+    newest = (
+        select(later.id)
+        .where(later.posting_id == Posting.id)
+        .order_by(later.id.desc())
+        .limit(1)
+        .correlate(Posting)
+        .scalar_subquery()
+    )
+    gave_up_attempt = (
+        select(Attempt.id).where(Attempt.id == newest, Attempt.gave_up.is_(True)).correlate(Posting).exists()
+    )
+    rows = await s.execute(
+        select(Posting.id, Posting.document_id, Posting.error_group_id).where(
+            Posting.integration_id == integration_id,
+            Posting.state == PostingState.FAILED,
+            (Posting.error_code == GAVE_UP_CODE) | gave_up_attempt,
+        )
+    )
+    return rows.all()
+
+
+async def wait_with_outage(
+    s: AsyncSession, posting_ids: Sequence[int], next_try: datetime, now: datetime
+) -> int:
+    """The postings wait with the outage: ``retrying`` again, out of their error group."""
+    if not posting_ids:
+        return 0
+    done = await s.execute(
+        update(Posting)
+        .where(Posting.id.in_(list(posting_ids)), Posting.state == PostingState.FAILED)
+        .values(state=PostingState.RETRYING, error_group_id=None, next_attempt_at=next_try, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return rows_changed(done)
+
+
+async def outcomes_since(s: AsyncSession, integration_id: int, since: datetime) -> tuple[int, int, int]:
+    """Since the ledger answered again: postings sent, postings failed, and how many still wait."""
+    sent = await s.scalar(
+        select(func.count(func.distinct(Attempt.posting_id)))
+        .join(Posting, Posting.id == Attempt.posting_id)
+        .where(
+            Posting.integration_id == integration_id,
+            func.coalesce(Attempt.finished_at, Attempt.started_at) >= since,
+            Attempt.outcome.in_([Outcome.SYNCED, Outcome.BOOKED]),
+        )
+    )
+    failed = await s.scalar(
+        select(func.count())
+        .select_from(Posting)
+        .where(
+            Posting.integration_id == integration_id,
+            Posting.state == PostingState.FAILED,
+            Posting.updated_at >= since,
+        )
+    )
+    waiting = await s.scalar(
+        select(func.count())
+        .select_from(Posting)
+        .where(
+            Posting.integration_id == integration_id,
+            Posting.state.in_([PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING]),
+        )
+    )
+    return int(sent or 0), int(failed or 0), int(waiting or 0)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Attempt, Document, ErrorGroup, Integration, Lease, Posting
+from storage.queries.groups import open_failing_groups
 from storage.queries.postings import BACKOFF_HOLDER
 from storage.states import PostingState
 
@@ -28,10 +29,11 @@ async def synced_since_by_integration(s: AsyncSession, since: datetime) -> dict[
 
 async def open_groups_by_integration(s: AsyncSession) -> dict[str, int]:
     """How many open error groups each integration (by name) has."""
+    fg = open_failing_groups()
     rows = await s.execute(
         select(Integration.name, func.count())
         .join(ErrorGroup, ErrorGroup.integration_id == Integration.id)
-        .where(ErrorGroup.open.is_(True))
+        .join(fg, fg.c.group_id == ErrorGroup.id)
         .group_by(Integration.name)
     )
     return {name: int(n) for name, n in rows.all()}
@@ -64,14 +66,12 @@ async def companies_resting(s: AsyncSession, now: datetime) -> dict[str, datetim
 async def open_groups_with_failures(s: AsyncSession, limit: int) -> Sequence[Any]:
     """Up to ``limit`` open error groups with failed postings, most failures first:
     the group, its integration's name, how many fail."""
-    failing = func.count(Posting.id)
+    fg = open_failing_groups()
     rows = await s.execute(
-        select(ErrorGroup, Integration.name, failing)
+        select(ErrorGroup, Integration.name, fg.c.failing)
         .join(Integration, Integration.id == ErrorGroup.integration_id)
-        .join(Posting, Posting.error_group_id == ErrorGroup.id)
-        .where(ErrorGroup.open.is_(True), Posting.state == PostingState.FAILED)
-        .group_by(ErrorGroup.id, Integration.name)
-        .order_by(failing.desc(), ErrorGroup.id)
+        .join(fg, fg.c.group_id == ErrorGroup.id)
+        .order_by(fg.c.failing.desc(), ErrorGroup.id)
         .limit(limit)
     )
     return rows.all()

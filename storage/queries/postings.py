@@ -36,7 +36,8 @@ def release_due_retries(conn: Executor, now: datetime) -> int:
 
 def postings_retrying_since(conn: Executor, cutoff: datetime, limit: int) -> list[Any]:
     """Up to ``limit`` postings still retrying that were queued before ``cutoff``, with
-    their document's id and integration's name (what a give-up needs)."""
+    their document's id and integration's name (what a give-up needs); none of a ledger
+    that is out (they wait with the outage)."""
     return list(
         conn.execute(
             select(
@@ -51,7 +52,18 @@ def postings_retrying_since(conn: Executor, cutoff: datetime, limit: int) -> lis
             )
             .join(Document, Document.id == Posting.document_id)
             .join(Integration, Integration.id == Posting.integration_id)
-            .where(Posting.state == PostingState.RETRYING, Posting.queued_at < cutoff)
+            .where(
+                Posting.state == PostingState.RETRYING,
+                Posting.queued_at < cutoff,
+                # while its ledger is out, a posting waits with the outage: it is not at fault
+                ~select(_O.c.integration_id)
+                .where(
+                    _O.c.integration_id == Posting.integration_id,
+                    _O.c.since.is_not(None),
+                    _O.c.recovered_at.is_(None),
+                )
+                .exists(),
+            )
             .order_by(Posting.id)
             .limit(limit)
         ).all()

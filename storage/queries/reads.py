@@ -18,9 +18,16 @@ from storage.states import Outcome, PostingState
 
 
 async def postings_to_show(s: AsyncSession, posting_ids: Sequence[int]) -> Sequence[Any]:
-    """State, last error, error group and integration of each posting, by id."""
+    """State, last error, error group, integration and document of each posting, by id."""
     rows = await s.execute(
-        select(Posting.id, Posting.state, Posting.last_error, Posting.error_group_id, Posting.integration_id)
+        select(
+            Posting.id,
+            Posting.state,
+            Posting.last_error,
+            Posting.error_group_id,
+            Posting.integration_id,
+            Posting.document_id,
+        )
         .where(Posting.id.in_(posting_ids))
         .order_by(Posting.id)
     )
@@ -149,6 +156,25 @@ async def people_who_queued_group(
         .limit(limit)
     )
     return [str(a) for a in found.all()]
+
+
+async def last_try_of_group(s: AsyncSession, group_id: int, since: datetime) -> Any | None:
+    """The newest attempt a person asked for on a posting of the group since ``since``:
+    when, who, its outcome and message (``None``: nobody tried)."""
+    row = (
+        await s.execute(
+            select(Attempt.started_at, Attempt.actor, Attempt.outcome, Attempt.message)
+            .join(Posting, Posting.id == Attempt.posting_id)
+            .where(
+                Posting.error_group_id == group_id,
+                Attempt.actor.is_not(None),
+                Attempt.started_at >= since,
+            )
+            .order_by(Attempt.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return row
 
 
 async def people_who_fixed_group(
