@@ -36,6 +36,7 @@ from storage.models import Document
 from sync.admin import history_count, set_mapping, set_paused, transfer_history
 from sync.engine import UnknownIntegration
 from sync.overview import (
+    booked_not_sent,
     company_queues,
     find_documents,
     integration_status,
@@ -109,7 +110,8 @@ class SlashCommands:
                     statuses, {st.name: book.listing(st.name) for st in statuses if st.name in book.configs}
                 )
             if isinstance(cmd, cp.Attention):
-                return attention_answer(await needs_attention(s, limit=200))
+                booked = await booked_not_sent(s, limit=200)
+                return attention_answer(await needs_attention(s, limit=200), booked=booked)
             if isinstance(cmd, cp.Queue):
                 jobs = self.runtime.scheduler.overview() if self.runtime.scheduler else []
                 return queue_answer(await company_queues(s, now), jobs, now)
@@ -220,7 +222,8 @@ class SlashCommands:
     async def page(self, press: Press, ref: PageRef) -> None:
         """Another page of the attention answer, in place of the one shown."""
         async with self.db.sessions() as s:
-            answer = attention_answer(await needs_attention(s, limit=200), ref.page)
+            booked = await booked_not_sent(s, limit=200)
+            answer = attention_answer(await needs_attention(s, limit=200), ref.page, booked=booked)
         await press.respond(
             response_type="ephemeral", replace_original=True, text=answer.text, blocks=answer.blocks
         )

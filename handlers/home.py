@@ -21,7 +21,7 @@ from bot.slack import SlackBot
 from handlers.buttons import Press, listen
 from sync.admin import set_paused
 from sync.changes import Change
-from sync.overview import integration_status, needs_attention
+from sync.overview import booked_not_sent, integration_status, needs_attention
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,10 @@ class HomeTab:
         async with self.engine.db.sessions() as s:
             statuses = await integration_status(s, self.engine.clock())
             groups = await needs_attention(s, limit=10)
+            booked = await booked_not_sent(s, limit=10)
         can_change = await self.bot.gatekeeper.allows(user)
         result = await call(
-            self.bot.client.views_publish(user_id=user, view=home_view(statuses, groups, can_change)),
+            self.bot.client.views_publish(user_id=user, view=home_view(statuses, groups, can_change, booked)),
             "views.publish",
         )
         if not result.ok:

@@ -212,8 +212,8 @@ async def test_booked_posting_shows_why_and_offers_no_resync(slack: SlackHarness
     [post] = slack.fake.posts()
     ts = slack.fake.ts_of(post)
     shown = slack.fake.text_of(ts)
-    assert "is booked" in shown and "cannot be changed" in shown and "2026-50001" in shown
-    assert slack.fake.action_ids(ts) == [ActionId.SHOW_LOG]
+    assert "is booked" in shown and "change not sent" in shown and "2026-50001" in shown
+    assert slack.fake.action_ids(ts) == [ActionId.MARK_HANDLED, ActionId.SHOW_LOG]
     # a stale button from elsewhere does not book it twice either
     p = await posting(slack.runtime)
     await slack.press(ActionId.RESYNC_INVOICE, PostingRef(document=p.document_id, posting=p.id).value())

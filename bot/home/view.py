@@ -13,11 +13,14 @@ from slack_sdk.models.blocks.basic_components import ConfirmObject, MarkdownText
 from bot.actions import ActionId, IntegrationRef
 from bot.block_kit import button, escape, section
 from bot.commands.answers import attention_answer, integration_head
-from sync.overview import AttentionGroup, IntegrationStatus
+from sync.overview import AttentionGroup, BookedNotSent, IntegrationStatus
 
 
 def home_view(
-    statuses: Sequence[IntegrationStatus], groups: Sequence[AttentionGroup], can_change: bool
+    statuses: Sequence[IntegrationStatus],
+    groups: Sequence[AttentionGroup],
+    can_change: bool,
+    booked: Sequence[BookedNotSent] = (),
 ) -> dict[str, object]:
     """The App Home tab: status per integration with pause/resume, then what needs attention."""
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="ledgerops"))]
@@ -44,8 +47,8 @@ def home_view(
             )
         blocks.append(sec)
     blocks.append(DividerBlock())
-    attention = attention_answer(groups, 1, can_change)
+    attention = attention_answer(groups, 1, can_change, booked)
     body = [b for b in attention.blocks if b.get("type") != "header"]
-    blocks.append(section(f"*Needs attention* — {sum(g.failed for g in groups)} postings"))
+    blocks.append(section(f"*Needs attention* — {sum(g.failed for g in groups) + len(booked)} postings"))
     view_blocks = [b.to_dict() for b in blocks] + body
     return {"type": "home", "blocks": view_blocks[:100]}

@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.actions import ActionId, GroupRef, PostingIdRef, PostingRef
+from bot.actions import ActionId, GroupRef, HandledRef, PostingIdRef, PostingRef
 from bot.block_kit import (
     SECTION_TEXT,
     SlackBody,
@@ -69,16 +69,16 @@ def posting_message(n: PostingNotice) -> SlackBody:
     headline = _HEADLINES[status].format(label=label, doc=title, integ=integ)
     blocks: list[Block] = [section(headline, _fact_fields(n))]
     if status is Status.BOOKED:
-        blocks.append(
-            section(
-                f"It is voucher *{escape(p.external_ref or '?')}* there. A booked voucher cannot be "
-                "changed, and sending it again would book the bill twice, so there is nothing to "
-                "resync: correct it in the ledger (a credit note or a correcting entry)."
-            )
-        )
-    if p.last_error and status is not Status.SYNCED:
-        heading = "*The ledger says:*" if status in (Status.FAILED, Status.BOOKED) else "*Last error:*"
+        blocks.extend(_booked_blocks(p))
+    elif status is Status.WAITING and p.waiting_for:
+        blocks.append(section(f"It is {escape(p.waiting_for)}: it is sent once that one is in the ledger."))
+    elif p.last_error and status is not Status.SYNCED:
+        heading = "*The ledger says:*" if status is Status.FAILED else "*Last error:*"
         blocks.append(section(f"{heading}\n{quote(p.last_error, SECTION_TEXT - 40)}"))
+    if status is Status.FAILED and _waiting_dependents(n):
+        blocks.append(
+            section(f"The {_waiting_dependents(n)} waits for this one: it is sent once this is synced.")
+        )
     if status is Status.SYNCED:
         who = f" Fixed by {mention(n.fixed_by)}." if n.fixed_by else ""
         blocks.append(section(f"Voucher *{escape(p.external_ref or '?')}*.{who}"))
@@ -98,6 +98,51 @@ def posting_message(n: PostingNotice) -> SlackBody:
     return finish(escape(text), blocks)
 
 
+def _booked_blocks(p: Any) -> list[Block]:
+    """A booked voucher: what it is, the change it did not get (field by field), who handled it."""
+    ref = escape(p.external_ref or "?")
+    if not p.unsent_change and not p.needs_person and not p.handled_by:
+        return [
+            section(
+                f"It is voucher *{ref}* there. A booked voucher cannot be "
+                "changed, and sending it again would book the bill twice, so there is nothing to "
+                "resync: correct it in the ledger (a credit note or a correcting entry)."
+            )
+        ]
+    blocks: list[Block] = []
+    if p.unsent_change:
+        lines = "\n".join(f"• {escape(f'{field} {old} → {new}')}" for field, old, new in p.unsent_change)
+        blocks.append(
+            section(
+                f"*Booked, change not sent:* voucher *{ref}* is booked, so ledgerops left it "
+                f"as it is. The document changed:\n{lines}"
+            )
+        )
+    elif p.last_error:
+        blocks.append(section(quote(p.last_error, SECTION_TEXT - 40)))
+    if p.needs_person:
+        blocks.append(
+            section(
+                "Correct it in the ledger (a credit note or a correcting entry), then press *Mark handled*."
+            )
+        )
+    elif p.handled_by:
+        blocks.append(
+            section(f":white_check_mark: Marked handled by {mention(p.handled_by)} {when(p.handled_at)}.")
+        )
+    return blocks
+
+
+def _waiting_dependents(n: PostingNotice) -> str:
+    """``payment posting`` when a posting of the document waits for this one (else empty)."""
+    waiting = [
+        k
+        for k, state in n.dependents
+        if state in (PostingState.PENDING, PostingState.RETRYING, PostingState.WAITING)
+    ]
+    return " and ".join(posting_label(k) for k in waiting)
+
+
 def _fact_fields(n: PostingNotice) -> list[str]:
     fields = [f"*{label}*\n{escape(value)}" for label, value in document_fields(n.document)]
     fields.append(f"*Posting*\n{posting_label(n.posting.kind, n.posting.period).capitalize()}")
@@ -108,6 +153,8 @@ def _fact_fields(n: PostingNotice) -> list[str]:
 def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
     p, doc, status = n.posting, n.document, n.status
     log = button("Show log", ActionId.SHOW_LOG, PostingRef(document=doc.id, posting=p.id))
+    if status is Status.BOOKED and p.needs_person:
+        return [_mark_handled(p), log]
     if status not in (Status.FAILED, Status.RETRYING, Status.WAITING, Status.IGNORED):
         return [log]  # queued/sending: already on its way; synced/booked: nothing to do
     ids = PostingRef(document=doc.id, posting=p.id)
@@ -133,13 +180,50 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
                 ConfirmObject(
                     title="Ignore this posting?",
                     text=f"The {posting_label(p.kind, p.period)} will not be "
-                    "sent to the ledger until someone resyncs it.",
+                    f"sent to the ledger until someone resyncs it.{_ignore_warning(n)}",
                     confirm="Ignore",
                     deny="Cancel",
                 ),
             )
         )
     return out
+
+
+def _mark_handled(p: Any) -> ButtonElement:
+    ref = p.external_ref or "?"
+    return button(
+        "Mark handled",
+        ActionId.MARK_HANDLED,
+        HandledRef(posting=p.id, voucher=ref),
+        "primary",
+        ConfirmObject(
+            title="Mark it handled?",
+            text=f"Only once voucher {ref} is corrected in the ledger: ledgerops never changes a "
+            "booked voucher. The posting leaves /ledger attention.",
+            confirm="Mark handled",
+            deny="Cancel",
+        ),
+    )
+
+
+def _ignore_warning(n: PostingNotice) -> str:
+    """What ignoring this posting does to the postings of the document that wait for it."""
+    this = posting_label(n.posting.kind, n.posting.period)
+    noun = n.document.kind.replace("_", " ")
+    words = []
+    for kind, state in n.dependents:
+        label = posting_label(kind)
+        if state in (PostingState.SYNCED, PostingState.BOOKED):
+            words.append(
+                f" The {label} of this {noun} is already in the ledger; ignoring the {this} "
+                f"leaves it without its {n.posting.kind.replace('_', ' ')}."
+            )
+        elif state in (PostingState.PENDING, PostingState.RETRYING, PostingState.WAITING):
+            words.append(
+                f" The {label} of this {noun} waits for the {this}; ignoring the {this} "
+                "sends it on its own, without it."
+            )
+    return "".join(words)
 
 
 def _plain_headline(status: Status, label: str, doc: str, integration: str, error: str | None) -> str:
