@@ -194,6 +194,7 @@ def test_a_failed_invoice_says_its_payment_waits_and_ignore_warns() -> None:
     waiting = PostingNotice(n.document, n.posting, last_attempt_at=AT, dependents=(("payment", "pending"),))
     body = checked(posting_message(waiting))
     assert "The payment posting waits for this one" in json.dumps(body.blocks)
+    assert buttons(body) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG, ActionId.IGNORE]
     synced = PostingNotice(n.document, n.posting, last_attempt_at=AT, dependents=(("payment", "synced"),))
     ignore = checked(posting_message(synced)).blocks[-1]["elements"][-1]
     assert "already in the ledger; ignoring the invoice posting leaves it without its invoice" in json.dumps(

@@ -26,7 +26,7 @@ from connectors.sandbox.ledger import SandboxLedger
 from storage.models import Attempt, Posting
 from sync.resync import resync_document
 from tests.slack_harness import ALICE, CHANNEL, SlackHarness, signed_headers, slack_harness
-from tests.support import FakeClock, bill
+from tests.support import FakeClock, bill, eventually
 
 PAID = {"date": "2026-11-20", "amount": "1250.00"}
 
@@ -76,6 +76,30 @@ async def command(h: SlackHarness, text: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
+async def app_home(h: SlackHarness) -> str:
+    """What the App Home shows Alice when she opens it."""
+    event = {
+        "token": "unused",
+        "team_id": "T0TEAM",
+        "api_app_id": "A0APP",
+        "type": "event_callback",
+        "event_id": "Ev1",
+        "event_time": 1790000000,
+        "event": {"type": "app_home_opened", "user": ALICE, "channel": "D0HOME", "tab": "home"},
+    }
+    body = json.dumps(event)
+    headers = {**signed_headers(body), "Content-Type": "application/json"}
+    assert (await h.http.post("/slack/events", content=body, headers=headers)).status_code == 200
+    await h.settle_clicks()
+    await eventually(lambda: _published(h), message="home published")
+    view = h.fake.of("views.publish")[-1].args["view"]
+    return json.dumps(view if isinstance(view, dict) else json.loads(view), ensure_ascii=False)
+
+
+async def _published(h: SlackHarness) -> bool:
+    return bool(h.fake.of("views.publish"))
+
+
 async def run(h: SlackHarness) -> None:
     await h.runtime.worker.run_until_idle()
     await h.settle_clicks()
@@ -121,6 +145,9 @@ async def test_a_booked_voucher_that_changes_shows_before_and_after_and_is_marke
     attention = json.dumps(await command(slack, "attention"), ensure_ascii=False)
     assert "Booked, change not sent" in attention and "Amount 1250.00 → 1350.00" in attention
     assert "Kontorland A/S" in attention
+
+    home = await app_home(slack)
+    assert "Booked, change not sent" in home and "Needs attention* — 1 postings" in home
 
     await slack.press_button(ts, ActionId.MARK_HANDLED)
     await run(slack)

@@ -163,7 +163,9 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
         if n.sibling_states.get("invoice", PostingState.FAILED) != PostingState.BOOKED:
             out.append(button("Resync invoice posting", ActionId.RESYNC_INVOICE, ids, "primary"))
         # Only a paid bill has a payment posting (the users' own rule).
-        if doc.is_paid_bill and n.sibling_states.get("payment") != PostingState.BOOKED:
+        # ... and not while the payment waits for this invoice: it follows the invoice on its own
+        waits = _waiting_dependents(n)
+        if doc.is_paid_bill and n.sibling_states.get("payment") != PostingState.BOOKED and not waits:
             out.append(button("Resync payment posting", ActionId.RESYNC_PAYMENT, ids))
     else:
         out.append(
