@@ -72,19 +72,16 @@ async def test_failure_message_shows_the_bill_and_the_right_buttons(slack: Slack
     assert slack.fake.action_ids(ts) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG, ActionId.IGNORE]
 
 
-async def test_paid_bill_offers_payment_resync_too(slack: SlackHarness) -> None:
+async def test_paid_bill_whose_invoice_failed_says_its_payment_waits(slack: SlackHarness) -> None:
     await slack.ingest(bill("B-2", category="Travel", paid={"date": "2026-11-20", "amount": "1250.00"}))
     await slack.runtime.worker.run_until_idle()
     await slack.deliver()
     [post] = slack.fake.posts()
     ts = slack.fake.ts_of(post)
     assert "has no account mapping" in slack.fake.text_of(ts)
-    assert slack.fake.action_ids(ts) == [
-        ActionId.RESYNC_INVOICE,
-        ActionId.RESYNC_PAYMENT,
-        ActionId.SHOW_LOG,
-        ActionId.IGNORE,
-    ]
+    assert "The payment posting waits for this one" in slack.fake.text_of(ts)
+    # no payment resync while it waits: it follows the invoice on its own
+    assert slack.fake.action_ids(ts) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG, ActionId.IGNORE]
 
 
 async def test_click_acks_at_once_then_resyncs_and_rebuilds_the_message(slack: SlackHarness) -> None:
