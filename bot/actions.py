@@ -35,6 +35,8 @@ class ActionId(StrEnum):
     LOG_PAGE = "ledgerops.log_page"
     IGNORE = "ledgerops.ignore"
     RESYNC_GROUP = "ledgerops.resync_group"
+    #: a booked voucher's change that was not sent is corrected in the ledger by a person
+    MARK_HANDLED = "ledgerops.mark_handled"
     # the command answers and the App Home
     PAGE = "ledgerops.page"  # next / previous page of a long answer
     PAUSE = "ledgerops.pause"
@@ -68,6 +70,14 @@ class PostingIdRef(ButtonValue):
     """One posting: Ignore."""
 
     posting: RowId
+
+
+class HandledRef(ButtonValue):
+    """One booked posting whose unsent change (or withdrawal) a person handled: Mark handled."""
+
+    posting: RowId
+    #: the voucher the person corrected: a button under an older voucher's message no longer works
+    voucher: StrictStr
 
 
 class GroupRef(ButtonValue):
@@ -121,6 +131,7 @@ VALUES: dict[ActionId, type[ButtonValue]] = {
     ActionId.LOG_PAGE: LogPageRef,
     ActionId.IGNORE: PostingIdRef,
     ActionId.RESYNC_GROUP: GroupRef,
+    ActionId.MARK_HANDLED: HandledRef,
     ActionId.PAGE: PageRef,
     ActionId.ACTIVITY_PAGE: ActivityPageRef,
     ActionId.PAUSE: IntegrationRef,

@@ -176,7 +176,7 @@ def bolt_request(raw: bytes, query: str, headers: Mapping[str, str]) -> AsyncBol
         return None
     if not body:
         return request  # nothing to do; bolt answers that nothing handles it
-    if _null_objects(body) or _null_objects(body.get("event")):
+    if _null_objects(body) or _null_objects(body.get("event")) or _ids_not_text(body):
         return None
     if "actions" in body and not (isinstance(body["actions"], list) and body["actions"]):
         return None  # bolt reads the first action of any ``actions`` it finds
@@ -200,6 +200,14 @@ def _null_objects(part: Any) -> bool:
 _OBJECT_KEYS = ("event", "view", "function", "context", "tokens")
 
 
+def _ids_not_text(body: Mapping[str, Any]) -> bool:
+    """Ids bolt and our checks read from the top of any body: present, they must be text."""
+    return any(k in body and not isinstance(body[k], str | None) for k in _ID_KEYS)
+
+
+_ID_KEYS = ("team_id", "enterprise_id", "api_app_id", "user_id", "channel_id", "trigger_id", "response_url")
+
+
 # -- the workspace ------------------------------------------------------------------------
 
 
@@ -207,11 +215,16 @@ def team_ids(body: Mapping[str, Any]) -> set[str | None]:
     """Every workspace id the body names (``team_id`` of commands and events, ``team.id``)."""
     found: set[str | None] = set()
     if "team_id" in body:
-        found.add(body.get("team_id"))
+        found.add(_text_or_none(body.get("team_id")))
     team = body.get("team")
     if "team" in body:
-        found.add(team.get("id") if isinstance(team, dict) else None)
+        found.add(_text_or_none(team.get("id")) if isinstance(team, dict) else None)
     return found or {None}
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A workspace id is text; anything else (a list, a number) names no workspace of ours."""
+    return value if isinstance(value, str) else None
 
 
 class SameWorkspace(AsyncMiddleware):

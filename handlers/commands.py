@@ -43,6 +43,7 @@ from sync.engine import UnknownIntegration
 from sync.log import activity_page
 from sync.lookup import exact_form, find_document, summary
 from sync.overview import (
+    booked_not_sent,
     company_queues,
     integration_status,
     needs_attention,
@@ -116,7 +117,8 @@ class SlashCommands:
                     statuses, {st.name: book.listing(st.name) for st in statuses if st.name in book.configs}
                 )
             if isinstance(cmd, cp.Attention):
-                return attention_answer(await needs_attention(s, limit=200))
+                booked = await booked_not_sent(s, limit=200)
+                return attention_answer(await needs_attention(s, limit=200), booked=booked)
             if isinstance(cmd, cp.Queue):
                 jobs = self.runtime.scheduler.overview() if self.runtime.scheduler else []
                 return queue_answer(await company_queues(s, now), jobs, now)
@@ -231,7 +233,8 @@ class SlashCommands:
     async def page(self, press: Press, ref: PageRef) -> None:
         """Another page of the attention answer, in place of the one shown."""
         async with self.db.sessions() as s:
-            answer = attention_answer(await needs_attention(s, limit=200), ref.page)
+            booked = await booked_not_sent(s, limit=200)
+            answer = attention_answer(await needs_attention(s, limit=200), ref.page, booked=booked)
         await press.respond(
             response_type="ephemeral", replace_original=True, text=answer.text, blocks=answer.blocks
         )

@@ -55,6 +55,7 @@ ACTION_WORDS = {
     ActionId.RESYNC_POSTING: "resync postings",
     ActionId.IGNORE: "ignore postings",
     ActionId.RESYNC_GROUP: "resync a whole error group",
+    ActionId.MARK_HANDLED: "mark booked changes handled",
     ActionId.SHOW_LOG: "read the integration log",
     ActionId.LOG_PAGE: "read the integration log",
     ActionId.PAGE: "page through this answer",

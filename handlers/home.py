@@ -22,7 +22,7 @@ from bot.slack import SlackBot
 from handlers.buttons import Press, listen
 from sync.admin import pause_integration
 from sync.changes import Change
-from sync.overview import integration_status, needs_attention
+from sync.overview import booked_not_sent, integration_status, needs_attention
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +51,26 @@ class HomeTab:
         async with self.engine.db.sessions() as s:
             statuses = await integration_status(s, self.engine.clock())
             groups = await needs_attention(s, limit=10)
+            booked = await booked_not_sent(s, limit=10)
         can_change = await self.bot.gatekeeper.allows(user)
         result = await call(
-            self.bot.client.views_publish(user_id=user, view=self.view(statuses, groups, can_change)),
+            self.bot.client.views_publish(user_id=user, view=self.view(statuses, groups, can_change, booked)),
             "views.publish",
         )
         if not result.ok:
             log.warning("could not publish the home tab: %s", result.error)
 
-    def view(self, statuses: Any, groups: Any, can_change: bool) -> dict[str, object]:
+    def view(self, statuses: Any, groups: Any, can_change: bool, booked: Any) -> dict[str, object]:
         """The tab with the scheduled jobs of this process and the README link."""
         jobs = self.runtime.scheduler.overview() if self.runtime.scheduler else []
-        return home_view(statuses, groups, can_change, jobs, self.runtime.config.slack.readme_url)
+        return home_view(
+            statuses,
+            groups,
+            can_change,
+            booked=booked,
+            jobs=jobs,
+            readme_url=self.runtime.config.slack.readme_url,
+        )
 
     async def on_opened(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":

@@ -14,7 +14,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions import ActionId, GroupRef, LogPageRef, PostingIdRef, PostingRef
+from bot.actions import ActionId, GroupRef, HandledRef, LogPageRef, PostingIdRef, PostingRef
 from bot.auth import record
 from bot.block_kit import SlackBody
 from bot.outbox.delivery import call
@@ -27,7 +27,7 @@ from storage.models import Document, Posting
 from storage.queries.groups import mute_group
 from storage.states import PostingState
 from sync.bulk import BulkFilter, resync_many
-from sync.resync import ignore_posting, resync_document
+from sync.resync import ignore_posting, mark_handled, resync_document
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class ButtonActions:
             ActionId.RESYNC_PAYMENT: lambda c, ref: self.resync(c, ref.document, "payment", ref.posting),
             ActionId.RESYNC_POSTING: self.resync_posting,
             ActionId.IGNORE: self.ignore,
+            ActionId.MARK_HANDLED: self.mark_handled,
             ActionId.RESYNC_GROUP: self.resync_group,
             ActionId.SHOW_LOG: self.show_log,
             ActionId.LOG_PAGE: self.log_page,
@@ -140,6 +141,19 @@ class ButtonActions:
     async def ignore(self, click: Press, ref: PostingIdRef) -> None:
         """Ignore one posting until someone resyncs it."""
         outcome = await ignore_posting(self.engine, ref.posting, click.user)
+        if not outcome.ok:
+            await self.tell(click, outcome_note([outcome.message]))
+
+    async def mark_handled(self, click: Press, ref: HandledRef) -> None:
+        """A booked voucher's unsent change is corrected in the ledger: off the attention list."""
+        async with self.db.sessions() as s:
+            posting = await s.get(Posting, ref.posting)
+        if posting is None or posting.external_ref != ref.voucher:
+            await self.tell(
+                click, note("That posting is no longer booked as that voucher; nothing was changed.")
+            )
+            return
+        outcome = await mark_handled(self.engine, ref.posting, click.user)
         if not outcome.ok:
             await self.tell(click, outcome_note([outcome.message]))
 

@@ -179,6 +179,15 @@ class Posting(Base):
     error_cause: Mapped[str | None] = mapped_column(String(255))
     error_group_id: Mapped[int | None] = mapped_column(ForeignKey("error_groups.id"))
     updated_at: Mapped[datetime]
+    # the voucher's fields as last written ({"Amount": "742.50", "Account": "2800", ...})
+    synced_fields: Mapped[dict[str, Any] | None]
+    # a booked voucher's change that was not sent: [[field, before, after], ...]
+    unsent_change: Mapped[list[Any] | None] = mapped_column(JSONType)
+    # who marked a booked posting's unsent change (or withdrawal) handled in the ledger, and when
+    handled_by: Mapped[str | None] = mapped_column(String(40))
+    handled_at: Mapped[datetime | None]
+    # the slot of the posting of the same document this one waits for (a payment: "invoice")
+    depends_on: Mapped[str | None] = mapped_column(String(40))
 
 
 class Attempt(Base):

@@ -47,6 +47,8 @@ class Trigger(StrEnum):
     MANUAL = "manual"
     BULK = "bulk"
     RETRY = "retry"
+    #: the document changed: its postings are brought in line with the new version
+    CHANGE = "change"
     SWEEPER = "sweeper"
 
 

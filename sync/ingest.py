@@ -9,24 +9,29 @@ longer needed withdrawn, booked ones never touched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from storage.db import Session, lost_race
 from storage.models import Attempt, Document, Posting
+from storage.queries.dependencies import WAIT_DEPENDENCY
 from storage.queries.documents import lock_documents, postings_of_documents
 from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import Change
 from sync.documents import FieldError, ValidEvent, document_date
 from sync.engine import WAIT_AUTO_OFF, WAIT_HISTORY, Engine
-from sync.kinds import KINDS, UnsupportedDocument, plan
+from sync.kinds import KINDS, UnsupportedDocument, build_request, plan
 from sync.planner import PlannedPosting
+from sync.voucher_change import BOOKED_CHANGE, booked_change_text, unsent_change, voucher_fields
 from sync.vouchers import idempotency_key
 from sync.withdrawal import withdraw
 
 log = logging.getLogger(__name__)
+
+#: a posting -> the fields its voucher would have for the document's new version
+VoucherOf = Callable[[Posting], dict[str, str] | None]
 
 #: a batch that keeps meeting concurrent writes of the same documents gives up (a 500) after this
 INGEST_TRIES = 5
@@ -118,7 +123,8 @@ async def _store_batch(engine: Engine, events: Sequence[ValidEvent]) -> tuple[In
         for ev, doc in touched:
             planned = plan(ev.event.kind, ev.data, engine.rules(ev.event.integration))
             current = postings.setdefault(doc.id, {})
-            apply_plan(s, doc, ev.event.integration, planned, current, now)
+            voucher = desired_voucher(engine, ev.event.integration, doc.kind, doc.data)
+            apply_plan(s, doc, ev.event.integration, planned, current, now, voucher)
         await s.flush()
         for ev, doc in touched:
             current = postings[doc.id]
@@ -132,6 +138,31 @@ async def _store_batch(engine: Engine, events: Sequence[ValidEvent]) -> tuple[In
                 }
             )
     return result, changes
+
+
+def desired_voucher(engine: Engine, integration: str, doc_kind: str, data: dict[str, Any]) -> VoucherOf:
+    """The fields each posting's voucher would have for ``data`` (``None``: it cannot be built,
+    say the new category has no mapping yet)."""
+
+    def fields(p: Posting) -> dict[str, str] | None:
+        cfg = engine.integrations.get(integration)
+        if cfg is None:
+            return None
+        try:
+            request = build_request(
+                cfg=cfg,
+                lookup=engine.mappings(integration),
+                doc_kind=doc_kind,
+                doc_data=data,
+                posting_kind=p.kind,
+                period=p.period,
+                key=p.idempotency_key,
+            )
+        except Exception:  # a missing mapping, a test company: the change is still not sent
+            return None
+        return voucher_fields(request)
+
+    return fields
 
 
 def _check_integrations_unchanged(
@@ -161,8 +192,13 @@ def apply_plan(
     planned: list[PlannedPosting],
     current: dict[str, Posting],
     now: datetime,
+    voucher: VoucherOf | None = None,
 ) -> list[dict[str, Any]]:
-    """Move ``current`` (the document's postings by slot) to match ``planned``; their states."""
+    """Move ``current`` (the document's postings by slot) to match ``planned``; their states.
+
+    ``voucher`` gives the fields a posting's voucher would have now (to tell a person what a
+    booked voucher's change would have changed).
+    """
     for want in planned:
         p = current.get(want.slot)
         if p is None:
@@ -170,7 +206,7 @@ def apply_plan(
             s.add(p)
             current[want.slot] = p
         else:
-            _follow(s, p, want, now)
+            _follow(s, p, want, now, voucher)
     wanted = {want.slot for want in planned}
     for slot, p in current.items():
         if slot not in wanted and p.desired_hash is not None:
@@ -201,40 +237,26 @@ def _new_posting(doc: Document, integration: str, want: PlannedPosting, now: dat
         next_attempt_at=now,
         updated_at=now,
         queued_trigger=Trigger.AUTO,
+        depends_on=want.depends_on,
     )
 
 
-def _follow(s: Session, p: Posting, want: PlannedPosting, now: datetime) -> None:
+def _follow(s: Session, p: Posting, want: PlannedPosting, now: datetime, voucher: VoucherOf | None) -> None:
     """An existing posting follows the new version: queued again if changed, never if booked."""
     code = _wait_code(want.wait_reason)
     changed = p.desired_hash != want.desired_hash
-    p.desired_hash = want.desired_hash
+    p.desired_hash, p.depends_on = want.desired_hash, want.depends_on
     state = PostingState(p.state)
     if state is PostingState.BOOKED and changed and want.desired_hash == p.synced_hash:
         # needed again exactly as booked (say, paid again after a withdrawal): in line
-        p.last_error = p.error_code = None
+        p.last_error = p.error_code = p.unsent_change = None
         p.updated_at = now
     elif state is PostingState.BOOKED and changed:
-        msg = (
-            f"The document changed after {p.external_ref} was booked in the ledger; "
-            "the change was not sent. Correct it in the ledger."
-        )
-        p.last_error, p.updated_at = msg, now
-        s.add(
-            Attempt(
-                posting_id=p.id,
-                started_at=now,
-                finished_at=now,
-                trigger=Trigger.AUTO,
-                operation=Operation.NONE,
-                outcome=Outcome.REFUSED,
-                error_code="booked",
-                message=msg,
-                external_ref=p.external_ref,
-            )
-        )
+        _booked_change(s, p, now, voucher(p) if voucher else None)
+    elif state is PostingState.WAITING and p.error_code == WAIT_DEPENDENCY:
+        pass  # parked behind a failed posting of the document: released when that one syncs
     elif state is PostingState.WAITING and code is None:
-        _requeue(p, now, Trigger.AUTO, None)
+        _requeue(p, now, Trigger.CHANGE if changed else Trigger.AUTO, None)
     elif state is PostingState.WAITING:
         p.error_code, p.last_error = code, want.wait_reason
     elif changed and state in (
@@ -243,7 +265,28 @@ def _follow(s: Session, p: Posting, want: PlannedPosting, now: datetime) -> None
         PostingState.RETRYING,
         PostingState.WITHDRAWN,
     ):
-        _requeue(p, now, Trigger.AUTO, None)
+        _requeue(p, now, Trigger.CHANGE, None)
+
+
+def _booked_change(s: Session, p: Posting, now: datetime, after: dict[str, str] | None) -> None:
+    """The voucher is booked: the change is not sent; say field by field what it would change."""
+    change = unsent_change(p.synced_fields, after) if after is not None else []
+    msg = booked_change_text(p.external_ref, change)
+    p.last_error, p.error_code, p.unsent_change, p.updated_at = msg, BOOKED_CHANGE, change, now
+    p.handled_by = p.handled_at = None  # a new change needs a person again
+    s.add(
+        Attempt(
+            posting_id=p.id,
+            started_at=now,
+            finished_at=now,
+            trigger=Trigger.CHANGE,
+            operation=Operation.NONE,
+            outcome=Outcome.REFUSED,
+            error_code=BOOKED_CHANGE,
+            message=msg,
+            external_ref=p.external_ref,
+        )
+    )
 
 
 def _requeue(p: Posting, now: datetime, trigger: Trigger, actor: str | None) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from connectors.base import RecordStatus
 from storage.db import Connection
+from storage.queries.dependencies import park_dependents, release_dependents
 from storage.queries.groups import close_settled_groups, upsert_error_group
 from storage.queries.jobs import QUOTA_CODE, count_booking
 from storage.queries.postings import log_attempt, outage_declared, settle
@@ -21,8 +22,10 @@ from storage.states import Operation, Outcome, PostingState, Trigger
 from sync.changes import Change
 from sync.engine import Engine
 from sync.errors import Failure, FailureKind, resync_cannot_help
+from sync.planner import dependency_wait
 from sync.policy import fingerprint
 from sync.synchronizer import Report
+from sync.voucher_change import BOOKED_CHANGE, booked_change_text, unsent_change
 from sync.withdrawal import WITHDRAW_BOOKED, booked_reason
 
 
@@ -89,6 +92,10 @@ def record(
             gave_up=done.gave_up,
         ),
     )
+    if done.outcome in (Outcome.SYNCED, Outcome.BOOKED, Outcome.WITHDRAWN):
+        release_dependents(conn, row.id, finished)
+    elif values.get("state") == PostingState.FAILED:
+        park_dependents(conn, row.id, dependency_wait(row.slot), finished)
     if done.outcome in (Outcome.SYNCED, Outcome.BOOKED, Outcome.WITHDRAWN) and done.group_id is not None:
         close_settled_groups(conn, [done.group_id])
     state = PostingState.SYNCED if done.outcome is Outcome.SYNCED else values["state"]
@@ -135,18 +142,22 @@ def _new_state(
             error_code=None,
             next_attempt_at=finished,
             queued_at=finished,
+            synced_fields=report.fields,
+            unsent_change=None,
+            handled_by=None,
+            handled_at=None,
         )
         return _Settled(outcome, group_id=row.error_group_id, synced_hash=row.desired_hash)
     if outcome is Outcome.REFUSED and failure is not None and failure.code == QUOTA_CODE:
         values.update(state=PostingState.WAITING, last_error=failure.message, error_code=failure.code)
         return _Settled(outcome, failure.message, failure.code, row.error_group_id)
     if outcome is Outcome.BOOKED:
-        return _booked(row, values, ref)
+        return _booked(row, report, values, ref)
     assert failure is not None
     return _failure(conn, engine, row, report, failure, values, ref, finished)
 
 
-def _booked(row: Any, values: dict[str, Any], ref: str | None) -> _Settled:
+def _booked(row: Any, report: Report, values: dict[str, Any], ref: str | None) -> _Settled:
     """Booked: never touched again; a person hears of a change or withdrawal it missed."""
     values.update(
         state=PostingState.BOOKED,
@@ -158,13 +169,13 @@ def _booked(row: Any, values: dict[str, Any], ref: str | None) -> _Settled:
     if row.desired_hash is None:
         done.message = booked_reason(row.doc_kind, row.kind, row.period, ref)
         values["last_error"], done.error_code = done.message, WITHDRAW_BOOKED
+        values.update(handled_by=None, handled_at=None)
     elif row.synced_hash != row.desired_hash:
-        done.message = (
-            f"{ref} is booked in the ledger, so it cannot be changed; the "
-            "latest change was not sent. Correct it in the ledger."
-        )
-        values["last_error"] = done.message
-        done.error_code = "booked"
+        change = unsent_change(row.synced_fields, report.fields or {})
+        done.message = booked_change_text(ref, change)
+        values.update(last_error=done.message, error_code=BOOKED_CHANGE, unsent_change=change)
+        values.update(handled_by=None, handled_at=None)
+        done.error_code = BOOKED_CHANGE
     return done
 
 

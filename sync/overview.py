@@ -10,6 +10,7 @@ from storage.models import Document
 from storage.queries import figures, overview
 from storage.states import PostingState
 from sync.kinds import KINDS
+from sync.voucher_change import change_lines
 
 
 @dataclass
@@ -122,6 +123,37 @@ def _seen_as(kind: str, data: dict[str, object], external_id: str) -> str:
     """A document as its messages name it (supplier, number, amount), not ``bill B-1005``."""
     known = KINDS.get(kind)
     return known.summary(data, external_id) if known else f"{kind.replace('_', ' ')} {external_id}"
+
+
+@dataclass
+class BookedNotSent:
+    """A booked posting a person must correct in the ledger: booked, change not sent."""
+
+    posting_id: int
+    document_id: int
+    integration: str
+    #: ``Kontorland A/S · INV-1 · 842.50 DKK`` (the kind's own summary)
+    summary: str
+    posting_kind: str
+    voucher: str
+    #: ``Amount 742.50 -> 842.50`` per field; empty for a withdrawal the voucher did not get
+    change: list[str]
+    reason: str
+
+
+async def booked_not_sent(s: Session, *, limit: int = 20) -> list[BookedNotSent]:
+    """Booked postings whose change was not sent and that nobody marked handled yet."""
+    out = []
+    for p, doc, name in await overview.booked_not_sent(s, limit):
+        kind = KINDS.get(doc.kind)
+        summary = kind.summary(doc.data, doc.external_id) if kind else f"{doc.kind} {doc.external_id}"
+        change = change_lines([list(c) for c in p.unsent_change or []])
+        out.append(
+            BookedNotSent(
+                p.id, doc.id, name, summary, p.kind, p.external_ref or "?", change, p.last_error or ""
+            )
+        )
+    return out
 
 
 async def find_documents(s: Session, ref: str, limit: int = 5) -> list[Document]:

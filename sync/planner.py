@@ -34,6 +34,10 @@ class PlannedPosting:
     wait_reason: str | None = None
     #: ``journal`` postings: the period they book in
     period: str | None = None
+    #: the slot of the posting of the same document that must be in the ledger first (a
+    #: payment's invoice); the worker never claims this one before that one is synced
+    #: (``storage.queries.postings.waits_for_dependency``), whatever queued it
+    depends_on: str | None = None
 
     @property
     def slot(self) -> str:
@@ -45,6 +49,11 @@ def content_hash(fields: dict[str, Any]) -> str:
     """A stable hash of the fields a ledger record is made of."""
     canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def dependency_wait(depends_on: str) -> str:
+    """What a person reads about a posting that waits for another of its document."""
+    return f"waiting for the {depends_on.split(':', 1)[0].replace('_', ' ')} posting"
 
 
 def wait_reason(rules: Eligibility, doc_date: date | None, *, history: bool = False) -> str | None:

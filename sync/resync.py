@@ -14,6 +14,7 @@ from typing import Any
 
 from storage.db import Session
 from storage.models import Activity, Attempt, Document, Posting
+from storage.queries.dependencies import DEPENDENCY_DONE, release_dependents
 from storage.queries.documents import document_by_key, postings_of_document
 from storage.queries.groups import close_settled_groups
 from storage.queries.postings import clear_backoff
@@ -23,7 +24,7 @@ from sync.changes import Change
 from sync.engine import Engine
 from sync.ingest import apply_plan
 from sync.kinds import KINDS, plan
-from sync.planner import Eligibility, PlannedPosting
+from sync.planner import Eligibility, PlannedPosting, dependency_wait
 
 #: states a person's resync may move to pending (not in flight, not booked, not queued)
 RESYNCABLE = (
@@ -136,7 +137,9 @@ async def requeue_document(
             outcomes.append(ActionOutcome(p.id, p.kind, False, _why_no_posting(doc, p.kind, data)))
             continue
         outcome = await _requeue_guarded(s, p, want, trigger, actor, now)
-        outcomes.append(outcome)
+        if outcome.ok:
+            p.depends_on = want.depends_on if want is not None else p.depends_on
+        outcomes.append(_waiting_note(outcome, p, existing))
         if outcome.ok:
             changes.append(Change(p.id, doc.id, PostingState.PENDING, p.error_group_id))
     if any(o.ok for o in outcomes):
@@ -230,11 +233,73 @@ async def ignore_posting(engine: Engine, posting_id: int, actor: str | None) -> 
                     message="Ignored by a person.",
                 )
             )
+            # a person decided it is not to be sent: what waits for it goes on its own
+            await s.run_sync(lambda ss: release_dependents(ss, posting_id, now))
             if p.error_group_id is not None:
                 # the last open member ignored: the group has nothing left to fix
                 gid = p.error_group_id
                 await s.run_sync(lambda ss: close_settled_groups(ss, [gid]))
         change = Change(p.id, p.document_id, PostingState.IGNORED if ok else p.state, p.error_group_id)
+    engine.feed.publish([change])
+    engine.wake()  # a posting waiting for this one may go now (storage.queries.postings.DEPENDENCY_DONE)
+    return ActionOutcome(posting_id, p.kind, ok, message)
+
+
+def _waiting_note(outcome: ActionOutcome, p: Posting, existing: dict[str, Posting]) -> ActionOutcome:
+    """A queued posting whose dependency is not in the ledger says it waits for it."""
+    dep = existing.get(p.depends_on) if p.depends_on else None
+    if dep is None or dep.state in DEPENDENCY_DONE or p.depends_on is None:
+        return outcome
+    why = f"{dependency_wait(p.depends_on)}: it is sent once that one is in the ledger"
+    if outcome.ok:
+        return ActionOutcome(p.id, p.kind, True, f"{_label(p)} queued, {why}.")
+    if p.state == PostingState.PENDING:
+        return ActionOutcome(p.id, p.kind, False, f"{_label(p)} is already queued, {why}.")
+    return outcome
+
+
+async def mark_handled(engine: Engine, posting_id: int, actor: str | None) -> ActionOutcome:
+    """A person says the change a booked voucher did not get (or its withdrawal) is handled
+    in the ledger: the posting leaves ``/ledger attention``; who and when stay on it."""
+    now = engine.clock()
+    async with engine.db.sessions() as s, s.begin():
+        p = await s.get(Posting, posting_id)
+        if p is None:
+            return ActionOutcome(posting_id, "", False, "No such posting.")
+        ok = p.state == PostingState.BOOKED and bool(p.last_error)
+        if ok:
+            p.last_error = p.error_code = None
+            p.handled_by, p.handled_at, p.updated_at = actor, now, now
+            message = f"{_label(p)}: the change not sent to voucher {p.external_ref} is marked handled."
+            s.add(
+                Attempt(
+                    posting_id=posting_id,
+                    started_at=now,
+                    finished_at=now,
+                    trigger=Trigger.MANUAL,
+                    actor=actor,
+                    operation=Operation.NONE,
+                    outcome=Outcome.BOOKED,
+                    error_code="handled",
+                    message="Marked handled by a person (corrected in the ledger).",
+                    external_ref=p.external_ref,
+                )
+            )
+        elif p.handled_by:
+            message = f"{_label(p)} was already marked handled."
+        else:
+            message = f"{_label(p)} has nothing to mark handled: no change is waiting for a person."
+        s.add(
+            Activity(
+                actor=actor,
+                action="mark_handled",
+                subject=f"posting:{posting_id}",
+                at=now,
+                outcome="ok" if ok else "refused",
+                detail={"message": message},
+            )
+        )
+        change = Change(p.id, p.document_id, p.state, p.error_group_id)
     engine.feed.publish([change])
     return ActionOutcome(posting_id, p.kind, ok, message)
 

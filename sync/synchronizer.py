@@ -21,6 +21,7 @@ from sync.changes import Change
 from sync.engine import Engine
 from sync.errors import Failure, FailureKind, classify
 from sync.kinds import build_request
+from sync.voucher_change import voucher_fields
 from sync.withdrawal import withdrawal_request
 
 log = logging.getLogger("sync.worker")  # the attempt log keeps the worker's logger name
@@ -37,6 +38,8 @@ class Report:
     lookup_done: bool = False
     hold_company_until: datetime | None = None
     change: Change | None = None
+    #: the voucher's fields as this attempt's request had them (``sync.voucher_change``)
+    fields: dict[str, str] | None = None
 
 
 @dataclass
@@ -84,7 +87,9 @@ class Synchronizer:
                 raise UnsupportedPostingError(
                     f"{cfg.kind} cannot take {row.kind.replace('_', ' ')} postings."
                 )
-            return await self._send(row, connector, request, done)
+            report = await self._send(row, connector, request, done)
+            report.fields = voucher_fields(request)
+            return report
         except Exception as exc:  # classified below; nothing escapes the worker
             return _failed(row, exc, done.operation, done.lookup_done)
 

@@ -67,7 +67,7 @@ def withdraw(p: Posting, doc_kind: str, now: datetime) -> Attempt | None:
         )
     p.state = PostingState.PENDING
     p.queued_at = p.next_attempt_at = now
-    p.queued_trigger, p.queued_actor = Trigger.AUTO, None
+    p.queued_trigger, p.queued_actor = Trigger.CHANGE, None  # the document changed
     p.last_error = p.error_code = None
     return None
 
@@ -91,7 +91,7 @@ def _entry(
         posting_id=p.id,
         started_at=now,
         finished_at=now,
-        trigger=Trigger.AUTO,
+        trigger=Trigger.CHANGE,
         operation=operation,
         outcome=outcome,
         error_code=code,

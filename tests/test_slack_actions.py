@@ -72,19 +72,16 @@ async def test_failure_message_shows_the_bill_and_the_right_buttons(slack: Slack
     assert slack.fake.action_ids(ts) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG, ActionId.IGNORE]
 
 
-async def test_paid_bill_offers_payment_resync_too(slack: SlackHarness) -> None:
+async def test_paid_bill_whose_invoice_failed_says_its_payment_waits(slack: SlackHarness) -> None:
     await slack.ingest(bill("B-2", category="Travel", paid={"date": "2026-11-20", "amount": "1250.00"}))
     await slack.runtime.worker.run_until_idle()
     await slack.deliver()
     [post] = slack.fake.posts()
     ts = slack.fake.ts_of(post)
     assert "has no account mapping" in slack.fake.text_of(ts)
-    assert slack.fake.action_ids(ts) == [
-        ActionId.RESYNC_INVOICE,
-        ActionId.RESYNC_PAYMENT,
-        ActionId.SHOW_LOG,
-        ActionId.IGNORE,
-    ]
+    assert "The payment posting waits for this one" in slack.fake.text_of(ts)
+    # no payment resync while it waits: it follows the invoice on its own
+    assert slack.fake.action_ids(ts) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG, ActionId.IGNORE]
 
 
 async def test_click_acks_at_once_then_resyncs_and_rebuilds_the_message(slack: SlackHarness) -> None:
@@ -212,8 +209,8 @@ async def test_booked_posting_shows_why_and_offers_no_resync(slack: SlackHarness
     [post] = slack.fake.posts()
     ts = slack.fake.ts_of(post)
     shown = slack.fake.text_of(ts)
-    assert "is booked" in shown and "cannot be changed" in shown and "2026-50001" in shown
-    assert slack.fake.action_ids(ts) == [ActionId.SHOW_LOG]
+    assert "is booked" in shown and "change not sent" in shown and "2026-50001" in shown
+    assert slack.fake.action_ids(ts) == [ActionId.MARK_HANDLED, ActionId.SHOW_LOG]
     # a stale button from elsewhere does not book it twice either
     p = await posting(slack.runtime)
     await slack.press(ActionId.RESYNC_INVOICE, PostingRef(document=p.document_id, posting=p.id).value())

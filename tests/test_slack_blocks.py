@@ -148,21 +148,59 @@ def test_synced_shows_voucher_and_who_fixed_it() -> None:
     snapshot("posting_synced", body)
 
 
-def test_booked_explains_why_and_has_no_resync_button() -> None:
+def test_booked_change_shows_before_and_after_and_offers_mark_handled() -> None:
+    change = (("Amount", "742.50", "842.50"), ("Account", "2800", "2850"))
     body = checked(
         posting_message(
             a_notice(
                 "booked",
                 paid=True,
                 external_ref="2026-50001",
-                error="2026-50001 is booked in the ledger, so it cannot be changed; the latest change "
-                "was not sent. Correct it in the ledger.",
+                error="Change not sent: voucher 2026-50001 is booked in the ledger (Amount 742.50 → 842.50; "
+                "Account 2800 → 2850). Correct it in the ledger, then mark it handled.",
+                unsent_change=change,
             )
         )
     )
-    assert buttons(body) == [ActionId.SHOW_LOG]
-    assert "cannot be changed" in json.dumps(body.blocks)
+    assert buttons(body) == [ActionId.MARK_HANDLED, ActionId.SHOW_LOG]
+    text = json.dumps(body.blocks, ensure_ascii=False)
+    assert (
+        "Booked, change not sent" in text
+        and "Amount 742.50 → 842.50" in text
+        and "Account 2800 → 2850" in text
+    )
+    assert "The ledger says" not in text  # ledgerops' own reason, not the ledger's
     snapshot("posting_booked", body)
+    handled = checked(
+        posting_message(
+            a_notice(
+                "booked",
+                paid=True,
+                external_ref="2026-50001",
+                error=None,
+                unsent_change=change,
+                handled_by="U0BOB",
+                handled_at=AT,
+            )
+        )
+    )
+    assert buttons(handled) == [ActionId.SHOW_LOG]
+    assert "Marked handled by <@U0BOB>" in json.dumps(handled.blocks)
+    snapshot("posting_booked_handled", handled)
+
+
+def test_a_failed_invoice_says_its_payment_waits_and_ignore_warns() -> None:
+    n = a_notice(paid=True)
+    waiting = PostingNotice(n.document, n.posting, last_attempt_at=AT, dependents=(("payment", "pending"),))
+    body = checked(posting_message(waiting))
+    assert "The payment posting waits for this one" in json.dumps(body.blocks)
+    assert buttons(body) == [ActionId.RESYNC_INVOICE, ActionId.SHOW_LOG, ActionId.IGNORE]
+    synced = PostingNotice(n.document, n.posting, last_attempt_at=AT, dependents=(("payment", "synced"),))
+    ignore = checked(posting_message(synced)).blocks[-1]["elements"][-1]
+    assert "already in the ledger; ignoring the invoice posting leaves it without its invoice" in json.dumps(
+        ignore
+    )
+    snapshot("posting_failed_payment_waits", body)
 
 
 def test_ignored_and_retrying_states() -> None:
@@ -324,6 +362,7 @@ def test_action_ids_are_stable() -> None:
         "ledgerops.log_page",
         "ledgerops.ignore",
         "ledgerops.resync_group",
+        "ledgerops.mark_handled",
         "ledgerops.page",
         "ledgerops.pause",
         "ledgerops.resume",

@@ -325,3 +325,12 @@ async def test_fuzz_a_member_never_gets_a_500(slack: SlackHarness, data: st.Data
     status = await post(slack, body, FORM)
     event(f"HTTP {status}")
     assert status < 500
+
+
+@pytest.mark.parametrize("team_id", [[], ["T0TEAM"], {"id": "T0TEAM"}, 7])
+async def test_a_team_id_that_is_not_text_is_refused_not_a_500(slack: SlackHarness, team_id: Any) -> None:
+    # found by the fuzz test: a validly signed body naming its workspace by a list
+    for body in ({"type": "", "team_id": team_id}, {"type": "block_actions", "team": {"id": team_id}}):
+        status = await post(slack, json.dumps(body), JSON)
+        assert status < 500, body
+    assert slack.fake.posts() == []

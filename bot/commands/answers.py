@@ -13,7 +13,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlo
 from bot.actions import ActionId, GroupRef, HistoryRef, PageRef
 from bot.block_kit import SlackBody, button, context, escape, finish, quote, section, when
 from sync.mappings import MappingSource
-from sync.overview import AttentionGroup, CompanyQueue, IntegrationStatus
+from sync.overview import AttentionGroup, BookedNotSent, CompanyQueue, IntegrationStatus
 
 #: groups per page of ``attention`` (3 blocks each keeps a page far below 50 blocks)
 GROUPS_PER_PAGE = 10
@@ -58,12 +58,23 @@ def status_answer(
     return finish(f"Ledger status — {text}", blocks)
 
 
-def attention_answer(groups: Sequence[AttentionGroup], page: int = 1, can_change: bool = True) -> SlackBody:
-    """``/ledger attention``: what needs a person, grouped by error, each with its buttons."""
-    if not groups:
+def attention_answer(
+    groups: Sequence[AttentionGroup],
+    page: int = 1,
+    can_change: bool = True,
+    booked: Sequence[BookedNotSent] = (),
+) -> SlackBody:
+    """``/ledger attention``: what needs a person, grouped by error, each with its buttons;
+    then booked vouchers whose change was not sent (on the first page)."""
+    if not groups and not booked:
         return finish(
             "Nothing needs attention.", [section(":white_check_mark: Nothing needs a person right now.")]
         )
+    if not groups:
+        header = HeaderBlock(
+            text=PlainTextObject(text=f"Needs attention: {len(booked)} booked, change not sent")
+        )
+        return finish(f"{len(booked)} booked postings need attention", [header, *booked_blocks(booked)])
     pages = max(1, -(-len(groups) // GROUPS_PER_PAGE))
     page = min(max(page, 1), pages)
     shown = groups[(page - 1) * GROUPS_PER_PAGE : page * GROUPS_PER_PAGE]
@@ -94,8 +105,38 @@ def attention_answer(groups: Sequence[AttentionGroup], page: int = 1, can_change
                 )
             )
         blocks.append(context(f"first seen {when(g.first_seen)} · last seen {when(g.last_seen)}"))
+    if page == 1:
+        blocks.extend(booked_blocks(booked))
     blocks.extend(_pager("attention", page, pages))
-    return finish(f"{total} postings need attention", blocks)
+    return finish(f"{total + len(booked)} postings need attention", blocks)
+
+
+#: booked postings listed in full in ``attention`` (the rest counted)
+BOOKED_SHOWN = 10
+
+
+def booked_blocks(booked: Sequence[BookedNotSent]) -> list[Block]:
+    """One section per booked posting whose change was not sent: what, which voucher, the change."""
+    if not booked:
+        return []
+    blocks: list[Block] = [
+        section(f"*Booked, change not sent* — {len(booked)} posting{'s' if len(booked) != 1 else ''}")
+    ]
+    for b in booked[:BOOKED_SHOWN]:
+        what = "\n".join(f"• {escape(line)}" for line in b.change[:6]) or quote(b.reason, 500)
+        blocks.append(
+            section(
+                f"*{escape(b.summary)}* · {escape(b.posting_kind.replace('_', ' '))} posting · "
+                f"voucher *{escape(b.voucher)}* in *{escape(b.integration)}*\n{what}"
+            )
+        )
+    if len(booked) > BOOKED_SHOWN:
+        blocks.append(
+            context(f"…and {len(booked) - BOOKED_SHOWN} more: correct them in the ledger, then Mark handled.")
+        )
+    else:
+        blocks.append(context("Correct each in the ledger, then press Mark handled on its message."))
+    return blocks
 
 
 def _pager(command: str, page: int, pages: int) -> list[Block]:

@@ -14,7 +14,7 @@ from slack_sdk.models.blocks.basic_components import ConfirmObject, MarkdownText
 from bot.actions import ActionId, IntegrationRef
 from bot.block_kit import button, escape, section, when
 from bot.commands.answers import attention_answer, integration_head
-from sync.overview import AttentionGroup, IntegrationStatus
+from sync.overview import AttentionGroup, BookedNotSent, IntegrationStatus
 
 ABOUT = (
     "*About ledgerops*\nledgerops keeps the books in step with the systems where the money moves: "
@@ -46,6 +46,8 @@ def home_view(
     statuses: Sequence[IntegrationStatus],
     groups: Sequence[AttentionGroup],
     can_change: bool,
+    *,
+    booked: Sequence[BookedNotSent] = (),
     jobs: Sequence[Any] = (),
     readme_url: str | None = None,
 ) -> dict[str, object]:
@@ -75,9 +77,9 @@ def home_view(
             )
         blocks.append(sec)
     blocks.append(DividerBlock())
-    attention = attention_answer(groups, 1, can_change)
+    attention = attention_answer(groups, 1, can_change, booked)
     body = [b for b in attention.blocks if b.get("type") != "header"]
-    blocks.append(section(f"*Needs attention* — {sum(g.failed for g in groups)} postings"))
+    blocks.append(section(f"*Needs attention* — {sum(g.failed for g in groups) + len(booked)} postings"))
     tail = [DividerBlock(), jobs_block(jobs), DividerBlock(), about_block(readme_url)]
     view_blocks = [b.to_dict() for b in blocks] + body[: 100 - len(blocks) - len(tail)]
     return {"type": "home", "blocks": view_blocks + [b.to_dict() for b in tail]}

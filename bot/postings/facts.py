@@ -83,10 +83,24 @@ class PostingFacts:
     last_actor: str | None = None
     #: when it was queued (a person's resync: when they asked)
     queued_at: datetime | None = None
+    #: a booked voucher's change that was not sent: (field, before, after)
+    unsent_change: tuple[tuple[str, str, str], ...] = ()
+    #: who marked that change (or a booked withdrawal) handled in the ledger, and when
+    handled_by: str | None = None
+    handled_at: datetime | None = None
+    #: queued but held back until another posting of the document is in the ledger
+    waiting_for: str | None = None
+
+    @property
+    def needs_person(self) -> bool:
+        """Booked with a change (or a withdrawal) not sent that nobody has marked handled yet."""
+        return self.state == PostingState.BOOKED and bool(self.last_error)
 
     @property
     def status(self) -> Status:
         """The posting's state as a message status."""
+        if self.waiting_for and self.state in (PostingState.PENDING, PostingState.RETRYING):
+            return Status.WAITING
         return {
             PostingState.FAILED: Status.FAILED,
             PostingState.BOOKED: Status.BOOKED,
@@ -112,6 +126,8 @@ class PostingNotice:
     last_attempt_at: datetime | None = None
     #: the document's other postings' states by kind (the payment posting may be booked)
     sibling_states: Mapping[str, str] = field(default_factory=dict)
+    #: the document's postings that wait for this one: (kind, state)
+    dependents: tuple[tuple[str, str], ...] = ()
 
     @property
     def status(self) -> Status:
@@ -200,6 +216,8 @@ class LogEntry:
     external_ref: str | None = None
     #: set for a person's action from ``activity`` (resync, ignore, a refusal)
     action: str | None = None
+    #: an attempt's error code (``booked``: a change a booked voucher did not get)
+    error_code: str | None = None
     #: sort tie-breaker: attempts and activity rows interleave by time, then id
     order: int = 0
 

@@ -21,6 +21,8 @@ from bot.block_kit import (
 )
 from bot.postings.facts import DocumentFacts, LogEntry, PostingNotice, document_title, posting_label
 from bot.postings.messages import _posting_buttons  # the message's own buttons, not a copy
+from sync.voucher_change import BOOKED_CHANGE, CHANGE_NOT_SENT
+from sync.withdrawal import WITHDRAW_BOOKED
 
 #: entries on one Show log page: 1 section each + 4 framing blocks stays far below 50 blocks
 LOG_PAGE_SIZE = 15
@@ -43,11 +45,20 @@ _ACTION_WORDS = {
     "resync_all": "asked to resync the whole group",
     "resync_many": "asked for a bulk resync",
     "ignore": "ignored a posting",
+    "mark_handled": "marked a booked voucher's change handled",
     "resync_invoice": "asked to resync the invoice posting",
     "resync_payment": "asked to resync the payment posting",
     "resync_posting": "asked for a resync",
     "resync_group": "asked to resync a group",
     "show_log": "opened the log",
+}
+
+
+#: what happened, for attempts whose operation and outcome alone would not say it
+_SAID = {
+    BOOKED_CHANGE: f"*{CHANGE_NOT_SENT}*",
+    "handled": "*marked handled*",
+    WITHDRAW_BOOKED: "*not withdrawn: voucher booked*",
 }
 
 
@@ -60,10 +71,8 @@ def entry_text(e: LogEntry) -> str:
     else:
         what = posting_label(*(e.posting or "posting").split(":", 1)) if e.posting else "posting"
         by = f" by {mention(e.actor)}" if e.actor else ""
-        head = (
-            f"{icon} {when(e.at)} · {what} · {escape(e.trigger or 'auto')}{by} · "
-            f"{escape(e.operation or 'none')} → *{escape(e.outcome)}*"
-        )
+        happened = _SAID.get(e.error_code or "") or f"{escape(e.operation or 'none')} → *{escape(e.outcome)}*"
+        head = f"{icon} {when(e.at)} · {what} · {escape(e.trigger or 'auto')}{by} · {happened}"
         if e.external_ref:
             head += f" · voucher {escape(e.external_ref)}"
     if e.message:

@@ -18,13 +18,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.actions import ActionId, GroupRef, PostingIdRef, PostingRef
+from bot.actions import ActionId, GroupRef, HandledRef, PostingIdRef, PostingRef
 from bot.block_kit import (
     SECTION_TEXT,
     SlackBody,
     button,
     context,
-    cut,
     escape,
     finish,
     mention,
@@ -41,8 +40,8 @@ from bot.postings.facts import (
     plural,
     posting_label,
 )
-from storage.states import Outcome, PostingState, Trigger
-from sync.errors import resync_cannot_help, said_by_ledgerops
+from bot.postings.reasons import booked_blocks, partly_posted, reasons, refused, waiting_dependents
+from storage.states import Outcome, PostingState
 from sync.kinds import KINDS
 
 # -- the message about one posting -----------------------------------------------------------
@@ -69,19 +68,20 @@ def posting_message(n: PostingNotice) -> SlackBody:
     title = escape(document_title(doc))
     integ = escape(p.integration)
     headline = _HEADLINES[status].format(label=label, doc=title, integ=integ)
-    if _refused(n):
+    if refused(n):
         headline = f":no_entry: *The {label} of {title} is refused*: it is not sent to *{integ}*."
     blocks: list[Block] = [section(headline, _fact_fields(n))]
-    blocks.extend(_partly_posted(n))
+    blocks.extend(partly_posted(n))
     if status is Status.BOOKED:
+        blocks.extend(booked_blocks(p))
+    elif status is Status.WAITING and p.waiting_for:
+        blocks.append(section(f"It is {escape(p.waiting_for)}: it is sent once that one is in the ledger."))
+    else:
+        blocks.extend(reasons(n))
+    if status is Status.FAILED and waiting_dependents(n):
         blocks.append(
-            section(
-                f"It is voucher *{escape(p.external_ref or '?')}* there. A booked voucher cannot be "
-                "changed, and sending it again would book the bill twice, so there is nothing to "
-                "resync: correct it in the ledger (a credit note or a correcting entry)."
-            )
+            section(f"The {waiting_dependents(n)} waits for this one: it is sent once this is synced.")
         )
-    blocks.extend(_reasons(n))
     if status is Status.SYNCED:
         who = f" Fixed by {mention(n.fixed_by)}." if n.fixed_by else ""
         blocks.append(section(f"Voucher *{escape(p.external_ref or '?')}*.{who}"))
@@ -99,58 +99,9 @@ def posting_message(n: PostingNotice) -> SlackBody:
     if actions:
         blocks.append(ActionsBlock(elements=actions))
     text = _plain_headline(status, label, document_title(doc), p.integration, p.last_error)
-    if _refused(n):
+    if refused(n):
         text = f"The {label} of {document_title(doc)} is refused: {p.last_error}"
     return finish(escape(text), blocks)
-
-
-def _refused(n: PostingNotice) -> bool:
-    """Refused by ledgerops for what the document says (a test company): a resync cannot help."""
-    return n.status is Status.FAILED and resync_cannot_help(n.posting.error_code)
-
-
-def _reasons(n: PostingNotice) -> list[Block]:
-    """Why it stands as it does, labelled by whose words they are (by code and give-up, not text)."""
-    p, status = n.posting, n.status
-    if not p.last_error or status is Status.SYNCED:
-        return []
-    # the answer to a person's click: their resync failed now (never "gave up after N")
-    manual = status is Status.FAILED and p.last_trigger == Trigger.MANUAL and bool(p.last_actor)
-    tried = f"*Resync by {mention(p.last_actor)} {when(n.last_attempt_at)} failed.*\n" if manual else ""
-    # ledgerops decided (a missing mapping, a test company) or explains a booked voucher
-    if said_by_ledgerops(p.error_code) or status is Status.BOOKED:
-        own = cut(escape(" ".join(p.last_error.split())), SECTION_TEXT - 120)
-        return [section(f"{tried}*Why:*\nledgerops: {own}")]
-    text = quote(p.last_error, SECTION_TEXT - 120)
-    if status is not Status.FAILED:
-        return [section(f"*Last error:*\n{text}")]
-    said = section(f"{tried}*The ledger says:*\n{text}")
-    if p.gave_up and not manual:
-        why = (
-            f"*Why:*\nledgerops stopped trying after {p.attempts} attempts: the ledger did not "
-            "answer. Resync when it is back."
-        )
-        return [section(why), said]
-    return [said]
-
-
-def _partly_posted(n: PostingNotice) -> list[Block]:
-    """A document whose periods went one way and another: ``1 of 2 periods posted; 2026-11 failed``."""
-    periods = {
-        slot.partition(":")[2]: state
-        for slot, state in n.sibling_states.items()
-        if ":" in slot and state not in (PostingState.WITHDRAWN, PostingState.IGNORED)
-    }
-    posted = sorted(k for k, v in periods.items() if v in (PostingState.SYNCED, PostingState.BOOKED))
-    failed = sorted(k for k, v in periods.items() if v == PostingState.FAILED)
-    if not posted or not failed:
-        return []
-    return [
-        section(
-            f":warning: *Partly posted:* {len(posted)} of {len(periods)} periods posted "
-            f"({', '.join(posted)}); {', '.join(failed)} failed."
-        )
-    ]
 
 
 def shown_in_group(n: PostingNotice) -> SlackBody:
@@ -191,17 +142,21 @@ def _fact_fields(n: PostingNotice) -> list[str]:
 def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
     p, doc, status = n.posting, n.document, n.status
     log = button("Show log", ActionId.SHOW_LOG, PostingRef(document=doc.id, posting=p.id))
+    if status is Status.BOOKED and p.needs_person:
+        return [_mark_handled(p), log]
     if status not in (Status.FAILED, Status.RETRYING, Status.WAITING, Status.IGNORED):
         return [log]  # queued/sending: already on its way; synced/booked: nothing to do
     ids = PostingRef(document=doc.id, posting=p.id)
     out: list[ButtonElement] = []
-    if _refused(n):
+    if refused(n):
         pass  # a resync would be refused the same way: the reason and Ignore only
     elif doc.kind == "bill":
         if n.sibling_states.get("invoice", PostingState.FAILED) != PostingState.BOOKED:
             out.append(button("Resync invoice posting", ActionId.RESYNC_INVOICE, ids, "primary"))
         # Only a paid bill has a payment posting (the users' own rule).
-        if doc.is_paid_bill and n.sibling_states.get("payment") != PostingState.BOOKED:
+        # ... and not while the payment waits for this invoice: it follows the invoice on its own
+        waits = waiting_dependents(n)
+        if doc.is_paid_bill and n.sibling_states.get("payment") != PostingState.BOOKED and not waits:
             out.append(button("Resync payment posting", ActionId.RESYNC_PAYMENT, ids))
     else:
         out.append(
@@ -218,7 +173,7 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
                 ConfirmObject(
                     title="Ignore this posting?",
                     text=f"The {posting_label(p.kind, p.period)} will not be "
-                    "sent to the ledger until someone resyncs it.",
+                    f"sent to the ledger until someone resyncs it.{_ignore_warning(n)}",
                     confirm="Ignore",
                     deny="Cancel",
                     style="danger",
@@ -226,6 +181,43 @@ def _posting_buttons(n: PostingNotice) -> list[ButtonElement]:
             )
         )
     return out
+
+
+def _mark_handled(p: Any) -> ButtonElement:
+    ref = p.external_ref or "?"
+    return button(
+        "Mark handled",
+        ActionId.MARK_HANDLED,
+        HandledRef(posting=p.id, voucher=ref),
+        "primary",
+        ConfirmObject(
+            title="Mark it handled?",
+            text=f"Only once voucher {ref} is corrected in the ledger: ledgerops never changes a "
+            "booked voucher. The posting leaves /ledger attention.",
+            confirm="Mark handled",
+            deny="Cancel",
+        ),
+    )
+
+
+def _ignore_warning(n: PostingNotice) -> str:
+    """What ignoring this posting does to the postings of the document that wait for it."""
+    this = posting_label(n.posting.kind, n.posting.period)
+    noun = n.document.kind.replace("_", " ")
+    words = []
+    for kind, state in n.dependents:
+        label = posting_label(kind)
+        if state in (PostingState.SYNCED, PostingState.BOOKED):
+            words.append(
+                f" The {label} of this {noun} is already in the ledger; ignoring the {this} "
+                f"leaves it without its {n.posting.kind.replace('_', ' ')}."
+            )
+        elif state in (PostingState.PENDING, PostingState.RETRYING, PostingState.WAITING):
+            words.append(
+                f" The {label} of this {noun} waits for the {this}; ignoring the {this} "
+                "sends it on its own, without it."
+            )
+    return "".join(words)
 
 
 def _plain_headline(status: Status, label: str, doc: str, integration: str, error: str | None) -> str:

@@ -7,6 +7,7 @@ message says is always what the database says now.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from bot.postings.facts import (
@@ -21,7 +22,9 @@ from bot.postings.facts import (
 from storage.db import Session
 from storage.models import Activity, Attempt, Document, Posting
 from storage.queries import reads
+from storage.queries.dependencies import DEPENDENCY_DONE
 from storage.states import Outcome, PostingState
+from sync.planner import dependency_wait
 
 QUEUED = (PostingState.PENDING, PostingState.IN_FLIGHT, PostingState.RETRYING, PostingState.WAITING)
 #: log rows read for Show log (a bill has a handful; a pathological one stays bounded)
@@ -54,6 +57,9 @@ def posting_facts(p: Posting, integration: str, last: Any = None) -> PostingFact
         last_trigger=str(last.trigger) if last is not None else None,
         last_actor=last.actor if last is not None else None,
         queued_at=p.queued_at,
+        unsent_change=tuple((str(f), str(old), str(new)) for f, old, new in p.unsent_change or ()),
+        handled_by=p.handled_by,
+        handled_at=p.handled_at,
     )
 
 
@@ -68,9 +74,15 @@ async def load_posting_notice(s: Session, posting_id: int) -> PostingNotice | No
     fixed_by = None
     if p.state == PostingState.SYNCED and last is not None and last.outcome == Outcome.SYNCED:
         fixed_by = last.actor
+    slots = await reads.dependencies_of_document(s, doc.id, p.integration_id)
+    facts = posting_facts(p, integration, last)
+    dependency = slots.get(p.depends_on) if p.depends_on else None
+    if p.depends_on and dependency is not None and dependency[1] not in DEPENDENCY_DONE:
+        facts = replace(facts, waiting_for=dependency_wait(p.depends_on))
     return PostingNotice(
         document=document_facts(doc),
-        posting=posting_facts(p, integration, last),
+        posting=facts,
+        dependents=tuple((kind, state) for kind, state, on in slots.values() if on == p.slot),
         fixed_by=fixed_by,
         last_attempt_at=last.finished_at if last else None,
         sibling_states=siblings,
@@ -115,6 +127,7 @@ def attempt_entry(a: Attempt, p_kind: str, period: str | None) -> LogEntry:
         operation=a.operation,
         message=a.message,
         external_ref=a.external_ref,
+        error_code=a.error_code,
         order=a.id,
     )
 

@@ -77,6 +77,20 @@ async def open_groups_with_failures(s: AsyncSession, limit: int) -> Sequence[Any
     return rows.all()
 
 
+async def booked_not_sent(s: AsyncSession, limit: int) -> Sequence[Any]:
+    """Up to ``limit`` booked postings with a change (or withdrawal) not sent that nobody has
+    marked handled, oldest first: the posting, its document, its integration's name."""
+    rows = await s.execute(
+        select(Posting, Document, Integration.name)
+        .join(Document, Document.id == Posting.document_id)
+        .join(Integration, Integration.id == Posting.integration_id)
+        .where(Posting.state == PostingState.BOOKED, Posting.last_error.is_not(None))
+        .order_by(Posting.updated_at, Posting.id)
+        .limit(limit)
+    )
+    return rows.all()
+
+
 async def documents_failing_in_group(
     s: AsyncSession, group_id: int, limit: int
 ) -> list[tuple[str, str, str, dict[str, Any]]]:

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from storage.models import Attempt, Document, Integration, Lease, Outage, Posting, table_of
+from storage.queries.dependencies import waits_for_dependency
 from storage.queries.upsert import Executor, upsert_into
 from storage.rows import rows_changed
 from storage.states import PostingState
@@ -131,6 +132,7 @@ def due_companies(
             Posting.next_attempt_at <= now,
             Integration.paused.is_(False),
             or_(Lease.key.is_(None), Lease.expires_at < now),
+            ~waits_for_dependency(Posting, aliased(Posting)),
         )
         .group_by(Posting.company_key)
         # per company, after grouping: one index probe per candidate company, not per row
@@ -198,6 +200,7 @@ _D = table_of(Document)
 _I = table_of(Integration)
 _O = table_of(Outage)
 _IN_FLIGHT = table_of(Posting).alias("in_flight")
+_DEP = table_of(Posting).alias("dependency")
 
 _OUTAGE_DECLARED = select(_O.c.integration_id).where(
     _O.c.integration_id == bindparam("iid"), _O.c.since.is_not(None), _O.c.recovered_at.is_(None)
@@ -216,7 +219,11 @@ _CLAIM = (
         == select(_P.c.id)
         # ``pending`` means due (a wait is ``retrying`` until the sweep releases it), so
         # the queue index (company, state, queued_at, id) serves this without a sort.
-        .where(_P.c.company_key == bindparam("company"), _P.c.state == PostingState.PENDING)
+        .where(
+            _P.c.company_key == bindparam("company"),
+            _P.c.state == PostingState.PENDING,
+            ~waits_for_dependency(_P.c, _DEP.c),
+        )
         .order_by(_P.c.queued_at, _P.c.id)
         .limit(1)
         .scalar_subquery(),
@@ -251,6 +258,7 @@ _CLAIMED = (
         _P.c.desired_hash,
         _P.c.synced_hash,
         _P.c.sent_hash,
+        _P.c.synced_fields,
         _P.c.lookup_first,
         _P.c.force,
         _P.c.attempts,

@@ -73,6 +73,18 @@ async def states_of_document_postings(
     return dict(rows.all())
 
 
+async def dependencies_of_document(
+    s: AsyncSession, document_id: int, integration_id: int
+) -> dict[str, tuple[str, str, str | None]]:
+    """Each posting of a document in one integration by slot: (kind, state, the slot it waits for)."""
+    rows = await s.execute(
+        select(Posting.slot, Posting.kind, Posting.state, Posting.depends_on).where(
+            Posting.document_id == document_id, Posting.integration_id == integration_id
+        )
+    )
+    return {slot: (kind, state, on) for slot, kind, state, on in rows.all()}
+
+
 async def last_attempt_of_posting(s: AsyncSession, posting_id: int) -> Any | None:
     """When the posting's newest attempt finished, how, who or what ran it, and whether it gave up."""
     return (

@@ -79,7 +79,8 @@ def plan(bill: BillData, rules: Eligibility, *, history: bool = False) -> list[P
                 "date": bill.paid.date,
             }
         )
-        planned.append(PlannedPosting(PostingKind.PAYMENT, payment, reason))
+        # a payment without its invoice in the ledger would pay a bill the books do not have
+        planned.append(PlannedPosting(PostingKind.PAYMENT, payment, reason, depends_on=PostingKind.INVOICE))
     return planned
 
 
