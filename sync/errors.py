@@ -59,6 +59,16 @@ REFUSED_CODES = frozenset({"test_company"})
 UNMAPPED = "unmapped_"
 
 
+#: no answer came from the ledger (not reached, no answer in time, cut off, unreadable):
+#: the text is ledgerops' own description, never "the ledger says"
+NO_ANSWER_CODES = frozenset({"unreachable", "timeout", "connection_lost", "unreadable_answer"})
+
+
+def ledger_did_not_answer(code: str | None) -> bool:
+    """Whether a failure with this code is the ledger's silence, described by ledgerops."""
+    return code in NO_ANSWER_CODES
+
+
 def said_by_ledgerops(code: str | None) -> bool:
     """Whether a failure with this code is ledgerops' own reason, not the ledger's answer."""
     return code is not None and (code in OWN_CODES or code.startswith(UNMAPPED))

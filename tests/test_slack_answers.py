@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.actions import ActionId, IntegrationRef, LogPageRef, PageRef
 from connectors.sandbox.books import SandboxBooks
@@ -66,12 +67,19 @@ async def test_resync_invoice_says_who_asked_in_the_message(slack: SlackHarness)
 
 
 async def test_resync_payment_from_the_invoices_message_is_answered_privately(slack: SlackHarness) -> None:
-    books(slack).accounts.pop("2800")  # the invoice fails; the payment went through
+    # An invoice message posted before payments waited for their invoice still carries
+    # "Resync payment posting": its click is answered where it was made.
+    books(slack).accounts.pop("2800")  # the invoice fails, so its payment waits for it
     ts = await failed_message(slack, bill("A-2", paid={"date": "2026-11-20", "amount": "1250.00"}))
     before = slack.fake.text_of(ts)
-    await click(slack, ts, ActionId.RESYNC_PAYMENT)
+    async with slack.runtime.db.sessions() as s:
+        invoice = (await s.scalars(select(Posting).where(Posting.kind == "invoice"))).one()
+    # the button's value names the message's own posting; the click asks for the payment
+    value = json.dumps({"document": invoice.document_id, "posting": invoice.id}, separators=(",", ":"))
+    assert (await slack.press(ActionId.RESYNC_PAYMENT, value, message_ts=ts)).status_code == 200
+    await slack.settle_clicks()
     [answer] = slack.fake.ephemerals(ALICE)
-    assert "The payment posting queued." in answer.args["text"]
+    assert "The payment posting queued, waiting for the invoice posting" in answer.args["text"]
     assert "does not change" in answer.args["text"]
     await slack.deliver()
     assert slack.fake.text_of(ts) == before  # the invoice's message is about the invoice

@@ -24,7 +24,7 @@ from bot.postings.facts import (
     posting_label,
 )
 from storage.states import PostingState, Trigger
-from sync.errors import resync_cannot_help, said_by_ledgerops
+from sync.errors import ledger_did_not_answer, resync_cannot_help, said_by_ledgerops
 
 # -- the message about one posting -----------------------------------------------------------
 
@@ -46,6 +46,14 @@ def reasons(n: PostingNotice) -> list[Block]:
     if said_by_ledgerops(p.error_code) or status is Status.BOOKED:
         own = cut(escape(" ".join(p.last_error.split())), SECTION_TEXT - 120)
         return [section(f"{tried}*Why:*\nledgerops: {own}")]
+    if status is Status.FAILED and ledger_did_not_answer(p.error_code):
+        saw = cut(escape(" ".join(p.last_error.split())), SECTION_TEXT - 200)
+        lead = (
+            f"ledgerops stopped trying after {p.attempts} attempts: the ledger did not answer."
+            if p.gave_up and not manual
+            else "The ledger did not answer."
+        )
+        return [section(f"{tried}*Why:*\n{lead} Resync when it is back.\nWhat ledgerops saw: {saw}")]
     text = quote(p.last_error, SECTION_TEXT - 120)
     if status is not Status.FAILED:
         return [section(f"*Last error:*\n{text}")]
