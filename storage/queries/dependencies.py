@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import aliased
 
 from storage.models import Posting
 from storage.queries.upsert import Executor
@@ -49,27 +48,35 @@ def waits_for_dependency(p: Any, dep: Any) -> Any:
 WAIT_DEPENDENCY = "waiting_for_dependency"
 
 
-def _dependents_of(posting_id: int) -> Any:
-    """The postings of the same document (and integration) whose ``depends_on`` is this one."""
-    dep = aliased(Posting)
-    return (
-        select(Posting.id)
-        .join(dep, dep.id == posting_id)
-        .where(
-            Posting.document_id == dep.document_id,
-            Posting.integration_id == dep.integration_id,
-            Posting.depends_on == dep.slot,
+def _dependent_ids(conn: Executor, posting_id: int) -> list[int]:
+    """The ids of the postings that wait for this one (almost always none)."""
+    # Two plain look-ups by index: the posting by its id, then its document's postings that
+    # name its slot (as one join, SQLite's planner scanned every posting for the join).
+    me = conn.execute(
+        select(Posting.document_id, Posting.integration_id, Posting.slot).where(Posting.id == posting_id)
+    ).first()
+    if me is None:
+        return []
+    rows = conn.execute(
+        select(Posting.id).where(
+            Posting.document_id == me.document_id,
+            Posting.integration_id == me.integration_id,
+            Posting.depends_on == me.slot,
         )
     )
+    return [int(r[0]) for r in rows]
 
 
 def park_dependents(conn: Executor, posting_id: int, reason: str, now: datetime) -> int:
     """The posting failed: postings queued behind it wait (``waiting``, not queued, not failed)
     until it is in the ledger, so nothing shows them as due or stuck meanwhile."""
+    ids = _dependent_ids(conn, posting_id)
+    if not ids:
+        return 0
     result = conn.execute(
         update(Posting)
         .where(
-            Posting.id.in_(_dependents_of(posting_id)),
+            Posting.id.in_(ids),
             Posting.state.in_((PostingState.PENDING, PostingState.RETRYING)),
         )
         .values(state=PostingState.WAITING, error_code=WAIT_DEPENDENCY, last_error=reason, updated_at=now)
@@ -81,10 +88,13 @@ def park_dependents(conn: Executor, posting_id: int, reason: str, now: datetime)
 def release_dependents(conn: Executor, posting_id: int, now: datetime) -> int:
     """The posting is in the ledger (or ignored, withdrawn): the ones parked behind it are due
     again, keeping their place in the company's queue (their ``queued_at``)."""
+    ids = _dependent_ids(conn, posting_id)
+    if not ids:
+        return 0
     result = conn.execute(
         update(Posting)
         .where(
-            Posting.id.in_(_dependents_of(posting_id)),
+            Posting.id.in_(ids),
             Posting.state == PostingState.WAITING,
             Posting.error_code == WAIT_DEPENDENCY,
         )
