@@ -210,29 +210,9 @@ async def ignore_posting(engine: Engine, posting_id: int, actor: str | None) -> 
                 "can be ignored."
             )
         )
-        s.add(
-            Activity(
-                actor=actor,
-                action="ignore",
-                subject=f"posting:{posting_id}",
-                at=now,
-                outcome="ok" if ok else "refused",
-                detail={"message": message},
-            )
-        )
+        s.add(_activity(actor, "ignore", posting_id, now, ok, message))
         if ok:
-            s.add(
-                Attempt(
-                    posting_id=posting_id,
-                    started_at=now,
-                    finished_at=now,
-                    trigger=Trigger.MANUAL,
-                    actor=actor,
-                    operation=Operation.NONE,
-                    outcome=Outcome.REFUSED,
-                    message="Ignored by a person.",
-                )
-            )
+            s.add(_person_attempt(posting_id, actor, now, Outcome.REFUSED, "Ignored by a person."))
             # a person decided it is not to be sent: what waits for it goes on its own
             await s.run_sync(lambda ss: release_dependents(ss, posting_id, now))
             if p.error_group_id is not None:
@@ -271,37 +251,48 @@ async def mark_handled(engine: Engine, posting_id: int, actor: str | None) -> Ac
             p.last_error = p.error_code = None
             p.handled_by, p.handled_at, p.updated_at = actor, now, now
             message = f"{_label(p)}: the change not sent to voucher {p.external_ref} is marked handled."
-            s.add(
-                Attempt(
-                    posting_id=posting_id,
-                    started_at=now,
-                    finished_at=now,
-                    trigger=Trigger.MANUAL,
-                    actor=actor,
-                    operation=Operation.NONE,
-                    outcome=Outcome.BOOKED,
-                    error_code="handled",
-                    message="Marked handled by a person (corrected in the ledger).",
-                    external_ref=p.external_ref,
-                )
-            )
+            handled = "Marked handled by a person (corrected in the ledger)."
+            attempt = _person_attempt(posting_id, actor, now, Outcome.BOOKED, handled)
+            attempt.error_code, attempt.external_ref = "handled", p.external_ref
+            s.add(attempt)
         elif p.handled_by:
             message = f"{_label(p)} was already marked handled."
         else:
             message = f"{_label(p)} has nothing to mark handled: no change is waiting for a person."
-        s.add(
-            Activity(
-                actor=actor,
-                action="mark_handled",
-                subject=f"posting:{posting_id}",
-                at=now,
-                outcome="ok" if ok else "refused",
-                detail={"message": message},
-            )
-        )
+        s.add(_activity(actor, "mark_handled", posting_id, now, ok, message))
         change = Change(p.id, p.document_id, p.state, p.error_group_id)
     engine.feed.publish([change])
     return ActionOutcome(posting_id, p.kind, ok, message)
+
+
+def _activity(
+    actor: str | None, action: str, posting_id: int, now: datetime, ok: bool, message: str
+) -> Activity:
+    """The audit row of a person's decision about one posting."""
+    return Activity(
+        actor=actor,
+        action=action,
+        subject=f"posting:{posting_id}",
+        at=now,
+        outcome="ok" if ok else "refused",
+        detail={"message": message},
+    )
+
+
+def _person_attempt(
+    posting_id: int, actor: str | None, now: datetime, outcome: Outcome, message: str
+) -> Attempt:
+    """The log line of a person's decision: nothing was sent, the posting's state changed."""
+    return Attempt(
+        posting_id=posting_id,
+        started_at=now,
+        finished_at=now,
+        trigger=Trigger.MANUAL,
+        actor=actor,
+        operation=Operation.NONE,
+        outcome=outcome,
+        message=message,
+    )
 
 
 def _label(p: Posting) -> str:
